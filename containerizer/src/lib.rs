@@ -1,0 +1,7 @@
+//! tepui-containerizer owns turning Mesos task and container descriptions into
+//! running OCI containers: bundles, the per-pod supervisor that calls
+//! libcontainer, cgroups (v1 and v2), namespaces shared inside a pod, image
+//! rootfs assembly, and recovery of containers after an agent restart.
+//!
+//! It must not speak to the master or to executors, nor keep task state: the
+//! agent owns task lifecycles and calls this crate through its API.

@@ -1,0 +1,17 @@
+//! tepui-proto owns the wire: the Mesos v1 API types (generated from Mesos's own
+//! schema, same names and field numbers), tepui's agent <-> master link messages,
+//! Mesos's JSON mapping, protobuf, RecordIO framing, content negotiation and the
+//! Mesos resource model.
+//!
+//! It must not do I/O beyond byte buffers, spawn tasks or know about HTTP servers:
+//! every daemon and client depends on it, so it stays small and pure.
+
+pub mod content;
+pub mod generated;
+pub mod json;
+pub mod recordio;
+pub mod resources;
+
+pub use generated::DESCRIPTOR_POOL;
+pub use generated::mesos::v1;
+pub use generated::tepui::link::v1 as link;

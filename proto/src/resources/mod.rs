@@ -1,0 +1,1 @@
+//! The Mesos resource model.

@@ -1,0 +1,3 @@
+//! The single `tepui` binary: argument parsing and wiring only.
+
+fn main() {}
