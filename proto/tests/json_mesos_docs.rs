@@ -33,12 +33,18 @@ fn check_task(task: &TaskInfo, share_cgroups: bool) {
 
     assert_eq!(task.limits.len(), 2);
     let cpus = task.limits["cpus"].value;
-    assert!(cpus.is_infinite() && cpus.is_sign_positive(), "cpu limit {cpus}");
+    assert!(
+        cpus.is_infinite() && cpus.is_sign_positive(),
+        "cpu limit {cpus}"
+    );
     assert_eq!(task.limits["mem"].value, 4096.0);
 
     let command = task.command.as_ref().expect("command");
     assert_eq!(command.value(), "./my-artifact/run.sh");
-    assert_eq!(command.shell, None, "shell is unset (Mesos defaults it to true)");
+    assert_eq!(
+        command.shell, None,
+        "shell is unset (Mesos defaults it to true)"
+    );
     assert_eq!(command.uris.len(), 1);
 
     let container: &ContainerInfo = task.container.as_ref().expect("container");
@@ -130,8 +136,8 @@ fn documented_text_with_missing_comma_is_rejected_with_line_and_column() {
 fn limits_are_emitted_in_canonical_form_and_decode_again() {
     let call: Call = json::from_str(LAUNCH_GROUP).expect("decodes");
     let encoded = json::to_value(&call);
-    let limits = &encoded["accept"]["operations"][0]["launch_group"]["task_group"]["tasks"][0]
-        ["limits"];
+    let limits =
+        &encoded["accept"]["operations"][0]["launch_group"]["task_group"]["tasks"][0]["limits"];
     assert_eq!(
         limits,
         &serde_json::json!({"cpus": {"value": "Infinity"}, "mem": {"value": 4096.0}})

@@ -2,8 +2,8 @@
 
 use base64::Engine as _;
 use prost_reflect::{
-    Cardinality, DynamicMessage, EnumDescriptor, FieldDescriptor, Kind, MapKey, ReflectMessage,
-    MessageDescriptor, Value,
+    Cardinality, DynamicMessage, EnumDescriptor, FieldDescriptor, Kind, MapKey, MessageDescriptor,
+    ReflectMessage, Value,
 };
 use serde_json::Value as Json;
 
@@ -130,7 +130,10 @@ fn documented_shorthands<'a>(
         .entry("command")
         .or_insert_with(|| Json::Object(serde_json::Map::new()));
     if let Json::Object(command) = command {
-        match command.entry("uris").or_insert_with(|| Json::Array(Vec::new())) {
+        match command
+            .entry("uris")
+            .or_insert_with(|| Json::Array(Vec::new()))
+        {
             Json::Array(uris) => uris.extend(task_uris),
             // A malformed command.uris is reported by the normal walk.
             _ => {}
@@ -139,7 +142,11 @@ fn documented_shorthands<'a>(
     std::borrow::Cow::Owned(owned)
 }
 
-fn decode_list(json: &Json, field: &FieldDescriptor, path: &mut String) -> Result<Value, JsonError> {
+fn decode_list(
+    json: &Json,
+    field: &FieldDescriptor,
+    path: &mut String,
+) -> Result<Value, JsonError> {
     let Json::Array(items) = json else {
         return Err(field_error(
             path,
@@ -336,7 +343,10 @@ fn decode_integer<T: JsonInteger>(json: &Json, path: &str) -> Result<T, JsonErro
             }
         }
         Json::String(s) => s.trim().parse::<T>().map_err(|_| {
-            field_error(path, format!("expected a {}, found the string \"{s}\"", T::NAME))
+            field_error(
+                path,
+                format!("expected a {}, found the string \"{s}\"", T::NAME),
+            )
         }),
         other => Err(field_error(
             path,
@@ -408,7 +418,10 @@ pub(crate) fn check_required(msg: &DynamicMessage, path: &str) -> Result<(), Jso
     };
     for field in msg.descriptor().fields() {
         if field.cardinality() == Cardinality::Required && !msg.has_field(&field) {
-            return Err(field_error(&join(field.name()), "required field is missing"));
+            return Err(field_error(
+                &join(field.name()),
+                "required field is missing",
+            ));
         }
         if !msg.has_field(&field) || !matches!(field.kind(), Kind::Message(_)) {
             continue;
@@ -425,7 +438,10 @@ pub(crate) fn check_required(msg: &DynamicMessage, path: &str) -> Result<(), Jso
             Value::Map(entries) => {
                 for (key, item) in entries {
                     if let Value::Message(inner) = item {
-                        check_required(inner, &format!("{}.{}", join(field.name()), key_text(key)))?;
+                        check_required(
+                            inner,
+                            &format!("{}.{}", join(field.name()), key_text(key)),
+                        )?;
                     }
                 }
             }

@@ -87,11 +87,12 @@ pub fn from_value<T: Message + Name + Default>(value: &serde_json::Value) -> Res
 
 /// Decodes a message from JSON text; syntax errors carry line and column.
 pub fn from_slice<T: Message + Name + Default>(bytes: &[u8]) -> Result<T, JsonError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| JsonError::Syntax {
-        line: e.line(),
-        column: e.column(),
-        message: syntax_message(&e),
-    })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| JsonError::Syntax {
+            line: e.line(),
+            column: e.column(),
+            message: syntax_message(&e),
+        })?;
     from_value(&value)
 }
 
@@ -153,10 +154,12 @@ fn to_dynamic<T: Message + Name>(msg: &T) -> Result<DynamicMessage, JsonError> {
 }
 
 fn to_typed<T: Message + Default>(dynamic: &DynamicMessage) -> Result<T, JsonError> {
-    dynamic.transcode_to::<T>().map_err(|e| JsonError::Protobuf {
-        message_type: dynamic.descriptor().full_name().to_string(),
-        message: e.to_string(),
-    })
+    dynamic
+        .transcode_to::<T>()
+        .map_err(|e| JsonError::Protobuf {
+            message_type: dynamic.descriptor().full_name().to_string(),
+            message: e.to_string(),
+        })
 }
 
 #[cfg(test)]
