@@ -203,3 +203,21 @@ fn protobuf_decoding_checks_required_fields_and_reports_garbage() {
     assert!(matches!(err, JsonError::Protobuf { .. }), "{err}");
     assert!(err.to_string().contains("mesos.v1.scheduler.Call"), "{err}");
 }
+
+#[test]
+fn doubles_survive_text_exactly() {
+    // serde_json's default float parser is off by one ulp on some inputs; the
+    // round-trip property test found 7.444429718811675e143.
+    for v in [
+        7.444_429_718_811_675e143,
+        0.1,
+        1.0 / 3.0,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+    ] {
+        let s = value::Scalar { value: v };
+        let text = super::to_string(&s);
+        let back: value::Scalar = from_str(&text).unwrap();
+        assert_eq!(back.value.to_bits(), v.to_bits(), "{text}");
+    }
+}
