@@ -30,10 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     let mut config = prost_build::Config::new();
-    config
-        .enable_type_names()
-        .btree_map(["."])
-        .bytes(["."]);
+    config.enable_type_names().btree_map(["."]).bytes(["."]);
     config.compile_fds(fds)?;
     Ok(())
 }

@@ -1,3 +1,47 @@
-//! The single `tepui` binary: argument parsing and wiring only.
+//! The single `tepui` binary: argument parsing and wiring only. Every role
+//! (master, agent, the operator CLI, the internal supervisor and executors)
+//! lives in a library crate; this file picks one and runs it.
 
-fn main() {}
+mod cli;
+mod env_flags;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use cli::{Cli, Command, ExitStatus};
+
+fn main() -> ExitCode {
+    let argv = env_flags::with_env_flags(&Cli::command(), std::env::args_os().collect(), |k| {
+        std::env::var_os(k)
+    });
+    let cli = Cli::parse_from(argv);
+    init_tracing(cli.log_level.as_deref());
+    match run(cli) {
+        Ok(status) => status.into(),
+        Err(err) => {
+            eprintln!("tepui: {err:#}");
+            ExitStatus::Failure.into()
+        }
+    }
+}
+
+fn init_tracing(level: Option<&str>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TEPUI_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level.unwrap_or("info")))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    match cli.command {
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "tepui", &mut std::io::stdout());
+            Ok(ExitStatus::Success)
+        }
+        other => Ok(cli::not_built_yet(&other)),
+    }
+}
