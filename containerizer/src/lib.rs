@@ -5,3 +5,6 @@
 //!
 //! It must not speak to the master or to executors, nor keep task state: the
 //! agent owns task lifecycles and calls this crate through its API.
+
+pub mod cgroups;
+pub mod spec;

@@ -1,0 +1,1 @@
+//! OCI runtime specs from Mesos container descriptions.
