@@ -1,0 +1,256 @@
+//! Mounts: the standard Linux set (runc's default spec), /dev/shm, the
+//! sandbox and volumes; runc's masked and read-only paths.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Mount;
+
+use super::launch::{LaunchSpec, Propagation, SandboxOf, VolumeMode, VolumeSource, VolumeSpec};
+use super::paths::{Target, volume_source, volume_target};
+use super::{SpecContext, SpecError};
+
+/// runc's `maskedPaths` (plus `/proc/key-users`, which Mesos masks, and
+/// `/sys/devices/virtual/powercap`, which newer runc and Docker mask).
+pub const MASKED_PATHS: [&str; 12] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/key-users",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// runc's `readonlyPaths`.
+pub const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+pub(crate) fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
+    let mut mount = Mount::default();
+    mount.set_destination(PathBuf::from(destination));
+    mount.set_typ(Some(typ.to_string()));
+    mount.set_source(Some(PathBuf::from(source)));
+    mount.set_options(Some(options.iter().map(|s| s.to_string()).collect()));
+    mount
+}
+
+pub(crate) fn bind(source: &Path, destination: &Path, options: &[&str]) -> Mount {
+    let mut mount = Mount::default();
+    mount.set_destination(destination.to_path_buf());
+    mount.set_typ(Some("bind".to_string()));
+    mount.set_source(Some(source.to_path_buf()));
+    mount.set_options(Some(options.iter().map(|s| s.to_string()).collect()));
+    mount
+}
+
+/// The options of a fresh /dev/shm tmpfs; the runtime uses the same ones
+/// when it mounts a shareable /dev/shm on the host
+/// ([`SpecContext::shm_dir`]). Without a size the kernel's default applies
+/// (half of RAM, charged to the container's memory cgroup), as in Mesos.
+pub fn shm_tmpfs_options(size_mb: Option<u32>) -> Vec<String> {
+    let mut options: Vec<String> = ["nosuid", "noexec", "nodev", "mode=1777"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if let Some(size) = size_mb {
+        options.push(format!("size={}", u64::from(size) << 20));
+    }
+    options
+}
+
+/// Where /dev/shm comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Shm {
+    /// A fresh tmpfs of its own.
+    Tmpfs(Option<u32>),
+    /// A bind of an existing directory (a tmpfs the runtime mounted on the
+    /// host, the parent's, or the host's /dev/shm).
+    Bind(PathBuf),
+}
+
+/// runc's default mounts: /proc, /dev (tmpfs; the runtime creates the
+/// standard device nodes), /dev/pts, /dev/shm, /dev/mqueue, /sys (ro) and a
+/// read-only /sys/fs/cgroup.
+pub(crate) fn standard_mounts(shm: &Shm) -> Vec<Mount> {
+    let shm = match shm {
+        Shm::Tmpfs(size) => {
+            let options = shm_tmpfs_options(*size);
+            let options: Vec<&str> = options.iter().map(String::as_str).collect();
+            mount("/dev/shm", "tmpfs", "shm", &options)
+        }
+        Shm::Bind(dir) => bind(dir, Path::new("/dev/shm"), &["rbind", "nosuid", "nodev"]),
+    };
+    vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
+        shm,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        ),
+    ]
+}
+
+/// The host path a volume's source refers to.
+pub(crate) fn volume_host_source(
+    volume: &VolumeSpec,
+    launch: &LaunchSpec,
+    ctx: &SpecContext,
+) -> Result<PathBuf, SpecError> {
+    let relative = volume_source(volume)?;
+    Ok(match &volume.source {
+        VolumeSource::HostPath { .. } => relative,
+        VolumeSource::SandboxPath {
+            of: SandboxOf::Own, ..
+        } => launch.sandbox_dir.join(relative),
+        VolumeSource::SandboxPath {
+            of: SandboxOf::Parent,
+            ..
+        } => {
+            let parent = ctx.parent.as_ref().ok_or(SpecError::MissingContext(
+                "the parent container (SpecContext::parent) for a PARENT sandbox volume",
+            ))?;
+            parent.sandbox_dir.join(relative)
+        }
+    })
+}
+
+/// An existing sandbox-path source must not leave its sandbox through a
+/// symlink (one `realpath` per volume; the runtime creates missing ones).
+fn check_no_symlink_escape(
+    volume: &VolumeSpec,
+    source: &Path,
+    launch: &LaunchSpec,
+    ctx: &SpecContext,
+) -> Result<(), SpecError> {
+    let (base, what) = match &volume.source {
+        VolumeSource::HostPath { .. } => return Ok(()),
+        VolumeSource::SandboxPath {
+            of: SandboxOf::Own, ..
+        } => (
+            launch.sandbox_dir.clone(),
+            "the container's sandbox (through a symlink)",
+        ),
+        VolumeSource::SandboxPath {
+            of: SandboxOf::Parent,
+            ..
+        } => match &ctx.parent {
+            Some(parent) => (
+                parent.sandbox_dir.clone(),
+                "the parent container's sandbox (through a symlink)",
+            ),
+            None => return Ok(()),
+        },
+    };
+    let (Ok(real_source), Ok(real_base)) = (source.canonicalize(), base.canonicalize()) else {
+        return Ok(());
+    };
+    if real_source.starts_with(&real_base) {
+        Ok(())
+    } else {
+        Err(SpecError::VolumeEscape {
+            volume: volume.container_path.clone(),
+            path: real_source.display().to_string(),
+            base: what,
+        })
+    }
+}
+
+/// The bind mount of one volume. `sandbox` is the sandbox as the container
+/// sees it; `host_root` is set for host-filesystem containers, whose
+/// absolute mount points must already exist on the host (Mesos refuses to
+/// create mount points outside the sandbox on the host).
+pub(crate) fn volume_mount(
+    volume: &VolumeSpec,
+    launch: &LaunchSpec,
+    ctx: &SpecContext,
+    sandbox: &Path,
+    host_root: Option<&Path>,
+) -> Result<Mount, SpecError> {
+    let source = volume_host_source(volume, launch, ctx)?;
+    check_no_symlink_escape(volume, &source, launch, ctx)?;
+    let destination = match volume_target(volume)? {
+        Target::Absolute(path) => {
+            if let Some(root) = host_root {
+                let on_host = root.join(path.strip_prefix("/").unwrap_or(&path));
+                if !on_host.exists() {
+                    return Err(SpecError::HostMountPointMissing {
+                        volume: volume.container_path.clone(),
+                        path: path.display().to_string(),
+                    });
+                }
+            }
+            path
+        }
+        Target::InSandbox(relative) => sandbox.join(relative),
+    };
+    let mut options = vec!["rbind"];
+    match volume.mode {
+        VolumeMode::Rw => options.push("rw"),
+        VolumeMode::Ro => options.extend(["ro", "rro"]),
+    }
+    if let VolumeSource::HostPath { propagation, .. } = &volume.source {
+        options.push(match propagation {
+            Propagation::HostToContainer => "rslave",
+            Propagation::Bidirectional => "rshared",
+        });
+    }
+    Ok(bind(&source, &destination, &options))
+}
+
+/// Host paths of the SANDBOX_PATH volume sources: the runtime creates the
+/// missing ones (directories, owned like their sandbox, as Mesos does)
+/// before it creates the container, since a bind source must exist.
+pub fn sandbox_volume_sources(
+    launch: &LaunchSpec,
+    ctx: &SpecContext,
+) -> Result<Vec<PathBuf>, SpecError> {
+    launch
+        .volumes
+        .iter()
+        .filter(|v| matches!(v.source, VolumeSource::SandboxPath { .. }))
+        .map(|v| volume_host_source(v, launch, ctx))
+        .collect()
+}
