@@ -23,7 +23,11 @@ impl From<ExitStatus> for ExitCode {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "tepui", version, about = "A Mesos-compatible cluster agent and compact master")]
+#[command(
+    name = "tepui",
+    version,
+    about = "A Mesos-compatible cluster agent and compact master"
+)]
 pub struct Cli {
     /// Log filter (tracing syntax, e.g. `info` or `tepui_agent=debug`); `TEPUI_LOG` overrides it.
     #[arg(long = "log_level", global = true)]
@@ -77,10 +81,23 @@ pub enum Command {
     },
     /// Internal: the per-pod container supervisor started by the agent.
     #[command(hide = true)]
-    Supervise(Pending),
+    Supervise(SuperviseArgs),
     /// Internal: the built-in executors started by the agent.
     #[command(hide = true, subcommand)]
     Executor(ExecutorKind),
+}
+
+#[derive(Debug, Args)]
+pub struct SuperviseArgs {
+    /// The agent's runtime directory.
+    #[arg(long = "runtime_dir")]
+    pub runtime_dir: std::path::PathBuf,
+    /// The pod (top-level container id) this supervisor serves.
+    #[arg(long)]
+    pub pod: String,
+    /// A pipe to write "ready" to once the socket listens.
+    #[arg(long = "ready_fd")]
+    pub ready_fd: Option<i32>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,7 +21,9 @@ pub fn with_env_flags(
     // flags before it (`--log_level x`) are left alone.
     let Some((pos, sub)) = argv.iter().enumerate().skip(1).find_map(|(i, a)| {
         let name = a.to_str()?;
-        DAEMONS.contains(&name).then(|| cmd.find_subcommand(name).map(|s| (i, s)))?
+        DAEMONS
+            .contains(&name)
+            .then(|| cmd.find_subcommand(name).map(|s| (i, s)))?
     }) else {
         return argv;
     };
@@ -38,7 +40,8 @@ pub fn with_env_flags(
             continue;
         }
         let suffix = long.to_ascii_uppercase().replace('-', "_");
-        let value = lookup(&format!("TEPUI_{suffix}")).or_else(|| lookup(&format!("MESOS_{suffix}")));
+        let value =
+            lookup(&format!("TEPUI_{suffix}")).or_else(|| lookup(&format!("MESOS_{suffix}")));
         if let Some(value) = value {
             let mut flag = OsString::from(format!("--{long}="));
             flag.push(&value);
@@ -49,7 +52,6 @@ pub fn with_env_flags(
     out.splice(pos + 1..pos + 1, injected);
     out
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -69,8 +71,10 @@ mod tests {
     }
 
     fn run(args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
-        let env: HashMap<String, String> =
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         with_env_flags(&cmd(), args.iter().map(OsString::from).collect(), |k| {
             env.get(k).map(OsString::from)
         })
@@ -83,16 +87,26 @@ mod tests {
     fn mesos_and_tepui_variables_become_flags_with_tepui_first() {
         let out = run(
             &["tepui", "agent"],
-            &[("MESOS_WORK_DIR", "/m"), ("TEPUI_WORK_DIR", "/t"), ("MESOS_PORT", "5051")],
+            &[
+                ("MESOS_WORK_DIR", "/m"),
+                ("TEPUI_WORK_DIR", "/t"),
+                ("MESOS_PORT", "5051"),
+            ],
         );
         assert_eq!(out, ["tepui", "agent", "--work_dir=/t", "--port=5051"]);
     }
 
     #[test]
     fn command_line_wins_over_environment() {
-        let out = run(&["tepui", "agent", "--work_dir", "/cli"], &[("MESOS_WORK_DIR", "/m")]);
+        let out = run(
+            &["tepui", "agent", "--work_dir", "/cli"],
+            &[("MESOS_WORK_DIR", "/m")],
+        );
         assert_eq!(out, ["tepui", "agent", "--work_dir", "/cli"]);
-        let out = run(&["tepui", "agent", "--work_dir=/cli"], &[("MESOS_WORK_DIR", "/m")]);
+        let out = run(
+            &["tepui", "agent", "--work_dir=/cli"],
+            &[("MESOS_WORK_DIR", "/m")],
+        );
         assert_eq!(out, ["tepui", "agent", "--work_dir=/cli"]);
     }
 
@@ -100,7 +114,10 @@ mod tests {
     fn only_daemons_read_the_environment() {
         let out = run(&["tepui", "ps"], &[("MESOS_WORK_DIR", "/m")]);
         assert_eq!(out, ["tepui", "ps"]);
-        let out = run(&["tepui", "--log_level", "debug", "agent"], &[("MESOS_PORT", "1")]);
+        let out = run(
+            &["tepui", "--log_level", "debug", "agent"],
+            &[("MESOS_PORT", "1")],
+        );
         assert_eq!(out, ["tepui", "--log_level", "debug", "agent", "--port=1"]);
     }
 }

@@ -42,6 +42,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             clap_complete::generate(shell, &mut Cli::command(), "tepui", &mut std::io::stdout());
             Ok(ExitStatus::Success)
         }
+        Command::Supervise(args) => {
+            tepui_containerizer::supervisor::run(
+                tepui_containerizer::supervisor::SupervisorArgs {
+                    runtime_dir: args.runtime_dir,
+                    pod: args.pod,
+                    ready_fd: args.ready_fd,
+                },
+            )?;
+            Ok(ExitStatus::Success)
+        }
         other => Ok(cli::not_built_yet(&other)),
     }
 }

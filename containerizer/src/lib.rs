@@ -6,5 +6,13 @@
 //! It must not speak to the master or to executors, nor keep task state: the
 //! agent owns task lifecycles and calls this crate through its API.
 
+pub mod atomic;
 pub mod cgroups;
+mod container_path;
+pub mod oom;
+pub mod paths;
 pub mod spec;
+pub mod supervisor;
+
+pub use container_path::{ContainerPath, ContainerPathError};
+pub use paths::RuntimeDir;

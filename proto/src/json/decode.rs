@@ -130,13 +130,12 @@ fn documented_shorthands<'a>(
         .entry("command")
         .or_insert_with(|| Json::Object(serde_json::Map::new()));
     if let Json::Object(command) = command {
-        match command
+        // A malformed command.uris is left for the normal walk to report.
+        if let Json::Array(uris) = command
             .entry("uris")
             .or_insert_with(|| Json::Array(Vec::new()))
         {
-            Json::Array(uris) => uris.extend(task_uris),
-            // A malformed command.uris is reported by the normal walk.
-            _ => {}
+            uris.extend(task_uris);
         }
     }
     std::borrow::Cow::Owned(owned)

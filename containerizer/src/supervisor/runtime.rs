@@ -1,0 +1,88 @@
+//! The only place that calls libcontainer. It runs inside the supervisor, a
+//! single-threaded process, because libcontainer clones the calling process
+//! without exec (DESIGN.md section 2).
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+
+use libcontainer::container::Container;
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::unistd::Pid;
+
+/// A created and started container.
+pub struct Started {
+    pub container: Container,
+    pub pid: Pid,
+}
+
+fn open_output(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Creates and starts the container described by `bundle/config.json`. On
+/// failure nothing of it is left: no state dir, cgroup or process.
+pub fn create_and_start(
+    lc_id: &str,
+    state_root: &Path,
+    bundle: &Path,
+    stdout: &Path,
+    stderr: &Path,
+) -> Result<Started, String> {
+    let stdout =
+        open_output(stdout).map_err(|e| format!("cannot open {}: {e}", stdout.display()))?;
+    let stderr =
+        open_output(stderr).map_err(|e| format!("cannot open {}: {e}", stderr.display()))?;
+    let stdin = File::open("/dev/null").map_err(|e| format!("cannot open /dev/null: {e}"))?;
+
+    let built = ContainerBuilder::new(lc_id.to_string(), SyscallType::default())
+        .with_root_path(state_root)
+        .and_then(|b| b.validate_id())
+        .map(|b| {
+            b.with_stdin(stdin)
+                .with_stdout(stdout)
+                .with_stderr(stderr)
+                .as_init(bundle)
+                .with_systemd(false)
+                .with_detach(true)
+        })
+        .and_then(|b| b.build());
+    let mut container = match built {
+        Ok(container) => container,
+        Err(err) => {
+            force_delete_by_id(state_root, lc_id);
+            return Err(format!("cannot create the container: {err}"));
+        }
+    };
+    if let Err(err) = container.start() {
+        let _ = container.delete(true);
+        return Err(format!("cannot start the container: {err}"));
+    }
+    match container.pid() {
+        Some(pid) => Ok(Started { container, pid }),
+        None => {
+            let _ = container.delete(true);
+            Err("the container started without an init pid".to_string())
+        }
+    }
+}
+
+/// Removes a half-created container that libcontainer left state for.
+fn force_delete_by_id(state_root: &Path, lc_id: &str) {
+    let dir = state_root.join(lc_id);
+    if dir.exists() {
+        if let Ok(mut container) = Container::load(dir.clone()) {
+            let _ = container.delete(true);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Kills what is left of a container (its whole cgroup) and removes its
+/// cgroup and libcontainer state.
+pub fn destroy(container: &mut Container) -> Result<(), String> {
+    let _ = container.refresh_status();
+    container
+        .delete(true)
+        .map_err(|e| format!("cannot delete container {}: {e}", container.id()))
+}

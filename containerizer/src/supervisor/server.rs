@@ -1,0 +1,539 @@
+//! The supervisor's poll loop: accepts agent requests, launches containers
+//! through `runtime`, reaps them, escalates kills, and writes termination
+//! records. Single-threaded by design (DESIGN.md section 2): no runtime, no
+//! thread pool, just poll(2) over the socket, the clients and a signal pipe.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use libcontainer::container::Container;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use super::SupervisorError;
+use super::protocol::{
+    ContainerState, Envelope, LaunchRequest, PROTOCOL_VERSION, Request, Response, Termination,
+};
+use super::runtime;
+use super::signals::SignalPipe;
+use crate::{ContainerPath, RuntimeDir, atomic::write_atomic, oom};
+
+/// A request line longer than this is a broken or hostile client.
+const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+struct Client {
+    stream: UnixStream,
+    buf: Vec<u8>,
+}
+
+struct Ctr {
+    lc: Option<Container>,
+    pid: Option<Pid>,
+    started_at: f64,
+    cgroup: Option<String>,
+    kill_deadline: Option<Instant>,
+    killed_by_request: bool,
+    termination: Option<Termination>,
+    waiters: Vec<u64>,
+}
+
+pub struct Server {
+    rt: RuntimeDir,
+    pod: String,
+    listener: UnixListener,
+    signals: SignalPipe,
+    clients: HashMap<u64, Client>,
+    next_token: u64,
+    containers: BTreeMap<ContainerPath, Ctr>,
+    next_lc_id: u64,
+    /// Set by SIGTERM or the removal of the top-level container.
+    exiting: bool,
+}
+
+impl Server {
+    pub fn new(rt: RuntimeDir, pod: String, listener: UnixListener, signals: SignalPipe) -> Self {
+        Self {
+            rt,
+            pod,
+            listener,
+            signals,
+            clients: HashMap::new(),
+            next_token: 0,
+            containers: BTreeMap::new(),
+            next_lc_id: 0,
+            exiting: false,
+        }
+    }
+
+    pub fn run(mut self) -> Result<(), SupervisorError> {
+        self.listener.set_nonblocking(true)?;
+        loop {
+            if self.exiting && self.running().next().is_none() && self.clients.is_empty() {
+                return Ok(());
+            }
+            let timeout = self.poll_timeout();
+            let tokens: Vec<u64> = self.clients.keys().copied().collect();
+            let (listener_ready, signals_ready, ready_clients) = {
+                let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(2 + tokens.len());
+                fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
+                fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
+                for token in &tokens {
+                    let fd: BorrowedFd<'_> = self.clients[token].stream.as_fd();
+                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                }
+                match poll(&mut fds, timeout) {
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(SupervisorError::Io(e.into())),
+                }
+                let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+                let clients: Vec<u64> = tokens
+                    .iter()
+                    .zip(&fds[2..])
+                    .filter(|(_, fd)| ready(fd))
+                    .map(|(t, _)| *t)
+                    .collect();
+                (ready(&fds[0]), ready(&fds[1]), clients)
+            };
+            if signals_ready {
+                for signal in self.signals.drain() {
+                    match signal {
+                        Signal::SIGCHLD => self.reap(),
+                        _ => {
+                            tracing::info!(?signal, "supervisor asked to stop: killing the pod");
+                            self.exiting = true;
+                            let all: Vec<ContainerPath> = self.running().cloned().collect();
+                            for id in all {
+                                self.kill(&id, Duration::from_secs(3));
+                            }
+                        }
+                    }
+                }
+            }
+            if listener_ready {
+                self.accept();
+            }
+            for token in ready_clients {
+                self.read_client(token);
+            }
+            self.escalate_kills();
+        }
+    }
+
+    fn running(&self) -> impl Iterator<Item = &ContainerPath> {
+        self.containers
+            .iter()
+            .filter(|(_, c)| c.termination.is_none())
+            .map(|(id, _)| id)
+    }
+
+    fn poll_timeout(&self) -> PollTimeout {
+        let nearest = self
+            .containers
+            .values()
+            .filter_map(|c| c.kill_deadline)
+            .min();
+        match nearest {
+            None => PollTimeout::NONE,
+            Some(deadline) => {
+                let ms = deadline
+                    .saturating_duration_since(Instant::now())
+                    .as_millis();
+                PollTimeout::try_from(ms.min(60_000) as i32 + 1).unwrap_or(PollTimeout::MAX)
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    self.next_token += 1;
+                    self.clients.insert(
+                        self.next_token,
+                        Client {
+                            stream,
+                            buf: Vec::new(),
+                        },
+                    );
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn read_client(&mut self, token: u64) {
+        let Some(client) = self.clients.get_mut(&token) else {
+            return;
+        };
+        let mut chunk = [0u8; 8192];
+        let closed = loop {
+            match client.stream.read(&mut chunk) {
+                Ok(0) => break true,
+                Ok(n) => client.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => break true,
+            }
+        };
+        if let Some(end) = client.buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = client.buf.drain(..=end).collect();
+            let response = match serde_json::from_slice::<Envelope<Request>>(&line) {
+                Ok(env) if env.version != PROTOCOL_VERSION => Some(Response::Error {
+                    message: format!(
+                        "protocol version {} is not spoken here (supervisor speaks {PROTOCOL_VERSION})",
+                        env.version
+                    ),
+                }),
+                Ok(env) => self.handle(token, env.body),
+                Err(e) => Some(Response::Error {
+                    message: format!("malformed request: {e}"),
+                }),
+            };
+            if let Some(response) = response {
+                self.respond(token, &response);
+            }
+        } else if closed || client.buf.len() > MAX_REQUEST_BYTES {
+            self.drop_client(token);
+        }
+    }
+
+    /// Answers and hangs up: one request per connection.
+    fn respond(&mut self, token: u64, response: &Response) {
+        if let Some(mut client) = self.clients.remove(&token) {
+            let env = Envelope {
+                version: PROTOCOL_VERSION,
+                body: response,
+            };
+            if let Ok(mut line) = serde_json::to_vec(&env) {
+                line.push(b'\n');
+                // Responses are small; a blocking write cannot stall the loop
+                // for long, and a client that stopped reading loses its answer.
+                let _ = client.stream.set_nonblocking(false);
+                let _ = client
+                    .stream
+                    .set_write_timeout(Some(Duration::from_secs(5)));
+                let _ = client.stream.write_all(&line);
+            }
+        }
+    }
+
+    fn drop_client(&mut self, token: u64) {
+        self.clients.remove(&token);
+        for ctr in self.containers.values_mut() {
+            ctr.waiters.retain(|t| *t != token);
+        }
+    }
+
+    fn handle(&mut self, token: u64, request: Request) -> Option<Response> {
+        let wrong_pod = |id: &ContainerPath| id.pod() != self.pod;
+        match request {
+            Request::Launch(req) if wrong_pod(&req.container) => {
+                Some(self.not_here(&req.container))
+            }
+            Request::Launch(req) => Some(self.launch(req)),
+            Request::Wait { container } => match self.containers.get_mut(&container) {
+                None => Some(self.unknown(&container)),
+                Some(ctr) => match &ctr.termination {
+                    Some(t) => Some(Response::Terminated(t.clone())),
+                    None => {
+                        ctr.waiters.push(token);
+                        None
+                    }
+                },
+            },
+            Request::Signal { container, signal } => Some(self.signal(&container, signal)),
+            Request::Kill {
+                container,
+                grace_period_secs,
+            } => {
+                if !self.containers.contains_key(&container) {
+                    return Some(self.unknown(&container));
+                }
+                let grace = Duration::try_from_secs_f64(grace_period_secs.max(0.0))
+                    .unwrap_or(Duration::ZERO);
+                self.kill(&container, grace);
+                Some(Response::Ok)
+            }
+            Request::Remove { container } => Some(self.remove(&container)),
+            Request::List => Some(Response::Listed {
+                containers: self
+                    .containers
+                    .iter()
+                    .map(|(id, c)| ContainerState {
+                        container: id.clone(),
+                        pid: c.pid.map(|p| p.as_raw()),
+                        started_at: c.started_at,
+                        termination: c.termination.clone(),
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    fn not_here(&self, id: &ContainerPath) -> Response {
+        Response::Error {
+            message: format!("container {id} does not belong to pod {}", self.pod),
+        }
+    }
+
+    fn unknown(&self, id: &ContainerPath) -> Response {
+        Response::Error {
+            message: format!("unknown container {id}"),
+        }
+    }
+
+    fn launch(&mut self, req: LaunchRequest) -> Response {
+        let id = req.container.clone();
+        if self.exiting {
+            return Response::Error {
+                message: format!("cannot launch {id}: the pod is being torn down"),
+            };
+        }
+        if self.containers.contains_key(&id) {
+            return Response::Error {
+                message: format!("container {id} already exists"),
+            };
+        }
+        if let Some(parent) = id.parent() {
+            let parent_running = self
+                .containers
+                .get(&parent)
+                .is_some_and(|p| p.termination.is_none());
+            if !parent_running {
+                return Response::Error {
+                    message: format!("cannot launch {id}: its parent {parent} is not running"),
+                };
+            }
+        }
+        self.next_lc_id += 1;
+        let lc_id = format!("c{}", self.next_lc_id);
+        let started_at = now_secs();
+        let bundle = self.rt.bundle(&id);
+        match runtime::create_and_start(
+            &lc_id,
+            &self.rt.libcontainer_state(&self.pod),
+            &bundle,
+            &req.stdout,
+            &req.stderr,
+        ) {
+            Ok(started) => {
+                tracing::info!(container = %id, pid = started.pid.as_raw(), "launched");
+                let pid = started.pid.as_raw();
+                self.containers.insert(
+                    id,
+                    Ctr {
+                        lc: Some(started.container),
+                        pid: Some(started.pid),
+                        started_at,
+                        cgroup: req.cgroup,
+                        kill_deadline: None,
+                        killed_by_request: false,
+                        termination: None,
+                        waiters: Vec::new(),
+                    },
+                );
+                Response::Launched { pid }
+            }
+            Err(message) => {
+                tracing::warn!(container = %id, "launch failed: {message}");
+                Response::Error {
+                    message: format!("cannot launch {id}: {message}"),
+                }
+            }
+        }
+    }
+
+    fn signal(&mut self, id: &ContainerPath, signal: i32) -> Response {
+        let Some(ctr) = self.containers.get(id) else {
+            return self.unknown(id);
+        };
+        let Ok(sig) = Signal::try_from(signal) else {
+            return Response::Error {
+                message: format!("{signal} is not a signal"),
+            };
+        };
+        match (ctr.pid, &ctr.termination) {
+            (Some(pid), None) => match nix::sys::signal::kill(pid, sig) {
+                Ok(()) => Response::Ok,
+                Err(e) => Response::Error {
+                    message: format!("cannot signal {id}: {e}"),
+                },
+            },
+            _ => Response::Error {
+                message: format!("container {id} is not running"),
+            },
+        }
+    }
+
+    /// SIGTERM now, SIGKILL to the whole container at the deadline. Nested
+    /// containers go first so a parent never outlives-then-orphans them.
+    fn kill(&mut self, id: &ContainerPath, grace: Duration) {
+        let nested: Vec<ContainerPath> = self
+            .running()
+            .filter(|c| c.parts().len() > id.parts().len() && c.parts().starts_with(id.parts()))
+            .cloned()
+            .collect();
+        for target in nested.iter().chain(std::iter::once(id)) {
+            let Some(ctr) = self.containers.get_mut(target) else {
+                continue;
+            };
+            if ctr.termination.is_some() {
+                continue;
+            }
+            ctr.killed_by_request = true;
+            if let Some(pid) = ctr.pid {
+                let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+            }
+            let deadline = Instant::now() + grace;
+            ctr.kill_deadline = Some(ctr.kill_deadline.map_or(deadline, |d| d.min(deadline)));
+        }
+        self.escalate_kills();
+    }
+
+    fn escalate_kills(&mut self) {
+        let now = Instant::now();
+        for (id, ctr) in self.containers.iter_mut() {
+            if ctr.termination.is_some() || ctr.kill_deadline.is_none_or(|d| d > now) {
+                continue;
+            }
+            ctr.kill_deadline = None;
+            tracing::info!(container = %id, "grace period over: SIGKILL");
+            let killed = ctr
+                .lc
+                .as_mut()
+                .is_some_and(|lc| lc.kill(Signal::SIGKILL, true).is_ok());
+            if !killed && let Some(pid) = ctr.pid {
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => return,
+                Ok(WaitStatus::Exited(pid, code)) => self.terminated(pid, code << 8),
+                Ok(WaitStatus::Signaled(pid, sig, core)) => {
+                    self.terminated(pid, sig as i32 | if core { 0x80 } else { 0 })
+                }
+                Ok(_) => continue,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn terminated(&mut self, pid: Pid, status: i32) {
+        let Some(id) = self
+            .containers
+            .iter()
+            .find(|(_, c)| c.pid == Some(pid) && c.termination.is_none())
+            .map(|(id, _)| id.clone())
+        else {
+            return; // an orphan we adopted as subreaper: reaped, nothing to record
+        };
+        // Everything nested inside dies with its parent, as in Mesos.
+        let nested: Vec<ContainerPath> = self
+            .running()
+            .filter(|c| c.parts().len() > id.parts().len() && c.parts().starts_with(id.parts()))
+            .cloned()
+            .collect();
+        for child in nested {
+            self.kill(&child, Duration::ZERO);
+        }
+
+        let termination_path = self.rt.termination(&id);
+        let Some(ctr) = self.containers.get_mut(&id) else {
+            return;
+        };
+        let (exit_code, signal) = Termination::from_wait_status(status);
+        let oom = ctr.cgroup.as_deref().map(oom::read).unwrap_or_default();
+        let termination = Termination {
+            container: id.clone(),
+            status,
+            exit_code,
+            signal,
+            oom_killed: oom.oom_kills > 0,
+            killed_by_request: ctr.killed_by_request,
+            started_at: ctr.started_at,
+            finished_at: now_secs(),
+            peak_memory_bytes: oom.peak_memory_bytes,
+            message: None,
+        };
+        // The record is on disk before anything of the container goes away.
+        match serde_json::to_vec_pretty(&termination) {
+            Ok(bytes) => {
+                if let Err(e) = write_atomic(&termination_path, &bytes) {
+                    tracing::error!(container = %id, "cannot write the termination record: {e}");
+                }
+            }
+            Err(e) => tracing::error!(container = %id, "cannot encode the termination record: {e}"),
+        }
+        tracing::info!(container = %id, status, oom = termination.oom_killed, "terminated");
+        if let Some(mut lc) = ctr.lc.take()
+            && let Err(e) = runtime::destroy(&mut lc)
+        {
+            tracing::warn!(container = %id, "{e}");
+        }
+        ctr.kill_deadline = None;
+        ctr.termination = Some(termination.clone());
+        let waiters = std::mem::take(&mut ctr.waiters);
+        for token in waiters {
+            self.respond(token, &Response::Terminated(termination.clone()));
+        }
+    }
+
+    fn remove(&mut self, id: &ContainerPath) -> Response {
+        let Some(ctr) = self.containers.get(id) else {
+            return self.unknown(id);
+        };
+        if ctr.termination.is_none() {
+            return Response::Error {
+                message: format!("container {id} is still running: kill it first"),
+            };
+        }
+        let still_running_inside = self
+            .running()
+            .any(|c| c.parts().len() > id.parts().len() && c.parts().starts_with(id.parts()));
+        if still_running_inside {
+            return Response::Error {
+                message: format!("container {id} still has running nested containers"),
+            };
+        }
+        self.containers.retain(|c, _| {
+            !(c.parts().len() >= id.parts().len() && c.parts().starts_with(id.parts()))
+        });
+        if let Err(e) = std::fs::remove_dir_all(self.rt.container(id))
+            && e.kind() != ErrorKind::NotFound
+        {
+            return Response::Error {
+                message: format!("cannot remove the runtime dir of {id}: {e}"),
+            };
+        }
+        if id.is_top_level() {
+            self.exiting = true;
+        }
+        Response::Ok
+    }
+}

@@ -1,0 +1,77 @@
+//! Shared helpers of the end-to-end tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+/// Root-only tests call this first: without root they print why and pass,
+/// except under `CI=true`, where skipping would hide a broken suite.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test} needs root (real cgroups and namespaces), and CI=true forbids skipping");
+    }
+    eprintln!("skipping {test}: needs root (real cgroups and namespaces)");
+    false
+}
+
+pub fn tepui_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tepui"))
+}
+
+/// Every cgroup directory (any controller) whose path contains `needle`.
+pub fn cgroups_named(needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    fn walk(dir: &Path, needle: &str, depth: usize, found: &mut Vec<PathBuf>) {
+        if depth > 6 {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                if path.to_string_lossy().contains(needle) {
+                    found.push(path.clone());
+                }
+                walk(&path, needle, depth + 1, found);
+            }
+        }
+    }
+    walk(Path::new("/sys/fs/cgroup"), needle, 0, &mut found);
+    found
+}
+
+/// Processes whose command line mentions `needle`.
+pub fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if text.contains(needle) {
+            found.push((pid, text));
+        }
+    }
+    found
+}
+
+/// Mount points (in this mount namespace) under `dir`.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let prefix = dir.to_string_lossy().to_string();
+    table
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(&prefix))
+        .collect()
+}

@@ -1,0 +1,239 @@
+//! The per-pod supervisor end to end: a real `tepui supervise` process started
+//! from a sealed memfd, real libcontainer containers, real cgroups.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::{RootBuilder, Spec};
+use tepui_containerizer::supervisor::client::{self, SupervisorExe};
+use tepui_containerizer::supervisor::protocol::LaunchRequest;
+use tepui_containerizer::{ContainerPath, RuntimeDir};
+
+struct Pod {
+    rt: RuntimeDir,
+    _dir: tempfile::TempDir,
+    cgroup_root: String,
+    sandbox: std::path::PathBuf,
+}
+
+impl Pod {
+    fn new(test: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = dir.path().join("sandbox");
+        std::fs::create_dir_all(&sandbox).unwrap();
+        Self {
+            rt: RuntimeDir::new(dir.path().join("run")),
+            _dir: dir,
+            cgroup_root: format!("tepui-test-{}-{test}", std::process::id()),
+            sandbox,
+        }
+    }
+
+    /// A host-filesystem container running `script` under /bin/sh.
+    fn write_bundle(&self, id: &ContainerPath, script: &str) -> LaunchRequest {
+        let bundle = self.rt.bundle(id);
+        std::fs::create_dir_all(&bundle).unwrap();
+        let mut spec = Spec::default();
+        spec.set_root(Some(
+            RootBuilder::default()
+                .path(self.rt.hostfs(id.pod()))
+                .readonly(false)
+                .build()
+                .unwrap(),
+        ));
+        let mut process = spec.process().clone().unwrap();
+        process.set_args(Some(vec!["/bin/sh".into(), "-c".into(), script.into()]));
+        process.set_cwd(self.sandbox.clone());
+        spec.set_process(Some(process));
+        let cgroup = format!(
+            "/{}/{}/{}",
+            self.cgroup_root,
+            id.pod(),
+            id.parts().join(".")
+        );
+        let mut linux = spec.linux().clone().unwrap();
+        linux.set_cgroups_path(Some(cgroup.clone().into()));
+        spec.set_linux(Some(linux));
+        spec.save(bundle.join("config.json")).unwrap();
+        LaunchRequest {
+            container: id.clone(),
+            stdout: self
+                .sandbox
+                .join(format!("{}.stdout", id.parts().join("."))),
+            stderr: self
+                .sandbox
+                .join(format!("{}.stderr", id.parts().join("."))),
+            cgroup: Some(cgroup),
+        }
+    }
+
+    /// Nothing of the pod may be left: cgroups, mounts, supervisor, runtime dir.
+    fn assert_nothing_left(&self, pod: &str) {
+        // The pod's parent cgroups are the agent's to remove; do that here.
+        for dir in common::cgroups_named(&self.cgroup_root).iter().rev() {
+            let _ = std::fs::remove_dir(dir.join(pod));
+            let _ = std::fs::remove_dir(dir);
+        }
+        assert_eq!(
+            common::cgroups_named(&self.cgroup_root),
+            Vec::<std::path::PathBuf>::new()
+        );
+        assert_eq!(common::mounts_under(self.rt.root()), Vec::<String>::new());
+        let supervisors = common::processes_mentioning(&self.rt.root().to_string_lossy());
+        assert!(supervisors.is_empty(), "left running: {supervisors:?}");
+        assert!(
+            !self.rt.pod(pod).exists(),
+            "pod dir left: {}",
+            self.rt.pod(pod).display()
+        );
+    }
+}
+
+fn id(parts: &[&str]) -> ContainerPath {
+    ContainerPath::new(parts.iter().map(|s| s.to_string()).collect()).unwrap()
+}
+
+async fn wait_gone(rt: &RuntimeDir, pod: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rt.supervisor_socket(pod).exists() || rt.pod(pod).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "supervisor of {pod} did not exit"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_container_runs_to_its_exit_code_and_leaves_nothing() {
+    if !common::require_root("a_container_runs_to_its_exit_code_and_leaves_nothing") {
+        return;
+    }
+    let pod = Pod::new("exit");
+    let exe = SupervisorExe::sealed_copy_of(&common::tepui_bin()).unwrap();
+    let sup = client::spawn(&exe, &pod.rt, "pod1").await.unwrap();
+    let c = id(&["pod1"]);
+    let req = pod.write_bundle(&c, "echo hello from $$; echo oops >&2; exit 3");
+    let stdout = req.stdout.clone();
+    let pid = sup.launch(req).await.unwrap();
+    assert!(pid > 0);
+
+    let t = sup.wait(&c).await.unwrap();
+    assert_eq!((t.exit_code, t.signal, t.status), (Some(3), None, 3 << 8));
+    assert!(!t.oom_killed && !t.killed_by_request);
+    assert!(t.finished_at >= t.started_at);
+    // PID 1 of its own pid namespace, output in the sandbox file.
+    assert_eq!(std::fs::read_to_string(&stdout).unwrap(), "hello from 1\n");
+    // The record is on disk, and WAIT answers again from it.
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pod.rt.termination(&c)).unwrap()).unwrap();
+    assert_eq!(on_disk["exit_code"], 3);
+    assert_eq!(sup.wait(&c).await.unwrap(), t);
+
+    sup.remove(&c).await.unwrap();
+    wait_gone(&pod.rt, "pod1").await;
+    pod.assert_nothing_left("pod1");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn kill_escalates_to_sigkill_for_a_pid1_that_ignores_sigterm() {
+    if !common::require_root("kill_escalates_to_sigkill_for_a_pid1_that_ignores_sigterm") {
+        return;
+    }
+    let pod = Pod::new("kill");
+    let exe = SupervisorExe::Path(common::tepui_bin());
+    let sup = client::spawn(&exe, &pod.rt, "pod2").await.unwrap();
+    let c = id(&["pod2"]);
+    // The shell ignores TERM, and so does its child.
+    sup.launch(pod.write_bundle(&c, "trap '' TERM; echo ready; sleep 1000"))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    sup.kill(&c, Duration::from_millis(500)).await.unwrap();
+    let t = sup.wait(&c).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(t.signal, Some(libc::SIGKILL), "{t:?}");
+    assert!(t.killed_by_request);
+    assert!(
+        took >= Duration::from_millis(450),
+        "SIGKILL came before the grace period: {took:?}"
+    );
+    sup.remove(&c).await.unwrap();
+    wait_gone(&pod.rt, "pod2").await;
+    pod.assert_nothing_left("pod2");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn bad_requests_get_clear_errors_and_leave_nothing() {
+    if !common::require_root("bad_requests_get_clear_errors_and_leave_nothing") {
+        return;
+    }
+    let pod = Pod::new("bad");
+    let exe = SupervisorExe::Path(common::tepui_bin());
+    let sup = client::spawn(&exe, &pod.rt, "pod3").await.unwrap();
+    let top = id(&["pod3"]);
+
+    // A nested container without a running parent.
+    let err = sup
+        .launch(pod.write_bundle(&id(&["pod3", "task"]), "true"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("parent pod3 is not running"), "{err}");
+
+    // A missing executable fails the launch and leaves no container behind.
+    let mut req = pod.write_bundle(&top, "true");
+    let mut spec = Spec::load(pod.rt.bundle(&top).join("config.json")).unwrap();
+    let mut process = spec.process().clone().unwrap();
+    process.set_args(Some(vec!["/no/such/binary".into()]));
+    spec.set_process(Some(process));
+    spec.save(pod.rt.bundle(&top).join("config.json")).unwrap();
+    req.container = top.clone();
+    let result = sup.launch(req).await;
+    // libcontainer reports exec failures after start; either way nothing may run.
+    if result.is_ok() {
+        let t = sup.wait(&top).await.unwrap();
+        assert_ne!(t.exit_code, Some(0), "{t:?}");
+    }
+    let err = sup
+        .wait(&id(&["pod3", "nope"]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown container pod3.nope"), "{err}");
+    let err = sup
+        .launch(pod.write_bundle(&id(&["other"]), "true"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not belong to pod pod3"), "{err}");
+
+    if result.is_ok() {
+        sup.remove(&top).await.unwrap();
+    } else {
+        // Nothing was created; stop the supervisor the operator's way.
+        let pid: i32 = std::fs::read_to_string(pod.rt.supervisor_pid("pod3"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // SAFETY: signalling a pid we read from the supervisor's pid file.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    wait_gone_or_socket(&pod.rt, "pod3").await;
+    let _ = std::fs::remove_dir_all(pod.rt.pod("pod3"));
+    pod.assert_nothing_left("pod3");
+}
+
+async fn wait_gone_or_socket(rt: &RuntimeDir, pod: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rt.supervisor_socket(pod).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "supervisor of {pod} did not exit"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
