@@ -12,7 +12,8 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is not installed: tepui needs a Rust toolchain >= $(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml) (rustup)" >&2
   exit 1
 fi
-APT_PACKAGES=(gcc pkg-config)
+# libseccomp-dev: libcontainer links libseccomp (default seccomp profile).
+APT_PACKAGES=(gcc pkg-config libseccomp-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
