@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use oci_spec::runtime::{RootBuilder, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, RootBuilder, Spec};
 use tepui_containerizer::supervisor::client::{self, SupervisorExe};
 use tepui_containerizer::supervisor::protocol::LaunchRequest;
 use tepui_containerizer::{ContainerPath, RuntimeDir};
@@ -31,8 +31,19 @@ impl Pod {
         }
     }
 
-    /// A host-filesystem container running `script` under /bin/sh.
+    /// A host-filesystem container running `script` under bash.
     fn write_bundle(&self, id: &ContainerPath, script: &str) -> LaunchRequest {
+        self.write_bundle_joining(id, script, None)
+    }
+
+    /// Like `write_bundle`; with `executor_pid` the container joins that
+    /// process's network, IPC and UTS namespaces (a pod's nested task).
+    fn write_bundle_joining(
+        &self,
+        id: &ContainerPath,
+        script: &str,
+        executor_pid: Option<i32>,
+    ) -> LaunchRequest {
         let bundle = self.rt.bundle(id);
         std::fs::create_dir_all(&bundle).unwrap();
         let mut spec = Spec::default();
@@ -44,7 +55,7 @@ impl Pod {
                 .unwrap(),
         ));
         let mut process = spec.process().clone().unwrap();
-        process.set_args(Some(vec!["/bin/sh".into(), "-c".into(), script.into()]));
+        process.set_args(Some(vec!["/bin/bash".into(), "-c".into(), script.into()]));
         process.set_cwd(self.sandbox.clone());
         spec.set_process(Some(process));
         let cgroup = format!(
@@ -55,6 +66,27 @@ impl Pod {
         );
         let mut linux = spec.linux().clone().unwrap();
         linux.set_cgroups_path(Some(cgroup.clone().into()));
+        if let Some(pid) = executor_pid {
+            let namespaces = linux
+                .namespaces()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|mut ns| {
+                    let shared = match ns.typ() {
+                        LinuxNamespaceType::Network => Some("net"),
+                        LinuxNamespaceType::Ipc => Some("ipc"),
+                        LinuxNamespaceType::Uts => Some("uts"),
+                        _ => None,
+                    };
+                    if let Some(name) = shared {
+                        ns.set_path(Some(format!("/proc/{pid}/ns/{name}").into()));
+                    }
+                    ns
+                })
+                .collect();
+            linux.set_namespaces(Some(namespaces));
+        }
         spec.set_linux(Some(linux));
         spec.save(bundle.join("config.json")).unwrap();
         LaunchRequest {
@@ -101,7 +133,10 @@ async fn wait_gone(rt: &RuntimeDir, pod: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     let root = rt.root().to_string_lossy().to_string();
     while rt.supervisor_socket(pod).exists() || !common::processes_mentioning(&root).is_empty() {
-        assert!(Instant::now() < deadline, "supervisor of {pod} did not exit");
+        assert!(
+            Instant::now() < deadline,
+            "supervisor of {pod} did not exit"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -225,4 +260,49 @@ async fn bad_requests_get_clear_errors_and_leave_nothing() {
     wait_gone(&pod.rt, "pod3").await;
     let _ = std::fs::remove_dir_all(pod.rt.pod("pod3"));
     pod.assert_nothing_left("pod3");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn nested_containers_share_the_pod_network_but_see_only_their_own_processes() {
+    let test = "nested_containers_share_the_pod_network_but_see_only_their_own_processes";
+    if !common::require_root(test) {
+        return;
+    }
+    let pod = Pod::new("nested");
+    let exe = SupervisorExe::Path(common::tepui_bin());
+    let sup = client::spawn(&exe, &pod.rt, "pod4").await.unwrap();
+    let top = id(&["pod4"]);
+    // The executor container listens on loopback, which must be up.
+    let listener = "exec python3 -c 'import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind((\"127.0.0.1\", 7777))\ns.listen()\nwhile True:\n c,_=s.accept(); c.sendall(b\"hello-from-executor\\n\"); c.close()'";
+    let executor_pid = sup.launch(pod.write_bundle(&top, listener)).await.unwrap();
+
+    let task = id(&["pod4", "task"]);
+    let script = "for i in $(seq 100); do exec 3<>/dev/tcp/127.0.0.1/7777 && break; sleep 0.05; done 2>/dev/null; \
+                  read line <&3; echo \"$line\"; echo pid=$$; \
+                  echo procs=$(ls /proc | grep -c '^[0-9][0-9]*$'); \
+                  echo python=$(cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -c 'pyth[o]n3')";
+    let req = pod.write_bundle_joining(&task, script, Some(executor_pid));
+    let stdout = req.stdout.clone();
+    sup.launch(req).await.unwrap();
+    let t = sup.wait(&task).await.unwrap();
+    let out = std::fs::read_to_string(&stdout).unwrap();
+    assert_eq!(t.exit_code, Some(0), "{t:?} {out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "hello-from-executor", "{out}");
+    assert_eq!(lines[1], "pid=1", "{out}");
+    let procs: u32 = lines[2].trim_start_matches("procs=").parse().unwrap();
+    assert!(procs <= 4, "the task sees other processes: {out}");
+    assert_eq!(
+        lines[3], "python=0",
+        "the executor's process is visible: {out}"
+    );
+
+    // Killing the executor container ends the pod. python as PID 1 has no
+    // SIGTERM handler, so the kernel ignores SIGTERM: SIGKILL after the grace.
+    sup.kill(&top, Duration::from_millis(300)).await.unwrap();
+    let t = sup.wait(&top).await.unwrap();
+    assert_eq!(t.signal, Some(libc::SIGKILL), "{t:?}");
+    sup.remove(&top).await.unwrap();
+    wait_gone(&pod.rt, "pod4").await;
+    pod.assert_nothing_left("pod4");
 }

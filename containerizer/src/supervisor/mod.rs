@@ -7,6 +7,7 @@
 //! sealed memfd copy of the binary) and speaks `protocol` to them.
 
 pub mod client;
+mod loopback;
 pub mod protocol;
 mod runtime;
 mod server;

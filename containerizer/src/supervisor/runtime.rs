@@ -54,6 +54,12 @@ pub fn create_and_start(
             return Err(format!("cannot create the container: {err}"));
         }
     };
+    if let Some(pid) = container.pid()
+        && let Err(err) = super::loopback::bring_up_in_netns_of(pid.as_raw())
+    {
+        let _ = container.delete(true);
+        return Err(format!("cannot bring up loopback: {err}"));
+    }
     if let Err(err) = container.start() {
         let _ = container.delete(true);
         return Err(format!("cannot start the container: {err}"));
