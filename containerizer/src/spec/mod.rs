@@ -32,7 +32,10 @@
 //! `--make-rslave` so later host mounts, such as new sandboxes, show up in
 //! it). libcontainer then pivots into it like into any rootfs and mounts a
 //! fresh /proc, /dev, /sys, ... on top *inside the container's mount
-//! namespace*, leaving the host's untouched. Why not `root.path = "/"`:
+//! namespace*, leaving the host's untouched. The runtime must never delete
+//! that directory recursively while it is mounted: it is the host's root
+//! (this happened once with a `TempDir` holding it; /etc was wiped). Why not
+//! `root.path = "/"`:
 //! libcontainer would bind "/" onto itself and `pivot_root` into the host
 //! root, runc refuses it outright, and every standard mount would then
 //! shadow a host mount point. The sandbox is also bind-mounted at its own
@@ -112,7 +115,10 @@ pub struct SpecContext {
     /// literal `/:youki:<id>` cgroup).
     pub cgroups_path: String,
     /// `root.path` for containers without an image: a recursive, rslave bind
-    /// of the host's `/` (see the module docs).
+    /// of the host's `/` (see the module docs). Never delete it recursively
+    /// (`remove_dir_all`, `rm -r`, a `TempDir` holding it): while mounted it
+    /// *is* the host's root and the delete wipes the host. Unmount it, then
+    /// `rmdir` it (rmdir fails on a mount point).
     pub host_rootfs: PathBuf,
     /// The host's user database (default `/etc/passwd`, `/etc/group`).
     pub host_passwd: PathBuf,
