@@ -11,6 +11,7 @@ pub mod cgroups;
 mod container_path;
 pub mod oom;
 pub mod paths;
+pub mod safe_remove;
 pub mod spec;
 pub mod supervisor;
 

@@ -90,8 +90,10 @@ pub fn run(args: SupervisorArgs) -> Result<(), SupervisorError> {
         // unmounted and empty may the pod dir go.
         let hostfs = rt.hostfs(&args.pod);
         let _ = nix::mount::umount2(&hostfs, nix::mount::MntFlags::MNT_DETACH);
-        if std::fs::remove_dir(&hostfs).is_ok() {
-            let _ = std::fs::remove_dir_all(&pod_dir);
+        if std::fs::remove_dir(&hostfs).is_ok() || !hostfs.exists() {
+            if let Err(e) = crate::safe_remove::remove_tree(&pod_dir) {
+                tracing::warn!("pod dir left in place: {e}");
+            }
         } else {
             tracing::warn!(hostfs = %hostfs.display(), "hostfs still mounted: pod dir left in place");
         }

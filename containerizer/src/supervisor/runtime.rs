@@ -80,7 +80,7 @@ fn force_delete_by_id(state_root: &Path, lc_id: &str) {
         if let Ok(mut container) = Container::load(dir.clone()) {
             let _ = container.delete(true);
         }
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = crate::safe_remove::remove_tree(&dir);
     }
 }
 

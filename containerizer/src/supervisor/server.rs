@@ -524,7 +524,7 @@ impl Server {
         self.containers.retain(|c, _| {
             !(c.parts().len() >= id.parts().len() && c.parts().starts_with(id.parts()))
         });
-        if let Err(e) = std::fs::remove_dir_all(self.rt.container(id))
+        if let Err(e) = crate::safe_remove::remove_tree(&self.rt.container(id))
             && e.kind() != ErrorKind::NotFound
         {
             return Response::Error {
