@@ -84,6 +84,15 @@ impl ContainerPath {
         &self.0
     }
 
+    /// This container's own id value.
+    pub fn leaf(&self) -> &str {
+        &self.0[self.0.len() - 1]
+    }
+
+    pub fn is_nested(&self) -> bool {
+        self.0.len() > 1
+    }
+
     pub fn is_top_level(&self) -> bool {
         self.0.len() == 1
     }

@@ -12,7 +12,7 @@ use std::process::{Command as Process, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use tepui_containerizer::spec::{
-    Command, ContainerIdPath, ContainerKind, LaunchSpec, ParentContainer, SandboxOf, SpecContext,
+    Command, ContainerKind, ContainerPath, LaunchSpec, ParentContainer, SandboxOf, SpecContext,
     VolumeMode, VolumeSource, VolumeSpec, build_spec,
 };
 
@@ -183,7 +183,7 @@ fn host_filesystem_container_runs() {
         let env = Env::new(runtime);
         let sandbox = env.path("sandboxes/pod");
         let launch = LaunchSpec::new(
-            ContainerIdPath::new(vec!["pod".into()]).expect("id"),
+            ContainerPath::new(vec!["pod".into()]).expect("id"),
             ContainerKind::Executor,
             Command::shell("echo hi > $MESOS_SANDBOX/out"),
             &sandbox,
@@ -220,7 +220,7 @@ fn nested_task_joins_its_executor() {
 
         // The executor: records its hostname, then waits.
         let mut executor = LaunchSpec::new(
-            ContainerIdPath::new(vec!["pod".into()]).expect("id"),
+            ContainerPath::new(vec!["pod".into()]).expect("id"),
             ContainerKind::Executor,
             Command::shell("hostname > $MESOS_SANDBOX/executor-host; exec sleep 60"),
             &pod_sandbox,
@@ -281,7 +281,7 @@ exit $status
         // PARENT sandbox volume and a read-only host path (relative targets:
         // on the host filesystem absolute mount points must already exist).
         let mut task = LaunchSpec::new(
-            ContainerIdPath::new(vec!["pod".into(), "web".into()]).expect("id"),
+            ContainerPath::new(vec!["pod".into(), "web".into()]).expect("id"),
             ContainerKind::Task,
             Command::shell(
                 "hostname > shared/task-host && echo $$ > shared/task-pid && \

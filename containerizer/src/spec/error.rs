@@ -114,3 +114,9 @@ pub enum SpecError {
     )]
     DebugContainerIsExec,
 }
+
+impl From<crate::ContainerPathError> for SpecError {
+    fn from(err: crate::ContainerPathError) -> Self {
+        SpecError::InvalidContainerId(err.to_string())
+    }
+}

@@ -6,7 +6,6 @@
 //! [`build_spec`](super::build_spec) turns into an OCI `config.json`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -20,116 +19,7 @@ use super::SpecError;
 use super::capabilities::{mesos_capability_name, parse_capability};
 use super::paths::check_volume_paths;
 use super::process::rlimit_type;
-
-/// Root-first chain of container ids (`ContainerID.parent` links), e.g.
-/// `["pod", "task"]` for a task of a task group. Never empty; every value is
-/// a safe path component.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "Vec<String>", into = "Vec<String>")]
-pub struct ContainerIdPath(Vec<String>);
-
-/// Mesos allows any depth; this bound keeps runtime paths under PATH_MAX.
-const MAX_CONTAINER_DEPTH: usize = 32;
-
-impl ContainerIdPath {
-    pub fn new(parts: Vec<String>) -> Result<Self, SpecError> {
-        if parts.is_empty() {
-            return Err(SpecError::InvalidContainerId(
-                "a container id needs at least one value".into(),
-            ));
-        }
-        if parts.len() > MAX_CONTAINER_DEPTH {
-            return Err(SpecError::InvalidContainerId(format!(
-                "deeper than {MAX_CONTAINER_DEPTH} levels"
-            )));
-        }
-        for part in &parts {
-            let valid = !part.is_empty()
-                && part.len() <= 128
-                && part != "."
-                && part != ".."
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-            if !valid {
-                return Err(SpecError::InvalidContainerId(format!(
-                    "'{part}': values must be non-empty, not '.' or '..', and contain only letters, digits, '-', '_' and '.'"
-                )));
-            }
-        }
-        Ok(Self(parts))
-    }
-
-    /// From a Mesos ContainerID, following `parent` links up to the root.
-    pub fn from_container_id(id: &ContainerId) -> Result<Self, SpecError> {
-        let mut parts = vec![id.value.clone()];
-        let mut cursor = id.parent.as_deref();
-        while let Some(parent) = cursor {
-            if parts.len() >= MAX_CONTAINER_DEPTH {
-                return Err(SpecError::InvalidContainerId(format!(
-                    "deeper than {MAX_CONTAINER_DEPTH} levels"
-                )));
-            }
-            parts.push(parent.value.clone());
-            cursor = parent.parent.as_deref();
-        }
-        parts.reverse();
-        Self::new(parts)
-    }
-
-    pub fn to_container_id(&self) -> ContainerId {
-        let mut id: Option<ContainerId> = None;
-        for part in &self.0 {
-            id = Some(ContainerId {
-                value: part.clone(),
-                parent: id.map(Box::new),
-            });
-        }
-        id.unwrap_or_default()
-    }
-
-    pub fn parts(&self) -> &[String] {
-        &self.0
-    }
-
-    /// The top-level container's id (it names the pod).
-    pub fn pod(&self) -> &str {
-        self.0.first().map(String::as_str).unwrap_or_default()
-    }
-
-    /// This container's own id value.
-    pub fn leaf(&self) -> &str {
-        self.0.last().map(String::as_str).unwrap_or_default()
-    }
-
-    pub fn is_nested(&self) -> bool {
-        self.0.len() > 1
-    }
-
-    pub fn parent(&self) -> Option<ContainerIdPath> {
-        self.is_nested()
-            .then(|| ContainerIdPath(self.0[..self.0.len() - 1].to_vec()))
-    }
-}
-
-impl TryFrom<Vec<String>> for ContainerIdPath {
-    type Error = SpecError;
-    fn try_from(parts: Vec<String>) -> Result<Self, Self::Error> {
-        Self::new(parts)
-    }
-}
-
-impl From<ContainerIdPath> for Vec<String> {
-    fn from(path: ContainerIdPath) -> Self {
-        path.0
-    }
-}
-
-impl fmt::Display for ContainerIdPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.join("."))
-    }
-}
+use crate::ContainerPath;
 
 /// What the container is in its pod; decides which namespaces it creates
 /// and which it joins.
@@ -416,7 +306,7 @@ fn static_name(name: &str) -> &'static str {
 /// crosses the agent -> supervisor socket as JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LaunchSpec {
-    pub container_id: ContainerIdPath,
+    pub container_id: ContainerPath,
     pub kind: ContainerKind,
     pub command: Command,
     /// `CommandInfo.user` (or the framework's user, as the agent decides):
@@ -455,7 +345,7 @@ impl LaunchSpec {
     /// A container running `command` in `sandbox_dir` on the host
     /// filesystem, with every option at its default.
     pub fn new(
-        container_id: ContainerIdPath,
+        container_id: ContainerPath,
         kind: ContainerKind,
         command: Command,
         sandbox_dir: impl Into<PathBuf>,
@@ -490,7 +380,7 @@ impl LaunchSpec {
         container: Option<&ContainerInfo>,
         sandbox_dir: impl Into<PathBuf>,
     ) -> Result<Self, SpecError> {
-        let id = ContainerIdPath::from_container_id(container_id)?;
+        let id = ContainerPath::from_container_id(container_id)?;
         let mut launch = Self::new(
             id,
             kind,

@@ -56,7 +56,7 @@ impl Fixture {
 
     fn executor(&self) -> LaunchSpec {
         LaunchSpec::new(
-            ContainerIdPath::new(vec!["pod".into()]).unwrap(),
+            ContainerPath::new(vec!["pod".into()]).unwrap(),
             ContainerKind::Executor,
             Command::exec("/usr/bin/tepui", vec!["tepui".into(), "executor".into()]),
             self.path("sandboxes/pod"),
@@ -65,7 +65,7 @@ impl Fixture {
 
     fn task(&self) -> LaunchSpec {
         LaunchSpec::new(
-            ContainerIdPath::new(vec!["pod".into(), "web".into()]).unwrap(),
+            ContainerPath::new(vec!["pod".into(), "web".into()]).unwrap(),
             ContainerKind::Task,
             Command::shell("sleep 1000"),
             self.path("sandboxes/pod/tasks/web"),
