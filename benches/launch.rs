@@ -67,7 +67,9 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let runtime_dir = RuntimeDir::new(work.as_path().join("run"));
+    // Production runtime dirs live on tmpfs (/run/tepui); /run is not one here.
+    let runtime_dir =
+        RuntimeDir::new(Path::new("/dev/shm").join(format!("tepui-bench-{}", std::process::id())));
     let exe = SupervisorExe::sealed_copy_of(Path::new(env!("CARGO_BIN_EXE_tepui"))).unwrap();
     let cgroup_root = format!("tepui-bench-{}", std::process::id());
 
@@ -178,6 +180,7 @@ fn main() {
         let ratio = crun.map_or("-".to_string(), |c| format!("{:.2}x", m / c));
         println!("{name:<24} {m:>10.2} {ratio:>12}");
     }
+    let _ = tepui_containerizer::safe_remove::remove_tree(runtime_dir.root());
     let _ = umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
     if let Err(e) = tepui_containerizer::safe_remove::remove_tree(&work) {
         eprintln!("left {} in place: {e}", work.display());
