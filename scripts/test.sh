@@ -13,7 +13,9 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 # libseccomp-dev: libcontainer links libseccomp (default seccomp profile).
-APT_PACKAGES=(gcc pkg-config libseccomp-dev)
+# runc, crun: the spec tests run generated OCI specs with them, as peers.
+# python3, bash: container workloads in the end-to-end tests.
+APT_PACKAGES=(gcc pkg-config libseccomp-dev runc crun python3 bash)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
