@@ -6,7 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use oci_spec::runtime::{LinuxNamespaceType, RootBuilder, Spec};
+use oci_spec::runtime::{
+    LinuxMemoryBuilder, LinuxNamespaceType, LinuxResourcesBuilder, RootBuilder, Spec,
+};
 use tepui_containerizer::supervisor::client::{self, SupervisorExe};
 use tepui_containerizer::supervisor::protocol::LaunchRequest;
 use tepui_containerizer::{ContainerPath, RuntimeDir};
@@ -305,4 +307,81 @@ async fn nested_containers_share_the_pod_network_but_see_only_their_own_processe
     sup.remove(&top).await.unwrap();
     wait_gone(&pod.rt, "pod4").await;
     pod.assert_nothing_left("pod4");
+}
+
+/// Sets a hard memory limit on the container's own cgroup in its bundle.
+fn limit_memory(rt: &RuntimeDir, id: &ContainerPath, bytes: i64) {
+    let path = rt.bundle(id).join("config.json");
+    let mut spec = Spec::load(&path).unwrap();
+    let mut linux = spec.linux().clone().unwrap();
+    linux.set_resources(Some(
+        LinuxResourcesBuilder::default()
+            .memory(LinuxMemoryBuilder::default().limit(bytes).build().unwrap())
+            .build()
+            .unwrap(),
+    ));
+    spec.set_linux(Some(linux));
+    spec.save(&path).unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_memory_hog_is_reported_as_an_oom_of_its_container_as_pid1_or_as_a_child() {
+    let test = "a_memory_hog_is_reported_as_an_oom_of_its_container_as_pid1_or_as_a_child";
+    if !common::require_root(test) {
+        return;
+    }
+    let pod = Pod::new("oom");
+    let exe = SupervisorExe::Path(common::tepui_bin());
+    let sup = client::spawn(&exe, &pod.rt, "pod5").await.unwrap();
+    let top = id(&["pod5"]);
+    sup.launch(pod.write_bundle(&top, "exec sleep 1000"))
+        .await
+        .unwrap();
+
+    let hog =
+        "python3 -c 'import time; b = [bytearray(1 << 20) for _ in range(256)]; time.sleep(60)'";
+    let cases = [
+        ("pid1", format!("exec {hog}")),
+        // The shell survives the kill of its child; the container must not.
+        ("child", format!("{hog}; echo survived; sleep 60")),
+    ];
+    for (name, script) in cases {
+        let c = top.child(name).unwrap();
+        let req = pod.write_bundle(&c, &script);
+        limit_memory(&pod.rt, &c, 32 << 20);
+        let stdout = req.stdout.clone();
+        let started = Instant::now();
+        sup.launch(req).await.unwrap();
+        let t = sup.wait(&c).await.unwrap();
+        assert!(t.oom_killed, "{name}: {t:?}");
+        assert!(!t.killed_by_request, "{name}: {t:?}");
+        assert_eq!(t.container, c);
+        assert!(
+            t.peak_memory_bytes.is_some_and(|p| p <= 33 << 20),
+            "{name}: {t:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{name}: not destroyed at the OOM"
+        );
+        let out = std::fs::read_to_string(&stdout).unwrap_or_default();
+        assert!(
+            !out.contains("survived") || t.signal == Some(libc::SIGKILL),
+            "{name}: {out}"
+        );
+        sup.remove(&c).await.unwrap();
+    }
+    // The executor container is untouched by its tasks' OOMs.
+    let listed = sup.list().await.unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|c| c.container == top && c.termination.is_none())
+    );
+
+    sup.kill(&top, Duration::ZERO).await.unwrap();
+    sup.wait(&top).await.unwrap();
+    sup.remove(&top).await.unwrap();
+    wait_gone(&pod.rt, "pod5").await;
+    pod.assert_nothing_left("pod5");
 }

@@ -9,7 +9,6 @@
 pub mod atomic;
 pub mod cgroups;
 mod container_path;
-pub mod oom;
 pub mod paths;
 pub mod safe_remove;
 pub mod spec;

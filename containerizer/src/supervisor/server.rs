@@ -21,7 +21,8 @@ use super::protocol::{
 };
 use super::runtime;
 use super::signals::SignalPipe;
-use crate::{ContainerPath, RuntimeDir, atomic::write_atomic, oom};
+use crate::cgroups::{Cgroups, OomWatcher};
+use crate::{ContainerPath, RuntimeDir, atomic::write_atomic};
 
 /// A request line longer than this is a broken or hostile client.
 const MAX_REQUEST_BYTES: usize = 1 << 20;
@@ -45,6 +46,10 @@ struct Ctr {
     cgroup: Option<String>,
     kill_deadline: Option<Instant>,
     killed_by_request: bool,
+    /// Watches the container's memory cgroup; an OOM kill anywhere in it
+    /// (PID 1 or a descendant) ends the whole container, as in Mesos.
+    oom_watcher: Option<OomWatcher>,
+    oom_seen: bool,
     termination: Option<Termination>,
     waiters: Vec<u64>,
 }
@@ -54,6 +59,9 @@ pub struct Server {
     pod: String,
     listener: UnixListener,
     signals: SignalPipe,
+    /// None when the host's cgroups could not be opened: containers still
+    /// run, without OOM attribution (logged at start).
+    cgroups: Option<Box<dyn Cgroups>>,
     clients: HashMap<u64, Client>,
     next_token: u64,
     containers: BTreeMap<ContainerPath, Ctr>,
@@ -64,11 +72,15 @@ pub struct Server {
 
 impl Server {
     pub fn new(rt: RuntimeDir, pod: String, listener: UnixListener, signals: SignalPipe) -> Self {
+        let cgroups = crate::cgroups::open(None)
+            .map_err(|e| tracing::warn!("no cgroups, so no OOM attribution: {e}"))
+            .ok();
         Self {
             rt,
             pod,
             listener,
             signals,
+            cgroups,
             clients: HashMap::new(),
             next_token: 0,
             containers: BTreeMap::new(),
@@ -85,13 +97,24 @@ impl Server {
             }
             let timeout = self.poll_timeout();
             let tokens: Vec<u64> = self.clients.keys().copied().collect();
-            let (listener_ready, signals_ready, ready_clients) = {
-                let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(2 + tokens.len());
+            let watched: Vec<ContainerPath> = self
+                .containers
+                .iter()
+                .filter(|(_, c)| c.oom_watcher.is_some() && c.termination.is_none())
+                .map(|(id, _)| id.clone())
+                .collect();
+            let (listener_ready, signals_ready, ready_clients, ooms) = {
+                let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(2 + tokens.len() + watched.len());
                 fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
                 fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
                 for token in &tokens {
                     let fd: BorrowedFd<'_> = self.clients[token].stream.as_fd();
                     fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                }
+                for id in &watched {
+                    if let Some(w) = self.containers[id].oom_watcher.as_ref() {
+                        fds.push(PollFd::new(w.as_fd(), PollFlags::POLLIN));
+                    }
                 }
                 match poll(&mut fds, timeout) {
                     Ok(_) => {}
@@ -105,8 +128,17 @@ impl Server {
                     .filter(|(_, fd)| ready(fd))
                     .map(|(t, _)| *t)
                     .collect();
-                (ready(&fds[0]), ready(&fds[1]), clients)
+                let ooms: Vec<ContainerPath> = watched
+                    .iter()
+                    .zip(&fds[2 + tokens.len()..])
+                    .filter(|(_, fd)| ready(fd))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                (ready(&fds[0]), ready(&fds[1]), clients, ooms)
             };
+            for id in ooms {
+                self.check_oom(&id);
+            }
             if signals_ready {
                 for signal in self.signals.drain() {
                     match signal {
@@ -340,6 +372,13 @@ impl Server {
             Ok(started) => {
                 tracing::info!(container = %id, pid = started.pid.as_raw(), "launched");
                 let pid = started.pid.as_raw();
+                let oom_watcher = match (&self.cgroups, &req.cgroup) {
+                    (Some(cgroups), Some(cgroup)) => cgroups
+                        .oom_watcher(cgroup)
+                        .map_err(|e| tracing::warn!(container = %id, "no OOM watcher: {e}"))
+                        .ok(),
+                    _ => None,
+                };
                 self.containers.insert(
                     id,
                     Ctr {
@@ -349,6 +388,8 @@ impl Server {
                         cgroup: req.cgroup,
                         kill_deadline: None,
                         killed_by_request: false,
+                        oom_watcher,
+                        oom_seen: false,
                         termination: None,
                         waiters: Vec::new(),
                     },
@@ -411,6 +452,31 @@ impl Server {
         self.escalate_kills();
     }
 
+    /// The kernel OOM-killed a process of the container: the container has
+    /// hit its memory limit and is destroyed whole (Mesos's memory
+    /// limitation), whether the victim was PID 1 or a descendant.
+    fn check_oom(&mut self, id: &ContainerPath) {
+        let Some(ctr) = self.containers.get_mut(id) else {
+            return;
+        };
+        let Some(watcher) = ctr.oom_watcher.as_mut() else {
+            return;
+        };
+        match watcher.check() {
+            Ok(Some(event)) => {
+                tracing::warn!(container = %id, kills = event.new_kills, "OOM kill: destroying the container");
+                ctr.oom_seen = true;
+                ctr.kill_deadline = Some(Instant::now());
+                self.escalate_kills();
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(container = %id, "OOM watcher failed, dropping it: {e}");
+                ctr.oom_watcher = None;
+            }
+        }
+    }
+
     fn escalate_kills(&mut self) {
         let now = Instant::now();
         for (id, ctr) in self.containers.iter_mut() {
@@ -468,17 +534,24 @@ impl Server {
             return;
         };
         let (exit_code, signal) = Termination::from_wait_status(status);
-        let oom = ctr.cgroup.as_deref().map(oom::read).unwrap_or_default();
+        // Read before libcontainer removes the cgroup below.
+        let (oom_kills, peak_memory_bytes) = match (&self.cgroups, ctr.cgroup.as_deref()) {
+            (Some(cgroups), Some(cgroup)) => (
+                cgroups.oom_kill_count(cgroup).ok().flatten().unwrap_or(0),
+                cgroups.peak_memory_bytes(cgroup).ok().flatten(),
+            ),
+            _ => (0, None),
+        };
         let termination = Termination {
             container: id.clone(),
             status,
             exit_code,
             signal,
-            oom_killed: oom.oom_kills > 0,
+            oom_killed: ctr.oom_seen || oom_kills > 0,
             killed_by_request: ctr.killed_by_request,
             started_at: ctr.started_at,
             finished_at: now_secs(),
-            peak_memory_bytes: oom.peak_memory_bytes,
+            peak_memory_bytes,
             message: None,
         };
         // The record is on disk before anything of the container goes away.
@@ -497,6 +570,7 @@ impl Server {
             tracing::warn!(container = %id, "{e}");
         }
         ctr.kill_deadline = None;
+        ctr.oom_watcher = None;
         ctr.termination = Some(termination.clone());
         let waiters = std::mem::take(&mut ctr.waiters);
         for token in waiters {
