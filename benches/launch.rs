@@ -159,6 +159,13 @@ fn main() {
             let _ = std::fs::remove_dir_all(&bundle);
         }
     }
+    let supervisor_pid = std::fs::read_to_string(runtime_dir.supervisor_pid("warm")).unwrap();
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", supervisor_pid.trim())).unwrap();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap_or("VmRSS: ?");
     rt.block_on(async {
         warm.kill(&warm_top, Duration::ZERO).await.unwrap();
         warm.wait(&warm_top).await.unwrap();
@@ -180,6 +187,10 @@ fn main() {
         let ratio = crun.map_or("-".to_string(), |c| format!("{:.2}x", m / c));
         println!("{name:<24} {m:>10.2} {ratio:>12}");
     }
+    println!(
+        "warm supervisor after {iterations} launches: {}",
+        rss.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")
+    );
     let _ = tepui_containerizer::safe_remove::remove_tree(runtime_dir.root());
     let _ = umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
     if let Err(e) = tepui_containerizer::safe_remove::remove_tree(&work) {
