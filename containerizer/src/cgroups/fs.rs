@@ -56,15 +56,26 @@ fn controller_of(file: &Path) -> String {
 pub(crate) fn read(cgroup: &str, file: &Path) -> Result<String, CgroupError> {
     std::fs::read_to_string(file).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
-            CgroupError::MissingFile {
-                cgroup: cgroup.to_owned(),
-                file: file.to_owned(),
-                controller: controller_of(file),
-            }
+            missing(cgroup, file, "read", e)
         } else {
             CgroupError::io(cgroup, file, "read", e)
         }
     })
+}
+
+/// A control file that is not there: `MissingFile` when its cgroup exists
+/// (controller absent), else the plain I/O error (the cgroup itself is gone
+/// or was never created), so that the hint in the message is not misleading.
+fn missing(cgroup: &str, file: &Path, action: &'static str, e: io::Error) -> CgroupError {
+    if file.parent().is_some_and(Path::is_dir) {
+        CgroupError::MissingFile {
+            cgroup: cgroup.to_owned(),
+            file: file.to_owned(),
+            controller: controller_of(file),
+        }
+    } else {
+        CgroupError::io(cgroup, file, action, e)
+    }
 }
 
 /// Like `read`, but a missing file is `None` (optional kernel features such
@@ -89,14 +100,10 @@ pub(crate) fn write(cgroup: &str, file: &Path, value: &str) -> Result<(), Cgroup
         .open(file)
         .and_then(|mut f| f.write_all(value.as_bytes()));
     result.map_err(|e| {
-        if !file.exists() {
-            CgroupError::MissingFile {
-                cgroup: cgroup.to_owned(),
-                file: file.to_owned(),
-                controller: controller_of(file),
-            }
-        } else {
+        if file.exists() {
             CgroupError::io(cgroup, file, "write", e)
+        } else {
+            missing(cgroup, file, "write", e)
         }
     })
 }
@@ -305,13 +312,23 @@ mod tests {
     #[test]
     fn missing_files_are_named() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("nope/memory.max");
-        match write("pod/c", &file, "1") {
-            Err(CgroupError::MissingFile { controller, .. }) => assert_eq!(controller, "memory"),
+        // A control file missing from an existing cgroup: the controller.
+        let file = dir.path().join("memory.max");
+        let err = read("pod/c", &file).unwrap_err();
+        match &err {
+            CgroupError::MissingFile { controller, .. } => assert_eq!(controller, "memory"),
             other => panic!("unexpected {other:?}"),
         }
-        let err = read("pod/c", &file).unwrap_err().to_string();
-        assert!(err.contains("pod/c") && err.contains("memory.max"), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("pod/c") && msg.contains("memory.max"), "{msg}");
+        // A cgroup that does not exist: a plain I/O error.
+        let file = dir.path().join("nope/memory.max");
+        match write("pod/c", &file, "1") {
+            Err(CgroupError::Io { source, .. }) => {
+                assert_eq!(source.kind(), io::ErrorKind::NotFound)
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]

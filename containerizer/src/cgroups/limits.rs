@@ -284,6 +284,11 @@ pub struct PodLimits {
 /// parent's.
 ///
 /// `pids_limit`: summed when every member has one, else unlimited.
+///
+/// On v2, a parent's `memory.low` protects children only as far as they
+/// claim it (`memory.low` of their own) unless the cgroup2 mount has
+/// `memory_recursiveprot` (systemd's default since v247); the members'
+/// cgroups here claim none.
 pub fn pod_limits(executor: &Limits, tasks: &[Limits], share_cgroups: bool) -> PodLimits {
     let members: Vec<&Limits> = std::iter::once(executor).chain(tasks).collect();
     let cpu_request = sum_f64(members.iter().map(|m| m.cpu_request));
