@@ -78,8 +78,14 @@ fn write_value(
 ) -> fmt::Result {
     match Type::try_from(ty) {
         Ok(Type::Scalar) => write!(f, "{}", DisplayScalar(scalar.map_or(0.0, |s| s.value))),
-        Ok(Type::Ranges) => write!(f, "{}", DisplayRanges(&ranges.cloned().unwrap_or_default())),
-        Ok(Type::Set) => write!(f, "{}", DisplaySet(&set.cloned().unwrap_or_default())),
+        Ok(Type::Ranges) => match ranges {
+            Some(ranges) => write!(f, "{}", DisplayRanges(ranges)),
+            None => f.write_str("[]"),
+        },
+        Ok(Type::Set) => match set {
+            Some(set) => write!(f, "{}", DisplaySet(set)),
+            None => f.write_str("{}"),
+        },
         Ok(Type::Text) | Err(_) => Ok(()),
     }
 }

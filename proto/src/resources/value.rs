@@ -168,17 +168,6 @@ impl<'a> Cursor<'a> {
             if begin > end {
                 return Err(ValueError::InvertedRange { offset, begin, end });
             }
-            if let Some(&(_, other_begin, other_end)) =
-                seen.iter().find(|(_, b, e)| begin <= *e && *b <= end)
-            {
-                return Err(ValueError::OverlappingRanges {
-                    offset,
-                    begin,
-                    end,
-                    other_begin,
-                    other_end,
-                });
-            }
             seen.push((offset, begin, end));
             match self.bump() {
                 Some((_, ',')) => {}
@@ -193,6 +182,7 @@ impl<'a> Cursor<'a> {
                 None => return Err(Self::unterminated(open)),
             }
         }
+        check_overlaps(&mut seen)?;
         Ok(ranges::from_intervals(
             seen.into_iter().map(|(_, b, e)| (b, e)),
         ))
@@ -223,12 +213,13 @@ impl<'a> Cursor<'a> {
             });
         };
         let mut items: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         loop {
             let (offset, chars) = self.take_until(&[',', '{', '}', '[', ']']);
             check_parens(chars)?;
             let item = collect(chars);
             if !item.is_empty() {
-                if items.contains(&item) {
+                if !seen.insert(item.clone()) {
                     return Err(ValueError::DuplicateSetItem { offset, item });
                 }
                 items.push(item);
@@ -291,6 +282,31 @@ fn token(chars: &[(usize, char)]) -> Result<RawValue, ValueError> {
         },
         None => RawValue::Text { text, offset },
     })
+}
+
+/// Rejects input ranges that share an integer, naming the later one. Sorting
+/// keeps this O(n log n) however many ranges a flag lists: once sorted, any
+/// overlap shows up between neighbours.
+fn check_overlaps(ranges: &mut [(usize, u64, u64)]) -> Result<(), ValueError> {
+    ranges.sort_unstable_by_key(|&(_, begin, end)| (begin, end));
+    for pair in ranges.windows(2) {
+        let (first, second) = (pair[0], pair[1]);
+        if second.1 <= first.2 {
+            let (later, earlier) = if first.0 > second.0 {
+                (first, second)
+            } else {
+                (second, first)
+            };
+            return Err(ValueError::OverlappingRanges {
+                offset: later.0,
+                begin: later.1,
+                end: later.2,
+                other_begin: earlier.1,
+                other_end: earlier.2,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn collect(chars: &[(usize, char)]) -> String {
@@ -426,6 +442,23 @@ mod tests {
             parse("[0-18446744073709551615]", 0),
             Ok(ranges_of(&[(0, u64::MAX)]))
         );
+    }
+
+    #[test]
+    fn many_ranges() {
+        let text = format!(
+            "[{}]",
+            (0..20_000u64)
+                .rev()
+                .map(|i| format!("{}-{}", i * 10, i * 10 + 4))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let Ok(RawValue::Ranges(parsed)) = parse(&text, 0) else {
+            panic!("20000 ranges did not parse");
+        };
+        assert_eq!(parsed.range.len(), 20_000);
+        assert_eq!(parsed.range.first().map(|r| (r.begin, r.end)), Some((0, 4)));
     }
 
     #[test]
@@ -588,6 +621,16 @@ mod tests {
                     end: 3,
                     other_begin: 3,
                     other_end: 7,
+                },
+            ),
+            (
+                "[1-10,20-30,5-6]",
+                OverlappingRanges {
+                    offset: 112,
+                    begin: 5,
+                    end: 6,
+                    other_begin: 1,
+                    other_end: 10,
                 },
             ),
             (

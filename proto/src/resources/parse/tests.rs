@@ -1,8 +1,8 @@
 use super::*;
+use crate::resources::ValidationError;
 use crate::resources::error::RoleError;
 use crate::resources::ranges;
-use crate::resources::{ValidationError, dynamic_reservation};
-use crate::v1::resource::ReservationInfo;
+use crate::resources::scalar::MAX_FIXED;
 
 const DOCS_TEXT: &str =
     "cpus:24;gpus:2;mem:24576;disk:409600;ports:[21000-24000,30000-34000];bugs(debug_role):{a,b,c}";
@@ -535,8 +535,6 @@ fn value_errors() {
     }
 }
 
-use crate::resources::scalar::MAX_FIXED;
-
 #[test]
 fn messages_name_token_and_offset() {
     assert_eq!(
@@ -715,15 +713,14 @@ fn json_errors() {
 }
 
 #[test]
-fn json_legacy_dynamic_conversion_is_refused_but_static_refinement_kept() {
-    // A refined stack whose top is DYNAMIC is a dynamic reservation.
+fn json_refined_reservations_are_dynamic() {
+    // A refined stack's top is DYNAMIC, so it is a dynamic reservation.
     let stacked = r#"[{"name":"cpus","type":"SCALAR","scalar":{"value":1},
         "reservations":[{"type":"STATIC","role":"a"},{"type":"DYNAMIC","role":"a/b"}]}]"#;
     assert!(matches!(
         err(stacked),
         ResourcesError::DynamicReservationOnCommandLine { .. }
     ));
-    let _unused: ReservationInfo = dynamic_reservation("a", None);
 }
 
 fn temp_file(name: &str, contents: &str) -> std::path::PathBuf {
