@@ -408,3 +408,95 @@ async fn a_memory_hog_is_reported_as_an_oom_of_its_container_as_pid1_or_as_a_chi
     wait_gone(&pod.rt, "pod5").await;
     pod.assert_nothing_left("pod5");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_fresh_agent_recovers_a_pod_with_three_running_nested_containers() {
+    let test = "a_fresh_agent_recovers_a_pod_with_three_running_nested_containers";
+    if !common::require_root(test) {
+        return;
+    }
+    let pod = Pod::new("recover");
+    let top = id(&["pod6"]);
+    {
+        // The "agent" that launches the pod, then goes away with all its memory.
+        let exe = SupervisorExe::Path(common::tepui_bin());
+        let sup = client::spawn(&exe, &pod.rt, "pod6").await.unwrap();
+        let executor = sup
+            .launch(pod.write_bundle(&top, "exec sleep 1000"))
+            .await
+            .unwrap();
+        for (i, name) in ["a", "b", "c"].iter().enumerate() {
+            let script = format!("trap 'exit {}' TERM; sleep 1000 & wait", 10 + i);
+            let c = top.child(name).unwrap();
+            sup.launch(pod.write_bundle_joining(&c, &script, Some(executor)))
+                .await
+                .unwrap();
+        }
+    }
+
+    // A new agent knows nothing but the runtime dir.
+    let pods = client::recover(&pod.rt).await.unwrap();
+    assert_eq!(pods.len(), 1);
+    let recovered = &pods[0];
+    assert_eq!(recovered.pod, "pod6");
+    let running: Vec<String> = recovered
+        .containers
+        .iter()
+        .filter(|c| c.termination.is_none() && c.pid.is_some())
+        .map(|c| c.container.to_string())
+        .collect();
+    assert_eq!(running, ["pod6", "pod6.a", "pod6.b", "pod6.c"]);
+
+    // It drives the pod as if it had launched it, and learns each exit.
+    let sup = recovered.client.clone().expect("the supervisor answers");
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        let c = top.child(name).unwrap();
+        sup.signal(&c, libc::SIGTERM).await.unwrap();
+        let t = sup.wait(&c).await.unwrap();
+        assert_eq!(t.exit_code, Some(10 + i as i32), "{t:?}");
+        assert!(!t.killed_by_request);
+    }
+    sup.kill(&top, Duration::ZERO).await.unwrap();
+    sup.wait(&top).await.unwrap();
+
+    // Records on disk survive even a lost supervisor: SIGKILL it, and a
+    // later recovery still reports the finished containers from disk.
+    let pid: i32 = std::fs::read_to_string(pod.rt.supervisor_pid("pod6"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: signalling the pid from the supervisor's pid file.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while common::processes_mentioning(&pod.rt.root().to_string_lossy())
+        .iter()
+        .any(|(p, _)| *p as i32 == pid)
+    {
+        assert!(Instant::now() < deadline, "supervisor survived SIGKILL");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pods = client::recover(&pod.rt).await.unwrap();
+    assert!(pods[0].client.is_none());
+    let exits: Vec<(String, Option<i32>)> = pods[0]
+        .containers
+        .iter()
+        .map(|c| {
+            let t = c.termination.as_ref().expect("terminated");
+            (c.container.to_string(), t.exit_code)
+        })
+        .collect();
+    assert_eq!(
+        exits,
+        [
+            ("pod6".to_string(), None),
+            ("pod6.a".to_string(), Some(10)),
+            ("pod6.b".to_string(), Some(11)),
+            ("pod6.c".to_string(), Some(12)),
+        ]
+    );
+    // The agent cleans up a dead supervisor's pod (its mounts died with it).
+    assert!(common::mounts_under(pod.rt.root()).is_empty());
+    tepui_containerizer::safe_remove::remove_tree(&pod.rt.pod("pod6")).unwrap();
+    pod.assert_nothing_left("pod6");
+}

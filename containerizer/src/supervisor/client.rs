@@ -279,3 +279,105 @@ impl SupervisorClient {
         }
     }
 }
+
+/// One pod found in the runtime dir when the agent starts again.
+#[derive(Debug)]
+pub struct RecoveredPod {
+    pub pod: String,
+    /// Set when the pod's supervisor still answers.
+    pub client: Option<SupervisorClient>,
+    /// Every container of the pod: from the supervisor when it answers,
+    /// otherwise from the termination records on disk (a container without
+    /// a record whose supervisor is gone is reported as lost).
+    pub containers: Vec<ContainerState>,
+}
+
+/// Finds every pod the runtime dir knows, so an agent that was killed (or
+/// restarted) reconnects to running pods and learns how finished containers
+/// ended while it was away. Keeps no state beyond what is on disk.
+pub async fn recover(rt: &RuntimeDir) -> Result<Vec<RecoveredPod>, SupervisorError> {
+    let mut pods = Vec::new();
+    let entries = match std::fs::read_dir(rt.pods()) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(pods),
+        Err(e) => return Err(e.into()),
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for pod in names {
+        let client = SupervisorClient::new(rt.clone(), &pod);
+        // A supervisor that is dying may still accept a connection and then
+        // hang up: only an answer to LIST counts as alive.
+        let listed = if client.is_alive().await {
+            client.list().await.ok()
+        } else {
+            None
+        };
+        if let Some(containers) = listed {
+            pods.push(RecoveredPod {
+                pod,
+                client: Some(client),
+                containers,
+            });
+        } else {
+            let containers = containers_on_disk(rt, &pod);
+            pods.push(RecoveredPod {
+                pod,
+                client: None,
+                containers,
+            });
+        }
+    }
+    Ok(pods)
+}
+
+/// The containers of a pod whose supervisor is gone, from the directories
+/// and termination records it left.
+fn containers_on_disk(rt: &RuntimeDir, pod: &str) -> Vec<ContainerState> {
+    let mut found = Vec::new();
+    let mut stack = vec![(rt.pod(pod).join("containers"), Vec::<String>::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let mut parts = prefix.clone();
+            parts.push(name);
+            let Ok(id) = ContainerPath::new(parts.clone()) else {
+                continue;
+            };
+            let termination = std::fs::read(rt.termination(&id))
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Termination>(&bytes).ok())
+                .unwrap_or_else(|| Termination {
+                    container: id.clone(),
+                    status: libc::SIGKILL,
+                    exit_code: None,
+                    signal: None,
+                    oom_killed: false,
+                    killed_by_request: false,
+                    started_at: 0.0,
+                    finished_at: 0.0,
+                    peak_memory_bytes: None,
+                    message: Some(
+                        "its supervisor died before recording how it ended: the container was lost"
+                            .to_string(),
+                    ),
+                });
+            found.push(ContainerState {
+                container: id,
+                pid: None,
+                started_at: termination.started_at,
+                termination: Some(termination),
+            });
+            stack.push((entry.path().join("containers"), parts));
+        }
+    }
+    found.sort_by(|a, b| a.container.cmp(&b.container));
+    found
+}
