@@ -14,10 +14,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::mount::{MsFlags, mount, umount2};
-use oci_spec::runtime::{LinuxNamespaceType, RootBuilder, Spec};
-use tepui_containerizer::supervisor::client::{self, SupervisorExe};
-use tepui_containerizer::supervisor::protocol::LaunchRequest;
-use tepui_containerizer::{ContainerPath, RuntimeDir};
+use tepui_containerizer::spec::{ContainerKind, LaunchSpec, SpecContext, build_spec};
+use tepui_containerizer::{ContainerPath, Containerizer, ContainerizerConfig};
 
 fn main() {
     // SAFETY: geteuid has no preconditions.
@@ -68,26 +66,24 @@ fn main() {
         .build()
         .unwrap();
     // Production runtime dirs live on tmpfs (/run/tepui); /run is not one here.
-    let runtime_dir =
-        RuntimeDir::new(Path::new("/dev/shm").join(format!("tepui-bench-{}", std::process::id())));
-    let exe = SupervisorExe::sealed_copy_of(Path::new(env!("CARGO_BIN_EXE_tepui"))).unwrap();
+    let runtime_dir = Path::new("/dev/shm").join(format!("tepui-bench-{}", std::process::id()));
     let cgroup_root = format!("tepui-bench-{}", std::process::id());
+    let mut config = ContainerizerConfig::new(&runtime_dir);
+    config.cgroups_root = cgroup_root.clone();
+    config.supervisor_binary = PathBuf::from(env!("CARGO_BIN_EXE_tepui"));
+    let containerizer = Containerizer::new(config).unwrap();
+    let sandbox = work.join("sandbox");
 
     // A warm pod: its supervisor and executor container stay up, each
     // iteration launches a nested /bin/true in it.
-    let warm = rt
-        .block_on(client::spawn(&exe, &runtime_dir, "warm"))
-        .unwrap();
     let warm_top = ContainerPath::new(vec!["warm".into()]).unwrap();
-    let req = write_bundle(
-        &runtime_dir,
+    let spec = launch_spec(
         &warm_top,
+        ContainerKind::Executor,
         &["/bin/sleep", "1000"],
-        &cgroup_root,
-        None,
-        work.as_path(),
+        &sandbox,
     );
-    let warm_pid = rt.block_on(warm.launch(req)).unwrap();
+    let warm_pid = rt.block_on(containerizer.launch(spec)).unwrap().pid;
 
     let mut samples: Vec<(&str, Vec<Duration>)> = vec![
         ("tepui warm (nested)", vec![]),
@@ -99,53 +95,39 @@ fn main() {
     for i in 0..iterations {
         // tepui, warm supervisor.
         let id = warm_top.child(&format!("t{i}")).unwrap();
-        let req = write_bundle(
-            &runtime_dir,
-            &id,
-            &["/bin/true"],
-            &cgroup_root,
-            Some(warm_pid),
-            work.as_path(),
-        );
+        let spec = launch_spec(&id, ContainerKind::Task, &["/bin/true"], &sandbox);
         let t = Instant::now();
         rt.block_on(async {
-            warm.launch(req).await.unwrap();
-            let term = warm.wait(&id).await.unwrap();
+            containerizer.launch(spec).await.unwrap();
+            let term = containerizer.wait(&id).await.unwrap();
             assert_eq!(term.exit_code, Some(0));
-            warm.remove(&id).await.unwrap();
+            containerizer.remove(&id).await.unwrap();
         });
         samples[0].1.push(t.elapsed());
 
-        // tepui, a new pod: supervisor start included.
-        let pod = format!("cold{i}");
-        let id = ContainerPath::new(vec![pod.clone()]).unwrap();
+        // tepui, a new pod: cgroup and supervisor start included.
+        let id = ContainerPath::new(vec![format!("cold{i}")]).unwrap();
+        let spec = launch_spec(&id, ContainerKind::Standalone, &["/bin/true"], &sandbox);
         let t = Instant::now();
         rt.block_on(async {
-            let sup = client::spawn(&exe, &runtime_dir, &pod).await.unwrap();
-            let req = write_bundle(
-                &runtime_dir,
-                &id,
-                &["/bin/true"],
-                &cgroup_root,
-                None,
-                work.as_path(),
-            );
-            sup.launch(req).await.unwrap();
-            assert_eq!(sup.wait(&id).await.unwrap().exit_code, Some(0));
-            sup.remove(&id).await.unwrap();
+            containerizer.launch(spec).await.unwrap();
+            assert_eq!(containerizer.wait(&id).await.unwrap().exit_code, Some(0));
+            containerizer.remove(&id).await.unwrap();
         });
         samples[1].1.push(t.elapsed());
 
+        // The peers run the very spec tepui's supervisor builds.
         for (k, peer) in peers.iter().enumerate() {
             let bundle = work.as_path().join(format!("{peer}-{i}"));
             std::fs::create_dir_all(&bundle).unwrap();
-            let spec = spec_for(
-                &rootfs,
-                &["/bin/true"],
-                &format!("/{cgroup_root}/{peer}-{i}"),
-                None,
-            );
-            spec.save(bundle.join("config.json")).unwrap();
+            let id = ContainerPath::new(vec![format!("{peer}-{i}")]).unwrap();
+            let spec = launch_spec(&id, ContainerKind::Standalone, &["/bin/true"], &sandbox);
+            let mut ctx = SpecContext::new(format!("/{cgroup_root}/{peer}-{i}"), &rootfs);
+            ctx.host_network = true;
+            build_spec(&spec, &ctx)
+                .unwrap()
+                .save(bundle.join("config.json"))
+                .unwrap();
             let t = Instant::now();
             let status = Command::new(peer)
                 .args(["run", "--bundle"])
@@ -159,17 +141,15 @@ fn main() {
             let _ = std::fs::remove_dir_all(&bundle);
         }
     }
-    let supervisor_pid = std::fs::read_to_string(runtime_dir.supervisor_pid("warm")).unwrap();
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", supervisor_pid.trim())).unwrap();
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .unwrap_or("VmRSS: ?");
+    let supervisor_pid =
+        std::fs::read_to_string(containerizer.runtime_dir().supervisor_pid("warm")).unwrap();
+    let memory = process_memory(supervisor_pid.trim().parse().unwrap());
+    let _ = warm_pid;
     rt.block_on(async {
-        warm.kill(&warm_top, Duration::ZERO).await.unwrap();
-        warm.wait(&warm_top).await.unwrap();
-        warm.remove(&warm_top).await.unwrap();
+        containerizer
+            .destroy(&warm_top, Duration::ZERO)
+            .await
+            .unwrap();
     });
 
     let median = |v: &mut Vec<Duration>| {
@@ -187,11 +167,8 @@ fn main() {
         let ratio = crun.map_or("-".to_string(), |c| format!("{:.2}x", m / c));
         println!("{name:<24} {m:>10.2} {ratio:>12}");
     }
-    println!(
-        "warm supervisor after {iterations} launches: {}",
-        rss.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")
-    );
-    let _ = tepui_containerizer::safe_remove::remove_tree(runtime_dir.root());
+    println!("warm supervisor after {iterations} launches: {memory}");
+    let _ = tepui_containerizer::safe_remove::remove_tree(&runtime_dir);
     let _ = umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
     if let Err(e) = tepui_containerizer::safe_remove::remove_tree(&work) {
         eprintln!("left {} in place: {e}", work.display());
@@ -211,64 +188,36 @@ fn main() {
     }
 }
 
-fn spec_for(rootfs: &Path, args: &[&str], cgroup: &str, join_pid: Option<i32>) -> Spec {
-    let mut spec = Spec::default();
-    spec.set_root(Some(
-        RootBuilder::default()
-            .path(rootfs)
-            .readonly(false)
-            .build()
-            .unwrap(),
-    ));
-    let mut process = spec.process().clone().unwrap();
-    process.set_args(Some(args.iter().map(|s| s.to_string()).collect()));
-    process.set_terminal(Some(false));
-    spec.set_process(Some(process));
-    let mut linux = spec.linux().clone().unwrap();
-    linux.set_cgroups_path(Some(cgroup.into()));
-    if let Some(pid) = join_pid {
-        let namespaces = linux
-            .namespaces()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|mut ns| {
-                let name = match ns.typ() {
-                    LinuxNamespaceType::Network => Some("net"),
-                    LinuxNamespaceType::Ipc => Some("ipc"),
-                    LinuxNamespaceType::Uts => Some("uts"),
-                    _ => None,
-                };
-                if let Some(name) = name {
-                    ns.set_path(Some(format!("/proc/{pid}/ns/{name}").into()));
-                }
-                ns
-            })
-            .collect();
-        linux.set_namespaces(Some(namespaces));
-    }
-    spec.set_linux(Some(linux));
-    spec
+/// A host-filesystem container running `args` (argv form).
+fn launch_spec(
+    id: &ContainerPath,
+    kind: ContainerKind,
+    args: &[&str],
+    sandbox: &Path,
+) -> LaunchSpec {
+    let command = tepui_containerizer::spec::Command::exec(
+        args[0],
+        args.iter().map(|s| s.to_string()).collect(),
+    );
+    LaunchSpec::new(id.clone(), kind, command, sandbox)
 }
 
-fn write_bundle(
-    rt: &RuntimeDir,
-    id: &ContainerPath,
-    args: &[&str],
-    cgroup_root: &str,
-    join_pid: Option<i32>,
-    work: &Path,
-) -> LaunchRequest {
-    let bundle = rt.bundle(id);
-    std::fs::create_dir_all(&bundle).unwrap();
-    let cgroup = format!("/{cgroup_root}/{}/{}", id.pod(), id.parts().join("."));
-    spec_for(&rt.hostfs(id.pod()), args, &cgroup, join_pid)
-        .save(bundle.join("config.json"))
-        .unwrap();
-    LaunchRequest {
-        container: id.clone(),
-        stdout: work.join("bench.stdout"),
-        stderr: work.join("bench.stderr"),
-        cgroup: Some(cgroup),
-    }
+/// RSS and PSS (shared pages divided among their users: what one more
+/// supervisor really costs) of a process, from /proc.
+fn process_memory(pid: i32) -> String {
+    let field = |file: &str, name: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find(|l| l.starts_with(name))
+                    .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+            })
+            .unwrap_or_else(|| "?".into())
+    };
+    format!(
+        "RSS {} kB, PSS {} kB",
+        field("status", "VmRSS:"),
+        field("smaps_rollup", "Pss:")
+    )
 }

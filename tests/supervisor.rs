@@ -6,10 +6,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use oci_spec::runtime::{
-    LinuxMemoryBuilder, LinuxNamespaceType, LinuxResourcesBuilder, RootBuilder, Spec,
+use tepui_containerizer::spec::{
+    Command, ContainerKind, LaunchSpec, Limit, ResourceRequest, SpecContext,
 };
 use tepui_containerizer::supervisor::client::{self, SupervisorExe};
+use tepui_containerizer::supervisor::logs::LogPolicy;
 use tepui_containerizer::supervisor::protocol::LaunchRequest;
 use tepui_containerizer::{ContainerPath, RuntimeDir};
 
@@ -33,64 +34,25 @@ impl Pod {
         }
     }
 
-    /// A host-filesystem container running `script` under bash.
+    /// A host-filesystem container running `script` under bash; the
+    /// supervisor builds its bundle (nested ones join their parent's
+    /// network, IPC and UTS namespaces).
     fn write_bundle(&self, id: &ContainerPath, script: &str) -> LaunchRequest {
-        self.write_bundle_joining(id, script, None)
-    }
-
-    /// Like `write_bundle`; with `executor_pid` the container joins that
-    /// process's network, IPC and UTS namespaces (a pod's nested task).
-    fn write_bundle_joining(
-        &self,
-        id: &ContainerPath,
-        script: &str,
-        executor_pid: Option<i32>,
-    ) -> LaunchRequest {
-        let bundle = self.rt.bundle(id);
-        std::fs::create_dir_all(&bundle).unwrap();
-        let mut spec = Spec::default();
-        spec.set_root(Some(
-            RootBuilder::default()
-                .path(self.rt.hostfs(id.pod()))
-                .readonly(false)
-                .build()
-                .unwrap(),
-        ));
-        let mut process = spec.process().clone().unwrap();
-        process.set_args(Some(vec!["/bin/bash".into(), "-c".into(), script.into()]));
-        process.set_cwd(self.sandbox.clone());
-        spec.set_process(Some(process));
+        let kind = if id.is_nested() {
+            ContainerKind::Task
+        } else {
+            ContainerKind::Executor
+        };
+        let command = Command::exec("/bin/bash", vec!["bash".into(), "-c".into(), script.into()]);
+        let spec = LaunchSpec::new(id.clone(), kind, command, self.sandbox.clone());
         let cgroup = format!(
             "/{}/{}/{}",
             self.cgroup_root,
             id.pod(),
             id.parts().join(".")
         );
-        let mut linux = spec.linux().clone().unwrap();
-        linux.set_cgroups_path(Some(cgroup.clone().into()));
-        if let Some(pid) = executor_pid {
-            let namespaces = linux
-                .namespaces()
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|mut ns| {
-                    let shared = match ns.typ() {
-                        LinuxNamespaceType::Network => Some("net"),
-                        LinuxNamespaceType::Ipc => Some("ipc"),
-                        LinuxNamespaceType::Uts => Some("uts"),
-                        _ => None,
-                    };
-                    if let Some(name) = shared {
-                        ns.set_path(Some(format!("/proc/{pid}/ns/{name}").into()));
-                    }
-                    ns
-                })
-                .collect();
-            linux.set_namespaces(Some(namespaces));
-        }
-        spec.set_linux(Some(linux));
-        spec.save(bundle.join("config.json")).unwrap();
+        let mut context = SpecContext::new(cgroup.clone(), std::path::PathBuf::new());
+        context.host_memory_bytes = Some(1 << 40);
         LaunchRequest {
             container: id.clone(),
             stdout: self
@@ -100,6 +62,9 @@ impl Pod {
                 .sandbox
                 .join(format!("{}.stderr", id.parts().join("."))),
             cgroup: Some(cgroup),
+            spec: Some(Box::new(spec)),
+            context: Some(Box::new(context)),
+            log: LogPolicy::default(),
         }
     }
 
@@ -243,20 +208,6 @@ async fn bad_requests_get_clear_errors_and_leave_nothing() {
         .to_string();
     assert!(err.contains("parent pod3 is not running"), "{err}");
 
-    // A missing executable fails the launch and leaves no container behind.
-    let mut req = pod.write_bundle(&top, "true");
-    let mut spec = Spec::load(pod.rt.bundle(&top).join("config.json")).unwrap();
-    let mut process = spec.process().clone().unwrap();
-    process.set_args(Some(vec!["/no/such/binary".into()]));
-    spec.set_process(Some(process));
-    spec.save(pod.rt.bundle(&top).join("config.json")).unwrap();
-    req.container = top.clone();
-    let result = sup.launch(req).await;
-    // libcontainer reports exec failures after start; either way nothing may run.
-    if result.is_ok() {
-        let t = sup.wait(&top).await.unwrap();
-        assert_ne!(t.exit_code, Some(0), "{t:?}");
-    }
     let err = sup
         .wait(&id(&["pod3", "nope"]))
         .await
@@ -270,20 +221,15 @@ async fn bad_requests_get_clear_errors_and_leave_nothing() {
         .to_string();
     assert!(err.contains("does not belong to pod pod3"), "{err}");
 
-    if result.is_ok() {
-        sup.remove(&top).await.unwrap();
-    } else {
-        // Nothing was created; stop the supervisor the operator's way.
-        let pid: i32 = std::fs::read_to_string(pod.rt.supervisor_pid("pod3"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        // SAFETY: signalling a pid we read from the supervisor's pid file.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+    // A missing executable fails the launch with a message naming it, and
+    // a pod whose top-level container never started ends its supervisor.
+    let mut req = pod.write_bundle(&top, "true");
+    if let Some(spec) = req.spec.as_mut() {
+        spec.command = Command::exec("/no/such/binary", vec!["binary".into()]);
     }
+    let err = sup.launch(req).await.unwrap_err().to_string();
+    assert!(err.contains("/no/such/binary"), "{err}");
     wait_gone(&pod.rt, "pod3").await;
-    let _ = std::fs::remove_dir_all(pod.rt.pod("pod3"));
     pod.assert_nothing_left("pod3");
 }
 
@@ -299,14 +245,14 @@ async fn nested_containers_share_the_pod_network_but_see_only_their_own_processe
     let top = id(&["pod4"]);
     // The executor container listens on loopback, which must be up.
     let listener = "exec python3 -c 'import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind((\"127.0.0.1\", 7777))\ns.listen()\nwhile True:\n c,_=s.accept(); c.sendall(b\"hello-from-executor\\n\"); c.close()'";
-    let executor_pid = sup.launch(pod.write_bundle(&top, listener)).await.unwrap();
+    sup.launch(pod.write_bundle(&top, listener)).await.unwrap();
 
     let task = id(&["pod4", "task"]);
     let script = "for i in $(seq 100); do exec 3<>/dev/tcp/127.0.0.1/7777 && break; sleep 0.05; done 2>/dev/null; \
                   read line <&3; echo \"$line\"; echo pid=$$; \
                   echo procs=$(ls /proc | grep -c '^[0-9][0-9]*$'); \
                   echo python=$(cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -c 'pyth[o]n3')";
-    let req = pod.write_bundle_joining(&task, script, Some(executor_pid));
+    let req = pod.write_bundle(&task, script);
     let stdout = req.stdout.clone();
     sup.launch(req).await.unwrap();
     let t = sup.wait(&task).await.unwrap();
@@ -332,19 +278,15 @@ async fn nested_containers_share_the_pod_network_but_see_only_their_own_processe
     pod.assert_nothing_left("pod4");
 }
 
-/// Sets a hard memory limit on the container's own cgroup in its bundle.
-fn limit_memory(rt: &RuntimeDir, id: &ContainerPath, bytes: i64) {
-    let path = rt.bundle(id).join("config.json");
-    let mut spec = Spec::load(&path).unwrap();
-    let mut linux = spec.linux().clone().unwrap();
-    linux.set_resources(Some(
-        LinuxResourcesBuilder::default()
-            .memory(LinuxMemoryBuilder::default().limit(bytes).build().unwrap())
-            .build()
-            .unwrap(),
-    ));
-    spec.set_linux(Some(linux));
-    spec.save(&path).unwrap();
+/// A hard memory limit on the task's own cgroup (share_cgroups=false).
+fn limit_memory(req: &mut LaunchRequest, mib: f64) {
+    let spec = req.spec.as_mut().unwrap();
+    spec.linux.share_cgroups = false;
+    spec.resources = ResourceRequest {
+        mem_mb: Some(mib),
+        mem_limit_mb: Some(Limit::Finite(mib)),
+        ..ResourceRequest::default()
+    };
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -370,8 +312,8 @@ async fn a_memory_hog_is_reported_as_an_oom_of_its_container_as_pid1_or_as_a_chi
     ];
     for (name, script) in cases {
         let c = top.child(name).unwrap();
-        let req = pod.write_bundle(&c, &script);
-        limit_memory(&pod.rt, &c, 32 << 20);
+        let mut req = pod.write_bundle(&c, &script);
+        limit_memory(&mut req, 32.0);
         let stdout = req.stdout.clone();
         let started = Instant::now();
         sup.launch(req).await.unwrap();
@@ -421,16 +363,13 @@ async fn a_fresh_agent_recovers_a_pod_with_three_running_nested_containers() {
         // The "agent" that launches the pod, then goes away with all its memory.
         let exe = SupervisorExe::Path(common::tepui_bin());
         let sup = client::spawn(&exe, &pod.rt, "pod6").await.unwrap();
-        let executor = sup
-            .launch(pod.write_bundle(&top, "exec sleep 1000"))
+        sup.launch(pod.write_bundle(&top, "exec sleep 1000"))
             .await
             .unwrap();
         for (i, name) in ["a", "b", "c"].iter().enumerate() {
             let script = format!("trap 'exit {}' TERM; sleep 1000 & wait", 10 + i);
             let c = top.child(name).unwrap();
-            sup.launch(pod.write_bundle_joining(&c, &script, Some(executor)))
-                .await
-                .unwrap();
+            sup.launch(pod.write_bundle(&c, &script)).await.unwrap();
         }
     }
 

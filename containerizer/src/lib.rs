@@ -9,10 +9,14 @@
 pub mod atomic;
 pub mod cgroups;
 mod container_path;
+pub mod containerizer;
 pub mod paths;
 pub mod safe_remove;
 pub mod spec;
 pub mod supervisor;
 
 pub use container_path::{ContainerPath, ContainerPathError};
+pub use containerizer::{
+    Containerizer, ContainerizerConfig, ContainerizerError, Launched, RecoveredContainer,
+};
 pub use paths::RuntimeDir;

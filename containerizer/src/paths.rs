@@ -13,8 +13,11 @@
 //!                                     rootfs of containers without an image
 //!     state/                          libcontainer's state root for this pod
 //!     containers/<container>/         `<container>` is the leaf ContainerID value;
+//!       spec.json                     what the agent asked for (LaunchSpec)
 //!       bundle/config.json            nested ones live under their parent's
 //!       termination.json              `containers/` directory, like Mesos's
+//!       shm/                          its /dev/shm tmpfs (own IPC namespace;
+//!                                     mounted in the supervisor's namespace)
 //!       containers/<child>/...        runtime dir
 //! ```
 
@@ -77,6 +80,11 @@ impl RuntimeDir {
 
     pub fn bundle(&self, id: &ContainerPath) -> PathBuf {
         self.container(id).join("bundle")
+    }
+
+    /// The `LaunchSpec` the agent asked for (with live resource updates).
+    pub fn launch_spec(&self, id: &ContainerPath) -> PathBuf {
+        self.container(id).join("spec.json")
     }
 
     pub fn termination(&self, id: &ContainerPath) -> PathBuf {

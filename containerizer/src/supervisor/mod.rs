@@ -7,10 +7,12 @@
 //! sealed memfd copy of the binary) and speaks `protocol` to them.
 
 pub mod client;
+pub mod logs;
 mod loopback;
 pub mod protocol;
 mod runtime;
 mod server;
+mod shm;
 mod signals;
 
 use std::os::fd::{FromRawFd, OwnedFd};

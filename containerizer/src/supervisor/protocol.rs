@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::logs::LogPolicy;
 use crate::ContainerPath;
+use crate::spec::{LaunchSpec, SpecContext};
 
 /// Protocol version; a supervisor refuses requests from another version
 /// (after an agent upgrade, old supervisors are drained, not spoken to).
@@ -57,6 +59,17 @@ pub struct LaunchRequest {
     /// The container's cgroup for OOM attribution and statistics, relative
     /// to the cgroup roots (what `linux.cgroupsPath` says).
     pub cgroup: Option<String>,
+    /// When set, the supervisor builds the bundle's `config.json` itself
+    /// from this spec and `context` (completed with what only it knows: the
+    /// host rootfs bind, the parent's init pid, sandbox and /dev/shm).
+    /// Without it, the bundle must already be on disk.
+    #[serde(default)]
+    pub spec: Option<Box<LaunchSpec>>,
+    #[serde(default)]
+    pub context: Option<Box<SpecContext>>,
+    /// Rotation of the `stdout`/`stderr` files.
+    #[serde(default)]
+    pub log: LogPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,7 +2,8 @@
 //! single-threaded process, because libcontainer clones the calling process
 //! without exec (DESIGN.md section 2).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use libcontainer::container::Container;
@@ -16,23 +17,16 @@ pub struct Started {
     pub pid: Pid,
 }
 
-fn open_output(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
-}
-
-/// Creates and starts the container described by `bundle/config.json`. On
-/// failure nothing of it is left: no state dir, cgroup or process.
+/// Creates and starts the container described by `bundle/config.json`, its
+/// fds 1 and 2 on `stdout` and `stderr`. On failure nothing of it is left:
+/// no state dir, cgroup or process.
 pub fn create_and_start(
     lc_id: &str,
     state_root: &Path,
     bundle: &Path,
-    stdout: &Path,
-    stderr: &Path,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
 ) -> Result<Started, String> {
-    let stdout =
-        open_output(stdout).map_err(|e| format!("cannot open {}: {e}", stdout.display()))?;
-    let stderr =
-        open_output(stderr).map_err(|e| format!("cannot open {}: {e}", stderr.display()))?;
     let stdin = File::open("/dev/null").map_err(|e| format!("cannot open /dev/null: {e}"))?;
 
     let built = ContainerBuilder::new(lc_id.to_string(), SyscallType::default())

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use libcontainer::container::Container;
@@ -16,12 +17,15 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::SupervisorError;
+use super::logs::{Drained, OutputPipe, RotatingFile, output_pipe};
 use super::protocol::{
     ContainerState, Envelope, LaunchRequest, PROTOCOL_VERSION, Request, Response, Termination,
 };
 use super::runtime;
+use super::shm;
 use super::signals::SignalPipe;
 use crate::cgroups::{Cgroups, OomWatcher};
+use crate::spec::{ContainerKind, IpcMode, ParentContainer, SpecContext, build_spec};
 use crate::{ContainerPath, RuntimeDir, atomic::write_atomic};
 
 /// A request line longer than this is a broken or hostile client.
@@ -52,6 +56,23 @@ struct Ctr {
     oom_seen: bool,
     termination: Option<Termination>,
     waiters: Vec<u64>,
+    /// Read ends of its stdout and stderr pipes, until their writers close.
+    outputs: Vec<OutputPipe>,
+    /// What nested containers inherit (known when the supervisor built the
+    /// spec itself).
+    view: ContainerView,
+}
+
+/// What a container's nested containers need to know about it.
+#[derive(Default)]
+struct ContainerView {
+    sandbox_dir: Option<PathBuf>,
+    cwd: Option<PathBuf>,
+    /// The /dev/shm of its IPC namespace, as a directory in our mount
+    /// namespace.
+    shm_dir: Option<PathBuf>,
+    /// The tmpfs we mounted for it (it has its own IPC namespace).
+    shm_mount: Option<PathBuf>,
 }
 
 pub struct Server {
@@ -103,8 +124,14 @@ impl Server {
                 .filter(|(_, c)| c.oom_watcher.is_some() && c.termination.is_none())
                 .map(|(id, _)| id.clone())
                 .collect();
-            let (listener_ready, signals_ready, ready_clients, ooms) = {
-                let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(2 + tokens.len() + watched.len());
+            let piped: Vec<(ContainerPath, usize)> = self
+                .containers
+                .iter()
+                .flat_map(|(id, c)| (0..c.outputs.len()).map(move |i| (id.clone(), i)))
+                .collect();
+            let (listener_ready, signals_ready, ready_clients, ooms, outputs) = {
+                let mut fds: Vec<PollFd<'_>> =
+                    Vec::with_capacity(2 + tokens.len() + watched.len() + piped.len());
                 fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
                 fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
                 for token in &tokens {
@@ -115,6 +142,10 @@ impl Server {
                     if let Some(w) = self.containers[id].oom_watcher.as_ref() {
                         fds.push(PollFd::new(w.as_fd(), PollFlags::POLLIN));
                     }
+                }
+                for (id, i) in &piped {
+                    let fd = self.containers[id].outputs[*i].as_fd();
+                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
                 }
                 match poll(&mut fds, timeout) {
                     Ok(_) => {}
@@ -134,8 +165,15 @@ impl Server {
                     .filter(|(_, fd)| ready(fd))
                     .map(|(id, _)| id.clone())
                     .collect();
-                (ready(&fds[0]), ready(&fds[1]), clients, ooms)
+                let outputs: Vec<(ContainerPath, usize)> = piped
+                    .iter()
+                    .zip(&fds[2 + tokens.len() + watched.len()..])
+                    .filter(|(_, fd)| ready(fd))
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                (ready(&fds[0]), ready(&fds[1]), clients, ooms, outputs)
             };
+            self.drain_outputs(outputs);
             for id in ooms {
                 self.check_oom(&id);
             }
@@ -161,6 +199,20 @@ impl Server {
                 self.read_client(token);
             }
             self.escalate_kills();
+        }
+    }
+
+    /// Copies ready output to the log files; pipes whose writers all closed
+    /// are dropped (highest index first, so the others' indices hold).
+    fn drain_outputs(&mut self, mut ready: Vec<(ContainerPath, usize)>) {
+        ready.sort_by_key(|r| std::cmp::Reverse(r.1));
+        for (id, i) in ready {
+            if let Some(ctr) = self.containers.get_mut(&id)
+                && i < ctr.outputs.len()
+                && ctr.outputs[i].drain() == Drained::Closed
+            {
+                ctr.outputs.remove(i);
+            }
         }
     }
 
@@ -358,6 +410,22 @@ impl Server {
                 };
             }
         }
+        let view = match self.prepare_bundle(&req) {
+            Ok(view) => view,
+            Err(message) => return self.launch_failed(&id, message),
+        };
+        let release_shm = |view: &ContainerView| {
+            if let Some(dir) = &view.shm_mount {
+                shm::unmount_shm(dir);
+            }
+        };
+        let (outputs, stdout, stderr) = match open_outputs(&req) {
+            Ok(opened) => opened,
+            Err(message) => {
+                release_shm(&view);
+                return self.launch_failed(&id, message);
+            }
+        };
         self.next_lc_id += 1;
         let lc_id = format!("c{}", self.next_lc_id);
         let started_at = now_secs();
@@ -366,8 +434,8 @@ impl Server {
             &lc_id,
             &self.rt.libcontainer_state(&self.pod),
             &bundle,
-            &req.stdout,
-            &req.stderr,
+            stdout,
+            stderr,
         ) {
             Ok(started) => {
                 tracing::info!(container = %id, pid = started.pid.as_raw(), "launched");
@@ -392,17 +460,117 @@ impl Server {
                         oom_seen: false,
                         termination: None,
                         waiters: Vec::new(),
+                        outputs,
+                        view,
                     },
                 );
                 Response::Launched { pid }
             }
             Err(message) => {
-                tracing::warn!(container = %id, "launch failed: {message}");
-                Response::Error {
-                    message: format!("cannot launch {id}: {message}"),
-                }
+                release_shm(&view);
+                drop(outputs);
+                self.launch_failed(&id, message)
             }
         }
+    }
+
+    /// A failed launch leaves nothing: its runtime dir goes, and a pod whose
+    /// top-level container never started has no reason to keep a supervisor.
+    fn launch_failed(&mut self, id: &ContainerPath, message: String) -> Response {
+        tracing::warn!(container = %id, "launch failed: {message}");
+        if let Err(e) = crate::safe_remove::remove_tree(&self.rt.container(id)) {
+            tracing::warn!(container = %id, "runtime dir left: {e}");
+        }
+        if id.is_top_level() {
+            self.exiting = true;
+        }
+        Response::Error {
+            message: format!("cannot launch {id}: {message}"),
+        }
+    }
+
+    /// Writes `config.json` from the request's spec (if it has one): fills
+    /// in the host rootfs, the parent's namespaces and sandbox, and mounts a
+    /// /dev/shm for a container that gets its own IPC namespace.
+    fn prepare_bundle(&self, req: &LaunchRequest) -> Result<ContainerView, String> {
+        let Some(launch) = req.spec.as_deref() else {
+            return Ok(ContainerView::default());
+        };
+        let id = &req.container;
+        if launch.container_id != *id {
+            return Err(format!(
+                "the spec is for container {}, not {id}",
+                launch.container_id
+            ));
+        }
+        if launch.kind == ContainerKind::Debug {
+            return Err("DEBUG containers are not supported by this supervisor yet".into());
+        }
+        let mut ctx = match req.context.as_deref() {
+            Some(ctx) => ctx.clone(),
+            None => SpecContext::new(String::new(), PathBuf::new()),
+        };
+        ctx.host_rootfs = self.rt.hostfs(&self.pod);
+        if let Some(cgroup) = &req.cgroup {
+            ctx.cgroups_path = cgroup.clone();
+        }
+        let mut parent_shm = None;
+        if let Some(parent_id) = id.parent() {
+            let parent = self
+                .containers
+                .get(&parent_id)
+                .ok_or_else(|| format!("its parent {parent_id} is unknown"))?;
+            let (Some(pid), Some(sandbox_dir)) = (parent.pid, parent.view.sandbox_dir.clone())
+            else {
+                return Err(format!(
+                    "its parent {parent_id} was launched without a spec; nested containers need one"
+                ));
+            };
+            parent_shm = parent.view.shm_dir.clone();
+            ctx.parent = Some(ParentContainer {
+                init_pid: pid.as_raw(),
+                sandbox_dir,
+                shm_dir: parent_shm.clone(),
+                cwd: parent.view.cwd.clone(),
+            });
+        }
+        let own_ipc = if id.is_top_level() {
+            launch.linux.ipc_mode != Some(IpcMode::ShareParent)
+        } else {
+            launch.linux.ipc_mode == Some(IpcMode::Private)
+        };
+        let mut view = ContainerView {
+            sandbox_dir: Some(launch.sandbox_dir.clone()),
+            ..ContainerView::default()
+        };
+        if own_ipc {
+            let dir = self.rt.container(id).join("shm");
+            shm::mount_shm(&dir, launch.linux.shm_size_mb)?;
+            ctx.shm_dir = Some(dir.clone());
+            view.shm_dir = Some(dir.clone());
+            view.shm_mount = Some(dir);
+        } else if id.is_top_level() {
+            view.shm_dir = Some(PathBuf::from("/dev/shm"));
+        } else {
+            view.shm_dir = parent_shm;
+        }
+        let written = build_spec(launch, &ctx)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| {
+                view.cwd = spec.process().as_ref().map(|p| p.cwd().clone());
+                let bundle = self.rt.bundle(id);
+                std::fs::create_dir_all(&bundle)
+                    .map_err(|e| format!("cannot create {}: {e}", bundle.display()))?;
+                spec.save(bundle.join("config.json"))
+                    .map_err(|e| format!("cannot write config.json: {e}"))
+            });
+        if let Err(message) = written {
+            if let Some(dir) = &view.shm_mount {
+                shm::unmount_shm(dir);
+            }
+            return Err(message);
+        }
+        Ok(view)
     }
 
     fn signal(&mut self, id: &ContainerPath, signal: i32) -> Response {
@@ -571,6 +739,14 @@ impl Server {
         }
         ctr.kill_deadline = None;
         ctr.oom_watcher = None;
+        // Its processes are all gone now: what is still in the pipes is the
+        // last of its output.
+        for mut output in std::mem::take(&mut ctr.outputs) {
+            output.drain();
+        }
+        if let Some(dir) = ctr.view.shm_mount.take() {
+            shm::unmount_shm(&dir);
+        }
         ctr.termination = Some(termination.clone());
         let waiters = std::mem::take(&mut ctr.waiters);
         for token in waiters {
@@ -609,5 +785,27 @@ impl Server {
             self.exiting = true;
         }
         Response::Ok
+    }
+}
+
+/// The container's stdout/stderr pipes: the write ends for the container,
+/// the read ends feeding the sandbox's (rotated) files.
+fn open_outputs(
+    req: &LaunchRequest,
+) -> Result<(Vec<OutputPipe>, std::os::fd::OwnedFd, std::os::fd::OwnedFd), String> {
+    let mut outputs = Vec::with_capacity(2);
+    let mut write_ends = Vec::with_capacity(2);
+    for path in [&req.stdout, &req.stderr] {
+        let sink = RotatingFile::open(path, req.log)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let (read, write) = output_pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
+        outputs.push(OutputPipe::new(read, sink));
+        write_ends.push(write);
+    }
+    let stderr = write_ends.pop();
+    let stdout = write_ends.pop();
+    match (stdout, stderr) {
+        (Some(stdout), Some(stderr)) => Ok((outputs, stdout, stderr)),
+        _ => Err("cannot create the output pipes".into()),
     }
 }

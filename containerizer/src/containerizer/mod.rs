@@ -1,0 +1,792 @@
+//! The agent's entry point to containers: [`Containerizer`] launches,
+//! waits for, kills, updates, measures and recovers the containers of every
+//! pod, hiding the supervisors, cgroup layout and runtime dir behind calls
+//! named after what the agent wants.
+//!
+//! Split of work: this side (inside the agent) owns the pod's parent cgroup
+//! and the limits of every cgroup of the pod (they depend on all members,
+//! `share_cgroups`), the sandbox directory, and the `spec.json` of each
+//! container (what was asked, updated on live resource changes, read back
+//! at recovery). The pod's supervisor owns everything libcontainer does:
+//! the bundle's `config.json` (built from the spec with what only it
+//! knows), the container's own cgroup, its processes, stdio and the
+//! termination record.
+
+mod error;
+mod limits;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex as SyncMutex};
+use std::time::{Duration, Instant};
+
+use tepui_proto::v1::ResourceStatistics;
+use tokio::sync::Mutex;
+
+pub use error::ContainerizerError;
+use limits::limits_of;
+
+use crate::cgroups::{self, CgroupError, CgroupMode, Cgroups, ControlValues, pod_limits};
+use crate::spec::{ContainerKind, LaunchSpec, ResourceRequest, SpecContext};
+use crate::supervisor::SupervisorError;
+use crate::supervisor::client::{self, SupervisorClient, SupervisorExe};
+use crate::supervisor::logs::LogPolicy;
+use crate::supervisor::protocol::{ContainerState, LaunchRequest, Termination};
+use crate::{ContainerPath, RuntimeDir, atomic::write_atomic, safe_remove};
+
+/// How long a removed pod's supervisor may take to exit.
+const SUPERVISOR_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the agent configures once.
+#[derive(Debug, Clone)]
+pub struct ContainerizerConfig {
+    /// `--runtime_dir` (tmpfs; default `/run/tepui`).
+    pub runtime_dir: PathBuf,
+    /// `--cgroups_root`: pods are `<root>/<pod>`.
+    pub cgroups_root: String,
+    /// `None` detects v1 or v2 from the mount table.
+    pub cgroup_mode: Option<CgroupMode>,
+    /// The binary supervisors run (`tepui supervise`).
+    pub supervisor_binary: PathBuf,
+    /// Run supervisors from a sealed memfd copy of `supervisor_binary`
+    /// (DESIGN.md section 2). Off only for debugging.
+    pub seal_supervisor: bool,
+    /// Top-level containers use the host's network (Mesos's behaviour
+    /// without a CNI network: executors reach the agent at its address).
+    pub host_network: bool,
+    /// Where the sandbox appears in image containers.
+    pub sandbox_mount_point: PathBuf,
+    pub log: LogPolicy,
+    /// Mesos's `--cgroups_enable_cfs`.
+    pub cfs_quota_from_request: bool,
+}
+
+impl ContainerizerConfig {
+    pub fn new(runtime_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            runtime_dir: runtime_dir.into(),
+            cgroups_root: "tepui".to_string(),
+            cgroup_mode: None,
+            supervisor_binary: PathBuf::from("/proc/self/exe"),
+            seal_supervisor: true,
+            host_network: true,
+            sandbox_mount_point: PathBuf::from(crate::spec::DEFAULT_SANDBOX_MOUNT_POINT),
+            log: LogPolicy::default(),
+            cfs_quota_from_request: false,
+        }
+    }
+}
+
+/// One container of a pod as the containerizer tracks it.
+#[derive(Debug, Clone)]
+struct Member {
+    kind: ContainerKind,
+    resources: ResourceRequest,
+}
+
+#[derive(Debug)]
+struct Pod {
+    /// `None` when the supervisor was found dead at recovery.
+    client: Option<SupervisorClient>,
+    members: BTreeMap<ContainerPath, Member>,
+    /// The pod's `share_cgroups`, fixed by its first task.
+    share_cgroups: Option<bool>,
+    /// How the containers of a dead supervisor ended (from its records).
+    dead: BTreeMap<ContainerPath, Termination>,
+}
+
+/// A container found by [`Containerizer::recover`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecoveredContainer {
+    pub container: ContainerPath,
+    /// Set while it runs.
+    pub pid: Option<i32>,
+    /// Set once it ended (possibly while the agent was away).
+    pub termination: Option<Termination>,
+    /// What it was launched with (`None` when its spec was not recorded).
+    pub spec: Option<LaunchSpec>,
+}
+
+/// A launched container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Launched {
+    /// Its init process, in the host's pid namespace.
+    pub pid: i32,
+}
+
+pub struct Containerizer {
+    config: ContainerizerConfig,
+    rt: RuntimeDir,
+    cgroups: Arc<dyn Cgroups>,
+    exe: SupervisorExe,
+    host_memory_bytes: u64,
+    pods: SyncMutex<HashMap<String, Arc<Mutex<Pod>>>>,
+}
+
+impl std::fmt::Debug for Containerizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Containerizer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Containerizer {
+    /// Opens the host's cgroups and prepares the supervisor executable.
+    /// Call [`recover`](Self::recover) next, before launching anything.
+    pub fn new(config: ContainerizerConfig) -> Result<Self, ContainerizerError> {
+        let cgroups: Arc<dyn Cgroups> = Arc::from(
+            cgroups::open(config.cgroup_mode)
+                .map_err(|e| ContainerizerError::Setup(e.to_string()))?,
+        );
+        cgroups
+            .check_controllers()
+            .map_err(|e| ContainerizerError::Setup(e.to_string()))?;
+        let exe = if config.seal_supervisor {
+            SupervisorExe::sealed_copy_of(&config.supervisor_binary)
+                .map_err(|e| ContainerizerError::Setup(e.to_string()))?
+        } else {
+            SupervisorExe::Path(config.supervisor_binary.clone())
+        };
+        let host_memory_bytes = cgroups::host_total_memory_bytes(Path::new("/proc/meminfo"))
+            .map_err(|e| ContainerizerError::Setup(e.to_string()))?;
+        std::fs::create_dir_all(config.runtime_dir.join("pods")).map_err(|e| {
+            ContainerizerError::Setup(format!(
+                "cannot create {}: {e}",
+                config.runtime_dir.display()
+            ))
+        })?;
+        Ok(Self {
+            rt: RuntimeDir::new(&config.runtime_dir),
+            config,
+            cgroups,
+            exe,
+            host_memory_bytes,
+            pods: SyncMutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn runtime_dir(&self) -> &RuntimeDir {
+        &self.rt
+    }
+
+    pub fn cgroup_mode(&self) -> CgroupMode {
+        self.cgroups.mode()
+    }
+
+    /// `<cgroups_root>/<pod>`: the pod's parent cgroup.
+    pub fn pod_cgroup(&self, pod: &str) -> String {
+        format!("/{}/{pod}", self.config.cgroups_root.trim_matches('/'))
+    }
+
+    /// `<cgroups_root>/<pod>/<a.b.c>`: a container's own cgroup, a sibling
+    /// of the pod's other containers.
+    pub fn container_cgroup(&self, id: &ContainerPath) -> String {
+        format!("{}/{}", self.pod_cgroup(id.pod()), id.parts().join("."))
+    }
+
+    fn pod(&self, name: &str) -> Option<Arc<Mutex<Pod>>> {
+        self.pods
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    fn forget_pod(&self, name: &str) {
+        self.pods
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
+    /// Launches a container: a top-level one gets a new pod (cgroup and
+    /// supervisor), a nested one joins its parent's pod. Checks what can be
+    /// checked here first; what only the supervisor can check (the user,
+    /// the executable, volume sources) comes back as
+    /// [`ContainerizerError::Launch`]. A failed launch leaves nothing behind.
+    pub async fn launch(&self, spec: LaunchSpec) -> Result<Launched, ContainerizerError> {
+        let id = spec.container_id.clone();
+        spec.validate().map_err(|source| ContainerizerError::Spec {
+            container: id.clone(),
+            source,
+        })?;
+        limits_of(&spec.resources)
+            .validate()
+            .map_err(|source| ContainerizerError::Limits {
+                container: id.clone(),
+                source,
+            })?;
+        if let Some(rootfs) = &spec.rootfs
+            && !rootfs.is_dir()
+        {
+            return Err(ContainerizerError::MissingRootfs {
+                container: id,
+                rootfs: rootfs.clone(),
+            });
+        }
+        if id.is_top_level() {
+            self.launch_pod(spec).await
+        } else {
+            self.launch_nested(spec).await
+        }
+    }
+
+    async fn launch_pod(&self, spec: LaunchSpec) -> Result<Launched, ContainerizerError> {
+        let id = spec.container_id.clone();
+        let pod_name = id.pod().to_string();
+        let entry = Arc::new(Mutex::new(Pod {
+            client: None,
+            members: BTreeMap::new(),
+            share_cgroups: None,
+            dead: BTreeMap::new(),
+        }));
+        let mut pod = entry
+            .clone()
+            .try_lock_owned()
+            .map_err(|_| ContainerizerError::Setup("a fresh pod entry is locked".to_string()))?;
+        {
+            let mut pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
+            if pods.contains_key(&pod_name) || self.rt.pod(&pod_name).exists() {
+                return Err(ContainerizerError::AlreadyExists(id));
+            }
+            pods.insert(pod_name.clone(), entry);
+        }
+        pod.members.insert(
+            id.clone(),
+            Member {
+                kind: spec.kind,
+                resources: spec.resources,
+            },
+        );
+        let result = self.start_pod(&mut pod, &spec).await;
+        if let Err(e) = &result {
+            tracing::warn!(container = %id, "launch failed: {e}");
+            self.cleanup_pod(&pod_name).await;
+            self.forget_pod(&pod_name);
+        }
+        result
+    }
+
+    async fn start_pod(
+        &self,
+        pod: &mut Pod,
+        spec: &LaunchSpec,
+    ) -> Result<Launched, ContainerizerError> {
+        let id = &spec.container_id;
+        let cgroup_err = |source| ContainerizerError::Cgroup {
+            container: id.clone(),
+            source,
+        };
+        let pod_cgroup = self.pod_cgroup(id.pod());
+        self.cgroups.create(&pod_cgroup).map_err(cgroup_err)?;
+        let own = limits_of(&spec.resources);
+        let split = pod_limits(&own, &[], true);
+        self.cgroups
+            .apply(&pod_cgroup, &split.parent)
+            .map_err(cgroup_err)?;
+        self.write_spec(spec)?;
+        let client = client::spawn(&self.exe, &self.rt, id.pod())
+            .await
+            .map_err(|source| ContainerizerError::Supervisor {
+                container: id.clone(),
+                source,
+            })?;
+        pod.client = Some(client.clone());
+        self.send_launch(&client, spec).await
+    }
+
+    async fn launch_nested(&self, spec: LaunchSpec) -> Result<Launched, ContainerizerError> {
+        let id = spec.container_id.clone();
+        let entry = self
+            .pod(id.pod())
+            .ok_or_else(|| ContainerizerError::Unknown(id.clone()))?;
+        let mut pod = entry.lock().await;
+        let Some(client) = pod.client.clone() else {
+            return Err(ContainerizerError::ParentNotRunning {
+                parent: id.parent().unwrap_or_else(|| id.clone()),
+                container: id,
+            });
+        };
+        if pod.members.contains_key(&id) {
+            return Err(ContainerizerError::AlreadyExists(id));
+        }
+        let previous_share = pod.share_cgroups;
+        if spec.kind == ContainerKind::Task {
+            let share = spec.linux.share_cgroups;
+            match pod.share_cgroups {
+                Some(pod_value) if pod_value != share => {
+                    return Err(ContainerizerError::ShareCgroupsMismatch {
+                        container: id,
+                        pod: spec.container_id.pod().to_string(),
+                        pod_value,
+                    });
+                }
+                _ => pod.share_cgroups = Some(share),
+            }
+        }
+        pod.members.insert(
+            id.clone(),
+            Member {
+                kind: spec.kind,
+                resources: spec.resources,
+            },
+        );
+        // The pod's limits grow before the task starts, never after.
+        let result = match self.apply_pod_limits(id.pod(), &pod) {
+            Err(source) => Err(ContainerizerError::Cgroup {
+                container: id.clone(),
+                source,
+            }),
+            Ok(()) => match self.write_spec(&spec) {
+                Ok(()) => self.send_launch(&client, &spec).await,
+                Err(e) => Err(e),
+            },
+        };
+        if result.is_err() {
+            pod.members.remove(&id);
+            pod.share_cgroups = previous_share;
+            if let Err(e) = self.apply_pod_limits(id.pod(), &pod) {
+                tracing::warn!(container = %id, "pod limits not lowered after a failed launch: {e}");
+            }
+            let _ = safe_remove::remove_tree(&self.rt.container(&id));
+        }
+        result
+    }
+
+    /// Records the spec beside the container's runtime state: the agent
+    /// reads it back at recovery, live updates rewrite it.
+    fn write_spec(&self, spec: &LaunchSpec) -> Result<(), ContainerizerError> {
+        let id = &spec.container_id;
+        let io_err = |what, path: &Path, source| ContainerizerError::Io {
+            container: id.clone(),
+            what,
+            path: path.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(&spec.sandbox_dir)
+            .map_err(|e| io_err("cannot create the sandbox", &spec.sandbox_dir, e))?;
+        let path = self.rt.launch_spec(id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io_err("cannot create", dir, e))?;
+        }
+        let bytes = serde_json::to_vec_pretty(spec).map_err(|e| {
+            io_err(
+                "cannot encode the spec for",
+                &path,
+                std::io::Error::other(e),
+            )
+        })?;
+        write_atomic(&path, &bytes).map_err(|e| io_err("cannot write", &path, e))
+    }
+
+    async fn send_launch(
+        &self,
+        client: &SupervisorClient,
+        spec: &LaunchSpec,
+    ) -> Result<Launched, ContainerizerError> {
+        let id = &spec.container_id;
+        let cgroup = self.container_cgroup(id);
+        let mut context = SpecContext::new(cgroup.clone(), PathBuf::new());
+        context.host_network = self.config.host_network;
+        context.sandbox_mount_point = self.config.sandbox_mount_point.clone();
+        context.host_memory_bytes = Some(self.host_memory_bytes);
+        context.cfs_quota_from_request = self.config.cfs_quota_from_request;
+        let request = LaunchRequest {
+            container: id.clone(),
+            stdout: spec.sandbox_dir.join("stdout"),
+            stderr: spec.sandbox_dir.join("stderr"),
+            cgroup: Some(cgroup),
+            spec: Some(Box::new(spec.clone())),
+            context: Some(Box::new(context)),
+            log: self.config.log,
+        };
+        match client.launch(request).await {
+            Ok(pid) => Ok(Launched { pid }),
+            Err(SupervisorError::Remote { message, .. }) => Err(ContainerizerError::Launch {
+                container: id.clone(),
+                message,
+            }),
+            Err(source) => Err(ContainerizerError::Supervisor {
+                container: id.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// Sets the limits of the pod's cgroups from its members (see
+    /// `pod_limits`). Lowering below current use is refused by the cgroup
+    /// layer.
+    fn apply_pod_limits(&self, pod_name: &str, pod: &Pod) -> Result<(), CgroupError> {
+        let Some((top, executor)) = pod.members.iter().find(|(id, _)| id.is_top_level()) else {
+            return Ok(());
+        };
+        let tasks: Vec<(&ContainerPath, cgroups::Limits)> = pod
+            .members
+            .iter()
+            .filter(|(_, m)| m.kind == ContainerKind::Task)
+            .map(|(id, m)| (id, limits_of(&m.resources)))
+            .collect();
+        let task_limits: Vec<cgroups::Limits> = tasks.iter().map(|(_, l)| *l).collect();
+        let share = pod.share_cgroups.unwrap_or(true);
+        let split = pod_limits(&limits_of(&executor.resources), &task_limits, share);
+        self.cgroups
+            .update(&self.pod_cgroup(pod_name), &split.parent)?;
+        if !share {
+            let own = self.container_cgroup(top);
+            if self.cgroups.exists(&own) {
+                self.cgroups.update(&own, &split.executor)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the container has terminated and says how.
+    pub async fn wait(&self, id: &ContainerPath) -> Result<Termination, ContainerizerError> {
+        let client = {
+            let entry = self
+                .pod(id.pod())
+                .ok_or_else(|| ContainerizerError::Unknown(id.clone()))?;
+            let pod = entry.lock().await;
+            if let Some(t) = pod.dead.get(id) {
+                return Ok(t.clone());
+            }
+            pod.client
+                .clone()
+                .ok_or_else(|| ContainerizerError::Unknown(id.clone()))?
+        };
+        client.wait(id).await.map_err(|e| self.remote(id, e))
+    }
+
+    fn remote(&self, id: &ContainerPath, source: SupervisorError) -> ContainerizerError {
+        match source {
+            SupervisorError::Remote { message, .. } if message.starts_with("unknown container") => {
+                ContainerizerError::Unknown(id.clone())
+            }
+            source => ContainerizerError::Supervisor {
+                container: id.clone(),
+                source,
+            },
+        }
+    }
+
+    async fn client_of(&self, id: &ContainerPath) -> Result<SupervisorClient, ContainerizerError> {
+        let entry = self
+            .pod(id.pod())
+            .ok_or_else(|| ContainerizerError::Unknown(id.clone()))?;
+        let pod = entry.lock().await;
+        pod.client
+            .clone()
+            .ok_or_else(|| ContainerizerError::Unknown(id.clone()))
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`; nested containers go first.
+    /// Returns at once; [`wait`](Self::wait) says when it is over.
+    pub async fn kill(
+        &self,
+        id: &ContainerPath,
+        grace: Duration,
+    ) -> Result<(), ContainerizerError> {
+        if let Some(entry) = self.pod(id.pod())
+            && entry.lock().await.dead.contains_key(id)
+        {
+            return Ok(());
+        }
+        let client = self.client_of(id).await?;
+        client.kill(id, grace).await.map_err(|e| self.remote(id, e))
+    }
+
+    /// Sends `signal` to the container's init process.
+    pub async fn signal(&self, id: &ContainerPath, signal: i32) -> Result<(), ContainerizerError> {
+        let client = self.client_of(id).await?;
+        client
+            .signal(id, signal)
+            .await
+            .map_err(|e| self.remote(id, e))
+    }
+
+    /// Forgets a terminated container and everything nested in it. Removing
+    /// a top-level container ends its pod: the supervisor exits, the pod's
+    /// cgroups and runtime dir go. The sandbox stays (the agent's garbage
+    /// collection owns it).
+    pub async fn remove(&self, id: &ContainerPath) -> Result<(), ContainerizerError> {
+        let entry = self
+            .pod(id.pod())
+            .ok_or_else(|| ContainerizerError::Unknown(id.clone()))?;
+        let mut pod = entry.lock().await;
+        let live = pod.client.clone();
+        match &live {
+            Some(client) => client.remove(id).await.map_err(|e| self.remote(id, e))?,
+            None if !pod.dead.contains_key(id) => {
+                return Err(ContainerizerError::Unknown(id.clone()));
+            }
+            None => {}
+        }
+        let inside = |c: &ContainerPath| c.parts().starts_with(id.parts());
+        pod.members.retain(|c, _| !inside(c));
+        pod.dead.retain(|c, _| !inside(c));
+        if id.is_top_level() {
+            drop(pod);
+            if live.is_some() {
+                self.wait_supervisor_exit(id.pod()).await;
+            }
+            self.cleanup_pod(id.pod()).await;
+            self.forget_pod(id.pod());
+        } else {
+            if pod.members.values().all(|m| m.kind != ContainerKind::Task) {
+                pod.share_cgroups = None;
+            }
+            if let Err(e) = self.apply_pod_limits(id.pod(), &pod) {
+                tracing::warn!(container = %id, "pod limits kept after the removal: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills (with `grace`), waits for and removes the container; returns
+    /// how it ended.
+    pub async fn destroy(
+        &self,
+        id: &ContainerPath,
+        grace: Duration,
+    ) -> Result<Termination, ContainerizerError> {
+        self.kill(id, grace).await?;
+        let termination = self.wait(id).await?;
+        self.remove(id).await?;
+        Ok(termination)
+    }
+
+    async fn wait_supervisor_exit(&self, pod: &str) {
+        let deadline = Instant::now() + SUPERVISOR_EXIT_TIMEOUT;
+        let pid_file = self.rt.supervisor_pid(pod);
+        let pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok());
+        loop {
+            let gone = match pid {
+                // The socket and pid file go first; the process a moment later.
+                Some(pid) => !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid),
+                None => !self.rt.supervisor_socket(pod).exists(),
+            };
+            if gone {
+                return;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(pod, "supervisor still running after the pod was removed");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Removes what a pod leaves once its supervisor is gone (or never
+    /// started): stray processes in its cgroups, the cgroups, the pod dir.
+    async fn cleanup_pod(&self, pod: &str) {
+        let cgroups = self.cgroups.clone();
+        let cgroup = self.pod_cgroup(pod);
+        let dir = self.rt.pod(pod);
+        let done = tokio::task::spawn_blocking(move || {
+            if let Err(e) = cgroups.kill_all(&cgroup) {
+                tracing::warn!(cgroup, "{e}");
+            }
+            if let Err(e) = cgroups.destroy(&cgroup) {
+                tracing::warn!(cgroup, "{e}");
+            }
+            if let Err(e) = safe_remove::remove_tree(&dir) {
+                tracing::warn!(dir = %dir.display(), "pod dir left: {e}");
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::warn!(pod, "pod cleanup failed: {e}");
+        }
+    }
+
+    /// Changes a running container's cpu/mem request and limit. With
+    /// `share_cgroups` the pod's cgroup changes; otherwise the container's
+    /// own. A memory limit below current use is refused, nothing changes.
+    pub async fn update(
+        &self,
+        id: &ContainerPath,
+        resources: ResourceRequest,
+    ) -> Result<ControlValues, ContainerizerError> {
+        limits_of(&resources)
+            .validate()
+            .map_err(|source| ContainerizerError::Limits {
+                container: id.clone(),
+                source,
+            })?;
+        let entry = self
+            .pod(id.pod())
+            .ok_or_else(|| ContainerizerError::Unknown(id.clone()))?;
+        let mut pod = entry.lock().await;
+        let Some(member) = pod.members.get_mut(id) else {
+            return Err(ContainerizerError::Unknown(id.clone()));
+        };
+        let previous = std::mem::replace(&mut member.resources, resources);
+        let kind = member.kind;
+        let own_cgroup = kind == ContainerKind::Task && pod.share_cgroups == Some(false);
+        let cgroup_err = |source| ContainerizerError::Cgroup {
+            container: id.clone(),
+            source,
+        };
+        let applied = if own_cgroup {
+            self.cgroups
+                .update(&self.container_cgroup(id), &limits_of(&resources))
+        } else {
+            self.apply_pod_limits(id.pod(), &pod)
+                .and_then(|()| self.cgroups.read_controls(&self.pod_cgroup(id.pod())))
+        };
+        match applied {
+            Ok(values) => {
+                if let Some(mut spec) = self.read_spec(id) {
+                    spec.resources = resources;
+                    self.write_spec(&spec)?;
+                }
+                Ok(values)
+            }
+            Err(e) => {
+                if let Some(member) = pod.members.get_mut(id) {
+                    member.resources = previous;
+                }
+                // Undo a partial pod update (parent changed, executor not).
+                let _ = self.apply_pod_limits(id.pod(), &pod);
+                Err(cgroup_err(e))
+            }
+        }
+    }
+
+    fn read_spec(&self, id: &ContainerPath) -> Option<LaunchSpec> {
+        let bytes = std::fs::read(self.rt.launch_spec(id)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// ResourceStatistics of a running container. A top-level container's
+    /// are its whole pod's (its nested containers included, as in Mesos).
+    pub async fn stats(
+        &self,
+        id: &ContainerPath,
+    ) -> Result<ResourceStatistics, ContainerizerError> {
+        let entry = self
+            .pod(id.pod())
+            .ok_or_else(|| ContainerizerError::Unknown(id.clone()))?;
+        let pod = entry.lock().await;
+        let member = pod
+            .members
+            .get(id)
+            .ok_or_else(|| ContainerizerError::Unknown(id.clone()))?;
+        let cgroup = if id.is_top_level() {
+            self.pod_cgroup(id.pod())
+        } else {
+            self.container_cgroup(id)
+        };
+        let mut stats =
+            self.cgroups
+                .stats(&cgroup)
+                .map_err(|source| ContainerizerError::Cgroup {
+                    container: id.clone(),
+                    source,
+                })?;
+        stats.cpus_soft_limit = member.resources.cpus;
+        Ok(stats)
+    }
+
+    /// Every container of every pod, running or terminated-but-not-removed.
+    pub async fn list(&self) -> Vec<ContainerState> {
+        let entries: Vec<Arc<Mutex<Pod>>> = self
+            .pods
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut all = Vec::new();
+        for entry in entries {
+            let (client, dead) = {
+                let pod = entry.lock().await;
+                (pod.client.clone(), pod.dead.clone())
+            };
+            match client {
+                Some(client) => match client.list().await {
+                    Ok(list) => all.extend(list),
+                    Err(e) => tracing::warn!(pod = client.pod(), "cannot list: {e}"),
+                },
+                None => all.extend(dead.into_values().map(|t| ContainerState {
+                    container: t.container.clone(),
+                    pid: None,
+                    started_at: t.started_at,
+                    termination: Some(t),
+                })),
+            }
+        }
+        all.sort_by(|a, b| a.container.cmp(&b.container));
+        all
+    }
+
+    /// Finds every pod the runtime dir knows: reconnects to live
+    /// supervisors, and for dead ones kills whatever still runs in their
+    /// cgroups (nothing supervises it any more) and keeps their termination
+    /// records until the agent removes the pod.
+    pub async fn recover(&self) -> Result<Vec<RecoveredContainer>, ContainerizerError> {
+        let pods = client::recover(&self.rt)
+            .await
+            .map_err(|e| ContainerizerError::Setup(format!("recovery failed: {e}")))?;
+        let mut found = Vec::new();
+        for recovered in pods {
+            let mut pod = Pod {
+                client: recovered.client.clone(),
+                members: BTreeMap::new(),
+                share_cgroups: None,
+                dead: BTreeMap::new(),
+            };
+            if recovered.client.is_none() {
+                let cgroups = self.cgroups.clone();
+                let cgroup = self.pod_cgroup(&recovered.pod);
+                let _ = tokio::task::spawn_blocking(move || cgroups.kill_all(&cgroup)).await;
+            }
+            for state in recovered.containers {
+                let spec = self.read_spec(&state.container);
+                if let Some(spec) = &spec
+                    && state.termination.is_none()
+                {
+                    if spec.kind == ContainerKind::Task {
+                        pod.share_cgroups = Some(spec.linux.share_cgroups);
+                    }
+                    pod.members.insert(
+                        state.container.clone(),
+                        Member {
+                            kind: spec.kind,
+                            resources: spec.resources,
+                        },
+                    );
+                }
+                if recovered.client.is_none()
+                    && let Some(t) = &state.termination
+                {
+                    pod.dead.insert(state.container.clone(), t.clone());
+                }
+                found.push(RecoveredContainer {
+                    container: state.container,
+                    pid: state.pid,
+                    termination: state.termination,
+                    spec,
+                });
+            }
+            self.pods
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(recovered.pod, Arc::new(Mutex::new(pod)));
+        }
+        Ok(found)
+    }
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
