@@ -1,0 +1,611 @@
+//! The agent's view of containers, end to end: `Containerizer` with real
+//! supervisors (`tepui supervise` from a sealed memfd), real libcontainer
+//! containers, real cgroups (v1 here). Every test ends by asserting that its
+//! pods left no cgroup, mount, process or runtime dir.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tepui_containerizer::spec::{
+    Command, ContainerKind, LaunchSpec, Limit, ResourceRequest, SandboxOf, VolumeMode,
+    VolumeSource, VolumeSpec,
+};
+use tepui_containerizer::supervisor::logs::LogPolicy;
+use tepui_containerizer::{ContainerPath, Containerizer, ContainerizerConfig, ContainerizerError};
+
+const MIB: u64 = 1 << 20;
+
+/// One test's containerizer: its own runtime dir, work dir and cgroup root.
+struct Env {
+    c: Containerizer,
+    config: ContainerizerConfig,
+    /// Not a TempDir: nothing that may ever hold a mount is removed by a
+    /// recursive delete that crosses mounts (see safe_remove).
+    dir: PathBuf,
+    cgroup_root: String,
+}
+
+impl Env {
+    fn new(test: &str) -> Self {
+        Self::with(test, |_| {})
+    }
+
+    fn with(test: &str, tweak: impl FnOnce(&mut ContainerizerConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let cgroup_root = format!("tepui-test-{}-{test}", std::process::id());
+        let mut config = ContainerizerConfig::new(dir.join("run"));
+        config.cgroups_root = cgroup_root.clone();
+        config.supervisor_binary = common::tepui_bin();
+        tweak(&mut config);
+        Self {
+            c: Containerizer::new(config.clone()).unwrap(),
+            config,
+            dir,
+            cgroup_root,
+        }
+    }
+
+    /// A fresh containerizer over the same runtime dir: what an agent
+    /// restarted after SIGKILL has (nothing in memory).
+    fn restart(&mut self) {
+        self.c = Containerizer::new(self.config.clone()).unwrap();
+    }
+
+    fn sandbox(&self, id: &ContainerPath) -> PathBuf {
+        self.dir.join("sandboxes").join(id.parts().join("."))
+    }
+
+    /// A container running `script` under bash on the host filesystem.
+    fn spec(&self, id: &ContainerPath, script: &str) -> LaunchSpec {
+        let kind = if id.is_nested() {
+            ContainerKind::Task
+        } else {
+            ContainerKind::Executor
+        };
+        LaunchSpec::new(
+            id.clone(),
+            kind,
+            Command::exec("/bin/bash", vec!["bash".into(), "-c".into(), script.into()]),
+            self.sandbox(id),
+        )
+    }
+
+    fn stdout(&self, id: &ContainerPath) -> String {
+        std::fs::read_to_string(self.sandbox(id).join("stdout")).unwrap_or_default()
+    }
+
+    /// `<controller>/<cgroup_root>/<rest>/<file>` of the v1 hierarchy.
+    fn control(&self, controller: &str, rest: &str, file: &str) -> String {
+        let path = Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(&self.cgroup_root)
+            .join(rest)
+            .join(file);
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .trim()
+            .to_string()
+    }
+
+    fn assert_nothing_left(&self) {
+        let cgroups = common::cgroups_named(&self.cgroup_root);
+        let processes = common::processes_mentioning(&self.dir.to_string_lossy());
+        let mounts = common::mounts_under(&self.dir);
+        let pods: Vec<_> = std::fs::read_dir(self.dir.join("run").join("pods"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(
+            cgroups.iter().all(|c| c.ends_with(&self.cgroup_root)) && processes.is_empty(),
+            "left behind: cgroups {cgroups:?}, processes {processes:?}"
+        );
+        assert!(mounts.is_empty(), "mounts left: {mounts:?}");
+        assert!(pods.is_empty(), "pod dirs left: {pods:?}");
+    }
+}
+
+impl Drop for Env {
+    /// Whatever a failed test left: kill it, remove its cgroups and dirs.
+    fn drop(&mut self) {
+        for (pid, _) in common::processes_mentioning(&self.dir.to_string_lossy()) {
+            // SAFETY: signalling a pid just read from /proc.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        for dir in common::cgroups_named(&self.cgroup_root) {
+            if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    // SAFETY: as above.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        for dir in common::cgroups_named(&self.cgroup_root).iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+        if let Err(e) = tepui_containerizer::safe_remove::remove_tree(&self.dir) {
+            eprintln!("left {}: {e}", self.dir.display());
+        }
+    }
+}
+
+fn id(parts: &[&str]) -> ContainerPath {
+    ContainerPath::new(parts.iter().map(|s| s.to_string()).collect()).unwrap()
+}
+
+fn resources(cpus: f64, mem_mb: f64, mem_limit: Option<Limit>) -> ResourceRequest {
+    ResourceRequest {
+        cpus: Some(cpus),
+        cpus_limit: None,
+        mem_mb: Some(mem_mb),
+        mem_limit_mb: mem_limit,
+    }
+}
+
+async fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn share_cgroups_true_puts_every_limit_on_the_pod_cgroup() {
+    if !common::require_root("share_cgroups_true_puts_every_limit_on_the_pod_cgroup") {
+        return;
+    }
+    let env = Env::new("share");
+    let top = id(&["podS"]);
+    let mut executor = env.spec(&top, "exec sleep 1000");
+    executor.resources = resources(0.1, 32.0, None);
+    env.c.launch(executor).await.unwrap();
+    for (name, mem) in [("a", 64.0), ("b", 128.0)] {
+        let mut task = env.spec(&top.child(name).unwrap(), "exec sleep 1000");
+        task.resources = resources(0.5, mem, None);
+        env.c.launch(task).await.unwrap();
+    }
+    // Requests summed on the parent; without limits the memory sum is the
+    // hard limit (Mesos); the members' own cgroups carry nothing.
+    assert_eq!(env.control("cpu", "podS", "cpu.shares"), "1126"); // 1024 * 1.1
+    assert_eq!(
+        env.control("memory", "podS", "memory.limit_in_bytes"),
+        (224 * MIB).to_string()
+    );
+    let unlimited = env.control("memory", "podS/podS.a", "memory.limit_in_bytes");
+    assert!(unlimited.parse::<u64>().unwrap() > 1 << 50, "{unlimited}");
+    assert_eq!(env.control("cpu", "podS/podS.b", "cpu.shares"), "1024");
+
+    // All tasks of one executor use one share_cgroups value.
+    let mut odd = env.spec(&top.child("c").unwrap(), "true");
+    odd.linux.share_cgroups = false;
+    let err = env.c.launch(odd).await.unwrap_err();
+    assert!(
+        matches!(err, ContainerizerError::ShareCgroupsMismatch { .. }),
+        "{err}"
+    );
+
+    // Removing a task lowers the pod's limits again.
+    env.c
+        .destroy(&top.child("b").unwrap(), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(
+        env.control("memory", "podS", "memory.limit_in_bytes"),
+        (96 * MIB).to_string()
+    );
+    env.c.destroy(&top, Duration::ZERO).await.unwrap();
+    env.assert_nothing_left();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn share_cgroups_false_gives_each_task_its_own_limits_and_oom_score() {
+    if !common::require_root("share_cgroups_false_gives_each_task_its_own_limits_and_oom_score") {
+        return;
+    }
+    let env = Env::new("own");
+    let top = id(&["podO"]);
+    let mut executor = env.spec(&top, "exec sleep 1000");
+    executor.resources = resources(0.1, 32.0, None);
+    env.c.launch(executor).await.unwrap();
+
+    // The example: request 512 MiB, limit 4096 MiB, cpus Infinity.
+    let task_id = top.child("t").unwrap();
+    let mut task = env.spec(&task_id, "exec sleep 1000");
+    task.linux.share_cgroups = false;
+    task.resources = ResourceRequest {
+        cpus: Some(1.0),
+        cpus_limit: Some(Limit::Unlimited),
+        mem_mb: Some(512.0),
+        mem_limit_mb: Some(Limit::Finite(4096.0)),
+    };
+    let pid = env.c.launch(task).await.unwrap().pid;
+
+    assert_eq!(
+        env.control("memory", "podO/podO.t", "memory.limit_in_bytes"),
+        (4096 * MIB).to_string()
+    );
+    assert_eq!(
+        env.control("memory", "podO/podO.t", "memory.soft_limit_in_bytes"),
+        (512 * MIB).to_string()
+    );
+    assert_eq!(env.control("cpu", "podO/podO.t", "cpu.cfs_quota_us"), "-1");
+    assert_eq!(env.control("cpu", "podO/podO.t", "cpu.shares"), "1024");
+    // The parent keeps the requests as shares and soft limit, no hard limit.
+    assert_eq!(env.control("cpu", "podO", "cpu.shares"), "1126");
+    assert_eq!(
+        env.control("memory", "podO", "memory.soft_limit_in_bytes"),
+        (544 * MIB).to_string()
+    );
+
+    // Mesos's rule: 1000 - 1000 * request / host memory.
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let total_kb: u64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let expected = 1000 - (1000 * 512 * MIB / (total_kb * 1024)) as i64;
+    let written: i64 = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(written, expected);
+
+    env.c.destroy(&top, Duration::ZERO).await.unwrap();
+    env.assert_nothing_left();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn live_updates_raise_and_lower_limits_but_never_below_usage() {
+    if !common::require_root("live_updates_raise_and_lower_limits_but_never_below_usage") {
+        return;
+    }
+    let env = Env::new("update");
+    let top = id(&["podU"]);
+    env.c
+        .launch(env.spec(&top, "exec sleep 1000"))
+        .await
+        .unwrap();
+    let task_id = top.child("hog").unwrap();
+    let ready = env.sandbox(&task_id).join("ready");
+    // Holds 48 MiB, then says so.
+    let mut task = env.spec(
+        &task_id,
+        "exec python3 -c 'import time; b = bytearray(48 << 20); b[::4096] = b\"x\" * len(b[::4096]); open(\"ready\", \"w\").close(); time.sleep(1000)'",
+    );
+    task.linux.share_cgroups = false;
+    task.resources = resources(0.5, 128.0, None);
+    env.c.launch(task).await.unwrap();
+    wait_for_file(&ready).await;
+    let limit = |env: &Env| env.control("memory", "podU/podU.hog", "memory.limit_in_bytes");
+    assert_eq!(limit(&env), (128 * MIB).to_string());
+
+    // Up.
+    let values = env
+        .c
+        .update(&task_id, resources(2.0, 256.0, None))
+        .await
+        .unwrap();
+    assert_eq!(values.memory_max, Some(256 * MIB));
+    assert_eq!(limit(&env), (256 * MIB).to_string());
+    assert_eq!(env.control("cpu", "podU/podU.hog", "cpu.shares"), "2048");
+    // Below what it uses: refused, nothing changes, the task lives on.
+    let err = env
+        .c
+        .update(&task_id, resources(2.0, 40.0, None))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("refusing to lower the memory limit"), "{err}");
+    assert_eq!(limit(&env), (256 * MIB).to_string());
+    // Down, above usage.
+    env.c
+        .update(&task_id, resources(1.0, 96.0, None))
+        .await
+        .unwrap();
+    assert_eq!(limit(&env), (96 * MIB).to_string());
+    // A limit below the request is bad input.
+    let err = env
+        .c
+        .update(&task_id, resources(1.0, 96.0, Some(Limit::Finite(64.0))))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ContainerizerError::Limits { .. }), "{err}");
+
+    let stats = env.c.stats(&task_id).await.unwrap();
+    assert!(stats.mem_total_bytes.unwrap() >= 48 * MIB, "{stats:?}");
+    assert_eq!(stats.mem_limit_bytes, Some(96 * MIB));
+    assert!(stats.processes.unwrap() >= 1);
+    assert_eq!(stats.cpus_soft_limit, Some(1.0));
+
+    let t = env.c.destroy(&task_id, Duration::ZERO).await.unwrap();
+    assert!(!t.oom_killed, "{t:?}");
+    env.c.destroy(&top, Duration::ZERO).await.unwrap();
+    env.assert_nothing_left();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn stats_count_cpu_time_of_the_whole_pod() {
+    if !common::require_root("stats_count_cpu_time_of_the_whole_pod") {
+        return;
+    }
+    let env = Env::new("stats");
+    let top = id(&["podT"]);
+    env.c
+        .launch(env.spec(&top, "exec sleep 1000"))
+        .await
+        .unwrap();
+    let busy = top.child("busy").unwrap();
+    env.c
+        .launch(env.spec(
+            &busy,
+            "end=$((SECONDS+1)); while [ $SECONDS -lt $end ]; do :; done; exit 0",
+        ))
+        .await
+        .unwrap();
+    let t = env.c.wait(&busy).await.unwrap();
+    assert_eq!(t.exit_code, Some(0));
+    // The finished task's time stays in the pod's account (Mesos reports
+    // an executor container's stats for its whole cgroup tree).
+    let pod = env.c.stats(&top).await.unwrap();
+    let cpu = pod.cpus_user_time_secs.unwrap() + pod.cpus_system_time_secs.unwrap();
+    assert!(cpu > 0.2, "{pod:?}");
+    assert!(pod.timestamp > 0.0);
+    env.c.remove(&busy).await.unwrap();
+    env.c.destroy(&top, Duration::ZERO).await.unwrap();
+    env.assert_nothing_left();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn tasks_share_the_executors_ipc_and_shm_but_not_its_processes() {
+    if !common::require_root("tasks_share_the_executors_ipc_and_shm_but_not_its_processes") {
+        return;
+    }
+    let env = Env::new("ipc");
+    let top = id(&["podI"]);
+    let ready = env.sandbox(&top).join("ready");
+    env.c
+        .launch(env.spec(
+            &top,
+            "echo from-executor > /dev/shm/token; touch ready; exec sleep 1000",
+        ))
+        .await
+        .unwrap();
+    wait_for_file(&ready).await;
+    let task = top.child("reader").unwrap();
+    env.c
+        .launch(env.spec(
+            &task,
+            "cat /dev/shm/token; echo pid=$$; ls /proc | grep -c '^[0-9]' ",
+        ))
+        .await
+        .unwrap();
+    let t = env.c.wait(&task).await.unwrap();
+    let out = env.stdout(&task);
+    assert_eq!(t.exit_code, Some(0), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "from-executor", "{out}");
+    assert_eq!(lines[1], "pid=1", "{out}");
+    assert!(lines[2].parse::<u32>().unwrap() <= 4, "{out}");
+    // The pod's /dev/shm is not the host's.
+    assert!(!Path::new("/dev/shm/token").exists());
+    env.c.destroy(&top, Duration::ZERO).await.unwrap();
+    env.assert_nothing_left();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn output_is_rotated_with_a_size_bound() {
+    if !common::require_root("output_is_rotated_with_a_size_bound") {
+        return;
+    }
+    let env = Env::with("logs", |c| {
+        c.log = LogPolicy {
+            max_bytes: MIB,
+            keep: 2,
+        }
+    });
+    let top = id(&["podL"]);
+    // 4 MiB of output, then a last line.
+    env.c
+        .launch(env.spec(
+            &top,
+            "head -c 4194304 /dev/zero | tr '\\0' x; echo; echo the-end",
+        ))
+        .await
+        .unwrap();
+    let t = env.c.wait(&top).await.unwrap();
+    assert_eq!(t.exit_code, Some(0));
+    let sandbox = env.sandbox(&top);
+    let size = |name: &str| std::fs::metadata(sandbox.join(name)).map(|m| m.len());
+    assert!(env.stdout(&top).ends_with("the-end\n"));
+    assert!(size("stdout").unwrap() <= MIB);
+    assert_eq!(size("stdout.1").unwrap(), MIB);
+    assert_eq!(size("stdout.2").unwrap(), MIB);
+    assert!(size("stdout.3").is_err());
+    env.c.remove(&top).await.unwrap();
+    env.assert_nothing_left();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_restarted_agent_recovers_a_pod_with_three_running_tasks() {
+    if !common::require_root("a_restarted_agent_recovers_a_pod_with_three_running_tasks") {
+        return;
+    }
+    let mut env = Env::new("recover");
+    let top = id(&["podR"]);
+    let mut executor = env.spec(&top, "exec sleep 1000");
+    executor.resources = resources(0.1, 32.0, None);
+    env.c.launch(executor).await.unwrap();
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        let mut task = env.spec(
+            &top.child(name).unwrap(),
+            &format!("trap 'exit {}' TERM; sleep 1000 & wait", 20 + i),
+        );
+        task.resources = resources(0.1, 32.0, None);
+        env.c.launch(task).await.unwrap();
+    }
+
+    // Everything the agent held in memory is gone.
+    env.restart();
+    let found = env.c.recover().await.unwrap();
+    let running: Vec<String> = found
+        .iter()
+        .filter(|c| c.pid.is_some() && c.termination.is_none())
+        .map(|c| c.container.to_string())
+        .collect();
+    assert_eq!(running, ["podR", "podR.a", "podR.b", "podR.c"]);
+    assert!(found.iter().all(|c| c.spec.is_some()));
+
+    // It drives the pod as if it had launched it: exits, limits, removal.
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        let task = top.child(name).unwrap();
+        env.c.signal(&task, libc::SIGTERM).await.unwrap();
+        let t = env.c.wait(&task).await.unwrap();
+        assert_eq!(t.exit_code, Some(20 + i as i32), "{t:?}");
+        env.c.remove(&task).await.unwrap();
+    }
+    // Only the executor's request is left on the pod.
+    assert_eq!(
+        env.control("memory", "podR", "memory.limit_in_bytes"),
+        (32 * MIB).to_string()
+    );
+    env.c.destroy(&top, Duration::ZERO).await.unwrap();
+    env.assert_nothing_left();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_dead_supervisors_pod_is_reported_and_cleaned_up() {
+    if !common::require_root("a_dead_supervisors_pod_is_reported_and_cleaned_up") {
+        return;
+    }
+    let mut env = Env::new("dead");
+    let top = id(&["podD"]);
+    env.c
+        .launch(env.spec(&top, "exec sleep 1000"))
+        .await
+        .unwrap();
+    let task = top.child("t").unwrap();
+    env.c.launch(env.spec(&task, "exit 7")).await.unwrap();
+    assert_eq!(env.c.wait(&task).await.unwrap().exit_code, Some(7));
+    let pid: i32 = std::fs::read_to_string(env.c.runtime_dir().supervisor_pid("podD"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: the supervisor's pid from its pid file.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    env.restart();
+    let found = env.c.recover().await.unwrap();
+    let states: Vec<(String, Option<i32>, bool)> = found
+        .iter()
+        .map(|c| {
+            let t = c.termination.as_ref().expect("reported as ended");
+            (c.container.to_string(), t.exit_code, t.message.is_some())
+        })
+        .collect();
+    // The task's record survived; the executor, running when its
+    // supervisor died, is reported lost and its processes are killed.
+    assert_eq!(
+        states,
+        [
+            ("podD".to_string(), None, true),
+            ("podD.t".to_string(), Some(7), false)
+        ]
+    );
+    let t = env.c.wait(&top).await.unwrap();
+    assert!(t.message.unwrap().contains("lost"));
+    env.c.remove(&top).await.unwrap();
+    env.assert_nothing_left();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn bad_input_gets_a_clear_error_and_leaves_nothing() {
+    if !common::require_root("bad_input_gets_a_clear_error_and_leaves_nothing") {
+        return;
+    }
+    let env = Env::new("bad");
+    type Tweak = fn(&mut LaunchSpec);
+    let cases: [(&str, Tweak, &str); 6] = [
+        (
+            "missing executable",
+            |s| s.command = Command::exec("/no/such/tool", vec!["tool".into()]),
+            "/no/such/tool",
+        ),
+        (
+            "unknown user",
+            |s| s.user = Some("no-such-user-here".into()),
+            "no-such-user-here",
+        ),
+        (
+            "missing rootfs",
+            |s| s.rootfs = Some(PathBuf::from("/no/such/rootfs")),
+            "rootfs /no/such/rootfs does not exist",
+        ),
+        (
+            "limit below request",
+            |s| s.resources = resources(1.0, 256.0, Some(Limit::Finite(128.0))),
+            "limit 128 is below the request 256",
+        ),
+        (
+            "unknown capability",
+            |s| s.linux.effective_capabilities = Some(vec!["CAP_FLY".into()]),
+            "CAP_FLY",
+        ),
+        (
+            "volume escaping the sandbox",
+            |s| {
+                s.volumes.push(VolumeSpec {
+                    container_path: "data".into(),
+                    mode: VolumeMode::Rw,
+                    source: VolumeSource::SandboxPath {
+                        of: SandboxOf::Own,
+                        path: "../../etc".into(),
+                    },
+                })
+            },
+            "..",
+        ),
+    ];
+    for (n, (what, tweak, needle)) in cases.iter().enumerate() {
+        // Once as a new pod, once as a task of a running pod.
+        let top = id(&[&format!("bad{n}")]);
+        let mut spec = env.spec(&top, "exit 0");
+        tweak(&mut spec);
+        let err = env.c.launch(spec).await.unwrap_err().to_string();
+        eprintln!("{what}: {err}");
+        assert!(err.contains(needle), "{what}: {err}");
+        env.assert_nothing_left();
+
+        env.c
+            .launch(env.spec(&top, "exec sleep 1000"))
+            .await
+            .unwrap();
+        let mut task = env.spec(&top.child("task").unwrap(), "exit 0");
+        tweak(&mut task);
+        let err = env.c.launch(task).await.unwrap_err().to_string();
+        assert!(err.contains(needle), "{what} (task): {err}");
+        let listed = env.c.list().await;
+        assert_eq!(listed.len(), 1, "{what}: {listed:?}");
+        assert!(
+            !env.c
+                .runtime_dir()
+                .container(&top.child("task").unwrap())
+                .exists(),
+            "{what}"
+        );
+        env.c.destroy(&top, Duration::ZERO).await.unwrap();
+        env.assert_nothing_left();
+    }
+}
