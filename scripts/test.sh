@@ -21,4 +21,6 @@ log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
 cargo test --workspace --locked
+log "nothing left behind"
+bash scripts/check-leftovers.sh
 log "all tests passed"

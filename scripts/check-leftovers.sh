@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Run after the test suite: it fails if any test left a tepui cgroup, mount,
+# supervisor process or runtime dir on the machine. Each test checks its own
+# pods; this catches what escapes them (a panicking Drop, a stray process).
+set -uo pipefail
+status=0
+
+cgroups=$(find /sys/fs/cgroup -maxdepth 3 -type d \( -name 'tepui-test-*' -o -name 'tepui-bench-*' \) 2>/dev/null)
+if [ -n "$cgroups" ]; then
+    echo "left-over cgroups:"; echo "$cgroups"; status=1
+fi
+
+mounts=$(awk '{print $5}' /proc/self/mountinfo | grep -E 'tepui|/hostfs$' || true)
+if [ -n "$mounts" ]; then
+    echo "left-over mounts:"; echo "$mounts"; status=1
+fi
+
+procs=$(pgrep -a -f 'tepui-supervisor|tepui supervise' || true)
+if [ -n "$procs" ]; then
+    echo "left-over supervisor processes:"; echo "$procs"; status=1
+fi
+
+[ $status -eq 0 ] && echo "no tepui cgroup, mount or process left"
+exit $status
