@@ -1,8 +1,8 @@
 //! 1000 `sleep` containers on one agent through tepui's containerizer:
 //! once as 1000 single-container pods, once as 100 pods of 10 nested
 //! containers. Prints the time to launch them all, the time to destroy them
-//! all, and each supervisor's memory (RSS, and PSS: shared pages divided
-//! among their users, what one more pod really costs).
+//! all, and each idle supervisor's memory (RSS; PSS: shared pages divided
+//! among their users, what one more pod really costs; anonymous memory).
 //!
 //! Run as root: `cargo bench --bench scale` (COUNT=N containers instead of
 //! 1000, PARALLEL=N launches in flight instead of 32).
@@ -64,16 +64,16 @@ fn main() {
         c.cgroup_mode()
     );
     println!(
-        "{:<26} {:>10} {:>11} {:>12} {:>12}",
-        "layout", "launch s", "destroy s", "RSS/pod kB", "PSS/pod kB"
+        "{:<26} {:>10} {:>11} {:>12} {:>12} {:>12}",
+        "layout", "launch s", "destroy s", "RSS/pod kB", "PSS/pod kB", "anon/pod kB"
     );
     for (name, pods) in [
         (format!("{count} pods x 1"), pods_flat),
         (format!("{} pods x 10 nested", count / 10), pods_nested),
     ] {
-        let (launch, destroy, rss, pss) = rt.block_on(run(c.clone(), &work, pods, parallel));
+        let (launch, destroy, rss, pss, anon) = rt.block_on(run(c.clone(), &work, pods, parallel));
         println!(
-            "{name:<26} {:>10.2} {:>11.2} {rss:>12} {pss:>12}",
+            "{name:<26} {:>10.2} {:>11.2} {rss:>12} {pss:>12} {anon:>12}",
             launch.as_secs_f64(),
             destroy.as_secs_f64()
         );
@@ -95,7 +95,7 @@ async fn run(
     work: &Path,
     pods: Vec<Vec<ContainerPath>>,
     parallel: usize,
-) -> (Duration, Duration, u64, u64) {
+) -> (Duration, Duration, u64, u64, u64) {
     let gate = Arc::new(Semaphore::new(parallel));
     let started = Instant::now();
     let mut set = JoinSet::new();
@@ -125,7 +125,10 @@ async fn run(
     }
     let launch = started.elapsed();
 
-    let (mut rss, mut pss) = (0, 0);
+    // Measured idle, as most pods are: a supervisor drops the code pages a
+    // launch touched half a second after it.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (mut rss, mut pss, mut anon) = (0, 0, 0);
     for members in &pods {
         let pid: i32 = std::fs::read_to_string(c.runtime_dir().supervisor_pid(members[0].pod()))
             .unwrap()
@@ -134,6 +137,13 @@ async fn run(
             .unwrap();
         rss += kb(pid, "status", "VmRSS:");
         pss += kb(pid, "smaps_rollup", "Pss:");
+        anon += kb(pid, "smaps_rollup", "Anonymous:");
+    }
+    if std::env::var("SMAPS").is_ok() {
+        let pid =
+            std::fs::read_to_string(c.runtime_dir().supervisor_pid(pods[0][0].pod())).unwrap();
+        let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", pid.trim())).unwrap();
+        println!("{smaps}");
     }
 
     let started = Instant::now();
@@ -151,7 +161,7 @@ async fn run(
     }
     let destroy = started.elapsed();
     let n = pods.len() as u64;
-    (launch, destroy, rss / n, pss / n)
+    (launch, destroy, rss / n, pss / n, anon / n)
 }
 
 fn kb(pid: i32, file: &str, field: &str) -> u64 {

@@ -9,6 +9,7 @@
 pub mod client;
 pub mod logs;
 mod loopback;
+mod memory;
 pub mod protocol;
 mod runtime;
 mod server;

@@ -89,7 +89,14 @@ pub struct Server {
     next_lc_id: u64,
     /// Set by SIGTERM or the removal of the top-level container.
     exiting: bool,
+    /// When to drop the pages the last burst of work mapped (see `memory`).
+    trim_at: Option<Instant>,
 }
+
+/// Idle time after start-up or a launch before the supervisor drops the
+/// code pages that work touched: long enough not to slow a burst of nested
+/// launches, short enough that a host full of idle pods stays small.
+const TRIM_DELAY: Duration = Duration::from_millis(500);
 
 impl Server {
     pub fn new(rt: RuntimeDir, pod: String, listener: UnixListener, signals: SignalPipe) -> Self {
@@ -107,6 +114,7 @@ impl Server {
             containers: BTreeMap::new(),
             next_lc_id: 0,
             exiting: false,
+            trim_at: Some(Instant::now() + TRIM_DELAY),
         }
     }
 
@@ -199,6 +207,11 @@ impl Server {
                 self.read_client(token);
             }
             self.escalate_kills();
+            if self.trim_at.is_some_and(|t| t <= Instant::now()) {
+                self.trim_at = None;
+                let released = super::memory::release_clean_file_pages();
+                tracing::debug!(released, "dropped clean file pages");
+            }
         }
     }
 
@@ -228,6 +241,7 @@ impl Server {
             .containers
             .values()
             .filter_map(|c| c.kill_deadline)
+            .chain(self.trim_at)
             .min();
         match nearest {
             None => PollTimeout::NONE,
@@ -464,6 +478,7 @@ impl Server {
                         view,
                     },
                 );
+                self.trim_at = Some(Instant::now() + TRIM_DELAY);
                 Response::Launched { pid }
             }
             Err(message) => {
