@@ -71,6 +71,9 @@ fn main() {
     let mut config = ContainerizerConfig::new(&runtime_dir);
     config.cgroups_root = cgroup_root.clone();
     config.supervisor_binary = PathBuf::from(env!("CARGO_BIN_EXE_tepui"));
+    // crun cannot mount sysfs without its own network namespace; every
+    // runtime gets one so they all do the same work.
+    config.host_network = false;
     let containerizer = Containerizer::new(config).unwrap();
     let sandbox = work.join("sandbox");
 
@@ -122,8 +125,7 @@ fn main() {
             std::fs::create_dir_all(&bundle).unwrap();
             let id = ContainerPath::new(vec![format!("{peer}-{i}")]).unwrap();
             let spec = launch_spec(&id, ContainerKind::Standalone, &["/bin/true"], &sandbox);
-            let mut ctx = SpecContext::new(format!("/{cgroup_root}/{peer}-{i}"), &rootfs);
-            ctx.host_network = true;
+            let ctx = SpecContext::new(format!("/{cgroup_root}/{peer}-{i}"), &rootfs);
             build_spec(&spec, &ctx)
                 .unwrap()
                 .save(bundle.join("config.json"))

@@ -92,7 +92,13 @@ impl Env {
 
     fn assert_nothing_left(&self) {
         let cgroups = common::cgroups_named(&self.cgroup_root);
-        let processes = common::processes_mentioning(&self.dir.to_string_lossy());
+        // A removed pod's supervisor answers, then exits: give it a moment.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut processes = common::processes_mentioning(&self.dir.to_string_lossy());
+        while !processes.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            processes = common::processes_mentioning(&self.dir.to_string_lossy());
+        }
         let mounts = common::mounts_under(&self.dir);
         let pods: Vec<_> = std::fs::read_dir(self.dir.join("run").join("pods"))
             .map(|d| d.flatten().map(|e| e.path()).collect())

@@ -18,7 +18,7 @@ mod limits;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex as SyncMutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tepui_proto::v1::ResourceStatistics;
 use tokio::sync::Mutex;
@@ -33,9 +33,6 @@ use crate::supervisor::client::{self, SupervisorClient, SupervisorExe};
 use crate::supervisor::logs::LogPolicy;
 use crate::supervisor::protocol::{ContainerState, LaunchRequest, Termination};
 use crate::{ContainerPath, RuntimeDir, atomic::write_atomic, safe_remove};
-
-/// How long a removed pod's supervisor may take to exit.
-const SUPERVISOR_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the agent configures once.
 #[derive(Debug, Clone)]
@@ -526,10 +523,9 @@ impl Containerizer {
         pod.members.retain(|c, _| !inside(c));
         pod.dead.retain(|c, _| !inside(c));
         if id.is_top_level() {
+            // A live supervisor removed the pod dir before answering and
+            // exits now; what is left is the pod's cgroup.
             drop(pod);
-            if live.is_some() {
-                self.wait_supervisor_exit(id.pod()).await;
-            }
             self.cleanup_pod(id.pod()).await;
             self.forget_pod(id.pod());
         } else {
@@ -556,29 +552,6 @@ impl Containerizer {
         Ok(termination)
     }
 
-    async fn wait_supervisor_exit(&self, pod: &str) {
-        let deadline = Instant::now() + SUPERVISOR_EXIT_TIMEOUT;
-        let pid_file = self.rt.supervisor_pid(pod);
-        let pid = std::fs::read_to_string(&pid_file)
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok());
-        loop {
-            let gone = match pid {
-                // The socket and pid file go first; the process a moment later.
-                Some(pid) => !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid),
-                None => !self.rt.supervisor_socket(pod).exists(),
-            };
-            if gone {
-                return;
-            }
-            if Instant::now() >= deadline {
-                tracing::warn!(pod, "supervisor still running after the pod was removed");
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
     /// Removes what a pod leaves once its supervisor is gone (or never
     /// started): stray processes in its cgroups, the cgroups, the pod dir.
     async fn cleanup_pod(&self, pod: &str) {
@@ -586,7 +559,10 @@ impl Containerizer {
         let cgroup = self.pod_cgroup(pod);
         let dir = self.rt.pod(pod);
         let done = tokio::task::spawn_blocking(move || {
-            if let Err(e) = cgroups.kill_all(&cgroup) {
+            // Usually empty: killing (freezing on v1) an empty cgroup costs
+            // milliseconds for nothing.
+            let stray = cgroups.processes(&cgroup).map_or(true, |p| !p.is_empty());
+            if stray && let Err(e) = cgroups.kill_all(&cgroup) {
                 tracing::warn!(cgroup, "{e}");
             }
             if let Err(e) = cgroups.destroy(&cgroup) {
@@ -779,14 +755,4 @@ impl Containerizer {
         }
         Ok(found)
     }
-}
-
-fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
 }

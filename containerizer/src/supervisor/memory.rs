@@ -50,7 +50,7 @@ fn parse_header(line: &str) -> Option<Mapping> {
 fn droppable(smaps: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut current: Option<Mapping> = None;
-    let mut finish = |m: Option<Mapping>, out: &mut Vec<(usize, usize)>| {
+    let finish = |m: Option<Mapping>, out: &mut Vec<(usize, usize)>| {
         if let Some(m) = m
             && m.clean_file
             && !m.has_private_pages

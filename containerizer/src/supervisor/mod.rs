@@ -87,21 +87,28 @@ pub fn run(args: SupervisorArgs) -> Result<(), SupervisorError> {
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(rt.supervisor_pid(&args.pod));
     if result.is_ok() {
-        // The pod was removed: leave nothing behind but the log, which the
-        // agent removes with the pod dir.
-        // hostfs holds the whole host: never recurse into it. Only once it is
-        // unmounted and empty may the pod dir go.
-        let hostfs = rt.hostfs(&args.pod);
-        let _ = nix::mount::umount2(&hostfs, nix::mount::MntFlags::MNT_DETACH);
-        if std::fs::remove_dir(&hostfs).is_ok() || !hostfs.exists() {
-            if let Err(e) = crate::safe_remove::remove_tree(&pod_dir) {
-                tracing::warn!("pod dir left in place: {e}");
-            }
-        } else {
-            tracing::warn!(hostfs = %hostfs.display(), "hostfs still mounted: pod dir left in place");
-        }
+        remove_pod_dir(&rt, &args.pod);
     }
     result
+}
+
+/// Once the pod was removed: leave nothing behind. hostfs holds the whole
+/// host, so never recurse into it: only once it is unmounted and empty may
+/// the pod dir go. Idempotent.
+pub(super) fn remove_pod_dir(rt: &RuntimeDir, pod: &str) {
+    let pod_dir = rt.pod(pod);
+    if !pod_dir.exists() {
+        return;
+    }
+    let hostfs = rt.hostfs(pod);
+    let _ = nix::mount::umount2(&hostfs, nix::mount::MntFlags::MNT_DETACH);
+    if std::fs::remove_dir(&hostfs).is_ok() || !hostfs.exists() {
+        if let Err(e) = crate::safe_remove::remove_tree(&pod_dir) {
+            tracing::warn!("pod dir left in place: {e}");
+        }
+    } else {
+        tracing::warn!(hostfs = %hostfs.display(), "hostfs still mounted: pod dir left in place");
+    }
 }
 
 /// Gives the supervisor its own mount namespace (host mounts still propagate

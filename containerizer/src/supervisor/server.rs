@@ -498,6 +498,7 @@ impl Server {
         }
         if id.is_top_level() {
             self.exiting = true;
+            super::remove_pod_dir(&self.rt, &self.pod);
         }
         Response::Error {
             message: format!("cannot launch {id}: {message}"),
@@ -797,7 +798,11 @@ impl Server {
             };
         }
         if id.is_top_level() {
+            // The pod is gone: clean up before answering, so the agent
+            // finds nothing of it once it has the answer (the process
+            // itself exits right after).
             self.exiting = true;
+            super::remove_pod_dir(&self.rt, &self.pod);
         }
         Response::Ok
     }
