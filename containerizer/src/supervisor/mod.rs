@@ -59,6 +59,10 @@ pub fn run(args: SupervisorArgs) -> Result<(), SupervisorError> {
     let pod_dir = rt.pod(&args.pod);
     std::fs::create_dir_all(&pod_dir)?;
 
+    // Run from a memfd, the kernel names us after the fd ("11"); give
+    // ps/top/perf a name that says what we are.
+    // SAFETY: PR_SET_NAME with a NUL-terminated string that outlives the call.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"tepui-supervise".as_ptr(), 0, 0, 0) };
     // Orphaned grandchildren are reparented to us and reaped, not to init.
     // SAFETY: plain prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
