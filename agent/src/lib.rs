@@ -1,6 +1,60 @@
-//! tepui-agent owns the agent daemon: its flags, the executor and operator HTTP
-//! APIs, the built-in executors, the status update manager, checkpoints and the
-//! link to a master.
+//! tepui-agent owns the agent daemon: its HTTP APIs (executor, operator,
+//! v0), the built-in executors, reliable status updates, checkpoints and
+//! recovery, and the link to a master.
 //!
-//! It must never import the master crate: it talks to a master over the wire
-//! (the link protocol in tepui-proto), so the master stays pluggable.
+//! It must not depend on the master crate: it talks to a master over the
+//! wire (the link protocol in tepui-proto) behind the `MasterLink` trait, and
+//! runs standalone without one. Containers go through tepui-containerizer;
+//! this crate never calls libcontainer or touches cgroups itself.
+
+pub mod checkpoint;
+pub mod config;
+pub mod daemon;
+pub mod executors;
+pub mod http;
+pub mod link;
+pub mod paths;
+pub mod status_updates;
+
+use std::sync::Arc;
+
+pub use config::{AgentConfig, RecoverMode};
+pub use daemon::{Agent, AgentError};
+
+/// Runs the agent until `shutdown` resolves: recovers, serves HTTP, keeps
+/// the link to the master. Containers and supervisors keep running after
+/// it returns (a restarted agent recovers them).
+pub async fn run(
+    config: AgentConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), AgentError> {
+    let address = std::net::SocketAddr::new(config.ip, config.port);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| AgentError::Listen {
+            address: address.to_string(),
+            source,
+        })?;
+    let agent = Agent::new(config)?;
+    agent.start().await?;
+    tracing::info!(%address, "agent serving");
+    notify_systemd_ready();
+    http::serve(Arc::clone(&agent), listener, shutdown)
+        .await
+        .map_err(|source| AgentError::Listen {
+            address: address.to_string(),
+            source,
+        })
+}
+
+/// `Type=notify` units: READY=1 once recovered and listening.
+fn notify_systemd_ready() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let socket = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    let _ = socket.send_to(b"READY=1\n", path);
+}

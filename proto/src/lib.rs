@@ -7,6 +7,7 @@
 //! every daemon and client depends on it, so it stays small and pure.
 
 pub mod content;
+pub mod duration;
 pub mod generated;
 pub mod json;
 pub mod recordio;

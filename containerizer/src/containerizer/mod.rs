@@ -632,6 +632,11 @@ impl Containerizer {
         }
     }
 
+    /// What the container was launched with (and its current resources).
+    pub fn launch_spec(&self, id: &ContainerPath) -> Option<LaunchSpec> {
+        self.read_spec(id)
+    }
+
     fn read_spec(&self, id: &ContainerPath) -> Option<LaunchSpec> {
         let bytes = std::fs::read(self.rt.launch_spec(id)).ok()?;
         serde_json::from_slice(&bytes).ok()

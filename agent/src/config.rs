@@ -1,0 +1,187 @@
+//! The agent's configuration, as the binary's flag parser hands it over,
+//! and the host facts Mesos derives defaults from (resource auto-detection).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tepui_containerizer::cgroups::CgroupMode;
+use tepui_containerizer::supervisor::logs::LogPolicy;
+use tepui_proto::resources::{Resources, parse_resources_flag};
+
+/// `--recover`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoverMode {
+    /// Reconnect to running executors (Mesos's default).
+    Reconnect,
+    /// Kill every executor found and start clean.
+    Cleanup,
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// `--master`: `host:port` or `http://host:port`; `None` runs standalone.
+    pub master: Option<String>,
+    pub work_dir: PathBuf,
+    pub runtime_dir: PathBuf,
+    /// `--resources` (already expanded from `file://`), `None` = detect.
+    pub resources: Option<String>,
+    pub attributes: Option<String>,
+    pub ip: IpAddr,
+    pub port: u16,
+    pub hostname: Option<String>,
+    pub isolation: String,
+    pub cgroups_root: String,
+    pub cgroup_mode: Option<CgroupMode>,
+    pub executor_registration_timeout: Duration,
+    pub executor_reregistration_timeout: Duration,
+    pub executor_shutdown_grace_period: Duration,
+    pub recover: RecoverMode,
+    pub strict: bool,
+    pub default_role: String,
+    pub image_providers: Option<String>,
+    pub docker_registry: Option<String>,
+    pub docker_config: Option<String>,
+    pub fetcher_cache_dir: Option<PathBuf>,
+    pub fetcher_cache_size_bytes: u64,
+    pub fetcher_stall_timeout: Duration,
+    pub frameworks_home: Option<PathBuf>,
+    pub log: LogPolicy,
+    /// The binary built-in executors and supervisors run from.
+    pub tepui_binary: PathBuf,
+    /// How often executors' and masters' streams get a heartbeat.
+    pub heartbeat_interval: Duration,
+    /// Flags as given, for GET_FLAGS and `/flags`.
+    pub flags: Vec<(String, String)>,
+}
+
+impl AgentConfig {
+    /// Defaults as Mesos has them, for a work dir and runtime dir.
+    pub fn new(work_dir: impl Into<PathBuf>, runtime_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            master: None,
+            work_dir: work_dir.into(),
+            runtime_dir: runtime_dir.into(),
+            resources: None,
+            attributes: None,
+            ip: IpAddr::from([127, 0, 0, 1]),
+            port: 5051,
+            hostname: None,
+            isolation: "cgroups/cpu,cgroups/mem".to_string(),
+            cgroups_root: "tepui".to_string(),
+            cgroup_mode: None,
+            executor_registration_timeout: Duration::from_secs(60),
+            executor_reregistration_timeout: Duration::from_secs(2),
+            executor_shutdown_grace_period: Duration::from_secs(5),
+            recover: RecoverMode::Reconnect,
+            strict: true,
+            default_role: "*".to_string(),
+            image_providers: None,
+            docker_registry: None,
+            docker_config: None,
+            fetcher_cache_dir: None,
+            fetcher_cache_size_bytes: 2 << 30,
+            fetcher_stall_timeout: Duration::from_secs(60),
+            frameworks_home: None,
+            log: LogPolicy::default(),
+            tepui_binary: PathBuf::from("/proc/self/exe"),
+            heartbeat_interval: Duration::from_secs(15),
+            flags: Vec::new(),
+        }
+    }
+
+    /// The agent's total resources: `--resources` plus whatever it leaves
+    /// out detected as Mesos does (cpus; mem = total - 1 GB; disk = total -
+    /// 5 GB, each at least half the total; ports [31000-32000]).
+    pub fn total_resources(&self) -> Result<Resources, String> {
+        let given = match &self.resources {
+            Some(flag) => parse_resources_flag(flag, &self.default_role)
+                .map_err(|e| format!("--resources: {e}"))?,
+            None => Resources::default(),
+        };
+        let has = |name: &str| given.iter().any(|r| r.name == name);
+        let mut extra = Vec::new();
+        if !has("cpus") {
+            extra.push(format!("cpus:{}", detect_cpus()));
+        }
+        if !has("mem") {
+            extra.push(format!("mem:{}", detect_mem_mb()));
+        }
+        if !has("disk") {
+            extra.push(format!("disk:{}", detect_disk_mb(&self.work_dir)));
+        }
+        if !has("ports") {
+            extra.push("ports:[31000-32000]".to_string());
+        }
+        if extra.is_empty() {
+            return Ok(given);
+        }
+        let detected = parse_resources_flag(&extra.join(";"), &self.default_role)
+            .map_err(|e| format!("detected resources: {e}"))?;
+        Ok(given + detected)
+    }
+}
+
+fn detect_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+const GB_MB: u64 = 1024;
+
+/// Mesos: total memory minus 1 GB, or half of it on small hosts.
+fn detect_mem_mb() -> u64 {
+    let total_mb = tepui_containerizer::cgroups::host_total_memory_bytes(std::path::Path::new(
+        "/proc/meminfo",
+    ))
+    .map(|b| b >> 20)
+    .unwrap_or(0);
+    if total_mb >= 2 * GB_MB {
+        total_mb - GB_MB
+    } else {
+        total_mb / 2
+    }
+}
+
+/// Mesos: the work dir's filesystem minus 5 GB, or half of it when small.
+fn detect_disk_mb(work_dir: &std::path::Path) -> u64 {
+    let probe = work_dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(std::path::Path::new("/"));
+    let total_mb = nix::sys::statvfs::statvfs(probe)
+        .map(|s| (s.blocks() * s.fragment_size()) >> 20)
+        .unwrap_or(0);
+    if total_mb >= 10 * GB_MB {
+        total_mb - 5 * GB_MB
+    } else {
+        total_mb / 2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_resources_are_detected_and_given_ones_kept() {
+        let mut config = AgentConfig::new("/tmp", "/run/tepui");
+        config.resources = Some("cpus:3;gpus:1".into());
+        let total = config.total_resources().unwrap();
+        assert_eq!(total.cpus(), Some(3.0));
+        assert!(total.mem().unwrap_or(0.0) > 0.0);
+        assert!(total.iter().any(|r| r.name == "ports"));
+        assert!(total.iter().any(|r| r.name == "gpus"));
+    }
+
+    #[test]
+    fn bad_resources_name_the_flag() {
+        let mut config = AgentConfig::new("/tmp", "/run/tepui");
+        config.resources = Some("cpus:lots".into());
+        assert!(
+            config
+                .total_resources()
+                .unwrap_err()
+                .starts_with("--resources")
+        );
+    }
+}

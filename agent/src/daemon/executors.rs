@@ -1,0 +1,285 @@
+//! The agent's half of the executor API: SUBSCRIBE hands the executor its
+//! queued work, UPDATE goes through the status update manager (checkpointed
+//! before the executor gets ACKNOWLEDGED), MESSAGE goes to the scheduler.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tepui_containerizer::ContainerPath;
+use tepui_proto::v1::task_status::Source;
+use tepui_proto::v1::{AgentId, ContainerId, TaskId, TaskState, executor};
+use tokio::sync::mpsc;
+
+use super::Agent;
+use super::state::Phase;
+use super::tasks::queued_event;
+use crate::status_updates::{Accepted, TaskKey};
+
+/// Why an executor call is refused; `status` is the HTTP status.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ExecutorApiError {
+    pub status: u16,
+    pub message: String,
+}
+
+fn bad(message: impl Into<String>) -> ExecutorApiError {
+    ExecutorApiError {
+        status: 400,
+        message: message.into(),
+    }
+}
+
+impl Agent {
+    /// SUBSCRIBE: the returned channel carries SUBSCRIBED, the queued
+    /// LAUNCH/LAUNCH_GROUP events, and everything after.
+    pub async fn executor_subscribe(
+        self: &Arc<Self>,
+        call: &executor::Call,
+    ) -> Result<(u64, mpsc::UnboundedReceiver<executor::Event>), ExecutorApiError> {
+        let fw = call.framework_id.value.clone();
+        let ex = call.executor_id.value.clone();
+        let agent_info = self.agent_info();
+        let mut state = self.state.lock().await;
+        state.next_generation += 1;
+        let generation = state.next_generation;
+        let framework_info = state
+            .frameworks
+            .get(&fw)
+            .map(|f| f.info.clone())
+            .ok_or_else(|| bad(format!("framework '{fw}' is not known on this agent")))?;
+        let executor = state.executor_mut(&fw, &ex).ok_or_else(|| {
+            bad(format!(
+                "executor '{ex}' of framework '{fw}' is not known on this agent"
+            ))
+        })?;
+        if executor.phase == Phase::Terminating {
+            return Err(bad(format!("executor '{ex}' is being shut down")));
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let subscribed = executor::Event {
+            r#type: Some(executor::event::Type::Subscribed as i32),
+            subscribed: Some(executor::event::Subscribed {
+                executor_info: executor.info.clone(),
+                framework_info,
+                agent_info,
+                container_id: Some(ContainerId {
+                    value: executor.container_id.clone(),
+                    parent: None,
+                }),
+            }),
+            ..Default::default()
+        };
+        let _ = tx.send(subscribed);
+        for work in executor.queued.drain(..) {
+            let _ = tx.send(queued_event(&work));
+        }
+        // Kills that arrived while it was away.
+        for task in &executor.killing {
+            let _ = tx.send(executor::Event {
+                r#type: Some(executor::event::Type::Kill as i32),
+                kill: Some(executor::event::Kill {
+                    task_id: TaskId {
+                        value: task.clone(),
+                    },
+                    kill_policy: None,
+                }),
+                ..Default::default()
+            });
+        }
+        executor.phase = Phase::Running;
+        executor.subscriber = Some((generation, tx));
+        tracing::info!(framework = %fw, executor = %ex, "executor subscribed");
+        drop(state);
+
+        // What the executor sent but never saw acknowledged (it lost the
+        // agent in between) is offered again; duplicates are dropped.
+        if let Some(subscribe) = &call.subscribe {
+            for update in &subscribe.unacknowledged_updates {
+                let resend = executor::Call {
+                    executor_id: call.executor_id.clone(),
+                    framework_id: call.framework_id.clone(),
+                    r#type: Some(executor::call::Type::Update as i32),
+                    update: Some(update.clone()),
+                    ..Default::default()
+                };
+                if let Err(e) = self.executor_update(&resend).await {
+                    tracing::warn!("unacknowledged update from {ex} refused: {e}");
+                }
+            }
+        }
+        Ok((generation, rx))
+    }
+
+    /// The executor's connection closed.
+    pub async fn executor_disconnected(self: &Arc<Self>, fw: &str, ex: &str, generation: u64) {
+        let mut state = self.state.lock().await;
+        let Some(executor) = state.executor_mut(fw, ex) else {
+            return;
+        };
+        if executor
+            .subscriber
+            .as_ref()
+            .is_some_and(|(g, _)| *g == generation)
+        {
+            executor.subscriber = None;
+            if executor.phase == Phase::Running {
+                executor.phase = Phase::Registering;
+            }
+            tracing::info!(framework = %fw, executor = %ex, "executor disconnected");
+        }
+    }
+
+    /// UPDATE.
+    pub async fn executor_update(
+        self: &Arc<Self>,
+        call: &executor::Call,
+    ) -> Result<(), ExecutorApiError> {
+        let update = call
+            .update
+            .as_ref()
+            .ok_or_else(|| bad("an UPDATE call needs 'update'"))?;
+        let mut status = update.status.clone();
+        let fw = call.framework_id.value.clone();
+        let ex = call.executor_id.value.clone();
+        let task = status.task_id.value.clone();
+        let uuid = status
+            .uuid
+            .clone()
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| bad("'update.status.uuid' must be set"))?;
+        if status.state == TaskState::TaskStaging as i32 {
+            return Err(bad("an executor cannot send TASK_STAGING"));
+        }
+        status.source = Some(Source::Executor as i32);
+        status.executor_id = Some(call.executor_id.clone());
+        status.agent_id = self.agent_info().id.or(Some(AgentId {
+            value: self.agent_id(),
+        }));
+        if status.timestamp.is_none() {
+            status.timestamp = Some(super::tasks::now_secs());
+        }
+        let mut state = self.state.lock().await;
+        let executor = state.executor(&fw, &ex).ok_or_else(|| {
+            bad(format!(
+                "executor '{ex}' of framework '{fw}' is not known on this agent"
+            ))
+        })?;
+        if !executor.tasks.contains_key(&task) {
+            return Err(bad(format!(
+                "task '{task}' does not belong to executor '{ex}'"
+            )));
+        }
+        let container = executor.container_id.clone();
+        let log = self.work.task_updates(&fw, &ex, &container, &task);
+        let key = TaskKey {
+            framework: fw.clone(),
+            task: task.clone(),
+        };
+        let new_state = TaskState::try_from(status.state).unwrap_or(TaskState::TaskLost);
+        let accepted = state
+            .updates
+            .update(&key, &log, Some(&call.executor_id), status)
+            .map_err(|e| ExecutorApiError {
+                status: 500,
+                message: e.to_string(),
+            })?;
+        if let Accepted::New { .. } = accepted {
+            if let Some(entry) = state
+                .executor_mut(&fw, &ex)
+                .and_then(|e| e.tasks.get_mut(&task))
+            {
+                entry.state = new_state;
+            }
+            self.updates_ready.notify_one();
+        }
+        // Checkpointed: the executor may forget it.
+        if let Some(executor) = state.executor(&fw, &ex) {
+            executor.send(executor::Event {
+                r#type: Some(executor::event::Type::Acknowledged as i32),
+                acknowledged: Some(executor::event::Acknowledged {
+                    task_id: TaskId { value: task },
+                    uuid,
+                }),
+                ..Default::default()
+            });
+        }
+        Ok(())
+    }
+
+    /// MESSAGE: to the scheduler, through the master.
+    pub async fn executor_message(
+        self: &Arc<Self>,
+        call: &executor::Call,
+    ) -> Result<(), ExecutorApiError> {
+        let message = call
+            .message
+            .as_ref()
+            .ok_or_else(|| bad("a MESSAGE call needs 'message'"))?;
+        let Some(link) = &self.link else {
+            return Ok(());
+        };
+        let out = tepui_proto::link::AgentCall {
+            protocol_version: Some(crate::link::LINK_PROTOCOL_VERSION),
+            r#type: Some(tepui_proto::link::agent_call::Type::FrameworkMessage as i32),
+            agent_id: self.agent_info().id,
+            framework_message: Some(tepui_proto::link::agent_call::FrameworkMessage {
+                framework_id: call.framework_id.clone(),
+                executor_id: call.executor_id.clone(),
+                data: message.data.clone(),
+            }),
+            ..Default::default()
+        };
+        link.send(out).await.map_err(|e| ExecutorApiError {
+            status: 503,
+            message: e.to_string(),
+        })
+    }
+
+    /// A FRAMEWORK_MESSAGE from the scheduler to an executor.
+    pub async fn message_to_executor(self: &Arc<Self>, fw: &str, ex: &str, data: bytes::Bytes) {
+        let state = self.state.lock().await;
+        let delivered = state.executor(fw, ex).is_some_and(|e| {
+            e.send(executor::Event {
+                r#type: Some(executor::event::Type::Message as i32),
+                message: Some(executor::event::Message { data }),
+                ..Default::default()
+            })
+        });
+        if !delivered {
+            tracing::warn!(framework = %fw, executor = %ex, "framework message dropped: executor not subscribed");
+        }
+    }
+
+    /// Re-registration deadline after an agent restart: executors found
+    /// running must subscribe again within it.
+    pub(super) fn reregistration_timer(
+        self: &Arc<Self>,
+        fw: String,
+        ex: String,
+        container: String,
+    ) {
+        let agent = self.clone();
+        let timeout = self
+            .config
+            .executor_reregistration_timeout
+            .max(Duration::from_millis(100));
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            let stale = {
+                let state = agent.state.lock().await;
+                state.executor(&fw, &ex).is_some_and(|e| {
+                    e.container_id == container
+                        && e.phase == Phase::Registering
+                        && e.subscriber.is_none()
+                })
+            };
+            if stale {
+                tracing::warn!(framework = %fw, executor = %ex, "executor did not re-subscribe within {timeout:?}: destroying it");
+                if let Ok(id) = ContainerPath::new(vec![container]) {
+                    let _ = agent.containerizer.kill(&id, Duration::ZERO).await;
+                }
+            }
+        });
+    }
+}

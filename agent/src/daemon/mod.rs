@@ -1,0 +1,312 @@
+//! The agent daemon: one [`Agent`] shared by the HTTP handlers, the link to
+//! the master, the status update forwarder and the executor watchers.
+//!
+//! Locking: `state` (a tokio mutex) is held only for bookkeeping and
+//! checkpoint writes, never across a container launch, a wait or an HTTP
+//! call.
+
+mod executors;
+mod link_loop;
+mod recovery;
+pub mod state;
+mod tasks;
+mod views;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tepui_containerizer::{Containerizer, ContainerizerConfig};
+use tepui_proto::resources::{Resources, parse_attributes};
+use tepui_proto::v1::{AgentId, AgentInfo};
+use tokio::sync::{Mutex, Notify};
+
+use crate::checkpoint;
+use crate::config::AgentConfig;
+use crate::link::{HttpLink, MasterLink};
+use crate::paths::WorkDir;
+use state::State;
+
+pub use executors::ExecutorApiError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Containerizer(#[from] tepui_containerizer::ContainerizerError),
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    #[error(transparent)]
+    Link(#[from] crate::link::LinkError),
+    #[error("cannot serve HTTP on {address}: {source}")]
+    Listen {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `meta/agent.json`: who this agent is and what it registered with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AgentRecord {
+    pub agent_id: Option<String>,
+    pub resources: String,
+    pub attributes: String,
+}
+
+pub struct Agent {
+    pub config: AgentConfig,
+    pub work: WorkDir,
+    pub containerizer: Containerizer,
+    pub(crate) info: std::sync::Mutex<AgentInfo>,
+    pub(crate) state: Mutex<State>,
+    pub(crate) link: Option<Arc<dyn MasterLink>>,
+    /// Wakes the status update forwarder.
+    pub(crate) updates_ready: Notify,
+    pub(crate) started: Instant,
+    pub(crate) started_unix: f64,
+    pub(crate) metrics: Metrics,
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub tasks_launched: std::sync::atomic::AtomicU64,
+    pub executors_launched: std::sync::atomic::AtomicU64,
+    pub updates_forwarded: std::sync::atomic::AtomicU64,
+    pub registered: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("work_dir", &self.config.work_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// Opens the containerizer, works out the agent's resources and checks
+    /// them against what it registered with before (additive changes only).
+    pub fn new(config: AgentConfig) -> Result<Arc<Self>, AgentError> {
+        let work = WorkDir::new(&config.work_dir);
+        std::fs::create_dir_all(work.meta()).map_err(|e| {
+            AgentError::Config(format!(
+                "cannot create the work dir {}: {e}",
+                config.work_dir.display()
+            ))
+        })?;
+        let resources = config.total_resources().map_err(AgentError::Config)?;
+        let attributes_text = config.attributes.clone().unwrap_or_default();
+        let attributes = parse_attributes(&attributes_text)
+            .map_err(|e| AgentError::Config(format!("--attributes: {e}")))?;
+        let resources_text = resources.to_string();
+
+        let previous: Option<AgentRecord> = checkpoint::read_json(&work.agent_file())?;
+        let agent_id = match &previous {
+            Some(record) => {
+                check_reconfiguration(record, &resources, &attributes_text, &config.default_role)?;
+                record.agent_id.clone()
+            }
+            None => None,
+        };
+        checkpoint::write_json(
+            &work.agent_file(),
+            &AgentRecord {
+                agent_id: agent_id.clone(),
+                resources: resources_text,
+                attributes: attributes_text,
+            },
+        )?;
+
+        let mut cz = ContainerizerConfig::new(&config.runtime_dir);
+        cz.cgroups_root = config.cgroups_root.clone();
+        cz.cgroup_mode = config.cgroup_mode;
+        cz.supervisor_binary = config.tepui_binary.clone();
+        cz.log = config.log;
+        let containerizer = Containerizer::new(cz)?;
+
+        let hostname = config
+            .hostname
+            .clone()
+            .or_else(|| {
+                nix::unistd::gethostname()
+                    .ok()
+                    .and_then(|h| h.into_string().ok())
+            })
+            .unwrap_or_else(|| config.ip.to_string());
+        let info = AgentInfo {
+            hostname,
+            port: Some(i32::from(config.port)),
+            resources: resources.iter().cloned().collect(),
+            attributes: attributes.iter().cloned().collect(),
+            id: agent_id.map(|value| AgentId { value }),
+            ..Default::default()
+        };
+        let link: Option<Arc<dyn MasterLink>> = match &config.master {
+            Some(master) => Some(Arc::new(HttpLink::new(master)?)),
+            None => None,
+        };
+        let started_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        Ok(Arc::new(Self {
+            config,
+            work,
+            containerizer,
+            info: std::sync::Mutex::new(info),
+            state: Mutex::new(State::default()),
+            link,
+            updates_ready: Notify::new(),
+            started: Instant::now(),
+            started_unix,
+            metrics: Metrics::default(),
+        }))
+    }
+
+    pub fn agent_info(&self) -> AgentInfo {
+        self.info.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The agent id: the master's, or in standalone mode one of our own.
+    pub fn agent_id(&self) -> String {
+        let mut info = self.info.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(id) = &info.id {
+            return id.value.clone();
+        }
+        let id = format!("{}-S0", uuid::Uuid::new_v4());
+        info.id = Some(AgentId { value: id.clone() });
+        id
+    }
+
+    fn set_agent_id(&self, id: &AgentId) -> Result<(), AgentError> {
+        self.info.lock().unwrap_or_else(|e| e.into_inner()).id = Some(id.clone());
+        let mut record: AgentRecord =
+            checkpoint::read_json(&self.work.agent_file())?.unwrap_or(AgentRecord {
+                agent_id: None,
+                resources: String::new(),
+                attributes: String::new(),
+            });
+        record.agent_id = Some(id.value.clone());
+        checkpoint::write_json(&self.work.agent_file(), &record)?;
+        Ok(())
+    }
+
+    /// `ip:port` executors reach the agent at.
+    pub fn endpoint(&self) -> String {
+        format!("{}:{}", self.config.ip, self.config.port)
+    }
+
+    /// Recovers, then runs the background loops. Returns at once.
+    pub async fn start(self: &Arc<Self>) -> Result<(), AgentError> {
+        self.recover().await?;
+        let agent = self.clone();
+        tokio::spawn(async move { agent.forward_updates().await });
+        if let Some(link) = self.link.clone() {
+            let agent = self.clone();
+            tokio::spawn(async move { agent.link_loop(link).await });
+        }
+        Ok(())
+    }
+}
+
+/// Refuses `--resources`/`--attributes` that shrank since the agent last
+/// registered: tasks may use what is gone. Growth is fine (Mesos's
+/// `--reconfiguration_policy=additive`).
+fn check_reconfiguration(
+    previous: &AgentRecord,
+    resources: &Resources,
+    attributes: &str,
+    default_role: &str,
+) -> Result<(), AgentError> {
+    if previous.resources.is_empty() {
+        return Ok(());
+    }
+    let before = tepui_proto::resources::parse_resources(&previous.resources, default_role)
+        .map_err(|e| {
+            AgentError::Config(format!("the checkpointed resources are unreadable: {e}"))
+        })?;
+    if !resources.contains(&before) {
+        let lost = before.clone() - resources.clone();
+        return Err(AgentError::Config(format!(
+            "--resources changed incompatibly since this agent registered: it had '{}', now '{}'; no longer available: '{}'. Only additions are accepted; restore them, or remove {} to start as a new agent",
+            previous.resources,
+            resources,
+            lost,
+            Path::new("meta").join("agent.json").display()
+        )));
+    }
+    let old: std::collections::BTreeSet<&str> = previous
+        .attributes
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let new: std::collections::BTreeSet<&str> = attributes
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let removed: Vec<&str> = old.difference(&new).copied().collect();
+    if !removed.is_empty() {
+        return Err(AgentError::Config(format!(
+            "--attributes changed incompatibly since this agent registered: '{}' removed or changed (had '{}', now '{}'); only additions are accepted",
+            removed.join(";"),
+            previous.attributes,
+            attributes
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(resources: &str, attributes: &str) -> AgentRecord {
+        AgentRecord {
+            agent_id: Some("a".into()),
+            resources: resources.into(),
+            attributes: attributes.into(),
+        }
+    }
+
+    fn res(text: &str) -> Resources {
+        tepui_proto::resources::parse_resources(text, "*").unwrap()
+    }
+
+    #[test]
+    fn additive_changes_are_accepted() {
+        check_reconfiguration(
+            &record("cpus:2;mem:1024", "rack:a"),
+            &res("cpus:4;mem:1024;gpus:1"),
+            "rack:a;zone:z",
+            "*",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn shrinking_names_exactly_what_went() {
+        let err = check_reconfiguration(
+            &record("cpus:4;mem:1024", ""),
+            &res("cpus:2;mem:1024"),
+            "",
+            "*",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("no longer available: 'cpus:2'"), "{err}");
+        let err = check_reconfiguration(
+            &record("cpus:4", "rack:a;zone:z"),
+            &res("cpus:4"),
+            "rack:b;zone:z",
+            "*",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("'rack:a' removed or changed"), "{err}");
+    }
+}

@@ -1,0 +1,197 @@
+//! Agent restart: rebuild frameworks, executors, tasks and unacknowledged
+//! updates from the work dir, match them with the containers the
+//! containerizer finds, and end what did not survive.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tepui_containerizer::spec::ContainerKind;
+use tepui_containerizer::{ContainerPath, RecoveredContainer};
+use tepui_proto::v1::task_status::Reason;
+use tepui_proto::v1::{ExecutorId, ExecutorInfo, FrameworkInfo, TaskInfo, TaskState};
+
+use super::state::{Executor, Framework, Phase, RunRecord, TaskEntry};
+use super::tasks::ExecutorRecord;
+use super::{Agent, AgentError};
+use crate::checkpoint;
+use crate::config::RecoverMode;
+use crate::status_updates::{TaskKey, is_terminal};
+
+fn dirs(path: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+impl Agent {
+    pub(super) async fn recover(self: &Arc<Self>) -> Result<(), AgentError> {
+        let found = self.containerizer.recover().await?;
+        let mut containers: BTreeMap<String, RecoveredContainer> = found
+            .into_iter()
+            .filter(|c| c.container.is_top_level())
+            .map(|c| (c.container.pod().to_string(), c))
+            .collect();
+        let cleanup = self.config.recover == RecoverMode::Cleanup;
+        let mut to_watch = Vec::new();
+        let mut to_remove = Vec::new();
+        {
+            let mut state = self.state.lock().await;
+            for fw in dirs(&self.work.frameworks_meta()) {
+                let Some(info) =
+                    checkpoint::read_message::<FrameworkInfo>(&self.work.framework_file(&fw))?
+                else {
+                    continue;
+                };
+                state.frameworks.insert(
+                    fw.clone(),
+                    Framework {
+                        info,
+                        executors: Default::default(),
+                    },
+                );
+                for ex in dirs(&self.work.framework_meta(&fw).join("executors")) {
+                    let Some(record) = checkpoint::read_json::<ExecutorRecord>(
+                        &self.work.executor_file(&fw, &ex),
+                    )?
+                    else {
+                        continue;
+                    };
+                    let info: ExecutorInfo =
+                        tepui_proto::json::from_value(&record.info).map_err(|e| {
+                            AgentError::Config(format!("executor {ex} checkpoint unreadable: {e}"))
+                        })?;
+                    for run in dirs(&self.work.executor_meta(&fw, &ex).join("runs")) {
+                        let Some(run_record) = checkpoint::read_json::<RunRecord>(
+                            &self.work.run_file(&fw, &ex, &run),
+                        )?
+                        else {
+                            continue;
+                        };
+                        let mut tasks = BTreeMap::new();
+                        for task in dirs(&self.work.run_meta(&fw, &ex, &run).join("tasks")) {
+                            let key = TaskKey {
+                                framework: fw.clone(),
+                                task: task.clone(),
+                            };
+                            let executor_id = ExecutorId { value: ex.clone() };
+                            state
+                                .updates
+                                .recover(
+                                    &key,
+                                    &self.work.task_updates(&fw, &ex, &run, &task),
+                                    Some(&executor_id),
+                                )
+                                .map_err(|e| AgentError::Config(e.to_string()))?;
+                            if let Some(info) = checkpoint::read_message::<TaskInfo>(
+                                &self.work.task_file(&fw, &ex, &run, &task),
+                            )? {
+                                let task_state = state
+                                    .updates
+                                    .latest_state(&key)
+                                    .unwrap_or(TaskState::TaskStaging);
+                                tasks.insert(
+                                    task.clone(),
+                                    TaskEntry {
+                                        info,
+                                        state: task_state,
+                                    },
+                                );
+                            }
+                        }
+                        let live = containers
+                            .remove(&run)
+                            .filter(|c| c.termination.is_none() && c.pid.is_some());
+                        let unfinished = tasks.values().any(|t| !is_terminal(t.state));
+                        let executor = Executor {
+                            info: info.clone(),
+                            kind: run_record.kind,
+                            container_id: run.clone(),
+                            directory: run_record.directory.clone(),
+                            phase: Phase::Registering,
+                            queued: Vec::new(),
+                            tasks,
+                            subscriber: None,
+                            killing: Vec::new(),
+                        };
+                        if let Some(framework) = state.frameworks.get_mut(&fw) {
+                            framework.executors.insert(ex.clone(), executor);
+                        }
+                        state
+                            .containers
+                            .insert(run.clone(), (fw.clone(), ex.clone()));
+                        match live {
+                            Some(_) if !cleanup => {
+                                tracing::info!(framework = %fw, executor = %ex, container = %run, "recovered a running executor; waiting for it to re-subscribe");
+                                to_watch.push((fw.clone(), ex.clone(), run.clone()));
+                            }
+                            live => {
+                                let message = if live.is_some() {
+                                    "Executor destroyed: the agent recovered with --recover=cleanup"
+                                } else {
+                                    "Executor terminated while the agent was down"
+                                };
+                                if unfinished {
+                                    self.fail_executor_tasks(
+                                        &mut state,
+                                        &fw,
+                                        &ex,
+                                        TaskState::TaskFailed,
+                                        Reason::ExecutorTerminated,
+                                        message,
+                                    );
+                                }
+                                self.forget_executor(&mut state, &fw, &ex);
+                                state.containers.remove(&run);
+                                to_remove.push((run.clone(), live.is_some()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Containers no checkpoint explains: destroyed, except standalone
+        // ones (the operator API owns those).
+        for (id, container) in containers {
+            let standalone = container
+                .spec
+                .as_ref()
+                .is_some_and(|s| s.kind == ContainerKind::Standalone);
+            if !standalone {
+                tracing::warn!(container = %id, "unknown container found at recovery: destroying it");
+                to_remove.push((id, container.termination.is_none()));
+            }
+        }
+        for (container, running) in to_remove {
+            let Ok(id) = ContainerPath::new(vec![container.clone()]) else {
+                continue;
+            };
+            let result = if running {
+                self.containerizer
+                    .destroy(&id, Duration::ZERO)
+                    .await
+                    .map(|_| ())
+            } else {
+                self.containerizer.remove(&id).await
+            };
+            if let Err(e) = result {
+                tracing::warn!(container = %container, "cleanup at recovery: {e}");
+            }
+        }
+        for (fw, ex, container) in to_watch {
+            self.watch_executor(fw.clone(), ex.clone(), container.clone());
+            self.reregistration_timer(fw, ex, container);
+        }
+        self.updates_ready.notify_one();
+        Ok(())
+    }
+}

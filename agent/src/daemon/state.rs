@@ -1,0 +1,124 @@
+//! What the agent knows about frameworks, executors and tasks in memory.
+//! Everything here can be rebuilt from the work dir's checkpoints plus the
+//! containerizer's recovery.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use tepui_proto::v1::{FrameworkInfo, TaskGroupInfo, TaskInfo, TaskState, executor};
+use tokio::sync::mpsc;
+
+use crate::status_updates::StatusUpdateManager;
+
+/// Which program runs an executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutorKind {
+    /// tepui's command executor, for a task without an ExecutorInfo.
+    Command,
+    /// tepui's default executor (ExecutorInfo type DEFAULT, task groups).
+    Default,
+    /// The framework's own program (ExecutorInfo type CUSTOM).
+    Custom,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Its container runs; it has not subscribed (yet, or again after an
+    /// agent restart).
+    Registering,
+    /// Subscribed.
+    Running,
+    /// Being shut down.
+    Terminating,
+}
+
+/// Work waiting for the executor to subscribe.
+#[derive(Debug, Clone)]
+pub enum Queued {
+    Task(Box<TaskInfo>),
+    Group(TaskGroupInfo),
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskEntry {
+    pub info: TaskInfo,
+    pub state: TaskState,
+}
+
+#[derive(Debug)]
+pub struct Executor {
+    pub info: tepui_proto::v1::ExecutorInfo,
+    pub kind: ExecutorKind,
+    pub container_id: String,
+    pub directory: PathBuf,
+    pub phase: Phase,
+    pub queued: Vec<Queued>,
+    pub tasks: BTreeMap<String, TaskEntry>,
+    /// The subscribed executor's event stream; `generation` tells a stale
+    /// disconnect from the current one.
+    pub subscriber: Option<(u64, mpsc::UnboundedSender<executor::Event>)>,
+    /// Tasks asked to be killed (their terminal state is TASK_KILLED).
+    pub killing: Vec<String>,
+}
+
+impl Executor {
+    pub fn send(&self, event: executor::Event) -> bool {
+        self.subscriber
+            .as_ref()
+            .is_some_and(|(_, tx)| tx.send(event).is_ok())
+    }
+}
+
+#[derive(Debug)]
+pub struct Framework {
+    pub info: FrameworkInfo,
+    pub executors: BTreeMap<String, Executor>,
+}
+
+impl Framework {
+    pub fn checkpoint(&self) -> bool {
+        self.info.checkpoint.unwrap_or(false)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct State {
+    pub frameworks: BTreeMap<String, Framework>,
+    pub updates: StatusUpdateManager,
+    /// Where each top-level container of an executor lives:
+    /// container id -> (framework, executor).
+    pub containers: BTreeMap<String, (String, String)>,
+    pub next_generation: u64,
+}
+
+impl State {
+    pub fn executor(&self, fw: &str, ex: &str) -> Option<&Executor> {
+        self.frameworks.get(fw)?.executors.get(ex)
+    }
+
+    pub fn executor_mut(&mut self, fw: &str, ex: &str) -> Option<&mut Executor> {
+        self.frameworks.get_mut(fw)?.executors.get_mut(ex)
+    }
+
+    /// The executor running (or about to run) a task.
+    pub fn executor_of_task(&self, fw: &str, task: &str) -> Option<(&str, &Executor)> {
+        let framework = self.frameworks.get(fw)?;
+        framework.executors.iter().find_map(|(id, e)| {
+            let queued = e.queued.iter().any(|q| match q {
+                Queued::Task(t) => t.task_id.value == task,
+                Queued::Group(g) => g.tasks.iter().any(|t| t.task_id.value == task),
+            });
+            (queued || e.tasks.contains_key(task)).then_some((id.as_str(), e))
+        })
+    }
+}
+
+/// `run.json`: one executor run, written before its container launches.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub container_id: String,
+    pub kind: ExecutorKind,
+    pub directory: PathBuf,
+}

@@ -1,0 +1,767 @@
+//! Tasks and the executors that run them: RUN_TASK / RUN_TASK_GROUP from
+//! the master start an executor container (or hand the work to a running
+//! executor), KILL_TASK and SHUTDOWN_FRAMEWORK stop them, and the end of an
+//! executor's container ends whatever it left unfinished with updates the
+//! agent writes itself.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tepui_containerizer::spec::{ContainerKind, LaunchSpec, ResourceRequest};
+use tepui_containerizer::supervisor::protocol::Termination;
+use tepui_containerizer::{ContainerPath, ContainerizerError};
+use tepui_proto::v1::task_status::{Reason, Source};
+use tepui_proto::v1::{
+    CommandInfo, ContainerId, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo, KillPolicy,
+    Resource, TaskGroupInfo, TaskId, TaskInfo, TaskState, TaskStatus, executor, executor_info,
+};
+
+use super::Agent;
+use super::state::{Executor, ExecutorKind, Framework, Phase, Queued, RunRecord, State, TaskEntry};
+use crate::checkpoint;
+use crate::paths::valid_component;
+use crate::status_updates::{Accepted, TaskKey, is_terminal};
+
+/// What the command executor itself is given on top of its task.
+const COMMAND_EXECUTOR_CPUS: f64 = 0.1;
+const COMMAND_EXECUTOR_MEM_MB: f64 = 32.0;
+
+pub fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn new_uuid() -> Vec<u8> {
+    uuid::Uuid::new_v4().as_bytes().to_vec()
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(super) struct ExecutorRecord {
+    pub kind: ExecutorKind,
+    pub info: serde_json::Value,
+}
+
+impl Agent {
+    /// RUN_TASK: a task with its own executor (`executor`) or a command task.
+    pub async fn run_task(
+        self: &Arc<Self>,
+        framework: FrameworkInfo,
+        task: TaskInfo,
+        executor: Option<ExecutorInfo>,
+    ) {
+        let (info, kind) = match executor {
+            Some(e) => {
+                let kind = if e.r#type == Some(executor_info::Type::Default as i32) {
+                    ExecutorKind::Default
+                } else {
+                    ExecutorKind::Custom
+                };
+                (e, kind)
+            }
+            None => (
+                self.command_executor_info(&framework, &task),
+                ExecutorKind::Command,
+            ),
+        };
+        self.submit(
+            framework,
+            info,
+            kind,
+            vec![task.clone()],
+            Queued::Task(Box::new(task)),
+        )
+        .await;
+    }
+
+    /// RUN_TASK_GROUP: a pod under the default executor.
+    pub async fn run_task_group(
+        self: &Arc<Self>,
+        framework: FrameworkInfo,
+        executor: ExecutorInfo,
+        group: TaskGroupInfo,
+    ) {
+        let tasks = group.tasks.clone();
+        self.submit(
+            framework,
+            executor,
+            ExecutorKind::Default,
+            tasks,
+            Queued::Group(group),
+        )
+        .await;
+    }
+
+    /// The ExecutorInfo Mesos builds for a command task.
+    fn command_executor_info(&self, framework: &FrameworkInfo, task: &TaskInfo) -> ExecutorInfo {
+        let command = task
+            .command
+            .as_ref()
+            .and_then(|c| c.value.clone())
+            .unwrap_or_default();
+        let role = task
+            .resources
+            .first()
+            .and_then(|r| r.allocation_info.clone());
+        let scalar = |name: &str, value: f64| Resource {
+            name: name.to_string(),
+            r#type: tepui_proto::v1::value::Type::Scalar as i32,
+            scalar: Some(tepui_proto::v1::value::Scalar { value }),
+            allocation_info: role.clone(),
+            ..Default::default()
+        };
+        ExecutorInfo {
+            r#type: Some(executor_info::Type::Custom as i32),
+            executor_id: ExecutorId {
+                value: task.task_id.value.clone(),
+            },
+            framework_id: framework.id.clone(),
+            command: Some(CommandInfo {
+                value: Some(self.config.tepui_binary.to_string_lossy().into_owned()),
+                arguments: vec!["tepui".into(), "executor".into(), "command".into()],
+                shell: Some(false),
+                ..Default::default()
+            }),
+            name: Some(format!(
+                "Command Executor (Task: {}) (Command: sh -c '{}')",
+                task.task_id.value,
+                command.chars().take(64).collect::<String>()
+            )),
+            #[allow(deprecated)] // Mesos still fills it for command executors.
+            source: Some(task.task_id.value.clone()),
+            resources: vec![
+                scalar("cpus", COMMAND_EXECUTOR_CPUS),
+                scalar("mem", COMMAND_EXECUTOR_MEM_MB),
+            ],
+            ..Default::default()
+        }
+    }
+
+    async fn submit(
+        self: &Arc<Self>,
+        framework: FrameworkInfo,
+        info: ExecutorInfo,
+        kind: ExecutorKind,
+        tasks: Vec<TaskInfo>,
+        work: Queued,
+    ) {
+        let Some(fw) = framework.id.as_ref().map(|i| i.value.clone()) else {
+            tracing::warn!("RUN_TASK without a framework id: dropped");
+            return;
+        };
+        let ex = info.executor_id.value.clone();
+        let bad = [&fw, &ex]
+            .into_iter()
+            .chain(tasks.iter().map(|t| &t.task_id.value))
+            .find(|id| !valid_component(id))
+            .cloned();
+        if let Some(bad) = bad {
+            let mut state = self.state.lock().await;
+            for task in &tasks {
+                self.agent_update_locked(
+                    &mut state,
+                    &fw,
+                    &ex,
+                    None,
+                    &task.task_id.value,
+                    TaskState::TaskError,
+                    Reason::TaskInvalid,
+                    &format!("'{bad}' cannot be used as an id: it must be one path component"),
+                );
+            }
+            return;
+        }
+        self.metrics
+            .tasks_launched
+            .fetch_add(tasks.len() as u64, Ordering::Relaxed);
+
+        let mut state = self.state.lock().await;
+        let framework_entry = state
+            .frameworks
+            .entry(fw.clone())
+            .or_insert_with(|| Framework {
+                info: framework.clone(),
+                executors: Default::default(),
+            });
+        framework_entry.info = framework.clone();
+        if let Err(e) = checkpoint::write_message(&self.work.framework_file(&fw), &framework) {
+            tracing::error!("{e}");
+        }
+
+        if let Some(executor) = state.executor_mut(&fw, &ex) {
+            // A running executor takes the work at once; one still starting
+            // gets it when it subscribes.
+            let container = executor.container_id.clone();
+            for task in &tasks {
+                executor.tasks.insert(
+                    task.task_id.value.clone(),
+                    TaskEntry {
+                        info: task.clone(),
+                        state: TaskState::TaskStaging,
+                    },
+                );
+            }
+            let event = launch_event(&work);
+            if executor.phase == Phase::Running && executor.send(event) {
+            } else {
+                executor.queued.push(work);
+            }
+            for task in &tasks {
+                self.checkpoint_task(&fw, &ex, &container, task);
+            }
+            return;
+        }
+
+        let container_id = uuid::Uuid::new_v4().to_string();
+        let agent_id = self.agent_id();
+        let directory = self
+            .work
+            .executor_sandbox(&agent_id, &fw, &ex, &container_id);
+        let record = ExecutorRecord {
+            kind,
+            info: tepui_proto::json::to_value(&info),
+        };
+        if let Err(e) = checkpoint::write_json(&self.work.executor_file(&fw, &ex), &record)
+            .and_then(|()| {
+                checkpoint::write_json(
+                    &self.work.run_file(&fw, &ex, &container_id),
+                    &RunRecord {
+                        container_id: container_id.clone(),
+                        kind,
+                        directory: directory.clone(),
+                    },
+                )
+            })
+        {
+            tracing::error!("{e}");
+        }
+        let mut executor = Executor {
+            info: info.clone(),
+            kind,
+            container_id: container_id.clone(),
+            directory: directory.clone(),
+            phase: Phase::Registering,
+            queued: vec![work],
+            tasks: Default::default(),
+            subscriber: None,
+            killing: Vec::new(),
+        };
+        for task in &tasks {
+            executor.tasks.insert(
+                task.task_id.value.clone(),
+                TaskEntry {
+                    info: task.clone(),
+                    state: TaskState::TaskStaging,
+                },
+            );
+            self.checkpoint_task(&fw, &ex, &container_id, task);
+        }
+        if let Some(framework) = state.frameworks.get_mut(&fw) {
+            framework.executors.insert(ex.clone(), executor);
+        }
+        state
+            .containers
+            .insert(container_id.clone(), (fw.clone(), ex.clone()));
+        drop(state);
+
+        let spec = self.executor_launch_spec(&framework, &info, kind, &container_id, &directory);
+        let agent = self.clone();
+        tokio::spawn(async move {
+            agent.launch_executor(fw, ex, container_id, spec).await;
+        });
+    }
+
+    fn checkpoint_task(&self, fw: &str, ex: &str, container: &str, task: &TaskInfo) {
+        if let Err(e) = checkpoint::write_message(
+            &self.work.task_file(fw, ex, container, &task.task_id.value),
+            task,
+        ) {
+            tracing::error!("{e}");
+        }
+    }
+
+    /// The executor's container: the executor's command on the host
+    /// filesystem with Mesos's executor environment.
+    fn executor_launch_spec(
+        &self,
+        framework: &FrameworkInfo,
+        info: &ExecutorInfo,
+        kind: ExecutorKind,
+        container_id: &str,
+        directory: &std::path::Path,
+    ) -> Result<LaunchSpec, String> {
+        let id = ContainerPath::new(vec![container_id.to_string()]).map_err(|e| e.to_string())?;
+        let command_info = match kind {
+            ExecutorKind::Default => CommandInfo {
+                value: Some(self.config.tepui_binary.to_string_lossy().into_owned()),
+                arguments: vec!["tepui".into(), "executor".into(), "default".into()],
+                shell: Some(false),
+                ..Default::default()
+            },
+            _ => info
+                .command
+                .clone()
+                .ok_or_else(|| "the executor has no command".to_string())?,
+        };
+        let container = match kind {
+            ExecutorKind::Custom => info.container.as_ref(),
+            _ => None,
+        };
+        let container_path_id = ContainerId {
+            value: container_id.to_string(),
+            parent: None,
+        };
+        let mut spec = LaunchSpec::from_mesos(
+            &container_path_id,
+            ContainerKind::Executor,
+            &command_info,
+            container,
+            directory,
+        )
+        .map_err(|e| e.to_string())?;
+        debug_assert_eq!(spec.container_id, id);
+        if spec.user.is_none() && kind == ExecutorKind::Custom {
+            let user = framework.user.clone();
+            spec.user = (!user.is_empty() && user_exists(&user)).then_some(user);
+        }
+        let limits = Default::default();
+        spec.resources =
+            ResourceRequest::from_mesos(&info.resources, &limits).map_err(|e| e.to_string())?;
+        let fw = framework
+            .id
+            .as_ref()
+            .map(|i| i.value.clone())
+            .unwrap_or_default();
+        let sandbox = directory.to_string_lossy().into_owned();
+        let checkpoint = framework.checkpoint.unwrap_or(false);
+        let mut env = vec![
+            ("MESOS_FRAMEWORK_ID".to_string(), fw),
+            (
+                "MESOS_EXECUTOR_ID".to_string(),
+                info.executor_id.value.clone(),
+            ),
+            ("MESOS_DIRECTORY".to_string(), sandbox.clone()),
+            ("MESOS_SANDBOX".to_string(), sandbox),
+            ("MESOS_AGENT_ENDPOINT".to_string(), self.endpoint()),
+            ("MESOS_SLAVE_ID".to_string(), self.agent_id()),
+            ("MESOS_AGENT_ID".to_string(), self.agent_id()),
+            (
+                "MESOS_CHECKPOINT".to_string(),
+                if checkpoint { "1" } else { "0" }.to_string(),
+            ),
+            (
+                "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD".to_string(),
+                tepui_proto::duration::format_duration(self.config.executor_shutdown_grace_period),
+            ),
+            ("MESOS_HTTP_COMMAND_EXECUTOR".to_string(), "1".to_string()),
+        ];
+        if checkpoint {
+            env.push(("MESOS_RECOVERY_TIMEOUT".to_string(), "15mins".to_string()));
+            env.push((
+                "MESOS_SUBSCRIPTION_BACKOFF_MAX".to_string(),
+                "2secs".to_string(),
+            ));
+        }
+        if let Ok(filter) = std::env::var("RUST_LOG") {
+            env.push(("RUST_LOG".to_string(), filter));
+        }
+        spec.env = env;
+        Ok(spec)
+    }
+
+    async fn launch_executor(
+        self: &Arc<Self>,
+        fw: String,
+        ex: String,
+        container_id: String,
+        spec: Result<LaunchSpec, String>,
+    ) {
+        let result = match spec {
+            Ok(spec) => self
+                .containerizer
+                .launch(spec)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(message) => Err(message),
+        };
+        match result {
+            Ok(launched) => {
+                self.metrics
+                    .executors_launched
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(framework = %fw, executor = %ex, container = %container_id, pid = launched.pid, "executor launched");
+                self.watch_executor(fw.clone(), ex.clone(), container_id.clone());
+                self.registration_timer(
+                    fw,
+                    ex,
+                    container_id,
+                    self.config.executor_registration_timeout,
+                );
+            }
+            Err(message) => {
+                tracing::warn!(framework = %fw, executor = %ex, why = %message, "executor launch failed");
+                let mut state = self.state.lock().await;
+                self.fail_executor_tasks(
+                    &mut state,
+                    &fw,
+                    &ex,
+                    TaskState::TaskFailed,
+                    Reason::ContainerLaunchFailed,
+                    &format!("Failed to launch container: {message}"),
+                );
+                self.forget_executor(&mut state, &fw, &ex);
+            }
+        }
+    }
+
+    /// Waits for the executor's container to end, then cleans up after it.
+    pub(super) fn watch_executor(self: &Arc<Self>, fw: String, ex: String, container_id: String) {
+        let agent = self.clone();
+        tokio::spawn(async move {
+            let Ok(id) = ContainerPath::new(vec![container_id.clone()]) else {
+                return;
+            };
+            let termination = agent.containerizer.wait(&id).await;
+            agent
+                .executor_terminated(&fw, &ex, &container_id, termination)
+                .await;
+        });
+    }
+
+    /// An executor that has not subscribed within `timeout` is destroyed.
+    pub(super) fn registration_timer(
+        self: &Arc<Self>,
+        fw: String,
+        ex: String,
+        container_id: String,
+        timeout: Duration,
+    ) {
+        let agent = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            let registering = {
+                let state = agent.state.lock().await;
+                state.executor(&fw, &ex).is_some_and(|e| {
+                    e.container_id == container_id && e.phase == Phase::Registering
+                })
+            };
+            if registering {
+                tracing::warn!(framework = %fw, executor = %ex, "executor did not subscribe within {timeout:?}: destroying it");
+                {
+                    let mut state = agent.state.lock().await;
+                    agent.fail_executor_tasks(
+                        &mut state,
+                        &fw,
+                        &ex,
+                        TaskState::TaskFailed,
+                        Reason::ExecutorRegistrationTimeout,
+                        &format!(
+                            "Executor did not register within {}",
+                            tepui_proto::duration::format_duration(timeout)
+                        ),
+                    );
+                    if let Some(e) = state.executor_mut(&fw, &ex) {
+                        e.phase = Phase::Terminating;
+                    }
+                }
+                if let Ok(id) = ContainerPath::new(vec![container_id]) {
+                    let _ = agent.containerizer.kill(&id, Duration::ZERO).await;
+                }
+            }
+        });
+    }
+
+    async fn executor_terminated(
+        self: &Arc<Self>,
+        fw: &str,
+        ex: &str,
+        container_id: &str,
+        termination: Result<Termination, ContainerizerError>,
+    ) {
+        let (reason, message) = match &termination {
+            Ok(t) if t.oom_killed => (
+                Reason::ContainerLimitationMemory,
+                format!(
+                    "Memory limit exceeded: the container was OOM-killed (peak {} bytes)",
+                    t.peak_memory_bytes.unwrap_or(0)
+                ),
+            ),
+            Ok(t) => (
+                Reason::ExecutorTerminated,
+                match (t.exit_code, t.signal) {
+                    (Some(code), _) => format!("Executor exited with status {code}"),
+                    (_, Some(signal)) => format!("Executor terminated by signal {signal}"),
+                    _ => t
+                        .message
+                        .clone()
+                        .unwrap_or_else(|| "Executor terminated".into()),
+                },
+            ),
+            Err(e) => (Reason::ExecutorTerminated, format!("Executor lost: {e}")),
+        };
+        tracing::info!(framework = %fw, executor = %ex, container = %container_id, why = %message, "executor terminated");
+        let status = termination.as_ref().map(|t| t.status).ok();
+        {
+            let mut state = self.state.lock().await;
+            let current = state
+                .executor(fw, ex)
+                .is_some_and(|e| e.container_id == container_id);
+            if current {
+                self.fail_executor_tasks(
+                    &mut state,
+                    fw,
+                    ex,
+                    TaskState::TaskFailed,
+                    reason,
+                    &message,
+                );
+                self.forget_executor(&mut state, fw, ex);
+            }
+            state.containers.remove(container_id);
+        }
+        if let Ok(id) = ContainerPath::new(vec![container_id.to_string()])
+            && let Err(e) = self.containerizer.remove(&id).await
+        {
+            tracing::warn!(container = %container_id, "{e}");
+        }
+        if let Some(link) = &self.link {
+            let call = tepui_proto::link::AgentCall {
+                protocol_version: Some(crate::link::LINK_PROTOCOL_VERSION),
+                r#type: Some(tepui_proto::link::agent_call::Type::ExecutorExited as i32),
+                agent_id: self.agent_info().id,
+                executor_exited: Some(tepui_proto::link::agent_call::ExecutorExited {
+                    framework_id: FrameworkId {
+                        value: fw.to_string(),
+                    },
+                    executor_id: ExecutorId {
+                        value: ex.to_string(),
+                    },
+                    status,
+                }),
+                ..Default::default()
+            };
+            if let Err(e) = link.send(call).await {
+                tracing::debug!("EXECUTOR_EXITED not delivered: {e}");
+            }
+        }
+    }
+
+    /// Ends every unfinished task of an executor with an agent update:
+    /// TASK_KILLED for those being killed, `state` for the rest.
+    pub(super) fn fail_executor_tasks(
+        &self,
+        state: &mut State,
+        fw: &str,
+        ex: &str,
+        task_state: TaskState,
+        reason: Reason,
+        message: &str,
+    ) {
+        let Some(executor) = state.executor(fw, ex) else {
+            return;
+        };
+        let container = executor.container_id.clone();
+        let unfinished: Vec<(String, bool)> = executor
+            .tasks
+            .iter()
+            .filter(|(_, t)| !is_terminal(t.state))
+            .map(|(id, _)| (id.clone(), executor.killing.contains(id)))
+            .collect();
+        for (task, killed) in unfinished {
+            let (s, r) = if killed {
+                (TaskState::TaskKilled, Reason::ExecutorTerminated)
+            } else {
+                (task_state, reason)
+            };
+            self.agent_update_locked(state, fw, ex, Some(&container), &task, s, r, message);
+        }
+    }
+
+    /// Drops the executor from memory; its tasks' update streams live on
+    /// until acknowledged.
+    pub(super) fn forget_executor(&self, state: &mut State, fw: &str, ex: &str) {
+        if let Some(framework) = state.frameworks.get_mut(fw) {
+            framework.executors.remove(ex);
+        }
+    }
+
+    /// A status update written by the agent itself (the executor cannot).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn agent_update_locked(
+        &self,
+        state: &mut State,
+        fw: &str,
+        ex: &str,
+        container: Option<&str>,
+        task: &str,
+        task_state: TaskState,
+        reason: Reason,
+        message: &str,
+    ) {
+        let status = TaskStatus {
+            task_id: TaskId {
+                value: task.to_string(),
+            },
+            state: task_state as i32,
+            message: Some(message.to_string()),
+            source: Some(Source::Agent as i32),
+            reason: Some(reason as i32),
+            agent_id: self.agent_info().id,
+            executor_id: Some(ExecutorId {
+                value: ex.to_string(),
+            }),
+            timestamp: Some(now_secs()),
+            uuid: Some(new_uuid().into()),
+            ..Default::default()
+        };
+        let container = container
+            .map(str::to_string)
+            .or_else(|| state.executor(fw, ex).map(|e| e.container_id.clone()))
+            .unwrap_or_else(|| "unknown".to_string());
+        let log = self.work.task_updates(fw, ex, &container, task);
+        let key = TaskKey {
+            framework: fw.to_string(),
+            task: task.to_string(),
+        };
+        let executor_id = ExecutorId {
+            value: ex.to_string(),
+        };
+        match state.updates.update(&key, &log, Some(&executor_id), status) {
+            Ok(Accepted::New { .. }) => self.updates_ready.notify_one(),
+            Ok(Accepted::Duplicate) => {}
+            Err(e) => tracing::error!("cannot record the agent's update for {task}: {e}"),
+        }
+        if let Some(entry) = state
+            .executor_mut(fw, ex)
+            .and_then(|e| e.tasks.get_mut(task))
+        {
+            entry.state = task_state;
+        }
+    }
+
+    /// KILL_TASK.
+    pub async fn kill_task(self: &Arc<Self>, fw: &str, task: &str, policy: Option<KillPolicy>) {
+        let mut state = self.state.lock().await;
+        let Some((ex, executor)) = state
+            .executor_of_task(fw, task)
+            .map(|(ex, e)| (ex.to_string(), e.phase))
+        else {
+            tracing::warn!(framework = %fw, task, "KILL_TASK for an unknown task");
+            return;
+        };
+        let Some(executor_entry) = state.executor_mut(fw, &ex) else {
+            return;
+        };
+        // Not handed to the executor yet: it never starts.
+        let mut dropped = false;
+        executor_entry.queued.retain_mut(|q| match q {
+            Queued::Task(t) if t.task_id.value == task => {
+                dropped = true;
+                false
+            }
+            Queued::Group(g) if g.tasks.iter().any(|t| t.task_id.value == task) => {
+                dropped = true;
+                false
+            }
+            _ => true,
+        });
+        if dropped {
+            let group: Vec<String> = executor_entry
+                .tasks
+                .iter()
+                .filter(|(_, t)| !is_terminal(t.state))
+                .map(|(id, _)| id.clone())
+                .collect();
+            let container = executor_entry.container_id.clone();
+            for t in group.iter().filter(|t| *t == task) {
+                self.agent_update_locked(
+                    &mut state,
+                    fw,
+                    &ex,
+                    Some(&container),
+                    t,
+                    TaskState::TaskKilled,
+                    Reason::TaskKilledDuringLaunch,
+                    "Killed before the executor started it",
+                );
+            }
+            return;
+        }
+        if !executor_entry.killing.iter().any(|t| t == task) {
+            executor_entry.killing.push(task.to_string());
+        }
+        let event = executor::Event {
+            r#type: Some(executor::event::Type::Kill as i32),
+            kill: Some(executor::event::Kill {
+                task_id: TaskId {
+                    value: task.to_string(),
+                },
+                kill_policy: policy,
+            }),
+            ..Default::default()
+        };
+        if !(executor == Phase::Running && executor_entry.send(event)) {
+            tracing::info!(framework = %fw, task, "executor not subscribed; the kill is delivered when it is");
+        }
+    }
+
+    /// SHUTDOWN_FRAMEWORK: every executor of the framework is asked to shut
+    /// down and destroyed after the grace period.
+    pub async fn shutdown_framework(self: &Arc<Self>, fw: &str) {
+        let containers: Vec<String> = {
+            let mut state = self.state.lock().await;
+            let Some(framework) = state.frameworks.get_mut(fw) else {
+                return;
+            };
+            framework
+                .executors
+                .values_mut()
+                .map(|e| {
+                    e.phase = Phase::Terminating;
+                    e.send(executor::Event {
+                        r#type: Some(executor::event::Type::Shutdown as i32),
+                        ..Default::default()
+                    });
+                    e.container_id.clone()
+                })
+                .collect()
+        };
+        let grace = self.config.executor_shutdown_grace_period;
+        for container in containers {
+            if let Ok(id) = ContainerPath::new(vec![container]) {
+                let _ = self.containerizer.kill(&id, grace).await;
+            }
+        }
+    }
+}
+
+fn launch_event(work: &Queued) -> executor::Event {
+    match work {
+        Queued::Task(task) => executor::Event {
+            r#type: Some(executor::event::Type::Launch as i32),
+            launch: Some(executor::event::Launch {
+                task: (**task).clone(),
+            }),
+            ..Default::default()
+        },
+        Queued::Group(group) => executor::Event {
+            r#type: Some(executor::event::Type::LaunchGroup as i32),
+            launch_group: Some(executor::event::LaunchGroup {
+                task_group: group.clone(),
+            }),
+            ..Default::default()
+        },
+    }
+}
+
+pub(super) fn queued_event(work: &Queued) -> executor::Event {
+    launch_event(work)
+}
+
+fn user_exists(user: &str) -> bool {
+    std::fs::read_to_string("/etc/passwd")
+        .map(|text| text.lines().any(|l| l.split(':').next() == Some(user)))
+        .unwrap_or(false)
+}

@@ -1,0 +1,108 @@
+//! `POST /api/v1/executor`: Mesos's executor HTTP API. SUBSCRIBE answers
+//! 200 with a RecordIO stream of events (heartbeats included) that lives as
+//! long as the connection; UPDATE and MESSAGE answer 202.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
+use tepui_proto::content::{ResponseFormat, encode_record};
+use tepui_proto::v1::executor;
+use tokio::sync::mpsc;
+
+use super::{accepted_format, decode_call, error, stream_headers};
+use crate::daemon::Agent;
+
+pub async fn handle(State(agent): State<Arc<Agent>>, headers: HeaderMap, body: Bytes) -> Response {
+    let (call, _) = match decode_call::<executor::Call>(&headers, &body) {
+        Ok(decoded) => decoded,
+        Err(response) => return response,
+    };
+    use executor::call::Type;
+    let kind = call.r#type.and_then(|t| Type::try_from(t).ok());
+    match kind {
+        Some(Type::Subscribe) => {
+            let format = match accepted_format(&headers, true) {
+                Ok(f) => f,
+                Err(response) => return response,
+            };
+            match agent.executor_subscribe(&call).await {
+                Ok((generation, events)) => subscription(agent, call, generation, events, format),
+                Err(e) => error(e.status, e.message),
+            }
+        }
+        Some(Type::Update) => match agent.executor_update(&call).await {
+            Ok(()) => StatusCode::ACCEPTED.into_response(),
+            Err(e) => error(e.status, e.message),
+        },
+        Some(Type::Message) => match agent.executor_message(&call).await {
+            Ok(()) => StatusCode::ACCEPTED.into_response(),
+            Err(e) => error(e.status, e.message),
+        },
+        Some(Type::Heartbeat) => StatusCode::ACCEPTED.into_response(),
+        Some(Type::Unknown) | None => error(400, "Expecting 'type' to be present"),
+    }
+}
+
+/// Tells the agent when the subscriber's connection goes away (the body
+/// stream is dropped with it).
+struct Disconnect {
+    agent: Arc<Agent>,
+    fw: String,
+    ex: String,
+    generation: u64,
+}
+
+impl Drop for Disconnect {
+    fn drop(&mut self) {
+        let agent = self.agent.clone();
+        let (fw, ex, generation) = (
+            std::mem::take(&mut self.fw),
+            std::mem::take(&mut self.ex),
+            self.generation,
+        );
+        tokio::spawn(async move { agent.executor_disconnected(&fw, &ex, generation).await });
+    }
+}
+
+fn subscription(
+    agent: Arc<Agent>,
+    call: executor::Call,
+    generation: u64,
+    events: mpsc::UnboundedReceiver<executor::Event>,
+    format: ResponseFormat,
+) -> Response {
+    let heartbeat = agent.config.heartbeat_interval;
+    let guard = Disconnect {
+        agent,
+        fw: call.framework_id.value.clone(),
+        ex: call.executor_id.value.clone(),
+        generation,
+    };
+    let mut ticker = tokio::time::interval(heartbeat);
+    ticker.reset();
+    let stream = futures_util::stream::unfold(
+        (events, ticker, guard),
+        move |(mut events, mut ticker, guard)| async move {
+            let event = tokio::select! {
+                event = events.recv() => event?,
+                _ = ticker.tick() => executor::Event {
+                    r#type: Some(executor::event::Type::Heartbeat as i32),
+                    ..Default::default()
+                },
+            };
+            let mut record = BytesMut::new();
+            encode_record(format.message_format, &event, &mut record);
+            Some((
+                Ok::<_, std::convert::Infallible>(record.freeze()),
+                (events, ticker, guard),
+            ))
+        },
+    );
+    let mut response = Response::new(Body::from_stream(stream));
+    stream_headers(format, &mut response);
+    response
+}

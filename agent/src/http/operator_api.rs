@@ -1,0 +1,354 @@
+//! `POST /api/v1`: the agent operator API. Executors use its container calls
+//! (the default and command executors launch their tasks as nested
+//! containers through it); operators and tools use the rest.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tepui_containerizer::spec::{ContainerKind, LaunchSpec, ResourceRequest};
+use tepui_containerizer::supervisor::protocol::Termination;
+use tepui_containerizer::{ContainerPath, ContainerizerError};
+use tepui_proto::v1::agent::{Call, Response as AgentResponse, call, response};
+use tepui_proto::v1::task_status::Reason;
+use tepui_proto::v1::{
+    CommandInfo, ContainerId, ContainerInfo, ContainerStatus, ExecutorId, FrameworkId, Resource,
+    TaskState, VersionInfo, value,
+};
+
+use super::{accepted_format, decode_call, error, message_response};
+use crate::daemon::Agent;
+use crate::paths::{nested_sandbox, valid_component};
+
+/// The Mesos API level tepui implements; clients compare it to decide what
+/// they may call.
+pub const MESOS_VERSION: &str = "1.11.0";
+
+pub async fn handle(State(agent): State<Arc<Agent>>, headers: HeaderMap, body: Bytes) -> Response {
+    let (call, _) = match decode_call::<Call>(&headers, &body) {
+        Ok(decoded) => decoded,
+        Err(response) => return response,
+    };
+    let format = match accepted_format(&headers, false) {
+        Ok(f) => f,
+        Err(response) => return response,
+    };
+    use call::Type;
+    let kind = call.r#type.and_then(|t| Type::try_from(t).ok());
+    let answer = |response: AgentResponse| message_response(format, &response);
+    #[allow(deprecated)]
+    match kind {
+        Some(Type::GetHealth) => answer(AgentResponse {
+            r#type: Some(response::Type::GetHealth as i32),
+            get_health: Some(response::GetHealth { healthy: true }),
+            ..Default::default()
+        }),
+        Some(Type::GetVersion) => answer(AgentResponse {
+            r#type: Some(response::Type::GetVersion as i32),
+            get_version: Some(response::GetVersion {
+                version_info: version_info(),
+            }),
+            ..Default::default()
+        }),
+        Some(Type::GetFlags) => answer(AgentResponse {
+            r#type: Some(response::Type::GetFlags as i32),
+            get_flags: Some(response::GetFlags {
+                flags: agent
+                    .config
+                    .flags
+                    .iter()
+                    .map(|(name, value)| tepui_proto::v1::Flag {
+                        name: name.clone(),
+                        value: Some(value.clone()),
+                    })
+                    .collect(),
+            }),
+            ..Default::default()
+        }),
+        Some(Type::GetAgent) => answer(AgentResponse {
+            r#type: Some(response::Type::GetAgent as i32),
+            get_agent: Some(response::GetAgent {
+                agent_info: Some(agent.agent_info()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        Some(Type::GetState) => answer(agent.get_state().await),
+        Some(Type::GetTasks) => {
+            let state = agent.get_state().await;
+            answer(AgentResponse {
+                r#type: Some(response::Type::GetTasks as i32),
+                get_tasks: state.get_state.and_then(|s| s.get_tasks),
+                ..Default::default()
+            })
+        }
+        Some(Type::GetContainers) => answer(get_containers(&agent, call.get_containers).await),
+        Some(Type::LaunchContainer) => match call.launch_container {
+            Some(c) => {
+                launch(
+                    &agent,
+                    c.container_id,
+                    c.command,
+                    c.container,
+                    c.resources,
+                    c.limits,
+                )
+                .await
+            }
+            None => error(400, "Expecting 'launch_container' to be present"),
+        },
+        Some(Type::LaunchNestedContainer) => match call.launch_nested_container {
+            Some(c) => {
+                launch(
+                    &agent,
+                    c.container_id,
+                    c.command,
+                    c.container,
+                    Vec::new(),
+                    Default::default(),
+                )
+                .await
+            }
+            None => error(400, "Expecting 'launch_nested_container' to be present"),
+        },
+        Some(Type::WaitContainer) => match call.wait_container {
+            Some(c) => wait(&agent, format, c.container_id, false).await,
+            None => error(400, "Expecting 'wait_container' to be present"),
+        },
+        Some(Type::WaitNestedContainer) => match call.wait_nested_container {
+            Some(c) => wait(&agent, format, c.container_id, true).await,
+            None => error(400, "Expecting 'wait_nested_container' to be present"),
+        },
+        Some(Type::KillContainer) => match call.kill_container {
+            Some(c) => kill(&agent, c.container_id, c.signal).await,
+            None => error(400, "Expecting 'kill_container' to be present"),
+        },
+        Some(Type::KillNestedContainer) => match call.kill_nested_container {
+            Some(c) => kill(&agent, c.container_id, c.signal).await,
+            None => error(400, "Expecting 'kill_nested_container' to be present"),
+        },
+        Some(Type::RemoveContainer) => match call.remove_container {
+            Some(c) => remove(&agent, c.container_id).await,
+            None => error(400, "Expecting 'remove_container' to be present"),
+        },
+        Some(Type::RemoveNestedContainer) => match call.remove_nested_container {
+            Some(c) => remove(&agent, c.container_id).await,
+            None => error(400, "Expecting 'remove_nested_container' to be present"),
+        },
+        Some(Type::Unknown) | None => error(400, "Expecting 'type' to be present"),
+        Some(other) => error(
+            501,
+            format!(
+                "{} is not implemented by this agent yet",
+                other.as_str_name()
+            ),
+        ),
+    }
+}
+
+pub fn version_info() -> VersionInfo {
+    VersionInfo {
+        version: MESOS_VERSION.to_string(),
+        build_user: Some("tepui".to_string()),
+        git_tag: Some(format!("tepui-{}", env!("CARGO_PKG_VERSION"))),
+        ..Default::default()
+    }
+}
+
+fn container_path(id: &ContainerId) -> Result<ContainerPath, Response> {
+    let path = ContainerPath::from_container_id(id).map_err(|e| error(400, e.to_string()))?;
+    if let Some(bad) = path.parts().iter().find(|p| !valid_component(p)) {
+        return Err(error(400, format!("invalid container id '{bad}'")));
+    }
+    Ok(path)
+}
+
+fn containerizer_error(e: ContainerizerError) -> Response {
+    match e {
+        ContainerizerError::Unknown(id) => error(404, format!("Container {id} not found")),
+        ContainerizerError::AlreadyExists(_) => StatusCode::ACCEPTED.into_response(),
+        e @ (ContainerizerError::Spec { .. }
+        | ContainerizerError::Limits { .. }
+        | ContainerizerError::MissingRootfs { .. }
+        | ContainerizerError::ShareCgroupsMismatch { .. }
+        | ContainerizerError::ParentNotRunning { .. }
+        | ContainerizerError::Launch { .. }) => error(400, e.to_string()),
+        e => error(500, e.to_string()),
+    }
+}
+
+async fn launch(
+    agent: &Arc<Agent>,
+    id: ContainerId,
+    command: Option<CommandInfo>,
+    container: Option<ContainerInfo>,
+    resources: Vec<Resource>,
+    limits: std::collections::BTreeMap<String, value::Scalar>,
+) -> Response {
+    let path = match container_path(&id) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let (kind, sandbox) = match path.parent() {
+        Some(parent) => match agent.containerizer.launch_spec(&parent) {
+            Some(spec) => (
+                ContainerKind::Task,
+                nested_sandbox(&spec.sandbox_dir, path.leaf()),
+            ),
+            None => return error(400, format!("Unknown parent container {parent}")),
+        },
+        None => {
+            if resources.is_empty() {
+                return error(
+                    400,
+                    "a standalone container (no 'container_id.parent') needs 'resources'",
+                );
+            }
+            (
+                ContainerKind::Standalone,
+                agent.work.standalone_sandbox(path.leaf()),
+            )
+        }
+    };
+    let command = command.unwrap_or_default();
+    let mut spec = match LaunchSpec::from_mesos(&id, kind, &command, container.as_ref(), &sandbox) {
+        Ok(spec) => spec,
+        Err(e) => return error(400, format!("Invalid container: {e}")),
+    };
+    spec.resources = match ResourceRequest::from_mesos(&resources, &limits) {
+        Ok(r) => r,
+        Err(e) => return error(400, format!("Invalid resources: {e}")),
+    };
+    spec.env
+        .push(("MESOS_CONTAINER_ID".to_string(), path.leaf().to_string()));
+    match agent.containerizer.launch(spec).await {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(e) => containerizer_error(e),
+    }
+}
+
+/// Mesos's WAIT_CONTAINER answer for a termination.
+pub fn wait_answer(t: &Termination) -> (i32, Option<TaskState>, Option<Reason>, Option<String>) {
+    if t.oom_killed {
+        return (
+            t.status,
+            Some(TaskState::TaskFailed),
+            Some(Reason::ContainerLimitationMemory),
+            Some(format!(
+                "Memory limit exceeded: the container was OOM-killed (peak {} bytes)",
+                t.peak_memory_bytes.unwrap_or(0)
+            )),
+        );
+    }
+    (t.status, None, None, t.message.clone())
+}
+
+#[allow(deprecated)] // WAIT_NESTED_CONTAINER: existing executors still call it.
+async fn wait(
+    agent: &Arc<Agent>,
+    format: tepui_proto::content::ResponseFormat,
+    id: ContainerId,
+    nested: bool,
+) -> Response {
+    let path = match container_path(&id) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match agent.containerizer.wait(&path).await {
+        Ok(t) => {
+            let (exit_status, state, reason, message) = wait_answer(&t);
+            let mut response = AgentResponse::default();
+            if nested {
+                response.r#type = Some(response::Type::WaitNestedContainer as i32);
+                response.wait_nested_container = Some(response::WaitNestedContainer {
+                    exit_status: Some(exit_status),
+                    state: state.map(|s| s as i32),
+                    reason: reason.map(|r| r as i32),
+                    message,
+                    ..Default::default()
+                });
+            } else {
+                response.r#type = Some(response::Type::WaitContainer as i32);
+                response.wait_container = Some(response::WaitContainer {
+                    exit_status: Some(exit_status),
+                    state: state.map(|s| s as i32),
+                    reason: reason.map(|r| r as i32),
+                    message,
+                    ..Default::default()
+                });
+            }
+            message_response(format, &response)
+        }
+        Err(e) => containerizer_error(e),
+    }
+}
+
+async fn kill(agent: &Arc<Agent>, id: ContainerId, signal: Option<i32>) -> Response {
+    let path = match container_path(&id) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let signal = signal.unwrap_or(libc::SIGKILL);
+    let result = if signal == libc::SIGKILL {
+        agent.containerizer.kill(&path, Duration::ZERO).await
+    } else {
+        agent.containerizer.signal(&path, signal).await
+    };
+    match result {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => containerizer_error(e),
+    }
+}
+
+async fn remove(agent: &Arc<Agent>, id: ContainerId) -> Response {
+    let path = match container_path(&id) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match agent.containerizer.remove(&path).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => containerizer_error(e),
+    }
+}
+
+async fn get_containers(agent: &Arc<Agent>, options: Option<call::GetContainers>) -> AgentResponse {
+    let options = options.unwrap_or_default();
+    let show_nested = options.show_nested.unwrap_or(false);
+    let show_standalone = options.show_standalone.unwrap_or(false);
+    let owners = agent.container_owners().await;
+    let mut containers = Vec::new();
+    for state in agent.containerizer.list().await {
+        if state.termination.is_some() {
+            continue;
+        }
+        let id = &state.container;
+        if id.is_nested() && !show_nested {
+            continue;
+        }
+        let owner = owners.get(id.pod());
+        if owner.is_none() && !show_standalone {
+            continue;
+        }
+        let statistics = agent.containerizer.stats(id).await.ok();
+        containers.push(response::get_containers::Container {
+            framework_id: owner.map(|(fw, _, _)| FrameworkId { value: fw.clone() }),
+            executor_id: owner.map(|(_, ex, _)| ExecutorId { value: ex.clone() }),
+            executor_name: owner.and_then(|(_, _, name)| name.clone()),
+            container_id: id.to_container_id(),
+            container_status: Some(ContainerStatus {
+                container_id: Some(id.to_container_id()),
+                executor_pid: state.pid.and_then(|p| u32::try_from(p).ok()),
+                ..Default::default()
+            }),
+            resource_statistics: statistics,
+        });
+    }
+    AgentResponse {
+        r#type: Some(response::Type::GetContainers as i32),
+        get_containers: Some(response::GetContainers { containers }),
+        ..Default::default()
+    }
+}
