@@ -33,6 +33,10 @@ pub struct Cli {
     #[arg(long = "log_level", global = true)]
     pub log_level: Option<String>,
 
+    /// Log line format on stderr.
+    #[arg(long = "log_format", global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -51,7 +55,7 @@ pub enum Command {
     /// Run the master daemon: scheduler and operator APIs, allocator, registry.
     Master(Pending),
     /// Run the agent daemon: executor and operator APIs, containerizer.
-    Agent(Pending),
+    Agent(Box<AgentArgs>),
     /// Run a master and an agent in one process on loopback, with a temporary work dir.
     Dev(Pending),
     /// List tasks and containers with state, cpu, memory and limits.
@@ -103,9 +107,100 @@ pub struct SuperviseArgs {
 #[derive(Debug, Subcommand)]
 pub enum ExecutorKind {
     /// Mesos's command executor: runs one command task.
-    Command(Pending),
+    Command,
     /// Mesos's default executor: runs a task group.
-    Default(Pending),
+    Default,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RecoverFlag {
+    Reconnect,
+    Cleanup,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CgroupsFlag {
+    V1,
+    V2,
+}
+
+/// `tepui agent`: Mesos's agent flags (also read from `MESOS_<FLAG>` /
+/// `TEPUI_<FLAG>`; a value `file:///path` is read from that file).
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The master, `host:port` or `http://host:port`; without it the agent runs standalone.
+    #[arg(long)]
+    pub master: Option<String>,
+    /// Where sandboxes and checkpoints live (survives reboots).
+    #[arg(long = "work_dir", default_value = "/var/lib/tepui")]
+    pub work_dir: std::path::PathBuf,
+    /// Where supervisors and container state live (tmpfs; does not survive reboots).
+    #[arg(long = "runtime_dir", default_value = "/run/tepui")]
+    pub runtime_dir: std::path::PathBuf,
+    /// Total resources, e.g. `cpus:4;mem:8192;ports:[31000-32000]` or JSON; missing ones are detected.
+    #[arg(long)]
+    pub resources: Option<String>,
+    /// Attributes, e.g. `rack:a;zone:eu-1`.
+    #[arg(long)]
+    pub attributes: Option<String>,
+    /// Address to listen on (executors reach the agent on it; 0.0.0.0 means 127.0.0.1 for them).
+    #[arg(long, default_value = "0.0.0.0")]
+    pub ip: std::net::IpAddr,
+    #[arg(long, default_value_t = 5051)]
+    pub port: u16,
+    /// Hostname to advertise (default: the system's).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Accepted for compatibility; cgroups cpu/mem isolation is always on.
+    #[arg(long, default_value = "cgroups/cpu,cgroups/mem")]
+    pub isolation: String,
+    /// cgroup (relative to each hierarchy) under which pods are created.
+    #[arg(long = "cgroups_root", default_value = "tepui")]
+    pub cgroups_root: String,
+    /// Force cgroup v1 or v2 instead of detecting it.
+    #[arg(long = "cgroups_mode", value_enum)]
+    pub cgroups_mode: Option<CgroupsFlag>,
+    #[arg(long = "executor_registration_timeout", default_value = "1mins")]
+    pub executor_registration_timeout: String,
+    /// How long executors found running at recovery have to subscribe again.
+    #[arg(long = "executor_reregistration_timeout", default_value = "5secs")]
+    pub executor_reregistration_timeout: String,
+    #[arg(long = "executor_shutdown_grace_period", default_value = "5secs")]
+    pub executor_shutdown_grace_period: String,
+    #[arg(long, value_enum, default_value_t = RecoverFlag::Reconnect)]
+    pub recover: RecoverFlag,
+    /// Refuse to start when recovery finds unreadable state (instead of starting clean).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub strict: bool,
+    #[arg(long = "default_role", default_value = "*")]
+    pub default_role: String,
+    #[arg(long = "image_providers")]
+    pub image_providers: Option<String>,
+    #[arg(long = "docker_registry")]
+    pub docker_registry: Option<String>,
+    #[arg(long = "docker_config")]
+    pub docker_config: Option<String>,
+    #[arg(long = "fetcher_cache_dir")]
+    pub fetcher_cache_dir: Option<std::path::PathBuf>,
+    /// Bytes, or with a unit: `2GB`, `512MB`.
+    #[arg(long = "fetcher_cache_size", default_value = "2GB")]
+    pub fetcher_cache_size: String,
+    #[arg(long = "fetcher_stall_timeout", default_value = "1mins")]
+    pub fetcher_stall_timeout: String,
+    #[arg(long = "frameworks_home")]
+    pub frameworks_home: Option<std::path::PathBuf>,
+    /// Rotate each container's stdout/stderr at this size (bytes or `10MB`; 0 = never).
+    #[arg(long = "container_logs_max_size", default_value = "10MB")]
+    pub container_logs_max_size: String,
+    /// Rotated stdout/stderr files kept per container.
+    #[arg(long = "container_logs_max_files", default_value_t = 2)]
+    pub container_logs_max_files: u32,
 }
 
 impl Command {
@@ -127,8 +222,8 @@ impl Command {
             Command::Pull(_) => "pull",
             Command::Completion { .. } => "completion",
             Command::Supervise(_) => "supervise",
-            Command::Executor(ExecutorKind::Command(_)) => "executor command",
-            Command::Executor(ExecutorKind::Default(_)) => "executor default",
+            Command::Executor(ExecutorKind::Command) => "executor command",
+            Command::Executor(ExecutorKind::Default) => "executor default",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! (master, agent, the operator CLI, the internal supervisor and executors)
 //! lives in a library crate; this file picks one and runs it.
 
+mod agent_cmd;
 mod cli;
 mod env_flags;
 
@@ -16,7 +17,7 @@ fn main() -> ExitCode {
         std::env::var_os(k)
     });
     let cli = Cli::parse_from(argv);
-    init_tracing(cli.log_level.as_deref());
+    init_tracing(cli.log_level.as_deref(), cli.log_format);
     match run(cli) {
         Ok(status) => status.into(),
         Err(err) => {
@@ -26,14 +27,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(level: Option<&str>) {
+fn init_tracing(level: Option<&str>, format: cli::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TEPUI_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level.unwrap_or("info")))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        cli::LogFormat::Text => builder.init(),
+        cli::LogFormat::Json => builder.json().init(),
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
@@ -52,6 +56,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             )?;
             Ok(ExitStatus::Success)
         }
+        Command::Agent(args) => agent_cmd::run_agent(*args),
+        Command::Executor(cli::ExecutorKind::Command) => agent_cmd::run_executor(false),
+        Command::Executor(cli::ExecutorKind::Default) => agent_cmd::run_executor(true),
         other => Ok(cli::not_built_yet(&other)),
     }
 }

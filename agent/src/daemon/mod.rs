@@ -194,13 +194,27 @@ impl Agent {
         Ok(())
     }
 
-    /// `ip:port` executors reach the agent at.
+    /// `ip:port` executors reach the agent at (they share the host's
+    /// network; a wildcard listen address is reached on loopback).
     pub fn endpoint(&self) -> String {
-        format!("{}:{}", self.config.ip, self.config.port)
+        let ip = if self.config.ip.is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            self.config.ip
+        };
+        std::net::SocketAddr::new(ip, self.config.port).to_string()
     }
 
     /// Recovers, then runs the background loops. Returns at once.
     pub async fn start(self: &Arc<Self>) -> Result<(), AgentError> {
+        if self.link.is_none() {
+            // Standalone: our own id, so sandboxes and /state have one.
+            let id = self.agent_id();
+            if let Some(id) = self.agent_info().id {
+                self.set_agent_id(&id)?;
+            }
+            tracing::info!(agent_id = %id, "running standalone (no --master)");
+        }
         self.recover().await?;
         let agent = self.clone();
         tokio::spawn(async move { agent.forward_updates().await });

@@ -1,0 +1,228 @@
+//! An executor's view of its agent: Mesos's documented executor environment
+//! and the executor and operator APIs over HTTP (protobuf). The built-in
+//! executors use nothing else, exactly like a third-party executor would.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use prost::Message;
+use tepui_proto::recordio::Decoder;
+use tepui_proto::v1::{ExecutorId, FrameworkId, TaskInfo, agent, executor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorError {
+    #[error("environment variable {name}: {reason}")]
+    Environment { name: &'static str, reason: String },
+    #[error("agent at {endpoint}: {message}")]
+    Agent { endpoint: String, message: String },
+    #[error("agent at {endpoint} answered {status} to {call}: {body}")]
+    Refused {
+        endpoint: String,
+        call: &'static str,
+        status: u16,
+        body: String,
+    },
+}
+
+/// What Mesos tells an executor through its environment.
+#[derive(Debug, Clone)]
+pub struct ExecutorEnv {
+    pub agent_endpoint: String,
+    pub framework_id: FrameworkId,
+    pub executor_id: ExecutorId,
+    pub sandbox: String,
+    pub checkpoint: bool,
+    pub recovery_timeout: Duration,
+    pub backoff_max: Duration,
+    pub shutdown_grace_period: Duration,
+}
+
+fn var(name: &'static str) -> Result<String, ExecutorError> {
+    std::env::var(name).map_err(|_| ExecutorError::Environment {
+        name,
+        reason: "not set (is this running under a Mesos agent?)".into(),
+    })
+}
+
+fn duration_var(name: &'static str, default: Duration) -> Result<Duration, ExecutorError> {
+    match std::env::var(name) {
+        Ok(value) => {
+            tepui_proto::duration::parse_duration(&value).map_err(|e| ExecutorError::Environment {
+                name,
+                reason: e.to_string(),
+            })
+        }
+        Err(_) => Ok(default),
+    }
+}
+
+impl ExecutorEnv {
+    pub fn from_env() -> Result<Self, ExecutorError> {
+        Ok(Self {
+            agent_endpoint: var("MESOS_AGENT_ENDPOINT")?,
+            framework_id: FrameworkId {
+                value: var("MESOS_FRAMEWORK_ID")?,
+            },
+            executor_id: ExecutorId {
+                value: var("MESOS_EXECUTOR_ID")?,
+            },
+            sandbox: var("MESOS_SANDBOX").or_else(|_| var("MESOS_DIRECTORY"))?,
+            checkpoint: std::env::var("MESOS_CHECKPOINT").is_ok_and(|v| v == "1"),
+            recovery_timeout: duration_var("MESOS_RECOVERY_TIMEOUT", Duration::from_secs(900))?,
+            backoff_max: duration_var("MESOS_SUBSCRIPTION_BACKOFF_MAX", Duration::from_secs(2))?,
+            shutdown_grace_period: duration_var(
+                "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD",
+                Duration::from_secs(5),
+            )?,
+        })
+    }
+}
+
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<executor::Event, ExecutorError>> + Send>>;
+
+#[derive(Debug, Clone)]
+pub struct AgentClient {
+    http: reqwest::Client,
+    pub env: ExecutorEnv,
+}
+
+impl AgentClient {
+    pub fn new(env: ExecutorEnv) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            env,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.env.agent_endpoint)
+    }
+
+    fn transport(&self, e: impl std::fmt::Display) -> ExecutorError {
+        ExecutorError::Agent {
+            endpoint: self.env.agent_endpoint.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        call: &'static str,
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response, ExecutorError> {
+        let response = self
+            .http
+            .post(self.url(path))
+            .header("Content-Type", "application/x-protobuf")
+            .header("Accept", "application/x-protobuf")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(ExecutorError::Refused {
+                endpoint: self.env.agent_endpoint.clone(),
+                call,
+                status: status.as_u16(),
+                body: response.text().await.unwrap_or_default(),
+            });
+        }
+        Ok(response)
+    }
+
+    fn executor_call(&self, kind: executor::call::Type) -> executor::Call {
+        executor::Call {
+            executor_id: self.env.executor_id.clone(),
+            framework_id: self.env.framework_id.clone(),
+            r#type: Some(kind as i32),
+            ..Default::default()
+        }
+    }
+
+    /// SUBSCRIBE, offering what the agent may not have seen.
+    pub async fn subscribe(
+        &self,
+        unacknowledged_tasks: Vec<TaskInfo>,
+        unacknowledged_updates: Vec<executor::call::Update>,
+    ) -> Result<EventStream, ExecutorError> {
+        let mut call = self.executor_call(executor::call::Type::Subscribe);
+        call.subscribe = Some(executor::call::Subscribe {
+            unacknowledged_tasks,
+            unacknowledged_updates,
+        });
+        let response = self
+            .post("/api/v1/executor", "SUBSCRIBE", call.encode_to_vec())
+            .await?;
+        let endpoint = self.env.agent_endpoint.clone();
+        let bytes = response.bytes_stream();
+        let state = (Box::pin(bytes), Decoder::new(), VecDeque::new());
+        Ok(Box::pin(futures_util::stream::unfold(
+            Some(state),
+            move |state| {
+                let endpoint = endpoint.clone();
+                async move {
+                    let (mut bytes, mut decoder, mut ready) = state?;
+                    loop {
+                        if let Some(record) = ready.pop_front() {
+                            let event =
+                                executor::Event::decode(record).map_err(|e| ExecutorError::Agent {
+                                    endpoint: endpoint.clone(),
+                                    message: format!("malformed event: {e}"),
+                                });
+                            return Some((event, Some((bytes, decoder, ready))));
+                        }
+                        match bytes.next().await {
+                            Some(Ok(chunk)) => match decoder.feed(&chunk) {
+                                Ok(records) => ready.extend(records),
+                                Err(e) => {
+                                    let err = ExecutorError::Agent {
+                                        endpoint,
+                                        message: format!("malformed stream: {e}"),
+                                    };
+                                    return Some((Err(err), None));
+                                }
+                            },
+                            Some(Err(e)) => {
+                                let err = ExecutorError::Agent {
+                                    endpoint,
+                                    message: e.to_string(),
+                                };
+                                return Some((Err(err), None));
+                            }
+                            None => return None,
+                        }
+                    }
+                }
+            },
+        )))
+    }
+
+    pub async fn update(&self, update: &executor::call::Update) -> Result<(), ExecutorError> {
+        let mut call = self.executor_call(executor::call::Type::Update);
+        call.update = Some(update.clone());
+        self.post("/api/v1/executor", "UPDATE", call.encode_to_vec())
+            .await
+            .map(|_| ())
+    }
+
+    /// An operator API call; the decoded answer (empty for 200/202 without body).
+    pub async fn operator(
+        &self,
+        call: &agent::Call,
+        name: &'static str,
+    ) -> Result<agent::Response, ExecutorError> {
+        let response = self.post("/api/v1", name, call.encode_to_vec()).await?;
+        let body = response.bytes().await.map_err(|e| self.transport(e))?;
+        if body.is_empty() {
+            return Ok(agent::Response::default());
+        }
+        agent::Response::decode(body).map_err(|e| ExecutorError::Agent {
+            endpoint: self.env.agent_endpoint.clone(),
+            message: format!("malformed answer to {name}: {e}"),
+        })
+    }
+}

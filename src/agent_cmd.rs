@@ -1,0 +1,172 @@
+//! `tepui agent` and the built-in executors: flags into `AgentConfig`, then
+//! run until SIGTERM/SIGINT. Containers and supervisors outlive the agent.
+
+use anyhow::{Context, bail};
+use tepui_agent::{AgentConfig, RecoverMode};
+use tepui_containerizer::cgroups::CgroupMode;
+use tepui_proto::duration::parse_duration;
+
+use crate::cli::{AgentArgs, CgroupsFlag, ExitStatus, RecoverFlag};
+
+/// Mesos reads any flag value `file:///path` from that file.
+fn from_file(flag: &str, value: Option<String>) -> anyhow::Result<Option<String>> {
+    match value {
+        Some(v) if v.starts_with("file://") && flag != "resources" => {
+            let path = &v["file://".len()..];
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--{flag}: cannot read {path}"))?;
+            Ok(Some(text.trim().to_string()))
+        }
+        other => Ok(other),
+    }
+}
+
+fn duration(flag: &str, value: &str) -> anyhow::Result<std::time::Duration> {
+    parse_duration(value).with_context(|| format!("--{flag}"))
+}
+
+/// `1024`, `512MB`, `2GB` (Mesos's Bytes syntax: B, KB, MB, GB, TB).
+fn bytes(flag: &str, value: &str) -> anyhow::Result<u64> {
+    let text = value.trim();
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .trim()
+        .parse()
+        .with_context(|| format!("--{flag}: '{value}' is not a size like 512MB"))?;
+    let scale: u64 = match unit {
+        "" | "B" => 1,
+        "KB" => 1 << 10,
+        "MB" => 1 << 20,
+        "GB" => 1 << 30,
+        "TB" => 1 << 40,
+        _ => bail!("--{flag}: unknown unit '{unit}' in '{value}' (B, KB, MB, GB, TB)"),
+    };
+    Ok(number.saturating_mul(scale))
+}
+
+pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
+    let mut config = AgentConfig::new(&args.work_dir, &args.runtime_dir);
+    let mut flags = vec![
+        ("work_dir".to_string(), args.work_dir.display().to_string()),
+        (
+            "runtime_dir".to_string(),
+            args.runtime_dir.display().to_string(),
+        ),
+        ("port".to_string(), args.port.to_string()),
+        ("ip".to_string(), args.ip.to_string()),
+        ("cgroups_root".to_string(), args.cgroups_root.clone()),
+        ("isolation".to_string(), args.isolation.clone()),
+    ];
+    config.master = from_file("master", args.master)?;
+    config.resources = args.resources;
+    config.attributes = from_file("attributes", args.attributes)?;
+    for (name, value) in [
+        ("master", &config.master),
+        ("resources", &config.resources),
+        ("attributes", &config.attributes),
+    ] {
+        if let Some(v) = value {
+            flags.push((name.to_string(), v.clone()));
+        }
+    }
+    config.ip = args.ip;
+    config.port = args.port;
+    config.hostname = args.hostname;
+    config.isolation = args.isolation;
+    config.cgroups_root = args.cgroups_root;
+    config.cgroup_mode = args.cgroups_mode.map(|m| match m {
+        CgroupsFlag::V1 => CgroupMode::V1,
+        CgroupsFlag::V2 => CgroupMode::V2,
+    });
+    config.executor_registration_timeout = duration(
+        "executor_registration_timeout",
+        &args.executor_registration_timeout,
+    )?;
+    config.executor_reregistration_timeout = duration(
+        "executor_reregistration_timeout",
+        &args.executor_reregistration_timeout,
+    )?;
+    config.executor_shutdown_grace_period = duration(
+        "executor_shutdown_grace_period",
+        &args.executor_shutdown_grace_period,
+    )?;
+    config.recover = match args.recover {
+        RecoverFlag::Reconnect => RecoverMode::Reconnect,
+        RecoverFlag::Cleanup => RecoverMode::Cleanup,
+    };
+    config.strict = args.strict;
+    config.default_role = args.default_role;
+    config.image_providers = args.image_providers;
+    config.docker_registry = args.docker_registry;
+    config.docker_config = from_file("docker_config", args.docker_config)?;
+    config.fetcher_cache_dir = args.fetcher_cache_dir;
+    config.fetcher_cache_size_bytes = bytes("fetcher_cache_size", &args.fetcher_cache_size)?;
+    config.fetcher_stall_timeout = duration("fetcher_stall_timeout", &args.fetcher_stall_timeout)?;
+    config.frameworks_home = args.frameworks_home;
+    config.log.max_bytes = bytes("container_logs_max_size", &args.container_logs_max_size)?;
+    config.log.keep = args.container_logs_max_files;
+    config.tepui_binary =
+        std::env::current_exe().context("cannot find the tepui binary for executors")?;
+    config.flags = flags;
+    Ok(config)
+}
+
+pub fn run_agent(args: AgentArgs) -> anyhow::Result<ExitStatus> {
+    let config = config(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        tepui_agent::run(config, shutdown_signal()).await?;
+        tracing::info!("agent stopped; containers keep running");
+        Ok(ExitStatus::Success)
+    })
+}
+
+/// SIGTERM or SIGINT: stop serving, leave containers running.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("asked to stop");
+}
+
+pub fn run_executor(default: bool) -> anyhow::Result<ExitStatus> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        if default {
+            tepui_agent::executors::default_executor().await?;
+        } else {
+            tepui_agent::executors::command_executor().await?;
+        }
+        Ok(ExitStatus::Success)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_use_mesos_units() {
+        assert_eq!(bytes("x", "2GB").unwrap(), 2 << 30);
+        assert_eq!(bytes("x", "512MB").unwrap(), 512 << 20);
+        assert_eq!(bytes("x", "100").unwrap(), 100);
+        let err = bytes("fetcher_cache_size", "2PB").unwrap_err().to_string();
+        assert!(err.contains("--fetcher_cache_size"), "{err}");
+    }
+}
