@@ -39,7 +39,7 @@ enum Input {
     },
     Exited {
         task: String,
-        result: Result<agent::Response, ExecutorError>,
+        result: Box<Result<agent::Response, ExecutorError>>,
     },
     KillDeadline {
         task: String,
@@ -109,7 +109,7 @@ pub async fn run(policy: Policy) -> Result<(), ExecutorError> {
                 });
             }
             Input::Disconnected { give_up: false } => {}
-            Input::Exited { task, result } => runner.on_exit(&task, result).await,
+            Input::Exited { task, result } => runner.on_exit(&task, *result).await,
             Input::KillDeadline { task } => runner.escalate(&task).await,
         }
         if runner.done() {
@@ -358,7 +358,10 @@ impl Runner {
             {
                 tracing::warn!("cannot remove the task's container: {e}");
             }
-            let _ = inputs.send(Input::Exited { task, result });
+            let _ = inputs.send(Input::Exited {
+                task,
+                result: Box::new(result),
+            });
         });
     }
 
