@@ -502,10 +502,8 @@ impl Fetcher {
             .as_ref()
             .map(|comps| comps.iter().fold(root.to_path_buf(), |p, c| p.join(c)));
         let mut paths: Vec<PathBuf> = Vec::new();
-        if let Some(comps) = &produced.file {
-            if let Some(first) = comps.first() {
-                paths.push(root.join(first));
-            }
+        if let Some(first) = produced.file.as_ref().and_then(|c| c.first()) {
+            paths.push(root.join(first));
         }
         if let Some(s) = &produced.extracted {
             for top in &s.top_level {

@@ -197,7 +197,7 @@ impl SafeDir {
 /// non-directory is there. O_EXCL|O_NOFOLLOW guarantee that a symlink planted
 /// at the name is replaced, never written through.
 pub(crate) fn create_file_at(parent: impl AsFd, name: &OsStr) -> io::Result<File> {
-    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let parent = parent.as_fd();
     match rustix::fs::openat(parent, name, flags, mode(0o600)) {
         Ok(fd) => Ok(File::from(fd)),
