@@ -1,7 +1,7 @@
 //! Builds archives for tests, including malicious ones the usual builders
 //! refuse to make (so headers are written by hand).
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{Cursor, Write};
 

@@ -3,7 +3,7 @@
 //! redirects, answers 404, and can stall mid-body. It counts requests so tests
 //! can prove what was (not) downloaded.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
