@@ -1,5 +1,7 @@
 //! End-to-end fetches against a real HTTP server on loopback.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::fs;
@@ -466,6 +468,6 @@ async fn result_lines_and_metrics() {
     );
     assert_eq!(
         m.bytes_extracted,
-        (SCRIPT.len() * 1 + "non-ascii ✓".len()) as u64
+        (SCRIPT.len() + "non-ascii ✓".len()) as u64
     );
 }
