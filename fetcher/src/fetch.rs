@@ -147,6 +147,13 @@ struct Plan {
 }
 
 impl Plan {
+    fn user(&self) -> Option<(u32, u32)> {
+        match self.ownership {
+            Ownership::Fixed { uid, gid } => Some((uid, gid)),
+            Ownership::Current | Ownership::FromArchive => None,
+        }
+    }
+
     fn name_comps(&self) -> Vec<&OsStr> {
         self.name.iter().map(OsStr::new).collect()
     }
@@ -331,8 +338,8 @@ fn local_validator(path: &Path, uri: &str) -> Result<Validators, FetchError> {
     })
 }
 
-fn open_local(path: &Path, uri: &str) -> Result<File, FetchError> {
-    File::open(path).map_err(|cause| FetchError::Io {
+fn open_local(path: &Path, uri: &str, user: Option<(u32, u32)>) -> Result<File, FetchError> {
+    crate::local::open_as(path, user).map_err(|cause| FetchError::Io {
         uri: uri.to_string(),
         what: "reading",
         path: path.to_path_buf(),
@@ -535,7 +542,7 @@ impl Fetcher {
     ) -> Result<(Produced, u64), FetchError> {
         match source {
             Source::Local(path) => {
-                let file = open_local(path, &plan.uri)?;
+                let file = open_local(path, &plan.uri, plan.user())?;
                 let (staging, budget, plan2) =
                     (Arc::clone(staging), Arc::clone(budget), plan.clone());
                 let produced = tokio::task::spawn_blocking(move || {
@@ -657,6 +664,10 @@ impl Fetcher {
             uri: plan.uri.clone(),
             cause,
         };
+        if let Source::Local(path) = source {
+            // A cached copy must not reach a user who may not read the source.
+            drop(open_local(path, &plan.uri, plan.user())?);
+        }
         let guard = cache.lock_key(&key).await;
         let mut status = CacheStatus::Hit;
         let mut lease: Option<Lease> = None;
@@ -714,7 +725,7 @@ impl Fetcher {
                 match source {
                     Source::Local(path) => {
                         let validators = local_validator(path, &plan.uri)?;
-                        let file = open_local(path, &plan.uri)?;
+                        let file = open_local(path, &plan.uri, plan.user())?;
                         let (tmp_path, tmp) = cache.tmp_file().map_err(cache_err)?;
                         let budget2 = Arc::clone(budget);
                         let shown = tmp_path.display().to_string();

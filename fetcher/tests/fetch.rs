@@ -471,3 +471,70 @@ async fn result_lines_and_metrics() {
         (SCRIPT.len() + "non-ascii ✓".len()) as u64
     );
 }
+
+#[tokio::test]
+async fn local_files_are_read_with_the_task_users_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    if fs::metadata("/proc/self").unwrap().uid() != 0 {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let d = dirs();
+    fs::set_permissions(&d.root, fs::Permissions::from_mode(0o755)).unwrap();
+    let secret = d.root.join("secret.txt");
+    let public = d.root.join("public.txt");
+    fs::write(&secret, b"root only").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(&public, b"anyone").unwrap();
+    fs::set_permissions(&public, fs::Permissions::from_mode(0o644)).unwrap();
+    let as_user = || FetchOptions {
+        user: Some((4321, 8765)),
+        ..FetchOptions::default()
+    };
+    let f = fetcher();
+    let err = f
+        .fetch(&[uri(&secret.display().to_string())], &d.sandbox, as_user())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "fetching '{0}': reading '{0}': Permission denied (os error 13)",
+            secret.display()
+        )
+    );
+    assert_eq!(tree(&d.sandbox), Vec::<String>::new());
+    // Through the cache too: a copy cached for root is not handed to the user.
+    let cache_f = Fetcher::new(FetcherConfig {
+        cache_dir: Some(d.root.join("cache")),
+        ..FetcherConfig::default()
+    })
+    .unwrap();
+    let mut cached = uri(&secret.display().to_string());
+    cached.cache = Some(true);
+    let root_box = d.root.join("root-box");
+    fs::create_dir(&root_box).unwrap();
+    cache_f
+        .fetch(
+            std::slice::from_ref(&cached),
+            &root_box,
+            FetchOptions::default(),
+        )
+        .await
+        .unwrap();
+    let err = cache_f
+        .fetch(&[cached], &d.sandbox, as_user())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Permission denied"), "{err}");
+    assert_eq!(tree(&d.sandbox), Vec::<String>::new());
+
+    f.fetch(&[uri(&public.display().to_string())], &d.sandbox, as_user())
+        .await
+        .unwrap();
+    let m = fs::metadata(d.sandbox.join("public.txt")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (4321, 8765));
+    assert_eq!(fs::read(d.sandbox.join("public.txt")).unwrap(), b"anyone");
+}
