@@ -350,8 +350,10 @@ fn open_local(path: &Path, uri: &str, user: Option<(u32, u32)>) -> Result<File, 
 impl Fetcher {
     /// Builds the HTTP client and opens (and reconciles) the cache.
     pub fn new(config: FetcherConfig) -> Result<Fetcher, FetchError> {
-        if config.stall_timeout.is_zero() {
-            return Err(FetchError::Config("stall timeout must be positive".into()));
+        if config.stall_timeout.is_zero() || config.progress_interval.is_zero() {
+            return Err(FetchError::Config(
+                "stall timeout and progress interval must be positive".into(),
+            ));
         }
         let client = http::build_client(config.ca_bundle.as_deref(), config.stall_timeout)?;
         let metrics = Arc::new(Metrics::default());

@@ -538,3 +538,54 @@ async fn local_files_are_read_with_the_task_users_permissions() {
     assert_eq!((m.uid(), m.gid()), (4321, 8765));
     assert_eq!(fs::read(d.sandbox.join("public.txt")).unwrap(), b"anyone");
 }
+
+#[tokio::test]
+async fn slow_downloads_report_progress_and_are_not_stalls() {
+    let server = TestServer::start().await;
+    let body = bytes::Bytes::from(vec![5u8; 64 * 1024]);
+    server.route(
+        "/slow.bin",
+        Route::Trickle {
+            body: body.clone(),
+            pieces: 8,
+            gap: Duration::from_millis(100),
+        },
+    );
+    let d = dirs();
+    let f = Fetcher::new(FetcherConfig {
+        stall_timeout: Duration::from_millis(500),
+        progress_interval: Duration::from_millis(150),
+        ..FetcherConfig::default()
+    })
+    .unwrap();
+    let mut log = Vec::new();
+    f.fetch(
+        &[uri(&server.url("/slow.bin"))],
+        &d.sandbox,
+        FetchOptions {
+            log: Some(&mut log),
+            ..FetchOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(fs::read(d.sandbox.join("slow.bin")).unwrap(), body);
+    let log = String::from_utf8(log).unwrap();
+    let url = server.url("/slow.bin");
+    assert!(log.contains(&format!("tepui-fetcher: '{url}': ")), "{log}");
+    assert!(log.contains(" bytes so far"), "{log}");
+}
+
+#[tokio::test]
+async fn non_ascii_url_names_the_sandbox_file() {
+    let server = TestServer::start().await;
+    server.file(
+        "/d/%C3%BCber%20%E6%97%A5%E6%9C%AC.tgz",
+        archives::gz(&sample_tar()),
+    );
+    let d = dirs();
+    let url = format!("http://{}/d/über 日本.tgz", server.addr);
+    fetch(&fetcher(), &[uri(&url)], &d.sandbox).await.unwrap();
+    assert!(d.sandbox.join("über 日本.tgz").is_file());
+    assert_sample_extracted(&d.sandbox);
+}

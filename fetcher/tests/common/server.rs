@@ -24,6 +24,13 @@ pub enum Route {
         delay: Duration,
     },
     Redirect(String),
+    /// Send the body in `pieces` parts with `gap` between them (slow but
+    /// never stalled).
+    Trickle {
+        body: Bytes,
+        pieces: usize,
+        gap: Duration,
+    },
     /// Send `head` of a body announced as `total` bytes, then go silent.
     Stall {
         head: Bytes,
@@ -176,6 +183,20 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
             sock.write_all(&head).await?;
             sock.flush().await?;
             tokio::time::sleep(silence).await;
+        }
+        Some(Route::Trickle { body, pieces, gap }) => {
+            let h = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            sock.write_all(h.as_bytes()).await?;
+            let step = body.len().div_ceil(pieces.max(1));
+            for part in body.chunks(step.max(1)) {
+                sock.write_all(part).await?;
+                sock.flush().await?;
+                tokio::time::sleep(gap).await;
+            }
+            *state.lock().unwrap().bodies.entry(path).or_default() += 1;
         }
         Some(Route::File {
             body,
