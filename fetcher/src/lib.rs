@@ -15,6 +15,7 @@ mod error;
 pub mod extract;
 mod fetch;
 mod http;
+mod lay;
 mod local;
 mod metrics;
 mod stream;
