@@ -129,6 +129,19 @@ struct Inner {
     staging_counter: AtomicU64,
 }
 
+struct StagingCleanup<'a> {
+    sandbox: &'a SafeDir,
+    name: OsString,
+}
+
+impl Drop for StagingCleanup<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.sandbox.remove(&self.name) {
+            tracing::warn!(error = %e, "removing fetcher staging directory");
+        }
+    }
+}
+
 fn log_line(log: &mut Option<&mut (dyn Write + Send)>, line: &str) {
     if let Some(w) = log.as_deref_mut() {
         // The sandbox's stderr is best effort; a full disk must not turn into
@@ -296,6 +309,12 @@ impl Fetcher {
                 cause,
             })?;
         let staging = Arc::new(staging);
+        // Removes the staging directory however this function ends, including
+        // when the caller drops the future mid-fetch.
+        let _cleanup = StagingCleanup {
+            sandbox,
+            name: staging_name,
+        };
 
         let outcome = match (&self.inner.cache, uri.cache()) {
             (Some(cache), true) => {
@@ -316,10 +335,6 @@ impl Fetcher {
             }),
             Err(_) => Ok(()),
         };
-        drop(staging);
-        if let Err(e) = sandbox.remove(&staging_name) {
-            tracing::warn!(error = %e, "removing fetcher staging directory");
-        }
         let (produced, bytes, cache) = outcome?;
         moved?;
 

@@ -182,7 +182,13 @@ pub(crate) async fn pump(
     let mut total = 0u64;
     loop {
         let failure = match tokio::time::timeout(stall_timeout, body.next()).await {
-            Ok(None) => return Ok(total),
+            Ok(None) => {
+                // The end marker: without it the reader treats a closed
+                // channel as an aborted transfer.
+                let _ = tx.send(Ok(bytes::Bytes::new())).await;
+                return Ok(total);
+            }
+            Ok(Some(Ok(chunk))) if chunk.is_empty() => continue,
             Ok(Some(Ok(chunk))) => {
                 total += chunk.len() as u64;
                 progress.store(total, Ordering::Relaxed);

@@ -14,12 +14,14 @@ pub(crate) const CHANNEL_DEPTH: usize = 64;
 
 pub(crate) type Chunk = io::Result<Bytes>;
 
-/// A blocking `Read` over chunks sent by the download task. A closed channel
-/// is end of stream; the download sends an `Err` before closing on failure, so
-/// a truncated transfer is never mistaken for a complete one.
+/// A blocking `Read` over chunks sent by the download task. An empty chunk
+/// marks the end of the body; a channel closed without it (the download
+/// failed or the fetch was cancelled) is an error, so a truncated transfer is
+/// never mistaken for a complete one.
 pub(crate) struct ChannelReader {
     rx: mpsc::Receiver<Chunk>,
     cur: Bytes,
+    done: bool,
 }
 
 impl ChannelReader {
@@ -27,6 +29,7 @@ impl ChannelReader {
         ChannelReader {
             rx,
             cur: Bytes::new(),
+            done: false,
         }
     }
 }
@@ -34,10 +37,14 @@ impl ChannelReader {
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.cur.is_empty() {
+            if self.done {
+                return Ok(0);
+            }
             match self.rx.blocking_recv() {
+                Some(Ok(b)) if b.is_empty() => self.done = true,
                 Some(Ok(b)) => self.cur = b,
                 Some(Err(e)) => return Err(e),
-                None => return Ok(0),
+                None => return Err(io::Error::other("download aborted")),
             }
         }
         let n = buf.len().min(self.cur.len());

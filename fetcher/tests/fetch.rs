@@ -589,3 +589,28 @@ async fn non_ascii_url_names_the_sandbox_file() {
     assert!(d.sandbox.join("über 日本.tgz").is_file());
     assert_sample_extracted(&d.sandbox);
 }
+
+#[tokio::test]
+async fn a_cancelled_fetch_leaves_nothing_in_the_sandbox() {
+    let server = TestServer::start().await;
+    server.route(
+        "/slow.bin",
+        Route::Trickle {
+            body: bytes::Bytes::from(vec![1u8; 64 * 1024]),
+            pieces: 16,
+            gap: Duration::from_millis(100),
+        },
+    );
+    let d = dirs();
+    let f = fetcher();
+    let uris = [uri(&server.url("/slow.bin"))];
+    let fut = f.fetch(&uris, &d.sandbox, FetchOptions::default());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(350), fut)
+            .await
+            .is_err()
+    );
+    // The blocking half notices the aborted transfer on its own.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(tree(&d.sandbox), Vec::<String>::new());
+}
