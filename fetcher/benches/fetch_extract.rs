@@ -188,8 +188,8 @@ fn main() {
                 theirs_t.map_or("-".into(), |t| format!("{:.3}", t.as_secs_f64()))
             );
         }
-        // Through the cache: the first fetch fills it (download, fsync, then
-        // extract from the blob), later ones revalidate (304) and extract.
+        // Through the cache: the first fetch fills it while extracting (then
+        // fsyncs the blob), later ones revalidate (304) and extract.
         let cache_dir = tempfile::tempdir_in(work.path()).unwrap();
         let cached = Fetcher::new(FetcherConfig {
             cache_dir: Some(cache_dir.path().to_path_buf()),

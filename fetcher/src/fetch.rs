@@ -28,7 +28,7 @@ use crate::cache::{Cache, Lease};
 use crate::error::FetchError;
 use crate::extract::{ArchiveFormat, Budget, ExtractError, Ownership, SafeDir, Summary};
 use crate::http::{self, PumpError, Start, Validators};
-use crate::lay::{Plan, Produced, consume_cached, consume_direct, copy_all};
+use crate::lay::{self, Plan, Produced, consume_cached, consume_direct, copy_all};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::stream::{CHANNEL_DEPTH, ChannelReader, TeeReader};
 use crate::uri::{self, Source};
@@ -403,9 +403,9 @@ impl Fetcher {
                     self.inner.config.stall_timeout,
                 )
                 .await?;
-                let Start::Body {
+                let Start::Body(http::Body {
                     response, length, ..
-                } = start
+                }) = start
                 else {
                     return Err(FetchError::Transfer {
                         uri: plan.uri.clone(),
@@ -509,6 +509,7 @@ impl Fetcher {
         let guard = cache.lock_key(&key).await;
         let mut status = CacheStatus::Hit;
         let mut lease: Option<Lease> = None;
+        let mut laid: Option<(Produced, u64)> = None;
         if let Some(entry) = cache.lookup(&key) {
             let current = if cache.validated_since(&key, asked) {
                 true
@@ -529,18 +530,11 @@ impl Fetcher {
                         .await?
                         {
                             Start::NotModified => true,
-                            Start::Body {
-                                response,
-                                validators,
-                                length,
-                            } => {
+                            Start::Body(body) => {
                                 // Changed: this response is the new content.
-                                self.check_length(plan, length, budget)?;
-                                lease = Some(
-                                    self.download_to_cache(
-                                        cache, plan, budget, log, response, validators,
-                                    )
-                                    .await?,
+                                laid = Some(
+                                    self.fill_and_lay(cache, plan, staging, budget, log, body)
+                                        .await?,
                                 );
                                 status = CacheStatus::Miss;
                                 false
@@ -556,9 +550,10 @@ impl Fetcher {
                 lease = cache.pin(&key).map_err(cache_err)?;
             }
         }
-        let lease = match lease {
-            Some(l) => l,
-            None => {
+        let lease = match (lease, laid.is_some()) {
+            (Some(l), _) => Some(l),
+            (None, true) => None,
+            (None, false) => {
                 status = CacheStatus::Miss;
                 match source {
                     Source::Local(path) => {
@@ -583,9 +578,11 @@ impl Fetcher {
                             }
                         };
                         Metrics::add(&self.inner.metrics.bytes_fetched, size);
-                        cache
-                            .commit(&key, &tmp_path, size, validators)
-                            .map_err(cache_err)?
+                        Some(
+                            cache
+                                .commit(&key, &tmp_path, size, validators)
+                                .map_err(cache_err)?,
+                        )
                     }
                     Source::Http(url) => {
                         let start = http::start(
@@ -596,20 +593,17 @@ impl Fetcher {
                             self.inner.config.stall_timeout,
                         )
                         .await?;
-                        let Start::Body {
-                            response,
-                            validators,
-                            length,
-                        } = start
-                        else {
+                        let Start::Body(body) = start else {
                             return Err(FetchError::Transfer {
                                 uri: plan.uri.clone(),
                                 cause: "unexpected 304 Not Modified".into(),
                             });
                         };
-                        self.check_length(plan, length, budget)?;
-                        self.download_to_cache(cache, plan, budget, log, response, validators)
-                            .await?
+                        laid = Some(
+                            self.fill_and_lay(cache, plan, staging, budget, log, body)
+                                .await?,
+                        );
+                        None
                     }
                 }
             }
@@ -619,7 +613,11 @@ impl Fetcher {
             CacheStatus::Hit => Metrics::add(&self.inner.metrics.cache_hits, 1),
             _ => Metrics::add(&self.inner.metrics.cache_misses, 1),
         }
-        let mut lease = lease;
+        let Some(mut lease) = lease else {
+            let (produced, size) =
+                laid.ok_or_else(|| cache_err(io::Error::other("cache entry vanished")))?;
+            return Ok((produced, size, status));
+        };
         let size = lease.size;
         let blob = lease
             .file
@@ -635,36 +633,39 @@ impl Fetcher {
         Ok((produced, size, status))
     }
 
-    async fn download_to_cache(
+    /// Downloads into a new cache blob while laying the URI down from the
+    /// same bytes, then records the blob as the current entry. A transfer or
+    /// an archive that fails leaves the cache as it was.
+    async fn fill_and_lay(
         &self,
         cache: &Arc<Cache>,
         plan: &Plan,
+        staging: &Arc<SafeDir>,
         budget: &Arc<Budget>,
         log: &mut Option<&mut (dyn Write + Send)>,
-        response: reqwest::Response,
-        validators: Validators,
-    ) -> Result<Lease, FetchError> {
+        body: http::Body,
+    ) -> Result<(Produced, u64), FetchError> {
+        self.check_length(plan, body.length, budget)?;
         let cache_err = |cause: io::Error| FetchError::Cache {
             uri: plan.uri.clone(),
             cause,
         };
         let (tmp_path, tmp) = cache.tmp_file().map_err(cache_err)?;
-        let budget2 = Arc::clone(budget);
         let shown = tmp_path.display().to_string();
+        let (staging, budget2, plan2) = (Arc::clone(staging), Arc::clone(budget), plan.clone());
         let result = self
-            .transfer(response, plan, log, move |reader| {
-                let mut tmp = tmp;
-                let n = copy_all(reader, &mut tmp, &budget2, &shown)?;
-                // The index will vouch for this blob after a restart.
-                tmp.sync_data()
-                    .map_err(|cause| ExtractError::Write { path: shown, cause })?;
-                Ok(n)
+            .transfer(body.response, plan, log, move |reader| {
+                lay::fill_and_lay(reader, tmp, &shown, &staging, &plan2, &budget2)
             })
             .await;
         match result {
-            Ok((size, _)) => cache
-                .commit(&plan.uri, &tmp_path, size, validators)
-                .map_err(cache_err),
+            Ok(((produced, size), _)) => {
+                let lease = cache
+                    .commit(&plan.uri, &tmp_path, size, body.validators)
+                    .map_err(cache_err)?;
+                drop(lease);
+                Ok((produced, size))
+            }
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp_path);
                 Err(e)

@@ -33,11 +33,14 @@ impl Validators {
 pub(crate) enum Start {
     /// 304: the cached copy is current.
     NotModified,
-    Body {
-        response: reqwest::Response,
-        validators: Validators,
-        length: Option<u64>,
-    },
+    Body(Body),
+}
+
+/// A 2xx response whose body is still to be read.
+pub(crate) struct Body {
+    pub response: reqwest::Response,
+    pub validators: Validators,
+    pub length: Option<u64>,
 }
 
 pub(crate) fn build_client(
@@ -154,11 +157,11 @@ pub(crate) async fn start(
         last_modified: header(&response, LAST_MODIFIED),
     };
     let length = header(&response, CONTENT_LENGTH).and_then(|l| l.parse().ok());
-    Ok(Start::Body {
+    Ok(Start::Body(Body {
         response,
         validators,
         length,
-    })
+    }))
 }
 
 /// How pumping a body ended early.

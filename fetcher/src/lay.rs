@@ -188,3 +188,68 @@ pub(crate) fn consume_cached(
         extracted: Some(extracted),
     })
 }
+
+/// Fills a cache blob and lays the URI down from the same pass over the
+/// download, so a cache miss costs one transfer with extraction alongside it
+/// rather than after it. Zip needs the finished blob to seek in. Returns the
+/// blob's size.
+pub(crate) fn fill_and_lay(
+    reader: &mut dyn Read,
+    blob: File,
+    blob_name: &str,
+    staging: &SafeDir,
+    plan: &Plan,
+    budget: &Budget,
+) -> Result<(Produced, u64), ExtractError> {
+    let mut tee = TeeReader::new(reader, Some(blob), blob_name.to_string(), budget);
+    let mut opts = ExtractOptions::new(budget);
+    opts.ownership = plan.ownership;
+    let extracted = match plan.format {
+        None => {
+            consume_direct(&mut tee, staging, plan, budget)?;
+            None
+        }
+        Some(ArchiveFormat::Tar(c)) => Some(extract::extract_tar(&mut tee, c, staging, &mut opts)?),
+        Some(ArchiveFormat::Gz) => Some(extract::extract_gz(
+            &mut tee,
+            &gunzipped_name(plan),
+            staging,
+            budget,
+            plan.ownership,
+        )?),
+        Some(ArchiveFormat::Zip) => None,
+    };
+    tee.drain().map_err(extract::read_error)?;
+    let size = tee.bytes;
+    let write_err = |cause: io::Error| ExtractError::Write {
+        path: blob_name.to_string(),
+        cause,
+    };
+    let mut blob = tee
+        .into_file()
+        .ok_or_else(|| write_err(io::Error::other("cache file missing")))?;
+    // The index will vouch for this blob after a restart.
+    blob.sync_data().map_err(write_err)?;
+    let produced = match plan.format {
+        None => Produced {
+            file: Some(plan.name.clone()),
+            extracted: None,
+        },
+        Some(ArchiveFormat::Zip) => {
+            blob.rewind().map_err(extract::read_error)?;
+            Produced {
+                file: None,
+                extracted: Some(extract::extract_zip(
+                    io::BufReader::new(blob),
+                    staging,
+                    &mut opts,
+                )?),
+            }
+        }
+        Some(_) => Produced {
+            file: None,
+            extracted,
+        },
+    };
+    Ok((produced, size))
+}

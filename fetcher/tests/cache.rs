@@ -314,3 +314,64 @@ mod serde_json_like {
         }
     }
 }
+
+#[tokio::test]
+async fn a_rejected_archive_is_never_cached() {
+    let server = TestServer::start().await;
+    let d = dirs();
+    let cache_dir = d.root.join("cache");
+    let f = cache_fetcher(&cache_dir, 1 << 30);
+    let tar = archives::tar(&[
+        E::File("ok", b"ok", 0o644),
+        E::File("../escape", b"x", 0o644),
+    ]);
+    server.file("/evil.tar.gz", archives::gz(&tar));
+    let url = server.url("/evil.tar.gz");
+    let err = f
+        .fetch(&[cached(&url)], &d.sandbox, FetchOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.ends_with("archive entry '../escape' escapes the target directory"),
+        "{err}"
+    );
+    assert!(!f.is_cached(&url));
+    assert_eq!(tree(&d.sandbox), Vec::<String>::new());
+    assert_eq!(tree(&cache_dir.join("blobs")), Vec::<String>::new());
+    assert_eq!(tree(&cache_dir.join("tmp")), Vec::<String>::new());
+    assert!(!d.root.join("escape").exists());
+}
+
+#[tokio::test]
+async fn zip_gz_and_executables_through_the_cache() {
+    let server = TestServer::start().await;
+    let d = dirs();
+    let f = cache_fetcher(&d.root.join("cache"), 1 << 30);
+    server.file(
+        "/a.zip",
+        archives::zip(&[archives::Z::File("z/inside.txt", b"zipped", 0o640)]),
+    );
+    server.file("/b.txt.gz", archives::gz(b"gunzipped"));
+    server.file("/tool", b"#!/bin/sh\n".to_vec());
+    let mut tool = cached(&server.url("/tool"));
+    tool.executable = Some(true);
+    let uris = [
+        cached(&server.url("/a.zip")),
+        cached(&server.url("/b.txt.gz")),
+        tool,
+    ];
+    for (round, expect) in [("one", CacheStatus::Miss), ("two", CacheStatus::Hit)] {
+        let s = fresh_sandbox(&d.root, round);
+        let results = f.fetch(&uris, &s, FetchOptions::default()).await.unwrap();
+        assert!(
+            results.iter().all(|r| r.cache == expect),
+            "{round}: {results:?}"
+        );
+        assert_eq!(tree(&s), ["b.txt", "tool", "z", "z/inside.txt"], "{round}");
+        assert_eq!(fs::read(s.join("z/inside.txt")).unwrap(), b"zipped");
+        assert_eq!(common::mode(&s.join("z/inside.txt")), 0o640);
+        assert_eq!(fs::read(s.join("b.txt")).unwrap(), b"gunzipped");
+        assert_eq!(common::mode(&s.join("tool")), 0o755);
+    }
+}
