@@ -298,16 +298,7 @@ impl Fetcher {
             ownership,
         };
 
-        let n = self.inner.staging_counter.fetch_add(1, Ordering::Relaxed);
-        let staging_name = OsString::from(format!(".tepui-fetch.{}.{n}", std::process::id()));
-        let staging = sandbox
-            .create_subdir(&staging_name, 0o700)
-            .map_err(|cause| FetchError::Io {
-                uri: value.clone(),
-                what: "creating staging directory in",
-                path: sandbox.path().to_path_buf(),
-                cause,
-            })?;
+        let (staging_name, staging) = self.create_staging(sandbox, &value)?;
         let staging = Arc::new(staging);
         // Removes the staging directory however this function ends, including
         // when the caller drops the future mid-fetch.
@@ -367,6 +358,34 @@ impl Fetcher {
             extracted: produced.extracted,
             paths,
         })
+    }
+
+    /// A fresh private directory in the sandbox. A name left over from a
+    /// crashed agent that had the same pid is skipped, not reused.
+    fn create_staging(
+        &self,
+        sandbox: &SafeDir,
+        uri: &str,
+    ) -> Result<(OsString, SafeDir), FetchError> {
+        let mut attempts = 0;
+        loop {
+            let n = self.inner.staging_counter.fetch_add(1, Ordering::Relaxed);
+            let name = OsString::from(format!(".tepui-fetch.{}.{n}", std::process::id()));
+            match sandbox.create_subdir(&name, 0o700) {
+                Ok(dir) => return Ok((name, dir)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 100 => {
+                    attempts += 1
+                }
+                Err(cause) => {
+                    return Err(FetchError::Io {
+                        uri: uri.to_string(),
+                        what: "creating staging directory in",
+                        path: sandbox.path().to_path_buf(),
+                        cause,
+                    });
+                }
+            }
+        }
     }
 
     /// Fetches straight from the source into staging.
