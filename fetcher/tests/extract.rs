@@ -213,3 +213,42 @@ fn corrupt_and_truncated_archives_fail_cleanly() {
     .to_string();
     assert!(err.starts_with("reading archive:"), "{err}");
 }
+
+#[test]
+fn pax_records_override_owner_and_mtime() {
+    if !is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let d = dirs();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([
+        ("uid", &b"3000000"[..]),
+        ("gid", &b"3000001"[..]),
+        ("mtime", &b"1700000000.25"[..]),
+    ])
+    .unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_path("big-ids").unwrap();
+    h.set_mode(0o600);
+    h.set_size(2);
+    h.set_mtime(5);
+    h.set_cksum();
+    b.append(&h, &b"hi"[..]).unwrap();
+    let target = SafeDir::open(&d.sandbox).unwrap();
+    let budget = Budget::unlimited();
+    let mut opts = ExtractOptions::new(&budget);
+    opts.ownership = Ownership::FromArchive;
+    extract_tar(
+        Cursor::new(b.into_inner().unwrap()),
+        Compression::None,
+        &target,
+        &mut opts,
+    )
+    .unwrap();
+    let m = fs::metadata(d.sandbox.join("big-ids")).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid(), m.mtime()),
+        (3_000_000, 3_000_001, 1_700_000_000)
+    );
+}

@@ -44,6 +44,23 @@ fn header_error(e: io::Error) -> ExtractError {
     read_error(e)
 }
 
+/// A PAX `mtime` record overrides the header's (the tar crate already applies
+/// path, link, size, uid and gid records). It may be fractional
+/// ("1600000000.5"); whole seconds suffice.
+fn pax_mtime<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Option<u64>> {
+    let Some(records) = entry.pax_extensions()? else {
+        return Ok(None);
+    };
+    for record in records {
+        let record = record?;
+        if record.key_bytes() == b"mtime" {
+            let whole = record.value().ok().and_then(|v| v.split('.').next());
+            return Ok(whole.and_then(|v| v.parse().ok()));
+        }
+    }
+    Ok(None)
+}
+
 fn unpack<R: Read>(
     reader: R,
     target: &SafeDir,
@@ -54,10 +71,11 @@ fn unpack<R: Read>(
     for entry in archive.entries().map_err(header_error)? {
         let mut entry = entry.map_err(header_error)?;
         let path = entry.path_bytes().into_owned();
+        let pax_mtime = pax_mtime(&mut entry).map_err(header_error)?;
         let header = entry.header();
         let meta = Meta {
             mode: header.mode().map_err(header_error)?,
-            mtime: header.mtime().ok(),
+            mtime: pax_mtime.or_else(|| header.mtime().ok()),
             uid: header
                 .uid()
                 .ok()
