@@ -1,6 +1,8 @@
 //! Shared helpers of the end-to-end tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fake_master;
+
 use std::path::{Path, PathBuf};
 
 /// Root-only tests call this first: without root they print why and pass,

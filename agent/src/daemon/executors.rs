@@ -11,7 +11,7 @@ use tepui_proto::v1::{AgentId, ContainerId, TaskId, TaskState, executor};
 use tokio::sync::mpsc;
 
 use super::Agent;
-use super::state::Phase;
+use super::state::{Phase, Queued};
 use super::tasks::queued_event;
 use crate::status_updates::{Accepted, TaskKey};
 
@@ -71,7 +71,30 @@ impl Agent {
             ..Default::default()
         };
         let _ = tx.send(subscribed);
-        for work in executor.queued.drain(..) {
+        // After an agent restart the executor says which tasks it already
+        // has; only the others are (re)sent.
+        let known: std::collections::HashSet<&str> = call
+            .subscribe
+            .as_ref()
+            .map(|s| {
+                s.unacknowledged_tasks
+                    .iter()
+                    .map(|t| t.task_id.value.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for mut work in executor.queued.drain(..) {
+            match &mut work {
+                Queued::Task(t) if known.contains(t.task_id.value.as_str()) => continue,
+                Queued::Group(g) => {
+                    g.tasks
+                        .retain(|t| !known.contains(t.task_id.value.as_str()));
+                    if g.tasks.is_empty() {
+                        continue;
+                    }
+                }
+                _ => {}
+            }
             let _ = tx.send(queued_event(&work));
         }
         // Kills that arrived while it was away.

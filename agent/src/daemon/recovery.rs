@@ -10,9 +10,11 @@ use std::time::Duration;
 use tepui_containerizer::spec::ContainerKind;
 use tepui_containerizer::{ContainerPath, RecoveredContainer};
 use tepui_proto::v1::task_status::Reason;
-use tepui_proto::v1::{ExecutorId, ExecutorInfo, FrameworkInfo, TaskInfo, TaskState};
+use tepui_proto::v1::{
+    ExecutorId, ExecutorInfo, FrameworkInfo, TaskGroupInfo, TaskInfo, TaskState,
+};
 
-use super::state::{Executor, Framework, Phase, RunRecord, TaskEntry};
+use super::state::{Executor, ExecutorKind, Framework, Phase, Queued, RunRecord, TaskEntry};
 use super::tasks::ExecutorRecord;
 use super::{Agent, AgentError};
 use crate::checkpoint;
@@ -112,13 +114,43 @@ impl Agent {
                             .remove(&run)
                             .filter(|c| c.termination.is_none() && c.pid.is_some());
                         let unfinished = tasks.values().any(|t| !is_terminal(t.state));
+                        // Tasks that never reported anything may never have
+                        // reached the executor: they are offered again when it
+                        // re-subscribes (it says which ones it already has).
+                        let never_started: Vec<TaskInfo> = tasks
+                            .iter()
+                            .filter(|(id, t)| {
+                                t.state == TaskState::TaskStaging
+                                    && state
+                                        .updates
+                                        .latest_state(&TaskKey {
+                                            framework: fw.clone(),
+                                            task: (*id).clone(),
+                                        })
+                                        .is_none()
+                            })
+                            .map(|(_, t)| t.info.clone())
+                            .collect();
+                        let queued = if never_started.is_empty() {
+                            Vec::new()
+                        } else if run_record.kind == ExecutorKind::Default {
+                            vec![Queued::Group(TaskGroupInfo {
+                                tasks: never_started.clone(),
+                            })]
+                        } else {
+                            never_started
+                                .iter()
+                                .cloned()
+                                .map(|t| Queued::Task(Box::new(t)))
+                                .collect()
+                        };
                         let executor = Executor {
                             info: info.clone(),
                             kind: run_record.kind,
                             container_id: run.clone(),
                             directory: run_record.directory.clone(),
                             phase: Phase::Registering,
-                            queued: Vec::new(),
+                            queued,
                             tasks,
                             subscriber: None,
                             killing: Vec::new(),
@@ -140,6 +172,18 @@ impl Agent {
                                 } else {
                                     "Executor terminated while the agent was down"
                                 };
+                                for task in &never_started {
+                                    self.agent_update_locked(
+                                        &mut state,
+                                        &fw,
+                                        &ex,
+                                        Some(&run),
+                                        &task.task_id.value,
+                                        TaskState::TaskLost,
+                                        Reason::AgentRestarted,
+                                        "The agent restarted before the task started",
+                                    );
+                                }
                                 if unfinished {
                                     self.fail_executor_tasks(
                                         &mut state,

@@ -239,6 +239,15 @@ impl Runner {
     }
 
     async fn launch(&mut self, tasks: Vec<TaskInfo>) {
+        // A task offered twice (an agent restart raced the first LAUNCH)
+        // runs once.
+        let tasks: Vec<TaskInfo> = tasks
+            .into_iter()
+            .filter(|t| !self.tasks.contains_key(&t.task_id.value))
+            .collect();
+        if tasks.is_empty() {
+            return;
+        }
         let Some(own) = self.own.clone() else {
             for task in tasks {
                 let id = task.task_id.value.clone();

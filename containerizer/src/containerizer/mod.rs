@@ -552,6 +552,27 @@ impl Containerizer {
         Ok(termination)
     }
 
+    /// SIGTERM to a supervisor with no containers: it exits and removes its
+    /// pod dir; waits a moment for that.
+    async fn stop_empty_supervisor(&self, pod: &str) {
+        let pid = std::fs::read_to_string(self.rt.supervisor_pid(pod))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok());
+        let Some(pid) = pid else {
+            return;
+        };
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        for _ in 0..200 {
+            if !self.rt.supervisor_socket(pod).exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Removes what a pod leaves once its supervisor is gone (or never
     /// started): stray processes in its cgroups, the cgroups, the pod dir.
     async fn cleanup_pod(&self, pod: &str) {
@@ -714,6 +735,18 @@ impl Containerizer {
             .map_err(|e| ContainerizerError::Setup(format!("recovery failed: {e}")))?;
         let mut found = Vec::new();
         for recovered in pods {
+            // A supervisor whose pod never got its container (the agent died
+            // between starting it and the launch) serves nothing: stop it.
+            let has_top = recovered
+                .containers
+                .iter()
+                .any(|c| c.container.is_top_level());
+            if let (Some(_), false) = (&recovered.client, has_top) {
+                tracing::warn!(pod = %recovered.pod, "supervisor without a container: stopping it");
+                self.stop_empty_supervisor(&recovered.pod).await;
+                self.cleanup_pod(&recovered.pod).await;
+                continue;
+            }
             let mut pod = Pod {
                 client: recovered.client.clone(),
                 members: BTreeMap::new(),

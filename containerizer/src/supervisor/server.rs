@@ -600,7 +600,10 @@ impl Server {
         };
         match (ctr.pid, &ctr.termination) {
             (Some(pid), None) => match nix::sys::signal::kill(pid, sig) {
-                Ok(()) => Response::Ok,
+                Ok(()) => {
+                    self.signal_others(id, pid, sig);
+                    Response::Ok
+                }
                 Err(e) => Response::Error {
                     message: format!("cannot signal {id}: {e}"),
                 },
@@ -611,9 +614,27 @@ impl Server {
         }
     }
 
+    /// Sends `sig` to every other process of the container too (`runc kill
+    /// --all`): a shell as PID 1 has no handler for SIGTERM, so the kernel
+    /// drops it, and the command it runs would never hear of the kill.
+    fn signal_others(&self, id: &ContainerPath, init: Pid, sig: Signal) {
+        let (Some(cgroups), Some(cgroup)) = (
+            &self.cgroups,
+            self.containers.get(id).and_then(|c| c.cgroup.as_deref()),
+        ) else {
+            return;
+        };
+        if let Ok(pids) = cgroups.processes(cgroup) {
+            for pid in pids.into_iter().filter(|p| *p != init.as_raw()) {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
+            }
+        }
+    }
+
     /// SIGTERM now, SIGKILL to the whole container at the deadline. Nested
     /// containers go first so a parent never outlives-then-orphans them.
     fn kill(&mut self, id: &ContainerPath, grace: Duration) {
+        let mut sigterm_all = Vec::new();
         let nested: Vec<ContainerPath> = self
             .running()
             .filter(|c| c.parts().len() > id.parts().len() && c.parts().starts_with(id.parts()))
@@ -629,9 +650,13 @@ impl Server {
             ctr.killed_by_request = true;
             if let Some(pid) = ctr.pid {
                 let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+                sigterm_all.push((target.clone(), pid));
             }
             let deadline = Instant::now() + grace;
             ctr.kill_deadline = Some(ctr.kill_deadline.map_or(deadline, |d| d.min(deadline)));
+        }
+        for (target, pid) in sigterm_all {
+            self.signal_others(&target, pid, Signal::SIGTERM);
         }
         self.escalate_kills();
     }

@@ -1,0 +1,561 @@
+//! `tepui agent` end to end: a real agent process (real containers, real
+//! cgroups, the built-in executors as real processes) linked over HTTP to
+//! a stand-in master that the test drives like a scheduler.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::fake_master::{FakeMaster, command_task, framework, scalar, state_of};
+use tepui_proto::link::{MasterEvent, master_event};
+use tepui_proto::v1::{
+    CommandInfo, ContainerInfo, DurationInfo, ExecutorId, ExecutorInfo, KillPolicy, TaskGroupInfo,
+    TaskState, container_info, executor_info,
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// One `tepui agent` process and everything it may leave behind.
+struct AgentProc {
+    child: Option<Child>,
+    dir: PathBuf,
+    port: u16,
+    cgroup_root: String,
+    master: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl AgentProc {
+    fn start(test: &str, master: &FakeMaster) -> Self {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let mut agent = AgentProc {
+            child: None,
+            dir,
+            port: free_port(),
+            cgroup_root: format!("tepui-test-{}-{test}", std::process::id()),
+            master: master.address.clone(),
+        };
+        agent.spawn();
+        agent
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("agent.log"))
+            .unwrap();
+        let child = Command::new(common::tepui_bin())
+            .args(["agent", "--master", &self.master, "--ip", "127.0.0.1"])
+            .arg(format!("--port={}", self.port))
+            .arg(format!("--work_dir={}", self.dir.join("work").display()))
+            .arg(format!("--runtime_dir={}", self.dir.join("run").display()))
+            .arg(format!("--cgroups_root={}", self.cgroup_root))
+            .args(["--resources", "cpus:2;mem:2048;disk:1024"])
+            .args(["--executor_reregistration_timeout", "20secs"])
+            .env("TEPUI_LOG", "info,tepui_agent=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL, as a crash would; containers and supervisors live on.
+    fn sigkill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
+    }
+
+    /// The executor sandboxes of a framework's executor.
+    fn executor_runs(&self, fw: &str, ex: &str) -> Vec<PathBuf> {
+        let slaves = self.dir.join("work").join("slaves");
+        let mut runs = Vec::new();
+        for agent in std::fs::read_dir(&slaves).into_iter().flatten().flatten() {
+            let dir = agent
+                .path()
+                .join("frameworks")
+                .join(fw)
+                .join("executors")
+                .join(ex)
+                .join("runs");
+            for run in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                runs.push(run.path());
+            }
+        }
+        runs
+    }
+
+    /// Every nested container's stdout under an executor's sandbox.
+    fn task_output(&self, fw: &str, ex: &str) -> String {
+        let mut out = String::new();
+        for run in self.executor_runs(fw, ex) {
+            for c in std::fs::read_dir(run.join("containers"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                out.push_str(&std::fs::read_to_string(c.path().join("stdout")).unwrap_or_default());
+            }
+        }
+        out
+    }
+
+    /// Stops the agent and asserts that no container, supervisor or cgroup
+    /// of its pods is left.
+    async fn assert_pods_gone(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let run = self.dir.join("run");
+        loop {
+            let agent_pid = self.child.as_ref().map(|c| c.id());
+            let supervisors: Vec<_> = common::processes_mentioning(&run.to_string_lossy())
+                .into_iter()
+                .filter(|(pid, _)| Some(*pid) != agent_pid)
+                .collect();
+            let pods: Vec<_> = std::fs::read_dir(run.join("pods"))
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            let cgroups: Vec<_> = common::cgroups_named(&self.cgroup_root)
+                .into_iter()
+                .filter(|c| !c.ends_with(&self.cgroup_root))
+                .collect();
+            if supervisors.is_empty() && pods.is_empty() && cgroups.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "left behind: supervisors {supervisors:?}, pods {pods:?}, cgroups {cgroups:?}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        self.sigkill();
+        for (pid, _) in common::processes_mentioning(&self.dir.to_string_lossy()) {
+            // SAFETY: signalling a pid just read from /proc.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        for dir in common::cgroups_named(&self.cgroup_root) {
+            if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    // SAFETY: as above.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        for dir in common::cgroups_named(&self.cgroup_root).iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+        if std::thread::panicking() {
+            eprintln!("--- agent log ---\n{}", self.log());
+        }
+        if let Err(e) = tepui_containerizer::safe_remove::remove_tree(&self.dir) {
+            eprintln!("left {}: {e}", self.dir.display());
+        }
+    }
+}
+
+fn states(master: &FakeMaster, task: &str) -> Vec<String> {
+    master
+        .states()
+        .into_iter()
+        .filter(|(t, _)| t == task)
+        .map(|(_, s)| s)
+        .collect()
+}
+
+/// Acknowledges every update the master has not acknowledged yet.
+fn ack_all(master: &FakeMaster, acked: &mut usize) {
+    let updates = master.updates();
+    for u in &updates[*acked..] {
+        master.acknowledge(u);
+    }
+    *acked = updates.len();
+}
+
+async fn subscribed(master: &FakeMaster, n: usize) {
+    master
+        .wait_for("the agent to subscribe", WAIT, |m| {
+            (m.subscribes() >= n).then_some(())
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_task_reports_running_then_finished_with_uuids() {
+    if !common::require_root("a_command_task_reports_running_then_finished_with_uuids") {
+        return;
+    }
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start("cmd", &master);
+    subscribed(&master, 1).await;
+    let fw = framework("cmd", true);
+    master.run_task(
+        &fw,
+        command_task("t1", "echo hello from $MESOS_SANDBOX; sleep 0.3"),
+        None,
+    );
+
+    let running = master.nth_update(1, WAIT).await;
+    assert_eq!(state_of(&running.status), TaskState::TaskRunning);
+    assert_eq!(running.status.uuid.as_ref().map(|u| u.len()), Some(16));
+    assert_eq!(running.executor_id.as_ref().unwrap().value, "t1");
+    master.acknowledge(&running);
+    let finished = master.nth_update(2, WAIT).await;
+    assert_eq!(
+        state_of(&finished.status),
+        TaskState::TaskFinished,
+        "{:?}",
+        finished.status
+    );
+    assert_ne!(finished.status.uuid, running.status.uuid);
+    master.acknowledge(&finished);
+
+    // The executor exits once its last update is acknowledged.
+    master
+        .wait_for("the executor to exit", WAIT, |m| {
+            (!m.exits().is_empty()).then_some(())
+        })
+        .await;
+    let out = agent.task_output("cmd-fw", "t1");
+    assert!(out.starts_with("hello from /"), "{out}");
+    assert_eq!(states(&master, "t1"), ["TASK_RUNNING", "TASK_FINISHED"]);
+    agent.assert_pods_gone().await;
+}
+
+fn default_executor(id: &str, fw: &tepui_proto::v1::FrameworkInfo) -> ExecutorInfo {
+    ExecutorInfo {
+        r#type: Some(executor_info::Type::Default as i32),
+        executor_id: ExecutorId { value: id.into() },
+        framework_id: fw.id.clone(),
+        resources: vec![scalar("cpus", 0.1), scalar("mem", 32.0)],
+        container: Some(ContainerInfo {
+            r#type: container_info::Type::Mesos as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_one_task_of_a_group_fails_the_other_is_killed_within_its_grace_period() {
+    if !common::require_root(
+        "when_one_task_of_a_group_fails_the_other_is_killed_within_its_grace_period",
+    ) {
+        return;
+    }
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start("group", &master);
+    subscribed(&master, 1).await;
+    let fw = framework("group", true);
+    let mut failing = command_task("fails", "sleep 1; exit 3");
+    failing.agent_id = Default::default();
+    // Ignores SIGTERM: only the SIGKILL at the end of its 1 s grace ends it.
+    let mut stubborn = command_task("stubborn", "trap '' TERM; while true; do sleep 0.1; done");
+    stubborn.kill_policy = Some(KillPolicy {
+        grace_period: Some(DurationInfo {
+            nanoseconds: 1_000_000_000,
+        }),
+    });
+    master.send(MasterEvent {
+        r#type: Some(master_event::Type::RunTaskGroup as i32),
+        run_task_group: Some(master_event::RunTaskGroup {
+            framework: fw.clone(),
+            executor: default_executor("pod", &fw),
+            task_group: TaskGroupInfo {
+                tasks: vec![failing, stubborn],
+            },
+        }),
+        ..Default::default()
+    });
+    let mut acked = 0;
+    let failed_at = master
+        .wait_for("the failing task to fail", WAIT, |m| {
+            ack_all(m, &mut acked);
+            states(m, "fails")
+                .contains(&"TASK_FAILED".to_string())
+                .then(Instant::now)
+        })
+        .await;
+    let killed_at = master
+        .wait_for("the other task to be killed", WAIT, |m| {
+            ack_all(m, &mut acked);
+            states(m, "stubborn")
+                .contains(&"TASK_KILLED".to_string())
+                .then(Instant::now)
+        })
+        .await;
+    let took = killed_at - failed_at;
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(4),
+        "killed {took:?} after the failure (grace 1 s)"
+    );
+    let failed = master
+        .updates()
+        .into_iter()
+        .find(|u| u.status.task_id.value == "fails" && state_of(&u.status) == TaskState::TaskFailed)
+        .unwrap();
+    assert!(
+        failed.status.message().contains("status 3"),
+        "{:?}",
+        failed.status
+    );
+    master
+        .wait_for("the executor to exit", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (!m.exits().is_empty()).then_some(())
+        })
+        .await;
+    // Mesos's task sandbox link exists for both tasks.
+    let run = agent.executor_runs("group-fw", "pod").pop().unwrap();
+    assert!(run.join("tasks").join("fails").exists());
+    agent.assert_pods_gone().await;
+}
+
+/// A custom executor written against nothing but Mesos's documented
+/// environment and executor HTTP API (JSON), in Python.
+const PYTHON_EXECUTOR: &str = r#"
+import http.client, json, os, sys, uuid, base64, time, threading
+
+host, port = os.environ["MESOS_AGENT_ENDPOINT"].split(":")
+fw = os.environ["MESOS_FRAMEWORK_ID"]
+ex = os.environ["MESOS_EXECUTOR_ID"]
+assert os.environ["MESOS_DIRECTORY"] == os.environ["MESOS_SANDBOX"]
+assert os.environ["MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"].endswith("secs")
+
+def call(body):
+    c = http.client.HTTPConnection(host, int(port))
+    c.request("POST", "/api/v1/executor", json.dumps(body),
+              {"Content-Type": "application/json", "Accept": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    assert r.status == 202, (r.status, data)
+
+def update(task_id, state):
+    u = base64.b64encode(uuid.uuid4().bytes).decode()
+    call({"type": "UPDATE", "framework_id": {"value": fw}, "executor_id": {"value": ex},
+          "update": {"status": {"task_id": task_id, "state": state, "source": "SOURCE_EXECUTOR", "uuid": u}}})
+    return u
+
+conn = http.client.HTTPConnection(host, int(port))
+conn.request("POST", "/api/v1/executor",
+             json.dumps({"type": "SUBSCRIBE", "framework_id": {"value": fw}, "executor_id": {"value": ex},
+                         "subscribe": {}}),
+             {"Content-Type": "application/json", "Accept": "application/json"})
+resp = conn.getresponse()
+assert resp.status == 200, resp.status
+pending = set()
+done = False
+while True:
+    line = resp.fp.readline()
+    if not line:
+        break
+    size = int(line.strip())
+    event = json.loads(resp.fp.read(size))
+    kind = event["type"]
+    if kind == "LAUNCH":
+        task = event["launch"]["task"]
+        pending.add(update(task["task_id"], "TASK_RUNNING"))
+        print("custom executor ran", task["task_id"]["value"], flush=True)
+        pending.add(update(task["task_id"], "TASK_FINISHED"))
+        done = True
+    elif kind == "ACKNOWLEDGED":
+        pending.discard(event["acknowledged"]["uuid"])
+    if done and not pending:
+        sys.exit(0)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_executor_using_only_the_documented_api_works() {
+    if !common::require_root("a_custom_executor_using_only_the_documented_api_works") {
+        return;
+    }
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start("custom", &master);
+    subscribed(&master, 1).await;
+    let script = agent.dir.join("executor.py");
+    std::fs::write(&script, PYTHON_EXECUTOR).unwrap();
+    let fw = framework("custom", false);
+    let executor = ExecutorInfo {
+        r#type: Some(executor_info::Type::Custom as i32),
+        executor_id: ExecutorId { value: "py".into() },
+        framework_id: fw.id.clone(),
+        command: Some(CommandInfo {
+            value: Some(format!("exec python3 {}", script.display())),
+            ..Default::default()
+        }),
+        resources: vec![scalar("cpus", 0.1), scalar("mem", 64.0)],
+        ..Default::default()
+    };
+    let mut task = command_task("py-task", "unused");
+    task.command = None;
+    task.executor = Some(executor.clone());
+    master.run_task(&fw, task, Some(executor));
+    let mut acked = 0;
+    master
+        .wait_for("TASK_FINISHED from the custom executor", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (states(m, "py-task") == ["TASK_RUNNING", "TASK_FINISHED"]).then_some(())
+        })
+        .await;
+    master
+        .wait_for("the executor to exit", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (!m.exits().is_empty()).then_some(())
+        })
+        .await;
+    let stdout =
+        std::fs::read_to_string(agent.executor_runs("custom-fw", "py")[0].join("stdout")).unwrap();
+    assert!(stdout.contains("custom executor ran py-task"), "{stdout}");
+    agent.assert_pods_gone().await;
+}
+
+/// Distinct updates (by uuid) of a task, in the order first received.
+fn distinct_states(master: &FakeMaster, task: &str) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    master
+        .updates()
+        .into_iter()
+        .filter(|u| u.status.task_id.value == task)
+        .filter(|u| seen.insert(u.status.uuid.clone()))
+        .map(|u| state_of(&u.status).as_str_name().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_survive_agent_sigkills_at_three_points_and_executors_resubscribe() {
+    let test = "updates_survive_agent_sigkills_at_three_points_and_executors_resubscribe";
+    if !common::require_root(test) {
+        return;
+    }
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start("crash", &master);
+    subscribed(&master, 1).await;
+    let fw = framework("crash", true);
+
+    // 1. Mid-launch: the agent dies right after accepting the task.
+    master.run_task(&fw, command_task("early", "sleep 1"), None);
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    agent.sigkill();
+    agent.spawn();
+    subscribed(&master, 2).await;
+    let mut acked = 0;
+    master
+        .wait_for("the early task to end", WAIT, |m| {
+            ack_all(m, &mut acked);
+            distinct_states(m, "early")
+                .last()
+                .filter(|s| *s != "TASK_RUNNING")
+                .cloned()
+        })
+        .await;
+    let early = distinct_states(&master, "early");
+    assert!(
+        early == ["TASK_RUNNING", "TASK_FINISHED"] || early == ["TASK_LOST"],
+        "mid-launch crash gave {early:?}"
+    );
+
+    // 2. TASK_RUNNING sent but not acknowledged when the agent dies.
+    let before = master.updates().len();
+    master.run_task(&fw, command_task("middle", "sleep 2"), None);
+    let running = master
+        .wait_for("RUNNING of the middle task", WAIT, |m| {
+            m.updates()[before..]
+                .iter()
+                .find(|u| u.status.task_id.value == "middle")
+                .cloned()
+        })
+        .await;
+    acked = master.updates().len();
+    agent.sigkill();
+    agent.spawn();
+    subscribed(&master, 3).await;
+    // The same update (same uuid) comes again from the checkpoint.
+    master
+        .wait_for("RUNNING to be resent", WAIT, |m| {
+            m.updates()[acked..]
+                .iter()
+                .any(|u| u.status.uuid == running.status.uuid)
+                .then_some(())
+        })
+        .await;
+    // 3. The task finishes while the agent is down: the executor keeps the
+    // update and hands it over when it re-subscribes.
+    agent.sigkill();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    agent.spawn();
+    subscribed(&master, 4).await;
+    acked = 0;
+    master
+        .wait_for("FINISHED of the middle task", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (distinct_states(m, "middle") == ["TASK_RUNNING", "TASK_FINISHED"]).then_some(())
+        })
+        .await;
+    let log = agent.log();
+    assert!(log.contains("executor subscribed"), "{log}");
+    master
+        .wait_for("both executors to be gone", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (m.exits().len() >= 2).then_some(())
+        })
+        .await;
+    agent.assert_pods_gone().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_command_task_reports_task_killed() {
+    if !common::require_root("killing_a_command_task_reports_task_killed") {
+        return;
+    }
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start("kill", &master);
+    subscribed(&master, 1).await;
+    let fw = framework("kill", true);
+    master.run_task(&fw, command_task("victim", "sleep 100"), None);
+    let mut acked = 0;
+    master
+        .wait_for("RUNNING", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (states(m, "victim") == ["TASK_RUNNING"]).then_some(())
+        })
+        .await;
+    master.kill_task(&fw, "victim");
+    master
+        .wait_for("TASK_KILLED", WAIT, |m| {
+            ack_all(m, &mut acked);
+            states(m, "victim")
+                .contains(&"TASK_KILLED".to_string())
+                .then_some(())
+        })
+        .await;
+    master
+        .wait_for("the executor to exit", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (!m.exits().is_empty()).then_some(())
+        })
+        .await;
+    agent.assert_pods_gone().await;
+}
