@@ -171,6 +171,10 @@ impl Drop for AgentProc {
         if std::thread::panicking() {
             eprintln!("--- agent log ---\n{}", self.log());
         }
+        if std::env::var_os("TEPUI_TEST_KEEP").is_some() {
+            eprintln!("kept {}", self.dir.display());
+            return;
+        }
         if let Err(e) = tepui_containerizer::safe_remove::remove_tree(&self.dir) {
             eprintln!("left {}: {e}", self.dir.display());
         }
@@ -369,11 +373,11 @@ assert resp.status == 200, resp.status
 pending = set()
 done = False
 while True:
-    line = resp.fp.readline()
+    line = resp.readline()
     if not line:
         break
     size = int(line.strip())
-    event = json.loads(resp.fp.read(size))
+    event = json.loads(resp.read(size))
     kind = event["type"]
     if kind == "LAUNCH":
         task = event["launch"]["task"]
@@ -455,9 +459,22 @@ async fn updates_survive_agent_sigkills_at_three_points_and_executors_resubscrib
     subscribed(&master, 1).await;
     let fw = framework("crash", true);
 
-    // 1. Mid-launch: the agent dies right after accepting the task.
+    // 1. Mid-launch: the agent dies right after checkpointing the task,
+    // while its executor container is being started.
     master.run_task(&fw, command_task("early", "sleep 1"), None);
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    let runs = agent
+        .dir
+        .join("work/meta/frameworks/crash-fw/executors/early/runs");
+    let deadline = Instant::now() + WAIT;
+    while !std::fs::read_dir(&runs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|run| run.path().join("tasks/early/task.json").exists())
+    {
+        assert!(Instant::now() < deadline, "the task was never checkpointed");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     agent.sigkill();
     agent.spawn();
     subscribed(&master, 2).await;
@@ -516,12 +533,26 @@ async fn updates_survive_agent_sigkills_at_three_points_and_executors_resubscrib
         .await;
     let log = agent.log();
     assert!(log.contains("executor subscribed"), "{log}");
+    // The early executor never ran (the master learns that from the
+    // executor list of the re-registration); the middle one exits.
     master
-        .wait_for("both executors to be gone", WAIT, |m| {
+        .wait_for("the middle executor to exit", WAIT, |m| {
             ack_all(m, &mut acked);
-            (m.exits().len() >= 2).then_some(())
+            m.exits()
+                .iter()
+                .any(|e| e.executor_id.value == "middle")
+                .then_some(())
         })
         .await;
+    let last = master.last_subscribe().unwrap();
+    assert!(
+        last.subscribe
+            .unwrap()
+            .executors
+            .iter()
+            .all(|e| e.executor_id.value != "early"),
+        "a dead executor was re-registered"
+    );
     agent.assert_pods_gone().await;
 }
 

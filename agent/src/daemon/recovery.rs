@@ -110,6 +110,12 @@ impl Agent {
                                 );
                             }
                         }
+                        if run_record.completed {
+                            // Its end was handled before; only its tasks'
+                            // unacknowledged updates (recovered above) matter.
+                            containers.remove(&run);
+                            continue;
+                        }
                         let live = containers
                             .remove(&run)
                             .filter(|c| c.termination.is_none() && c.pid.is_some());
@@ -196,6 +202,7 @@ impl Agent {
                                 }
                                 self.forget_executor(&mut state, &fw, &ex);
                                 state.containers.remove(&run);
+                                self.mark_run_completed(&fw, &ex, &run);
                                 to_remove.push((run.clone(), live.is_some()));
                             }
                         }
@@ -227,8 +234,9 @@ impl Agent {
             } else {
                 self.containerizer.remove(&id).await
             };
-            if let Err(e) = result {
-                tracing::warn!(container = %container, "cleanup at recovery: {e}");
+            match result {
+                Ok(()) | Err(tepui_containerizer::ContainerizerError::Unknown(_)) => {}
+                Err(e) => tracing::warn!(container = %container, "cleanup at recovery: {e}"),
             }
         }
         for (fw, ex, container) in to_watch {

@@ -121,4 +121,8 @@ pub struct RunRecord {
     pub container_id: String,
     pub kind: ExecutorKind,
     pub directory: PathBuf,
+    /// Set once the run's end was handled (its unfinished tasks got their
+    /// terminal updates): a later recovery must not do it again.
+    #[serde(default)]
+    pub completed: bool,
 }

@@ -231,6 +231,7 @@ impl Agent {
                         container_id: container_id.clone(),
                         kind,
                         directory: directory.clone(),
+                        completed: false,
                     },
                 )
             })
@@ -519,6 +520,7 @@ impl Agent {
                 );
                 self.forget_executor(&mut state, fw, ex);
             }
+            self.mark_run_completed(fw, ex, container_id);
             state.containers.remove(container_id);
         }
         if let Ok(id) = ContainerPath::new(vec![container_id.to_string()])
@@ -545,6 +547,21 @@ impl Agent {
             if let Err(e) = link.send(call).await {
                 tracing::debug!("EXECUTOR_EXITED not delivered: {e}");
             }
+        }
+    }
+
+    /// Records that a run's end was handled, so recovery leaves it alone.
+    pub(super) fn mark_run_completed(&self, fw: &str, ex: &str, container: &str) {
+        let path = self.work.run_file(fw, ex, container);
+        match checkpoint::read_json::<RunRecord>(&path) {
+            Ok(Some(mut record)) => {
+                record.completed = true;
+                if let Err(e) = checkpoint::write_json(&path, &record) {
+                    tracing::error!("{e}");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!("{e}"),
         }
     }
 

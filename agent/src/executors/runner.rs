@@ -354,7 +354,20 @@ impl Runner {
                 }),
                 ..Default::default()
             };
-            let result = client.operator(&call, "WAIT_CONTAINER").await;
+            // An agent restart breaks the connection, not the container:
+            // only an answer from the agent ends the wait.
+            let mut backoff = Duration::from_millis(100);
+            let result = loop {
+                match client.operator(&call, "WAIT_CONTAINER").await {
+                    Err(ExecutorError::Agent { message, .. }) => {
+                        tracing::debug!("waiting for the task again after: {message}");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2)
+                            .min(client.env.backoff_max.max(Duration::from_millis(100)));
+                    }
+                    other => break other,
+                }
+            };
             let remove = agent::Call {
                 r#type: Some(agent::call::Type::RemoveContainer as i32),
                 remove_container: Some(agent::call::RemoveContainer {
@@ -497,8 +510,19 @@ impl Runner {
             }),
             ..Default::default()
         };
-        if let Err(e) = self.client.operator(&call, "KILL_CONTAINER").await {
-            tracing::warn!("cannot signal {}: {e}", container.value);
+        // Retried while the agent is unreachable (restarting).
+        for attempt in 0..50 {
+            match self.client.operator(&call, "KILL_CONTAINER").await {
+                Err(ExecutorError::Agent { message, .. }) if attempt < 49 => {
+                    tracing::debug!("signal not delivered yet: {message}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    tracing::warn!("cannot signal {}: {e}", container.value);
+                    return;
+                }
+                Ok(_) => return,
+            }
         }
     }
 
