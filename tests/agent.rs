@@ -590,3 +590,141 @@ async fn killing_a_command_task_reports_task_killed() {
         .await;
     agent.assert_pods_gone().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifacts_are_fetched_into_the_sandbox_and_a_bad_uri_fails_the_task() {
+    if !common::require_root("artifacts_are_fetched_into_the_sandbox_and_a_bad_uri_fails_the_task")
+    {
+        return;
+    }
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start("fetch", &master);
+    subscribed(&master, 1).await;
+    // An artifact the way workloads ship them: a tarball with a script.
+    let src = agent.dir.join("artifact-src");
+    std::fs::create_dir_all(src.join("my-artifact")).unwrap();
+    std::fs::write(src.join("my-artifact/run.sh"), "echo artifact ran\n").unwrap();
+    let tarball = agent.dir.join("my-artifact.tar.gz");
+    let status = Command::new("tar")
+        .arg("czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&src)
+        .arg("my-artifact")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let fw = framework("fetch", true);
+    let uri = |value: String| tepui_proto::v1::command_info::Uri {
+        value,
+        ..Default::default()
+    };
+    let mut good = command_task("good", "sh ./my-artifact/run.sh");
+    good.command
+        .as_mut()
+        .unwrap()
+        .uris
+        .push(uri(format!("file://{}", tarball.display())));
+    master.run_task(&fw, good, None);
+    let missing = format!("http://{}/no/such/artifact.tgz", master.address);
+    let mut bad = command_task("bad", "true");
+    bad.command
+        .as_mut()
+        .unwrap()
+        .uris
+        .push(uri(missing.clone()));
+    master.run_task(&fw, bad, None);
+
+    let mut acked = 0;
+    master
+        .wait_for("both tasks to end", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (states(m, "good").contains(&"TASK_FINISHED".to_string())
+                && states(m, "bad").contains(&"TASK_FAILED".to_string()))
+            .then_some(())
+        })
+        .await;
+    assert!(
+        agent
+            .task_output("fetch-fw", "good")
+            .contains("artifact ran")
+    );
+    let failed = master
+        .updates()
+        .into_iter()
+        .find(|u| u.status.task_id.value == "bad" && state_of(&u.status) == TaskState::TaskFailed)
+        .unwrap();
+    let message = failed.status.message().to_string();
+    assert!(
+        message.contains(&missing) && message.contains("404"),
+        "{message}"
+    );
+    assert_eq!(
+        failed.status.reason,
+        Some(tepui_proto::v1::task_status::Reason::ContainerLaunchFailed as i32)
+    );
+    master
+        .wait_for("both executors to exit", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (m.exits().len() >= 2).then_some(())
+        })
+        .await;
+    agent.assert_pods_gone().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_agent_but_not_its_tasks() {
+    if !common::require_root("sigterm_stops_the_agent_but_not_its_tasks") {
+        return;
+    }
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start("term", &master);
+    subscribed(&master, 1).await;
+    let fw = framework("term", true);
+    master.run_task(&fw, command_task("long", "sleep 100"), None);
+    let mut acked = 0;
+    master
+        .wait_for("RUNNING", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (states(m, "long") == ["TASK_RUNNING"]).then_some(())
+        })
+        .await;
+    let mut child = agent.child.take().unwrap();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the agent ignored SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let run = agent.dir.join("run");
+    assert!(
+        !common::processes_mentioning(&run.to_string_lossy()).is_empty(),
+        "the supervisor went away with the agent"
+    );
+    // A new agent takes over; the task is still there to be killed.
+    agent.spawn();
+    subscribed(&master, 2).await;
+    master
+        .wait_for("the executor to re-subscribe", WAIT, |_| {
+            (agent.log().matches("executor subscribed").count() >= 2).then_some(())
+        })
+        .await;
+    master.kill_task(&fw, "long");
+    master
+        .wait_for("TASK_KILLED", WAIT, |m| {
+            ack_all(m, &mut acked);
+            states(m, "long")
+                .contains(&"TASK_KILLED".to_string())
+                .then_some(())
+        })
+        .await;
+    agent.assert_pods_gone().await;
+}

@@ -39,7 +39,14 @@ pub async fn run(
     agent.start().await?;
     tracing::info!(%address, "agent serving");
     notify_systemd_ready();
-    http::serve(Arc::clone(&agent), listener, shutdown)
+    // On shutdown, end the executors' streams (they re-subscribe to the
+    // next agent) so the server can drain.
+    let token = agent.shutdown.clone();
+    let stop = async move {
+        shutdown.await;
+        token.cancel();
+    };
+    http::serve(Arc::clone(&agent), listener, stop)
         .await
         .map_err(|source| AgentError::Listen {
             address: address.to_string(),

@@ -6,6 +6,7 @@
 //! call.
 
 mod executors;
+mod fetch;
 mod link_loop;
 mod recovery;
 pub mod state;
@@ -68,6 +69,10 @@ pub struct Agent {
     pub(crate) started: Instant,
     pub(crate) started_unix: f64,
     pub(crate) metrics: Metrics,
+    pub(crate) fetcher: tepui_fetcher::Fetcher,
+    /// Cancelled on SIGTERM: long-lived streams (executor subscriptions)
+    /// end so the HTTP server can stop.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 #[derive(Debug, Default)]
@@ -148,6 +153,14 @@ impl Agent {
             Some(master) => Some(Arc::new(HttpLink::new(master)?)),
             None => None,
         };
+        let fetcher = tepui_fetcher::Fetcher::new(tepui_fetcher::FetcherConfig {
+            cache_dir: config.fetcher_cache_dir.clone(),
+            cache_size_bytes: config.fetcher_cache_size_bytes,
+            stall_timeout: config.fetcher_stall_timeout,
+            frameworks_home: config.frameworks_home.clone(),
+            ..Default::default()
+        })
+        .map_err(|e| AgentError::Config(format!("fetcher: {e}")))?;
         let started_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
@@ -163,6 +176,8 @@ impl Agent {
             started: Instant::now(),
             started_unix,
             metrics: Metrics::default(),
+            fetcher,
+            shutdown: tokio_util::sync::CancellationToken::new(),
         }))
     }
 

@@ -292,7 +292,7 @@ impl Agent {
         kind: ExecutorKind,
         container_id: &str,
         directory: &std::path::Path,
-    ) -> Result<LaunchSpec, String> {
+    ) -> Result<(LaunchSpec, Vec<tepui_fetcher::Uri>), String> {
         let id = ContainerPath::new(vec![container_id.to_string()]).map_err(|e| e.to_string())?;
         let command_info = match kind {
             ExecutorKind::Default => CommandInfo {
@@ -369,7 +369,7 @@ impl Agent {
             env.push(("RUST_LOG".to_string(), filter));
         }
         spec.env = env;
-        Ok(spec)
+        Ok((spec, command_info.uris.clone()))
     }
 
     async fn launch_executor(
@@ -377,14 +377,20 @@ impl Agent {
         fw: String,
         ex: String,
         container_id: String,
-        spec: Result<LaunchSpec, String>,
+        spec: Result<(LaunchSpec, Vec<tepui_fetcher::Uri>), String>,
     ) {
         let result = match spec {
-            Ok(spec) => self
-                .containerizer
-                .launch(spec)
+            Ok((spec, uris)) => match self
+                .fetch_uris(&uris, &spec.sandbox_dir, spec.user.as_deref())
                 .await
-                .map_err(|e| e.to_string()),
+            {
+                Ok(()) => self
+                    .containerizer
+                    .launch(spec)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(message) => Err(message),
+            },
             Err(message) => Err(message),
         };
         match result {

@@ -76,6 +76,7 @@ fn subscription(
     format: ResponseFormat,
 ) -> Response {
     let heartbeat = agent.config.heartbeat_interval;
+    let shutdown = agent.shutdown.clone();
     let guard = Disconnect {
         agent,
         fw: call.framework_id.value.clone(),
@@ -86,20 +87,24 @@ fn subscription(
     ticker.reset();
     let stream = futures_util::stream::unfold(
         (events, ticker, guard),
-        move |(mut events, mut ticker, guard)| async move {
-            let event = tokio::select! {
-                event = events.recv() => event?,
-                _ = ticker.tick() => executor::Event {
-                    r#type: Some(executor::event::Type::Heartbeat as i32),
-                    ..Default::default()
-                },
-            };
-            let mut record = BytesMut::new();
-            encode_record(format.message_format, &event, &mut record);
-            Some((
-                Ok::<_, std::convert::Infallible>(record.freeze()),
-                (events, ticker, guard),
-            ))
+        move |(mut events, mut ticker, guard)| {
+            let shutdown = shutdown.clone();
+            async move {
+                let event = tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    event = events.recv() => event?,
+                    _ = ticker.tick() => executor::Event {
+                        r#type: Some(executor::event::Type::Heartbeat as i32),
+                        ..Default::default()
+                    },
+                };
+                let mut record = BytesMut::new();
+                encode_record(format.message_format, &event, &mut record);
+                Some((
+                    Ok::<_, std::convert::Infallible>(record.freeze()),
+                    (events, ticker, guard),
+                ))
+            }
         },
     );
     let mut response = Response::new(Body::from_stream(stream));

@@ -224,6 +224,15 @@ async fn launch(
     };
     spec.env
         .push(("MESOS_CONTAINER_ID".to_string(), path.leaf().to_string()));
+    if agent.containerizer.launch_spec(&path).is_some() {
+        return StatusCode::ACCEPTED.into_response();
+    }
+    if let Err(message) = agent
+        .fetch_uris(&command.uris, &sandbox, spec.user.as_deref())
+        .await
+    {
+        return error(400, message);
+    }
     match agent.containerizer.launch(spec).await {
         Ok(_) => StatusCode::OK.into_response(),
         Err(e) => containerizer_error(e),
