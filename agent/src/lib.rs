@@ -21,6 +21,9 @@ use std::sync::Arc;
 pub use config::{AgentConfig, RecoverMode};
 pub use daemon::{Agent, AgentError};
 
+/// How long in-flight requests get after SIGTERM.
+const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs the agent until `shutdown` resolves: recovers, serves HTTP, keeps
 /// the link to the master. Containers and supervisors keep running after
 /// it returns (a restarted agent recovers them).
@@ -46,12 +49,23 @@ pub async fn run(
         shutdown.await;
         token.cancel();
     };
-    http::serve(Arc::clone(&agent), listener, stop)
-        .await
-        .map_err(|source| AgentError::Listen {
-            address: address.to_string(),
-            source,
-        })
+    // Long polls (executors' WAIT_CONTAINER) would hold the drain forever:
+    // they get a moment, then the connections are dropped and the
+    // executors retry against the next agent.
+    let token = agent.shutdown.clone();
+    let drained = async move {
+        token.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_DRAIN).await;
+    };
+    tokio::select! {
+        served = http::serve(Arc::clone(&agent), listener, stop) => {
+            served.map_err(|source| AgentError::Listen {
+                address: address.to_string(),
+                source,
+            })
+        }
+        () = drained => Ok(()),
+    }
 }
 
 /// `Type=notify` units: READY=1 once recovered and listening.
