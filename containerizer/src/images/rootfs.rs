@@ -241,37 +241,29 @@ fn finish_meta(src: &Path, dest: &Path, st: &std::fs::Metadata) -> io::Result<()
     Ok(())
 }
 
+/// Extended attribute names and values are at most 64 KiB (XATTR_SIZE_MAX).
+const XATTR_BUF: usize = 64 * 1024;
+
 fn get_xattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
-    let mut buf = vec![0u8; 256];
-    match rustix::fs::lgetxattr(path, name, &mut buf) {
+    let mut buf = vec![0u8; XATTR_BUF];
+    match rustix::fs::lgetxattr(path, name, &mut buf[..]) {
         Ok(n) => {
             buf.truncate(n);
             Ok(Some(buf))
         }
         Err(rustix::io::Errno::NODATA) | Err(rustix::io::Errno::NOTSUP) => Ok(None),
-        Err(rustix::io::Errno::RANGE) => {
-            let n = rustix::fs::lgetxattr(path, name, &mut [0u8; 0][..])?;
-            let mut big = vec![0u8; n];
-            let n = rustix::fs::lgetxattr(path, name, &mut big)?;
-            big.truncate(n);
-            Ok(Some(big))
-        }
         Err(e) => Err(e.into()),
     }
 }
 
 /// Copies extended attributes except overlay's own markers.
 fn copy_xattrs(src: &Path, dest: &Path) -> io::Result<()> {
-    let n = match rustix::fs::llistxattr(src, &mut [0u8; 0][..]) {
+    let mut names = vec![0u8; XATTR_BUF];
+    let n = match rustix::fs::llistxattr(src, &mut names[..]) {
         Ok(n) => n,
         Err(rustix::io::Errno::NOTSUP) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    if n == 0 {
-        return Ok(());
-    }
-    let mut names = vec![0u8; n];
-    let n = rustix::fs::llistxattr(src, &mut names)?;
     for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
         let name = std::ffi::OsStr::from_bytes(name);
         let shown = name.to_string_lossy();

@@ -108,10 +108,21 @@ enum AuthState {
 pub struct RegistryClient {
     http: reqwest::Client,
     config: RegistryConfig,
-    auth: Mutex<HashMap<(String, String), AuthState>>,
+    /// Keyed by endpoint, repository and the credentials' basic header, so
+    /// a pull with other (or no) credentials never reuses a session.
+    auth: Mutex<HashMap<(String, String, String), AuthState>>,
     /// Blob GET requests sent (resumptions included): tests check that
     /// concurrent pulls fetch each blob once.
     blob_requests: AtomicU64,
+}
+
+fn auth_key(repo: &Repository) -> (String, String, String) {
+    let who = repo
+        .credentials
+        .as_ref()
+        .map(Credentials::basic_header)
+        .unwrap_or_default();
+    (repo.base.clone(), repo.name.clone(), who)
 }
 
 fn host_of(url: &str) -> &str {
@@ -202,7 +213,7 @@ impl RegistryClient {
         self.config.backoff.saturating_mul(1u32 << attempt.min(10))
     }
 
-    fn cached_auth(&self, key: &(String, String)) -> Option<String> {
+    fn cached_auth(&self, key: &(String, String, String)) -> Option<String> {
         let map = self.auth.lock().unwrap_or_else(|e| e.into_inner());
         match map.get(key) {
             Some(AuthState::Basic(h)) => Some(h.clone()),
@@ -230,7 +241,7 @@ impl RegistryClient {
         let challenge = header.and_then(Challenge::parse).ok_or_else(|| {
             unauthorized("registry answered 401 without a usable WWW-Authenticate challenge".into())
         })?;
-        let key = (repo.base.clone(), repo.name.clone());
+        let key = auth_key(repo);
         let state = match challenge.scheme.as_str() {
             "basic" => {
                 let creds = repo.credentials.as_ref().ok_or_else(|| {
@@ -315,7 +326,7 @@ impl RegistryClient {
         range_from: u64,
     ) -> Result<reqwest::Response, RegistryError> {
         let url = format!("{}/v2/{}/{}", repo.base, repo.name, path);
-        let key = (repo.base.clone(), repo.name.clone());
+        let key = auth_key(repo);
         let mut attempt = 0u32;
         let mut reauthenticated = false;
         loop {
