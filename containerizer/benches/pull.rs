@@ -160,7 +160,10 @@ fn main() {
         );
     }
     remove_tree(&work).unwrap();
-    let _ = remove_tree(Path::new(&format!("/tmp/tepui-bench-podman-{}", std::process::id())));
+    let _ = remove_tree(Path::new(&format!(
+        "/tmp/tepui-bench-podman-{}",
+        std::process::id()
+    )));
     let m = median(&mut ours);
     let su = median(&mut skopeo_umoci);
     let g = median(&mut gzip);

@@ -83,7 +83,7 @@ mod tests {
 
     fn launch(command: Command) -> LaunchSpec {
         LaunchSpec::new(
-            ContainerPath::parse("c1").unwrap(),
+            ContainerPath::new(vec!["c1".to_string()]).unwrap(),
             ContainerKind::Task,
             command,
             "/tmp/sandbox",

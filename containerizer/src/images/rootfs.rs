@@ -159,11 +159,11 @@ fn copy_dir(src: &Path, dest: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -
             continue;
         }
         remove_any(&d, existing.as_ref())?;
-        if st.nlink() > 1 {
-            if let Some(first) = links.get(&(st.dev(), st.ino())) {
-                std::fs::hard_link(first, &d)?;
-                continue;
-            }
+        if st.nlink() > 1
+            && let Some(first) = links.get(&(st.dev(), st.ino()))
+        {
+            std::fs::hard_link(first, &d)?;
+            continue;
         }
         if ft.is_file() {
             let mut from = std::fs::File::open(&s)?;
@@ -270,10 +270,10 @@ fn copy_xattrs(src: &Path, dest: &Path) -> io::Result<()> {
         if shown.starts_with("trusted.overlay.") {
             continue;
         }
-        if let Some(value) = get_xattr(src, &shown)? {
-            if let Err(e) = rustix::fs::lsetxattr(dest, name, &value, XattrFlags::empty()) {
-                tracing::warn!(path = %dest.display(), xattr = %shown, error = %e, "extended attribute not copied");
-            }
+        if let Some(value) = get_xattr(src, &shown)?
+            && let Err(e) = rustix::fs::lsetxattr(dest, name, &value, XattrFlags::empty())
+        {
+            tracing::warn!(path = %dest.display(), xattr = %shown, error = %e, "extended attribute not copied");
         }
     }
     Ok(())

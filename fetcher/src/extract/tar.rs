@@ -63,10 +63,11 @@ fn pax_records<R: Read>(
         if key == b"mtime" {
             let whole = record.value().ok().and_then(|v| v.split('.').next());
             mtime = whole.and_then(|v| v.parse().ok());
-        } else if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-            if want_xattrs && !name.is_empty() {
-                xattrs.push((name.to_vec(), record.value_bytes().to_vec()));
-            }
+        } else if let Some(name) = key.strip_prefix(b"SCHILY.xattr.")
+            && want_xattrs
+            && !name.is_empty()
+        {
+            xattrs.push((name.to_vec(), record.value_bytes().to_vec()));
         }
     }
     Ok((mtime, xattrs))

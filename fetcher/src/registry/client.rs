@@ -426,14 +426,14 @@ impl RegistryClient {
         } else {
             header_digest.filter(|d| d.starts_with("sha256:"))
         };
-        if let Some(expected) = expected {
-            if expected != actual {
-                return Err(RegistryError::DigestMismatch {
-                    what: format!("manifest {repo}:{reference}"),
-                    expected,
-                    actual,
-                });
-            }
+        if let Some(expected) = expected
+            && expected != actual
+        {
+            return Err(RegistryError::DigestMismatch {
+                what: format!("manifest {repo}:{reference}"),
+                expected,
+                actual,
+            });
         }
         let media_type = match content_type {
             Some(ct) if ct != "application/json" && !ct.is_empty() => ct,
