@@ -19,6 +19,15 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+log "OCI test registries: scripts/oci-testenv.sh up"
+# Installs docker-registry, skopeo, umoci, apache2-utils and busybox-static
+# with apt when missing (the registry's system service is kept from starting),
+# builds the test images offline into target/oci-testenv/oci, starts three
+# docker-registry instances on 127.0.0.1 (plain http; https + basic auth;
+# https + bearer tokens) and writes target/oci-testenv/env.json, which the
+# image tests read. Idempotent: what is already built or running is reused.
+bash scripts/oci-testenv.sh --dir "$PWD/target/oci-testenv" up
+trap 'bash scripts/oci-testenv.sh --dir "$PWD/target/oci-testenv" stop' EXIT
 log "cargo test"
 cargo test --workspace --locked
 log "nothing left behind"

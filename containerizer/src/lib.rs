@@ -10,6 +10,7 @@ pub mod atomic;
 pub mod cgroups;
 mod container_path;
 pub mod containerizer;
+pub mod images;
 pub mod paths;
 pub mod safe_remove;
 pub mod spec;

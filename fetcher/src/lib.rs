@@ -18,6 +18,7 @@ mod http;
 mod lay;
 mod local;
 mod metrics;
+pub mod registry;
 mod stream;
 pub mod uri;
 

@@ -326,6 +326,10 @@ pub struct LaunchSpec {
     /// The provisioned image rootfs; `None` = the host filesystem.
     #[serde(default)]
     pub rootfs: Option<PathBuf>,
+    /// The process's working directory inside an image rootfs (the image's
+    /// `WorkingDir`); `None` = the sandbox.
+    #[serde(default)]
+    pub working_dir: Option<String>,
     /// `ContainerInfo.hostname` (top-level containers only).
     #[serde(default)]
     pub hostname: Option<String>,
@@ -359,6 +363,7 @@ impl LaunchSpec {
             env: Vec::new(),
             sandbox_dir: sandbox_dir.into(),
             rootfs: None,
+            working_dir: None,
             hostname: None,
             linux: LinuxOptions::default(),
             rlimits: Vec::new(),

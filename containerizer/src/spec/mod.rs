@@ -276,7 +276,10 @@ fn container_process(
         launch,
         process::ProcessView {
             sandbox: Some(&layout.sandbox),
-            cwd: layout.sandbox.clone(),
+            cwd: match (&launch.rootfs, &launch.working_dir) {
+                (Some(_), Some(dir)) => PathBuf::from(dir),
+                _ => layout.sandbox.clone(),
+            },
             user: resolve(launch, &layout.user_db)?,
             capabilities: process_capabilities(launch)?,
             oom_score_adj,

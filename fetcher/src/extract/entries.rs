@@ -26,6 +26,9 @@ pub(crate) struct Meta {
     pub gid: u32,
 }
 
+/// An extended attribute from the archive: name, value.
+pub(crate) type Xattr = (Vec<u8>, Vec<u8>);
+
 pub(crate) enum Kind<'r> {
     File(&'r mut dyn Read),
     Dir,
@@ -114,11 +117,17 @@ impl<'t, 'o, 'b> Extractor<'t, 'o, 'b> {
         }
     }
 
+    /// Whether the reader should collect extended attributes at all.
+    pub(crate) fn wants_xattrs(&self) -> bool {
+        self.opts.xattrs
+    }
+
     pub(crate) fn entry(
         &mut self,
         raw_path: &[u8],
         kind: Kind<'_>,
         meta: Meta,
+        xattrs: &[Xattr],
     ) -> Result<(), ExtractError> {
         let comps = normalize(raw_path, self.opts.absolute_paths)?;
         let Some((name, parents)) = comps.split_last() else {
@@ -152,6 +161,8 @@ impl<'t, 'o, 'b> Extractor<'t, 'o, 'b> {
             entry: shown.clone(),
             cause,
         };
+        // Hard links share their target's inode (and its attributes).
+        let is_hardlink = matches!(kind, Kind::HardLink(_));
         match kind {
             Kind::File(reader) => {
                 // Taken out so that `parent` can borrow self mutably.
@@ -250,6 +261,10 @@ impl<'t, 'o, 'b> Extractor<'t, 'o, 'b> {
                 link_meta(parent, name, meta, ownership, preserve_mtime).map_err(io_err)?;
             }
         }
+        if self.opts.xattrs && !xattrs.is_empty() && !is_hardlink {
+            let parent = self.parent(parents, &shown)?;
+            set_xattrs(parent, name, xattrs, &shown)?;
+        }
         self.summary.entries += 1;
         if let Some(first) = comps.first() {
             self.summary.top_level.insert(first.clone());
@@ -297,6 +312,42 @@ fn walk_error(e: WalkError, entry: &str) -> ExtractError {
             cause,
         },
     }
+}
+
+/// Sets extended attributes on `name` without following it: the path goes
+/// through the parent's descriptor (`/proc/self/fd/N/name`, resolved by the
+/// kernel from the already-confined directory) and `lsetxattr` never follows
+/// the last component. Attributes this filesystem or kernel refuses (no
+/// support, or a namespace the extractor may not write) are logged and
+/// skipped, as tar and container runtimes do; other failures fail the entry.
+fn set_xattrs(
+    parent: &OwnedFd,
+    name: &OsStr,
+    xattrs: &[Xattr],
+    shown: &str,
+) -> Result<(), ExtractError> {
+    use std::os::fd::AsRawFd;
+    let path = PathBuf::from(format!("/proc/self/fd/{}", parent.as_raw_fd())).join(name);
+    for (key, value) in xattrs {
+        let key = OsStr::from_bytes(key);
+        match rustix::fs::lsetxattr(&path, key, value, rustix::fs::XattrFlags::empty()) {
+            Ok(()) => {}
+            Err(e) if e == Errno::NOTSUP || e == Errno::PERM || e == Errno::ACCESS => {
+                tracing::warn!(entry = %shown, xattr = %key.to_string_lossy(), error = %e,
+                    "extended attribute not restored");
+            }
+            Err(e) => {
+                return Err(ExtractError::Entry {
+                    entry: shown.to_string(),
+                    cause: io::Error::other(format!(
+                        "setting extended attribute '{}': {e}",
+                        key.to_string_lossy()
+                    )),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn make_dir(parent: &OwnedFd, name: &OsStr) -> io::Result<()> {

@@ -165,6 +165,9 @@ pub struct ExtractOptions<'a> {
     pub absolute_paths: AbsolutePaths,
     /// Restore modification times from the archive.
     pub preserve_mtime: bool,
+    /// Restore extended attributes (PAX `SCHILY.xattr.*` records). Off for
+    /// artifacts; image layers turn it on.
+    pub xattrs: bool,
     pub hook: Option<&'a mut dyn EntryHook>,
 }
 
@@ -176,6 +179,7 @@ impl<'a> ExtractOptions<'a> {
             ownership: Ownership::Current,
             absolute_paths: AbsolutePaths::Reject,
             preserve_mtime: true,
+            xattrs: false,
             hook: None,
         }
     }

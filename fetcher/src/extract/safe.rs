@@ -48,6 +48,14 @@ pub struct SafeDir {
     path: PathBuf,
 }
 
+/// For operations the handle does not wrap (mknodat, fsetxattr): the fd is
+/// the confined directory itself, so `*at` calls relative to it stay inside.
+impl AsFd for SafeDir {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
     .union(OFlags::NOFOLLOW)
@@ -149,6 +157,42 @@ impl SafeDir {
             cur = next;
         }
         Ok(cur)
+    }
+
+    /// Opens the directory at the relative path `rel` beneath this one,
+    /// creating missing components (mode 0755) when `create` is set. Fails
+    /// when a component is a symlink, `..`, or not a directory: callers outside
+    /// this crate (image whiteouts) get the same confinement as extraction.
+    pub fn open_beneath(&self, rel: &Path, create: bool) -> io::Result<SafeDir> {
+        let mut comps = Vec::new();
+        for comp in rel.components() {
+            match comp {
+                std::path::Component::Normal(c) => comps.push(c),
+                std::path::Component::CurDir => {}
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("'{}' is not a plain relative path", rel.display()),
+                    ));
+                }
+            }
+        }
+        let fd = self
+            .walk(&comps, create, Ownership::Current)
+            .map_err(|e| match e {
+                WalkError::Symlink(p) => io::Error::other(format!(
+                    "'{}' is a symlink; refusing to follow it",
+                    p.display()
+                )),
+                WalkError::NotDir(p) => {
+                    io::Error::other(format!("'{}' is not a directory", p.display()))
+                }
+                WalkError::Io(e) => e,
+            })?;
+        Ok(SafeDir {
+            fd,
+            path: self.path.join(rel),
+        })
     }
 
     /// Creates a fresh directory named `name` directly beneath this one and

@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use tar::EntryType;
 
-use super::entries::{Extractor, Kind, Meta};
+use super::entries::{Extractor, Kind, Meta, Xattr};
 use super::{Compression, ExtractError, ExtractOptions, SafeDir, Summary, read_error};
 
 /// Decompressors read in large slices; a big buffer keeps them from
@@ -44,21 +44,33 @@ fn header_error(e: io::Error) -> ExtractError {
     read_error(e)
 }
 
-/// A PAX `mtime` record overrides the header's (the tar crate already applies
-/// path, link, size, uid and gid records). It may be fractional
-/// ("1600000000.5"); whole seconds suffice.
-fn pax_mtime<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Option<u64>> {
+/// PAX records the tar crate does not apply itself (it already applies path,
+/// link, size, uid and gid): `mtime`, which may be fractional
+/// ("1600000000.5"; whole seconds suffice), and extended attributes in the
+/// spelling of GNU tar / Go's archive/tar (`SCHILY.xattr.<name>`, raw value).
+fn pax_records<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    want_xattrs: bool,
+) -> io::Result<(Option<u64>, Vec<Xattr>)> {
+    let mut mtime = None;
+    let mut xattrs = Vec::new();
     let Some(records) = entry.pax_extensions()? else {
-        return Ok(None);
+        return Ok((mtime, xattrs));
     };
     for record in records {
         let record = record?;
-        if record.key_bytes() == b"mtime" {
+        let key = record.key_bytes();
+        if key == b"mtime" {
             let whole = record.value().ok().and_then(|v| v.split('.').next());
-            return Ok(whole.and_then(|v| v.parse().ok()));
+            mtime = whole.and_then(|v| v.parse().ok());
+        } else if let Some(name) = key.strip_prefix(b"SCHILY.xattr.")
+            && want_xattrs
+            && !name.is_empty()
+        {
+            xattrs.push((name.to_vec(), record.value_bytes().to_vec()));
         }
     }
-    Ok(None)
+    Ok((mtime, xattrs))
 }
 
 fn unpack<R: Read>(
@@ -71,7 +83,8 @@ fn unpack<R: Read>(
     for entry in archive.entries().map_err(header_error)? {
         let mut entry = entry.map_err(header_error)?;
         let path = entry.path_bytes().into_owned();
-        let pax_mtime = pax_mtime(&mut entry).map_err(header_error)?;
+        let (pax_mtime, xattrs) =
+            pax_records(&mut entry, extractor.wants_xattrs()).map_err(header_error)?;
         let header = entry.header();
         let meta = Meta {
             mode: header.mode().map_err(header_error)?,
@@ -115,7 +128,7 @@ fn unpack<R: Read>(
             // carries no file.
             _ => continue,
         };
-        extractor.entry(&path, kind, meta)?;
+        extractor.entry(&path, kind, meta, &xattrs)?;
     }
     extractor.finish()
 }

@@ -72,16 +72,16 @@ pub fn extract_zip<R: Read + Seek>(
             gid: 0,
         };
         if is_dir {
-            extractor.entry(&name, Kind::Dir, meta)?;
+            extractor.entry(&name, Kind::Dir, meta, &[])?;
         } else if unix_mode.is_some_and(|m| m & S_IFMT == S_IFLNK) {
             let mut target = Vec::new();
             (&mut file)
                 .take(MAX_LINK)
                 .read_to_end(&mut target)
                 .map_err(read_error)?;
-            extractor.entry(&name, Kind::Symlink(OsString::from_vec(target)), meta)?;
+            extractor.entry(&name, Kind::Symlink(OsString::from_vec(target)), meta, &[])?;
         } else {
-            extractor.entry(&name, Kind::File(&mut file), meta)?;
+            extractor.entry(&name, Kind::File(&mut file), meta, &[])?;
         }
     }
     extractor.finish()
