@@ -102,6 +102,7 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     config.image_providers = args.image_providers;
     config.docker_registry = args.docker_registry;
     config.docker_config = from_file("docker_config", args.docker_config)?;
+    config.docker_insecure_registries = args.docker_insecure_registries;
     config.fetcher_cache_dir = args.fetcher_cache_dir;
     config.fetcher_cache_size_bytes = bytes("fetcher_cache_size", &args.fetcher_cache_size)?;
     config.fetcher_stall_timeout = duration("fetcher_stall_timeout", &args.fetcher_stall_timeout)?;

@@ -186,6 +186,9 @@ pub struct AgentArgs {
     pub docker_registry: Option<String>,
     #[arg(long = "docker_config")]
     pub docker_config: Option<String>,
+    /// Registries (`host:port`, comma-separated) spoken to over plain http.
+    #[arg(long = "docker_insecure_registries", value_delimiter = ',')]
+    pub docker_insecure_registries: Vec<String>,
     #[arg(long = "fetcher_cache_dir")]
     pub fetcher_cache_dir: Option<std::path::PathBuf>,
     /// Bytes, or with a unit: `2GB`, `512MB`.

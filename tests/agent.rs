@@ -25,6 +25,7 @@ struct AgentProc {
     port: u16,
     cgroup_root: String,
     master: String,
+    extra: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -37,6 +38,10 @@ fn free_port() -> u16 {
 
 impl AgentProc {
     fn start(test: &str, master: &FakeMaster) -> Self {
+        Self::start_with(test, master, &[])
+    }
+
+    fn start_with(test: &str, master: &FakeMaster, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap().keep();
         let mut agent = AgentProc {
             child: None,
@@ -44,6 +49,7 @@ impl AgentProc {
             port: free_port(),
             cgroup_root: format!("tepui-test-{}-{test}", std::process::id()),
             master: master.address.clone(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         agent.spawn();
         agent
@@ -63,6 +69,7 @@ impl AgentProc {
             .arg(format!("--cgroups_root={}", self.cgroup_root))
             .args(["--resources", "cpus:2;mem:2048;disk:1024"])
             .args(["--executor_reregistration_timeout", "20secs"])
+            .args(&self.extra)
             .env("TEPUI_LOG", "info,tepui_agent=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -726,5 +733,104 @@ async fn sigterm_stops_the_agent_but_not_its_tasks() {
                 .then_some(())
         })
         .await;
+    agent.assert_pods_gone().await;
+}
+
+/// Calls the agent's operator API with a JSON body; (status, body).
+async fn operator(agent: &AgentProc, body: serde_json::Value) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/api/v1", agent.port))
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_runs_in_a_pulled_image_and_its_rootfs_goes_with_it() {
+    let test = "a_container_runs_in_a_pulled_image_and_its_rootfs_goes_with_it";
+    if !common::require_root(test) {
+        return;
+    }
+    let Some(env) = common::oci_testenv(test) else {
+        return;
+    };
+    let registry = env["registries"]["plain"]["host"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start_with(
+        "image",
+        &master,
+        &["--docker_insecure_registries", &registry],
+    );
+    subscribed(&master, 1).await;
+    let image = |name: &str| serde_json::json!({"type": "MESOS", "mesos": {"image": {"type": "DOCKER", "docker": {"name": name}}}});
+    let launch = |id: &str, command: &str, container: serde_json::Value| {
+        serde_json::json!({"type": "LAUNCH_CONTAINER", "launch_container": {
+            "container_id": {"value": id},
+            "command": {"value": command},
+            "container": container,
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                          {"name": "mem", "type": "SCALAR", "scalar": {"value": 64}}]}})
+    };
+    // By tag (OCI) and by digest (Docker schema2).
+    let digest = env["registries"]["plain"]["tags"]["busybox:v2s2"]
+        .as_str()
+        .unwrap();
+    for (id, reference) in [
+        ("by-tag", format!("{registry}/busybox:latest")),
+        ("by-digest", format!("{registry}/busybox@{digest}")),
+    ] {
+        let (status, body) = operator(
+            &agent,
+            launch(
+                id,
+                "head -1 /etc/passwd; pwd; echo sandbox=$MESOS_SANDBOX",
+                image(&reference),
+            ),
+        )
+        .await;
+        assert_eq!(status, 200, "{reference}: {body}");
+        let (status, body) = operator(
+            &agent,
+            serde_json::json!({"type": "WAIT_CONTAINER", "wait_container": {"container_id": {"value": id}}}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("\"exit_status\":0"), "{body}");
+        let out =
+            std::fs::read_to_string(agent.dir.join("work/containers").join(id).join("stdout"))
+                .unwrap();
+        assert!(out.starts_with("root:"), "{out}");
+        // The image's WorkingDir ("/") is the working directory (Mesos's
+        // docker runtime rule); the sandbox is mounted where Mesos puts it.
+        assert!(out.contains("\n/\nsandbox=/mnt/mesos/sandbox"), "{out}");
+        let (status, body) = operator(
+            &agent,
+            serde_json::json!({"type": "REMOVE_CONTAINER", "remove_container": {"container_id": {"value": id}}}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // The overlay mounts went with the containers.
+    assert_eq!(common::mounts_under(&agent.dir), Vec::<String>::new());
+    // A missing image fails the launch with a message naming it.
+    let (status, body) = operator(
+        &agent,
+        launch(
+            "missing",
+            "true",
+            image(&format!("{registry}/no-such-image:1")),
+        ),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("no-such-image"), "{body}");
     agent.assert_pods_gone().await;
 }

@@ -46,10 +46,9 @@ fn help_lists_every_public_subcommand_and_hides_internal_ones() {
 #[test]
 fn unbuilt_subcommands_say_so_and_exit_non_zero() {
     for args in [
-        &["agent", "--work_dir=/tmp/x", "--port", "5051"][..],
         &["master"][..],
         &["exec", "-it", "task", "--", "sh"][..],
-        &["executor", "default"][..],
+        &["logs", "task"][..],
     ] {
         let out = tepui(args);
         assert_eq!(out.status.code(), Some(3), "{args:?}");
@@ -57,6 +56,33 @@ fn unbuilt_subcommands_say_so_and_exit_non_zero() {
         assert!(err.contains("not built yet"), "{args:?}: {err}");
         assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
     }
+}
+
+#[test]
+fn bad_agent_flags_are_refused_with_the_flag_named() {
+    let out = tepui(&["agent", "--executor_registration_timeout=soon"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--executor_registration_timeout"), "{err}");
+
+    let out = tepui(&["agent", "--recover=sometimes"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a bad enum value is a usage error"
+    );
+}
+
+#[test]
+fn an_executor_outside_an_agent_says_what_is_missing() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tepui"))
+        .args(["executor", "command"])
+        .env_remove("MESOS_AGENT_ENDPOINT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("MESOS_AGENT_ENDPOINT"), "{err}");
 }
 
 #[test]

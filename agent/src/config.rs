@@ -42,6 +42,9 @@ pub struct AgentConfig {
     pub image_providers: Option<String>,
     pub docker_registry: Option<String>,
     pub docker_config: Option<String>,
+    /// Registries (`host:port`) reached over plain http (tepui's
+    /// `--docker_insecure_registries`; Mesos has no equivalent).
+    pub docker_insecure_registries: Vec<String>,
     pub fetcher_cache_dir: Option<PathBuf>,
     pub fetcher_cache_size_bytes: u64,
     pub fetcher_stall_timeout: Duration,
@@ -79,6 +82,7 @@ impl AgentConfig {
             image_providers: None,
             docker_registry: None,
             docker_config: None,
+            docker_insecure_registries: Vec::new(),
             fetcher_cache_dir: None,
             fetcher_cache_size_bytes: 2 << 30,
             fetcher_stall_timeout: Duration::from_secs(60),

@@ -18,6 +18,7 @@ pub mod supervisor;
 
 pub use container_path::{ContainerPath, ContainerPathError};
 pub use containerizer::{
-    Containerizer, ContainerizerConfig, ContainerizerError, Launched, RecoveredContainer,
+    Containerizer, ContainerizerConfig, ContainerizerError, ImagesConfig, Launched,
+    RecoveredContainer,
 };
 pub use paths::RuntimeDir;

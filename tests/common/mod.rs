@@ -77,3 +77,28 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
         .filter(|m| m.starts_with(&prefix))
         .collect()
 }
+
+/// `target/oci-testenv/env.json` from `scripts/oci-testenv.sh up`, when its
+/// registries answer. Without it a test prints how to start it and passes,
+/// except under CI=true, where it fails.
+pub fn oci_testenv(test: &str) -> Option<serde_json::Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/oci-testenv/env.json");
+    let json: Option<serde_json::Value> = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let running = json.as_ref().is_some_and(|j| {
+        let host = j["registries"]["plain"]["host"].as_str().unwrap_or("");
+        std::net::TcpStream::connect(host).is_ok()
+    });
+    if running {
+        return json;
+    }
+    let msg = format!(
+        "{test}: the OCI test registries are not running; start them with `bash scripts/oci-testenv.sh --dir target/oci-testenv up`"
+    );
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{msg} (CI=true forbids skipping)");
+    }
+    eprintln!("skipping {msg}");
+    None
+}

@@ -130,6 +130,7 @@ impl Agent {
         cz.cgroup_mode = config.cgroup_mode;
         cz.supervisor_binary = config.tepui_binary.clone();
         cz.log = config.log;
+        cz.images = images_config(&config, &work)?;
         let containerizer = Containerizer::new(cz)?;
 
         let hostname = config
@@ -239,6 +240,57 @@ impl Agent {
         }
         Ok(())
     }
+}
+
+/// The image store under the work dir, unless `--image_providers` leaves
+/// out docker.
+fn images_config(
+    config: &AgentConfig,
+    work: &WorkDir,
+) -> Result<Option<tepui_containerizer::ImagesConfig>, AgentError> {
+    if let Some(providers) = &config.image_providers {
+        let providers: Vec<String> = providers
+            .split(',')
+            .map(|p| p.trim().to_ascii_lowercase())
+            .collect();
+        if let Some(bad) = providers
+            .iter()
+            .find(|p| p.as_str() != "docker" && !p.is_empty())
+        {
+            return Err(AgentError::Config(format!(
+                "--image_providers: '{bad}' is not supported (only 'docker')"
+            )));
+        }
+        if !providers.iter().any(|p| p == "docker") {
+            return Ok(None);
+        }
+    }
+    let mut registry = tepui_fetcher::registry::RegistryConfig {
+        http_hosts: config.docker_insecure_registries.clone(),
+        ..Default::default()
+    };
+    if let Some(default) = &config.docker_registry {
+        registry.default_registry = if default.contains("://") {
+            default.clone()
+        } else {
+            format!("https://{default}")
+        };
+        if let Some(host) = default.strip_prefix("http://") {
+            registry
+                .http_hosts
+                .push(host.trim_end_matches('/').to_string());
+        }
+    }
+    if let Some(docker_config) = &config.docker_config {
+        // Mesos takes the JSON itself (or file:// that the flag parser read).
+        let path = work.meta().join("docker-config.json");
+        checkpoint::write_bytes(&path, docker_config.as_bytes())?;
+        registry.docker_config = Some(path);
+    }
+    Ok(Some(tepui_containerizer::ImagesConfig {
+        store_dir: work.root().join("images"),
+        registry,
+    }))
 }
 
 /// Refuses `--resources`/`--attributes` that shrank since the agent last

@@ -175,6 +175,7 @@ fn containerizer_error(e: ContainerizerError) -> Response {
         | ContainerizerError::MissingRootfs { .. }
         | ContainerizerError::ShareCgroupsMismatch { .. }
         | ContainerizerError::ParentNotRunning { .. }
+        | ContainerizerError::Image { .. }
         | ContainerizerError::Launch { .. }) => error(400, e.to_string()),
         e => error(500, e.to_string()),
     }

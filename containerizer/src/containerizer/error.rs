@@ -40,6 +40,13 @@ pub enum ContainerizerError {
         container: ContainerPath,
         message: String,
     },
+    /// Pulling or provisioning the container's image failed.
+    #[error("container {container}: image {image}: {message}")]
+    Image {
+        container: ContainerPath,
+        image: String,
+        message: String,
+    },
     #[error("unknown container {0}")]
     Unknown(ContainerPath),
     #[error("container {0} already exists")]

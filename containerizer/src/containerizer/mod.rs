@@ -27,6 +27,7 @@ pub use error::ContainerizerError;
 use limits::limits_of;
 
 use crate::cgroups::{self, CgroupError, CgroupMode, Cgroups, ControlValues, pod_limits};
+use crate::images::{ImageStore, Rootfs, RootfsBackend, apply_image_config};
 use crate::spec::{ContainerKind, LaunchSpec, ResourceRequest, SpecContext};
 use crate::supervisor::SupervisorError;
 use crate::supervisor::client::{self, SupervisorClient, SupervisorExe};
@@ -56,6 +57,15 @@ pub struct ContainerizerConfig {
     pub log: LogPolicy,
     /// Mesos's `--cgroups_enable_cfs`.
     pub cfs_quota_from_request: bool,
+    /// Where pulled image layers live and how registries are reached;
+    /// `None` refuses containers with an image.
+    pub images: Option<ImagesConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImagesConfig {
+    pub store_dir: PathBuf,
+    pub registry: tepui_fetcher::registry::RegistryConfig,
 }
 
 impl ContainerizerConfig {
@@ -70,6 +80,7 @@ impl ContainerizerConfig {
             sandbox_mount_point: PathBuf::from(crate::spec::DEFAULT_SANDBOX_MOUNT_POINT),
             log: LogPolicy::default(),
             cfs_quota_from_request: false,
+            images: None,
         }
     }
 }
@@ -118,6 +129,7 @@ pub struct Containerizer {
     exe: SupervisorExe,
     host_memory_bytes: u64,
     pods: SyncMutex<HashMap<String, Arc<Mutex<Pod>>>>,
+    images: Option<Arc<ImageStore>>,
 }
 
 impl std::fmt::Debug for Containerizer {
@@ -153,8 +165,16 @@ impl Containerizer {
                 config.runtime_dir.display()
             ))
         })?;
+        let images = match &config.images {
+            Some(images) => Some(Arc::new(
+                ImageStore::open(&images.store_dir, images.registry.clone())
+                    .map_err(|e| ContainerizerError::Setup(format!("image store: {e}")))?,
+            )),
+            None => None,
+        };
         Ok(Self {
             rt: RuntimeDir::new(&config.runtime_dir),
+            images,
             config,
             cgroups,
             exe,
@@ -202,7 +222,7 @@ impl Containerizer {
     /// checked here first; what only the supervisor can check (the user,
     /// the executable, volume sources) comes back as
     /// [`ContainerizerError::Launch`]. A failed launch leaves nothing behind.
-    pub async fn launch(&self, spec: LaunchSpec) -> Result<Launched, ContainerizerError> {
+    pub async fn launch(&self, mut spec: LaunchSpec) -> Result<Launched, ContainerizerError> {
         let id = spec.container_id.clone();
         spec.validate().map_err(|source| ContainerizerError::Spec {
             container: id.clone(),
@@ -214,6 +234,7 @@ impl Containerizer {
                 container: id.clone(),
                 source,
             })?;
+        let provisioned = self.provision(&mut spec).await?;
         if let Some(rootfs) = &spec.rootfs
             && !rootfs.is_dir()
         {
@@ -222,10 +243,99 @@ impl Containerizer {
                 rootfs: rootfs.clone(),
             });
         }
-        if id.is_top_level() {
+        let result = if id.is_top_level() {
             self.launch_pod(spec).await
         } else {
             self.launch_nested(spec).await
+        };
+        if result.is_err()
+            && let (Some(store), Some(rootfs)) = (&self.images, provisioned)
+            && let Err(e) = store.release(&rootfs)
+        {
+            tracing::warn!(container = %id, "image rootfs left after a failed launch: {e}");
+        }
+        result
+    }
+
+    /// Pulls the spec's image and assembles its rootfs (overlay, or a copy)
+    /// under the image store; the image's Entrypoint/Cmd/Env/WorkingDir/User
+    /// apply by Mesos's rules.
+    async fn provision(&self, spec: &mut LaunchSpec) -> Result<Option<Rootfs>, ContainerizerError> {
+        let Some(request) = spec.image.clone() else {
+            return Ok(None);
+        };
+        if spec.rootfs.is_some() {
+            return Ok(None);
+        }
+        let id = spec.container_id.clone();
+        let image_err = |message: String| ContainerizerError::Image {
+            container: id.clone(),
+            image: request.reference.clone(),
+            message,
+        };
+        let store = self.images.clone().ok_or_else(|| {
+            image_err("container images are not enabled on this agent (--image_providers)".into())
+        })?;
+        let credentials = request
+            .credentials
+            .as_ref()
+            .map(|(user, password)| tepui_fetcher::registry::Credentials::new(user, password));
+        let image = store
+            .pull(&request.reference, credentials.as_ref())
+            .await
+            .map_err(|e| image_err(e.to_string()))?;
+        let dir = store
+            .root()
+            .join("containers")
+            .join(id.pod())
+            .join(id.parts().join("."));
+        let layers_store = store.clone();
+        let pulled = image.clone();
+        let rootfs = tokio::task::spawn_blocking(move || layers_store.provision(&pulled, &dir))
+            .await
+            .map_err(|e| image_err(e.to_string()))?
+            .map_err(|e| image_err(e.to_string()))?;
+        spec.rootfs = Some(rootfs.path.clone());
+        if let Err(e) = apply_image_config(spec, &request.reference, &image.config) {
+            let _ = store.release(&rootfs);
+            return Err(image_err(e.to_string()));
+        }
+        Ok(Some(rootfs))
+    }
+
+    /// The image rootfses of a container and everything nested in it, from
+    /// their `spec.json` (read before the supervisor removes them).
+    fn image_rootfses(&self, id: &ContainerPath) -> Vec<Rootfs> {
+        let mut found = Vec::new();
+        let mut stack = vec![self.rt.container(id)];
+        while let Some(dir) = stack.pop() {
+            if let Ok(bytes) = std::fs::read(dir.join("spec.json"))
+                && let Ok(spec) = serde_json::from_slice::<LaunchSpec>(&bytes)
+                && spec.image.is_some()
+                && let Some(path) = spec.rootfs
+                && let Some(container_dir) = path.parent().map(Path::to_path_buf)
+            {
+                found.push(Rootfs {
+                    path,
+                    container_dir,
+                    backend: RootfsBackend::Overlay,
+                });
+            }
+            if let Ok(children) = std::fs::read_dir(dir.join("containers")) {
+                stack.extend(children.flatten().map(|c| c.path()));
+            }
+        }
+        found
+    }
+
+    fn release_rootfses(&self, rootfses: Vec<Rootfs>) {
+        let Some(store) = &self.images else {
+            return;
+        };
+        for rootfs in rootfses {
+            if let Err(e) = store.release(&rootfs) {
+                tracing::warn!(rootfs = %rootfs.path.display(), "image rootfs left: {e}");
+            }
         }
     }
 
@@ -512,6 +622,7 @@ impl Containerizer {
             .ok_or_else(|| ContainerizerError::Unknown(id.clone()))?;
         let mut pod = entry.lock().await;
         let live = pod.client.clone();
+        let rootfses = self.image_rootfses(id);
         match &live {
             Some(client) => client.remove(id).await.map_err(|e| self.remote(id, e))?,
             None if !pod.dead.contains_key(id) => {
@@ -519,6 +630,8 @@ impl Containerizer {
             }
             None => {}
         }
+        // Its processes are gone: the rootfs mounts can go.
+        self.release_rootfses(rootfses);
         let inside = |c: &ContainerPath| c.parts().starts_with(id.parts());
         pod.members.retain(|c, _| !inside(c));
         pod.dead.retain(|c, _| !inside(c));

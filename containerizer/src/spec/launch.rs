@@ -302,6 +302,48 @@ fn static_name(name: &str) -> &'static str {
     }
 }
 
+/// An image to run the container in (`Image` of type DOCKER; APPC images
+/// are not supported).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRequest {
+    /// `busybox:1.36`, `127.0.0.1:5000/app@sha256:...`.
+    pub reference: String,
+    /// `Image.Docker.credential` (deprecated by Mesos, still sent by some
+    /// frameworks): principal and secret.
+    #[serde(default, skip_serializing)]
+    pub credentials: Option<(String, String)>,
+}
+
+impl ImageRequest {
+    #[allow(deprecated)] // `credential`: frameworks still send it.
+    pub fn from_mesos(image: &tepui_proto::v1::Image) -> Result<Self, SpecError> {
+        use tepui_proto::v1::image::Type;
+        match Type::try_from(image.r#type) {
+            Ok(Type::Docker) => {
+                let docker = image.docker.as_ref().ok_or_else(|| {
+                    SpecError::Unsupported("a DOCKER image without 'docker.name'".into())
+                })?;
+                if docker.name.trim().is_empty() {
+                    return Err(SpecError::Unsupported(
+                        "a DOCKER image with an empty 'docker.name'".into(),
+                    ));
+                }
+                Ok(Self {
+                    reference: docker.name.clone(),
+                    credentials: docker
+                        .credential
+                        .as_ref()
+                        .map(|c| (c.principal.clone(), c.secret.clone().unwrap_or_default())),
+                })
+            }
+            Ok(Type::Appc) => Err(SpecError::Unsupported(
+                "APPC images (only DOCKER images are supported)".into(),
+            )),
+            Err(_) => Err(SpecError::Unsupported("an image of unknown type".into())),
+        }
+    }
+}
+
 /// Everything needed to build one container's OCI spec, as plain data (it
 /// crosses the agent -> supervisor socket as JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -330,6 +372,10 @@ pub struct LaunchSpec {
     /// `WorkingDir`); `None` = the sandbox.
     #[serde(default)]
     pub working_dir: Option<String>,
+    /// `ContainerInfo.mesos.image`: the image the containerizer pulls and
+    /// provisions into [`rootfs`](Self::rootfs) before launching.
+    #[serde(default)]
+    pub image: Option<ImageRequest>,
     /// `ContainerInfo.hostname` (top-level containers only).
     #[serde(default)]
     pub hostname: Option<String>,
@@ -364,6 +410,7 @@ impl LaunchSpec {
             sandbox_dir: sandbox_dir.into(),
             rootfs: None,
             working_dir: None,
+            image: None,
             hostname: None,
             linux: LinuxOptions::default(),
             rlimits: Vec::new(),
@@ -436,6 +483,9 @@ impl LaunchSpec {
             )));
         }
         self.hostname = info.hostname.clone();
+        if let Some(image) = info.mesos.as_ref().and_then(|m| m.image.as_ref()) {
+            self.image = Some(ImageRequest::from_mesos(image)?);
+        }
 
         #[allow(deprecated)] // `capability_info` is read for compatibility, as Mesos does.
         if let Some(linux) = &info.linux_info {

@@ -71,8 +71,9 @@ pub use crate::ContainerPath;
 pub use capabilities::{DEFAULT_CAPABILITIES, capability_name, capability_sets, parse_capability};
 pub use error::SpecError;
 pub use launch::{
-    Command, ContainerKind, IpcMode, LaunchSpec, Limit, LinuxOptions, Propagation, RLimit,
-    ResourceRequest, SandboxOf, SeccompMode, Tty, VolumeMode, VolumeSource, VolumeSpec, WindowSize,
+    Command, ContainerKind, ImageRequest, IpcMode, LaunchSpec, Limit, LinuxOptions, Propagation,
+    RLimit, ResourceRequest, SandboxOf, SeccompMode, Tty, VolumeMode, VolumeSource, VolumeSpec,
+    WindowSize,
 };
 pub use mounts::{MASKED_PATHS, READONLY_PATHS, sandbox_volume_sources, shm_tmpfs_options};
 pub use process::{DEFAULT_PATH, SHELL};
