@@ -4,3 +4,5 @@
 //!
 //! It must not depend on the agent or containerizer crates: agents are remote
 //! peers that speak the link protocol defined in tepui-proto.
+
+pub mod allocator;
