@@ -52,7 +52,7 @@ fn run(agent_count: usize, framework_count: usize, rounds: usize) {
             allocator.recover(
                 &grant.framework_id,
                 &grant.agent_id,
-                &grant.resources,
+                &tepui_proto::resources::Resources::from(grant.resources),
                 Some(Duration::from_secs(i32::MAX as u64)),
                 now,
             );

@@ -6,3 +6,119 @@
 //! peers that speak the link protocol defined in tepui-proto.
 
 pub mod allocator;
+pub mod config;
+pub mod error;
+mod http;
+mod link;
+pub mod metrics;
+mod operations;
+mod operator_api;
+pub mod registry;
+mod scheduler_api;
+pub mod state;
+mod v0;
+mod validation;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use config::MasterConfig;
+pub use error::MasterError;
+
+use registry::Registry;
+use state::{Master, Shared};
+
+/// A master serving in the current runtime.
+pub struct RunningMaster {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+impl RunningMaster {
+    /// Stops serving, as abruptly as a killed process: connections drop,
+    /// nothing is flushed beyond what the registry already wrote.
+    pub fn abort(self) {
+        self.server.abort();
+        self.ticker.abort();
+    }
+}
+
+/// Starts the master: binds, recovers the registry and serves in the
+/// background of the current tokio runtime.
+pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterError> {
+    let registry = match &config.work_dir {
+        Some(dir) => Registry::open(dir)?,
+        None => Registry::in_memory(),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| MasterError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(MasterError::Serve)?;
+    config.listen = addr;
+    let shared = Shared::new(Master::new(config, registry));
+    let app = http::router(shared.clone());
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    let ticker = tokio::spawn(background(shared.clone()));
+    tracing::info!(%addr, "master listening");
+    Ok(RunningMaster {
+        addr,
+        shared,
+        server,
+        ticker,
+    })
+}
+
+/// The allocation loop (every `--allocation_interval`, or sooner when an
+/// event asks for it) and the timers: offer timeout, framework failover
+/// timeout, agent health.
+async fn background(shared: Arc<Shared>) {
+    let interval = shared.config.allocation_interval;
+    loop {
+        let _ = tokio::time::timeout(interval, shared.allocate_now.notified()).await;
+        let now = Instant::now();
+        let mut master = shared.lock();
+        master.expire_offers(now);
+        master.expire_frameworks(now);
+        master.check_agents(now);
+        master.run_allocation(now);
+    }
+}
+
+/// Runs the master until SIGINT or SIGTERM.
+pub fn run(config: MasterConfig) -> Result<(), MasterError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(MasterError::Runtime)?;
+    runtime.block_on(async move {
+        let running = start(config).await?;
+        wait_for_signal().await;
+        running.abort();
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

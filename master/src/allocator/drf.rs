@@ -58,6 +58,8 @@ impl Node {
 pub struct Tree {
     nodes: Vec<Node>,
     total: Quantities,
+    /// `total` without the excluded names, as (name, total) pairs.
+    shared_total: Vec<(String, i64)>,
     /// Resource names left out of fair sharing (gpus by default): a role
     /// holding the only GPU machine must not look "rich" to DRF.
     excluded: HashSet<String>,
@@ -68,6 +70,7 @@ impl Tree {
         Tree {
             nodes: vec![Node::new(None, String::new(), None)],
             total: Quantities::new(),
+            shared_total: Vec::new(),
             excluded,
         }
     }
@@ -128,6 +131,10 @@ impl Tree {
         self.nodes[leaf].parent = None;
     }
 
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
     pub fn framework_of(&self, leaf: NodeId) -> Option<usize> {
         self.nodes[leaf].framework
     }
@@ -146,6 +153,11 @@ impl Tree {
     }
 
     pub fn set_total(&mut self, total: Quantities) {
+        self.shared_total = total
+            .iter()
+            .filter(|(n, v)| *v > 0 && !self.excluded.contains(*n))
+            .map(|(n, v)| (n.to_string(), v))
+            .collect();
         self.total = total;
     }
 
@@ -165,11 +177,8 @@ impl Tree {
     fn compute_share(&self, node: NodeId) -> f64 {
         let n = &self.nodes[node];
         let mut share: f64 = 0.0;
-        for (name, total) in self.total.iter() {
-            if total <= 0 || self.excluded.contains(name) {
-                continue;
-            }
-            share = share.max(n.allocated.get(name) as f64 / total as f64);
+        for (name, total) in &self.shared_total {
+            share = share.max(n.allocated.get(name) as f64 / *total as f64);
         }
         share / n.weight
     }

@@ -61,8 +61,8 @@ pub struct Grant {
     pub framework_id: String,
     pub agent_id: String,
     pub role: String,
-    /// Carrying `allocation_info.role`.
-    pub resources: Resources,
+    /// Each carrying `allocation_info.role`.
+    pub resources: Vec<Resource>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -636,10 +636,11 @@ impl Allocator {
             return;
         }
         self.tree.begin_cycle(leaves);
-        let mut cursor: HashMap<NodeId, usize> = HashMap::new();
+        let mut cursor: Vec<usize> = vec![0; self.tree.len()];
+        let has_quota = !self.quotas.is_empty();
         // Headroom: unallocated unreserved resources must keep covering unmet
         // guarantees when non-quota roles are served.
-        let mut headroom = if self.quotas.is_empty() || quota_phase {
+        let mut headroom = if !has_quota || quota_phase {
             None
         } else {
             let need = self.required_headroom();
@@ -658,16 +659,29 @@ impl Allocator {
                 self.tree.make_ineligible(leaf);
                 continue;
             };
-            let from = cursor.get(&leaf).copied().unwrap_or(0);
-            let Some(slot) = self.free.next_and_not(self.filters.of(fslot), from) else {
+            let Some(slot) = self.free.next_and_not(self.filters.of(fslot), cursor[leaf]) else {
                 self.tree.make_ineligible(leaf);
                 continue;
             };
-            cursor.insert(leaf, slot + 1);
+            cursor[leaf] = slot + 1;
             let Some(agent) = self.agents[slot].as_ref() else {
                 self.free.clear(slot);
                 continue;
             };
+            if !has_quota && !self.reserved.contains(&slot) {
+                // The common case: everything free on the agent is
+                // unreserved and nobody caps it, so the offer is all of it.
+                let q = Quantities::of(&agent.available);
+                if !self.allocatable(&q) {
+                    continue;
+                }
+                let offer = match self.agents[slot].as_mut() {
+                    Some(agent) => std::mem::take(&mut agent.available),
+                    None => continue,
+                };
+                self.grant_quantities(cycle, leaf, slot, offer, q);
+                continue;
+            }
             let role = self.tree.role_of(leaf).to_string();
             let mut offer = agent.available.unreserved();
             let mut cap: Option<Quantities> = self.limit_left(&role);
@@ -693,11 +707,11 @@ impl Allocator {
                 }
                 offer = chop(&offer, cap);
             }
-            if !self.allocatable(&Quantities::of(&offer)) {
+            let q = Quantities::of(&offer);
+            if !self.allocatable(&q) {
                 continue;
             }
             if let Some((free, need)) = headroom.as_mut() {
-                let q = Quantities::of(&offer);
                 free.sub(&q);
                 if !self.guarantee_left(&role).is_empty() {
                     need.sub(&q);
@@ -711,6 +725,20 @@ impl Allocator {
         let q = Quantities::of(&offer);
         if let Some(agent) = self.agents[slot].as_mut() {
             agent.available -= &offer;
+        }
+        self.grant_quantities(cycle, leaf, slot, offer, q);
+    }
+
+    /// Books an offer already taken out of the agent's available resources.
+    fn grant_quantities(
+        &mut self,
+        cycle: &mut Cycle,
+        leaf: NodeId,
+        slot: usize,
+        offer: Resources,
+        q: Quantities,
+    ) {
+        if let Some(agent) = self.agents[slot].as_mut() {
             agent.allocated.entry(leaf).or_default().add(&q);
         }
         self.refresh(slot);
@@ -724,23 +752,21 @@ impl Allocator {
     }
 
     fn collect(&self, cycle: Cycle) -> Vec<Grant> {
-        let mut merged: HashMap<(NodeId, usize), Resources> = HashMap::new();
-        let mut order = Vec::new();
+        // The same client and agent can meet in several phases.
+        let mut seen: HashMap<(NodeId, usize), usize> = HashMap::new();
+        let mut merged: Vec<(NodeId, usize, Resources)> = Vec::with_capacity(cycle.grants.len());
         for (leaf, slot, offer) in cycle.grants {
-            match merged.get_mut(&(leaf, slot)) {
-                Some(r) => *r += offer,
+            match seen.get(&(leaf, slot)) {
+                Some(&i) => merged[i].2 += offer,
                 None => {
-                    order.push((leaf, slot));
-                    merged.insert((leaf, slot), offer);
+                    seen.insert((leaf, slot), merged.len());
+                    merged.push((leaf, slot, offer));
                 }
             }
         }
-        let mut out = Vec::with_capacity(order.len());
-        for key in order {
-            let (leaf, slot) = key;
-            let (Some(fslot), Some(mut resources)) =
-                (self.tree.framework_of(leaf), merged.remove(&key))
-            else {
+        let mut out = Vec::with_capacity(merged.len());
+        for (leaf, slot, resources) in merged {
+            let Some(fslot) = self.tree.framework_of(leaf) else {
                 continue;
             };
             let (Some(fw), Some(agent)) = (
@@ -750,7 +776,19 @@ impl Allocator {
                 continue;
             };
             let role = self.tree.role_of(leaf).to_string();
-            resources.allocate(&role);
+            // Setting one role on every element keeps identities distinct,
+            // so no re-normalization is needed.
+            let info = tepui_proto::v1::resource::AllocationInfo {
+                role: Some(role.clone()),
+            };
+            let resources = resources
+                .into_vec()
+                .into_iter()
+                .map(|mut r| {
+                    r.allocation_info = Some(info.clone());
+                    r
+                })
+                .collect();
             out.push(Grant {
                 framework_id: fw.id.clone(),
                 agent_id: agent.id.clone(),
