@@ -378,8 +378,30 @@ impl Allocator {
             agent.total -= strip_allocation(from);
             agent.total += strip_allocation(to);
         }
-        self.untake(framework, slot, from);
-        self.take(framework, slot, to);
+        // Only the form of the allocation changes: `available` is untouched.
+        self.book(framework, slot, from, true);
+        self.book(framework, slot, to, false);
+    }
+
+    /// Adds (or removes) an allocation in the sorter and the agent's
+    /// per-client books, without touching its available resources.
+    fn book(&mut self, framework: &str, slot: usize, resources: &Resources, remove: bool) {
+        let Some(&fslot) = self.framework_index.get(framework) else {
+            return;
+        };
+        for (role, res) in self.by_role(fslot, resources) {
+            let leaf = self.leaf(fslot, &role);
+            let q = Quantities::of(&res);
+            self.tree.allocate(leaf, &q, remove);
+            if let Some(agent) = self.agents[slot].as_mut() {
+                let entry = agent.allocated.entry(leaf).or_default();
+                if remove {
+                    entry.sub(&q);
+                } else {
+                    entry.add(&q);
+                }
+            }
+        }
     }
 
     fn untake(&mut self, framework: &str, slot: usize, resources: &Resources) {
