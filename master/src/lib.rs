@@ -91,6 +91,7 @@ async fn background(shared: Arc<Shared>) {
         master.expire_frameworks(now);
         master.check_agents(now);
         master.run_allocation(now);
+        master.registry.flush();
     }
 }
 
@@ -103,6 +104,7 @@ pub fn run(config: MasterConfig) -> Result<(), MasterError> {
     runtime.block_on(async move {
         let running = start(config).await?;
         wait_for_signal().await;
+        running.shared.lock().registry.flush();
         running.abort();
         Ok(())
     })

@@ -202,6 +202,7 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
                 master.registry.state.weights.insert(role, w.weight);
             }
             master.registry.save();
+            master.registry.flush();
             None
         }
         CallType::UpdateQuota => {
@@ -324,6 +325,7 @@ fn update_quota(
         master.enforce_quota(&c.role);
     }
     master.registry.save();
+    master.registry.flush();
     Ok(())
 }
 

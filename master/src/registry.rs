@@ -2,7 +2,13 @@
 //! holds it (admitted, unreachable and gone agents, weights, quotas,
 //! maintenance and drain state). One JSON document under `--work_dir`,
 //! replaced atomically (temp file, fsync, rename, fsync of the directory)
-//! on every change, so a crash leaves either the old or the new state.
+//! so a crash leaves either the old or the new state.
+//!
+//! Changes mark the registry dirty and the master's background loop writes
+//! it once per tick: 40k agents re-registering after a failover cost a few
+//! writes, not 40k rewrites of a growing file. An agent admitted in the
+//! window before a write that a crash loses simply re-registers with its
+//! id, which the master accepts.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -89,6 +95,7 @@ pub struct RegistryState {
 pub struct Registry {
     dir: Option<PathBuf>,
     pub state: RegistryState,
+    dirty: bool,
 }
 
 impl Registry {
@@ -97,6 +104,7 @@ impl Registry {
         Registry {
             dir: None,
             state: RegistryState::default(),
+            dirty: false,
         }
     }
 
@@ -115,14 +123,24 @@ impl Registry {
         Ok(Registry {
             dir: Some(dir.to_path_buf()),
             state,
+            dirty: false,
         })
     }
 
-    /// Persists the state; failures are logged, not fatal: the master keeps
-    /// serving and the next change retries.
-    pub fn save(&self) {
-        if let Err(e) = self.try_save() {
-            tracing::error!(error = %e, "registry write failed");
+    /// Marks the state changed; [`Registry::flush`] writes it.
+    pub fn save(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Writes the state if it changed. Failures are logged, not fatal: the
+    /// master keeps serving and the next flush retries.
+    pub fn flush(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        match self.try_save() {
+            Ok(()) => self.dirty = false,
+            Err(e) => tracing::error!(error = %e, "registry write failed"),
         }
     }
 
@@ -160,6 +178,7 @@ mod tests {
         r.state.weights.insert("a".into(), 2.0);
         r.state.admitted.insert("S1".into(), StoredAgent::default());
         r.save();
+        r.flush();
         let again = Registry::open(dir.path()).expect("reopen");
         assert_eq!(again.state, r.state);
         assert!(!dir.path().join("registry.json.tmp").exists());

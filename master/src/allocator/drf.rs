@@ -59,7 +59,7 @@ pub struct Tree {
     nodes: Vec<Node>,
     total: Quantities,
     /// `total` without the excluded names, as (name, total) pairs.
-    shared_total: Vec<(String, i64)>,
+    shared_total: Vec<(u32, i64)>,
     /// Resource names left out of fair sharing (gpus by default): a role
     /// holding the only GPU machine must not look "rich" to DRF.
     excluded: HashSet<String>,
@@ -156,7 +156,7 @@ impl Tree {
         self.shared_total = total
             .iter()
             .filter(|(n, v)| *v > 0 && !self.excluded.contains(*n))
-            .map(|(n, v)| (n.to_string(), v))
+            .map(|(n, v)| (super::quantities::intern(n), v))
             .collect();
         self.total = total;
     }
@@ -178,7 +178,7 @@ impl Tree {
         let n = &self.nodes[node];
         let mut share: f64 = 0.0;
         for (name, total) in &self.shared_total {
-            share = share.max(n.allocated.get(name) as f64 / *total as f64);
+            share = share.max(n.allocated.get_id(*name).unwrap_or(0) as f64 / *total as f64);
         }
         share / n.weight
     }

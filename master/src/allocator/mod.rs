@@ -397,6 +397,9 @@ impl Allocator {
                 let entry = agent.allocated.entry(leaf).or_default();
                 if remove {
                     entry.sub(&q);
+                    if entry.is_empty() {
+                        agent.allocated.remove(&leaf);
+                    }
                 } else {
                     entry.add(&q);
                 }
@@ -414,6 +417,9 @@ impl Allocator {
                     && let Some(a) = agent.allocated.get_mut(&leaf)
                 {
                     a.sub(&q);
+                    if a.is_empty() {
+                        agent.allocated.remove(&leaf);
+                    }
                 }
             }
         }
@@ -535,12 +541,19 @@ impl Allocator {
         let mut cycle = Cycle {
             grants: Vec::new(),
             counts: HashMap::new(),
+            phases_with_grants: 0,
         };
+        let before = cycle.grants.len();
         self.allocate_reserved(&mut cycle);
+        cycle.end_phase(before);
         if !self.quotas.is_empty() {
+            let before = cycle.grants.len();
             self.allocate_unreserved(&mut cycle, true);
+            cycle.end_phase(before);
         }
+        let before = cycle.grants.len();
         self.allocate_unreserved(&mut cycle, false);
+        cycle.end_phase(before);
         self.collect(cycle)
     }
 
@@ -593,9 +606,8 @@ impl Allocator {
                     None => l,
                     Some(mut prev) => {
                         for (n, v) in l.iter() {
-                            let cur = prev.get(n);
-                            if !prev.iter().any(|(m, _)| m == n) || v < cur {
-                                prev.add_one(n, v - cur);
+                            if !prev.contains_name(n) || v < prev.get(n) {
+                                prev.set(n, v);
                             }
                         }
                         prev
@@ -721,7 +733,7 @@ impl Allocator {
             if let Some(cap) = &cap {
                 let exhausted = Quantities::of(&offer)
                     .iter()
-                    .all(|(n, _)| cap.iter().any(|(m, v)| m == n && v <= 0));
+                    .all(|(n, _)| cap.contains_name(n) && cap.get(n) <= 0);
                 if exhausted {
                     // Nothing this role may still take: done for the cycle.
                     self.tree.make_ineligible(leaf);
@@ -774,18 +786,25 @@ impl Allocator {
     }
 
     fn collect(&self, cycle: Cycle) -> Vec<Grant> {
-        // The same client and agent can meet in several phases.
-        let mut seen: HashMap<(NodeId, usize), usize> = HashMap::new();
-        let mut merged: Vec<(NodeId, usize, Resources)> = Vec::with_capacity(cycle.grants.len());
-        for (leaf, slot, offer) in cycle.grants {
-            match seen.get(&(leaf, slot)) {
-                Some(&i) => merged[i].2 += offer,
-                None => {
-                    seen.insert((leaf, slot), merged.len());
-                    merged.push((leaf, slot, offer));
+        // The same client and agent can meet in several phases, never twice
+        // in one (the agent cursor only moves forward).
+        let merged = if cycle.phases_with_grants > 1 {
+            let mut seen: HashMap<(NodeId, usize), usize> = HashMap::new();
+            let mut merged: Vec<(NodeId, usize, Resources)> =
+                Vec::with_capacity(cycle.grants.len());
+            for (leaf, slot, offer) in cycle.grants {
+                match seen.get(&(leaf, slot)) {
+                    Some(&i) => merged[i].2 += offer,
+                    None => {
+                        seen.insert((leaf, slot), merged.len());
+                        merged.push((leaf, slot, offer));
+                    }
                 }
             }
-        }
+            merged
+        } else {
+            cycle.grants
+        };
         let mut out = Vec::with_capacity(merged.len());
         for (leaf, slot, resources) in merged {
             let Some(fslot) = self.tree.framework_of(leaf) else {
@@ -803,14 +822,11 @@ impl Allocator {
             let info = tepui_proto::v1::resource::AllocationInfo {
                 role: Some(role.clone()),
             };
-            let resources = resources
-                .into_vec()
-                .into_iter()
-                .map(|mut r| {
-                    r.allocation_info = Some(info.clone());
-                    r
-                })
-                .collect();
+            // In place: a `Resource` is large, and copying it dominated.
+            let mut resources = resources.into_vec();
+            for r in &mut resources {
+                r.allocation_info = Some(info.clone());
+            }
             out.push(Grant {
                 framework_id: fw.id.clone(),
                 agent_id: agent.id.clone(),
@@ -825,6 +841,16 @@ impl Allocator {
 struct Cycle {
     grants: Vec<(NodeId, usize, Resources)>,
     counts: HashMap<NodeId, usize>,
+    phases_with_grants: usize,
+}
+
+impl Cycle {
+    /// Call after each phase.
+    fn end_phase(&mut self, before: usize) {
+        if self.grants.len() > before {
+            self.phases_with_grants += 1;
+        }
+    }
 }
 
 /// The per-name minimum of an optional cap and another.
@@ -833,12 +859,8 @@ fn min_caps(cap: Option<Quantities>, other: Quantities) -> Quantities {
         return other;
     };
     for (n, v) in other.iter() {
-        let has = cap.iter().any(|(m, _)| m == n);
-        let cur = cap.get(n);
-        if !has {
-            cap.add_one(n, v);
-        } else if v < cur {
-            cap.add_one(n, v - cur);
+        if !cap.contains_name(n) || v < cap.get(n) {
+            cap.set(n, v);
         }
     }
     cap
@@ -846,7 +868,7 @@ fn min_caps(cap: Option<Quantities>, other: Quantities) -> Quantities {
 
 /// Cuts scalar resources down to `cap` (names not in `cap` are kept).
 fn chop(resources: &Resources, cap: &Quantities) -> Resources {
-    let mut left: HashMap<&str, i64> = cap.iter().collect();
+    let mut left: HashMap<&'static str, i64> = cap.iter().collect();
     let mut out = Resources::new();
     for r in resources.iter() {
         if r.r#type != Type::Scalar as i32 {

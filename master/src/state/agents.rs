@@ -156,12 +156,14 @@ impl Master {
                 ..Default::default()
             },
         );
-        let snapshot = self.agent_snapshot(&id);
-        self.publish(operator::Event {
-            r#type: Some(operator::event::Type::AgentAdded as i32),
-            agent_added: Some(operator::event::AgentAdded { agent: snapshot }),
-            ..Default::default()
-        });
+        if !self.operator_subscribers.is_empty() {
+            let snapshot = self.agent_snapshot(&id);
+            self.publish(operator::Event {
+                r#type: Some(operator::event::Type::AgentAdded as i32),
+                agent_added: Some(operator::event::AgentAdded { agent: snapshot }),
+                ..Default::default()
+            });
+        }
         tracing::info!(agent = %id, reregistered = known, "agent subscribed");
         Ok((id, stream_id, rx))
     }

@@ -151,8 +151,10 @@ impl Master {
         } else {
             operator::event::Type::FrameworkAdded
         };
-        let snapshot = self.framework_snapshot(&id);
-        self.publish(framework_event(event_type, snapshot));
+        if !self.operator_subscribers.is_empty() {
+            let snapshot = self.framework_snapshot(&id);
+            self.publish(framework_event(event_type, snapshot));
+        }
         tracing::info!(framework = %id, failover, "framework subscribed");
         Ok((id, stream_id, rx))
     }
