@@ -64,7 +64,9 @@ pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterErro
     let shared = Shared::new(Master::new(config, registry));
     let app = http::router(shared.clone());
     let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        // `into_make_service`: serving a bare Router re-applies its state per
+        // connection, which deep-clones every route; this clones an Arc.
+        if let Err(e) = axum::serve(listener, app.into_make_service()).await {
             tracing::error!(error = %e, "server stopped");
         }
     });
@@ -83,15 +85,24 @@ pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterErro
 /// timeout, agent health.
 async fn background(shared: Arc<Shared>) {
     let interval = shared.config.allocation_interval;
+    let mut next_tick = tokio::time::Instant::now() + interval;
     loop {
-        let _ = tokio::time::timeout(interval, shared.allocate_now.notified()).await;
+        // Event-triggered cycles only allocate; the timers, which walk every
+        // agent and framework, run once per interval.
+        let triggered = tokio::select! {
+            _ = tokio::time::sleep_until(next_tick) => false,
+            _ = shared.allocate_now.notified() => true,
+        };
         let now = Instant::now();
         let mut master = shared.lock();
-        master.expire_offers(now);
-        master.expire_frameworks(now);
-        master.check_agents(now);
+        if !triggered {
+            next_tick = tokio::time::Instant::now() + interval;
+            master.expire_offers(now);
+            master.expire_frameworks(now);
+            master.check_agents(now);
+            master.registry.flush();
+        }
         master.run_allocation(now);
-        master.registry.flush();
     }
 }
 

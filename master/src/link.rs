@@ -30,7 +30,13 @@ pub async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body:
 
 fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
     let format = RequestFormat::from_headers(header_str(headers, content::CONTENT_TYPE), None)?;
-    let call: AgentCall = content::decode_message(format.message_format(), body)?;
+    // Protobuf is the link's wire format; plain prost decoding skips the
+    // reflective required-field pass, which dominated re-registration storms.
+    let call: AgentCall = match format.message_format() {
+        MessageFormat::Protobuf => AgentCall::decode(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid AgentCall: {e}")))?,
+        MessageFormat::Json => content::decode_message(MessageFormat::Json, body)?,
+    };
     let kind = call
         .r#type
         .and_then(|t| CallType::try_from(t).ok())
@@ -119,7 +125,6 @@ fn subscribe(shared: &Arc<Shared>, call: AgentCall) -> Result<Response, ApiError
         r#type: Some(master_event::Type::Heartbeat as i32),
         ..Default::default()
     };
-    let _ = MessageFormat::Protobuf;
     Ok(stream_response(
         rx,
         |e: &MasterEvent, buf| tepui_proto::recordio::encode(&e.encode_to_vec(), buf),

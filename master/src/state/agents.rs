@@ -135,12 +135,15 @@ impl Master {
         self.allocator.set_agent_active(&id, active);
         self.recovering_agents.remove(&id);
         let was_unreachable = self.registry.state.unreachable.remove(&id).is_some();
-        let admitted = StoredAgent {
-            info: tepui_proto::json::to_value(&info),
-            deactivated,
-            draining,
-        };
-        if was_unreachable || self.registry.state.admitted.get(&id) != Some(&admitted) {
+        // Known agents keep their registry entry: re-encoding every
+        // AgentInfo to compare would cost more than the rest of the
+        // re-registration.
+        if was_unreachable || !self.registry.state.admitted.contains_key(&id) {
+            let admitted = StoredAgent {
+                info: tepui_proto::json::to_value(&info),
+                deactivated,
+                draining,
+            };
             self.registry.state.admitted.insert(id.clone(), admitted);
             self.registry.save();
         }

@@ -60,10 +60,19 @@ impl MasterProcess {
                 .enable_all()
                 .build()
                 .unwrap();
-            let running = rt.block_on(tepui_master::start(config)).unwrap();
+            // The previous incarnation's socket may linger a moment.
+            let running = rt.block_on(async {
+                for _ in 0..100 {
+                    match tepui_master::start(config.clone()).await {
+                        Ok(r) => return r,
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+                tepui_master::start(config).await.unwrap()
+            });
             addr_tx.send(running.addr).unwrap();
             let _ = stop_rx.recv();
-            rt.shutdown_background();
+            rt.shutdown_timeout(Duration::from_secs(2));
         });
         let addr = addr_rx.recv().unwrap();
         MasterProcess {
