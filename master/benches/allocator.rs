@@ -21,7 +21,14 @@ fn main() {
         .unwrap_or(40);
     println!(
         "{:>7} {:>10} {:>6} {:>12} {:>12} {:>12} {:>10} {:>10}",
-        "agents", "frameworks", "rounds", "first (ms)", "mean (ms)", "max (ms)", "offers/rnd", "filters"
+        "agents",
+        "frameworks",
+        "rounds",
+        "first (ms)",
+        "mean (ms)",
+        "max (ms)",
+        "offers/rnd",
+        "filters"
     );
     for (agents, frameworks) in [(2_000, 200), (10_000, 1_000), (20_000, 2_000)] {
         run(agents, frameworks, rounds);
@@ -30,7 +37,9 @@ fn main() {
 
 fn run(agent_count: usize, framework_count: usize, rounds: usize) {
     let mut allocator = Allocator::new(AllocatorConfig::default());
-    let ids: Vec<String> = (0..framework_count).map(|i| format!("framework-{i}")).collect();
+    let ids: Vec<String> = (0..framework_count)
+        .map(|i| format!("framework-{i}"))
+        .collect();
     for id in &ids {
         allocator.add_framework(id, &["*".to_string()], &[]);
     }
@@ -40,7 +49,11 @@ fn run(agent_count: usize, framework_count: usize, rounds: usize) {
     used.allocate("*");
     for i in 0..agent_count {
         let framework = ids[i % framework_count].clone();
-        allocator.add_agent(&format!("agent-{i}"), total.clone(), &[(framework, used.clone())]);
+        allocator.add_agent(
+            &format!("agent-{i}"),
+            total.clone(),
+            &[(framework, used.clone())],
+        );
     }
 
     let mut now = Instant::now();

@@ -45,8 +45,7 @@ impl Default for MasterConfig {
             work_dir: None,
             allocation_interval: Duration::from_secs(1),
             offer_timeout: None,
-            min_allocatable_resources: crate::allocator::AllocatorConfig::default()
-                .min_allocatable,
+            min_allocatable_resources: crate::allocator::AllocatorConfig::default().min_allocatable,
             max_offers_per_framework: 10_000,
             scheduler_heartbeat: Duration::from_secs(15),
             agent_ping_timeout: Duration::from_secs(15),
@@ -116,7 +115,10 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("2mins"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("x"), None);
-        assert_eq!(parse_min_allocatable("cpus:0.01|mem:32").map(|v| v.len()), Some(2));
+        assert_eq!(
+            parse_min_allocatable("cpus:0.01|mem:32").map(|v| v.len()),
+            Some(2)
+        );
         assert_eq!(
             parse_weights("a=2,b/c=0.5"),
             Some(vec![("a".into(), 2.0), ("b/c".into(), 0.5)])

@@ -44,27 +44,22 @@ impl Drop for CloseGuard {
 /// A streaming 200 response: every message from `rx` is encoded by
 /// `encode` into one chunk; `heartbeat` (if any) is sent whenever the
 /// stream has been idle for `interval`.
-pub fn stream_response<T: Send + Sync + 'static>(
+pub fn stream_response<T: Clone + Send + Sync + 'static>(
     mut rx: mpsc::UnboundedReceiver<T>,
     encode: impl Fn(&T, &mut BytesMut) + Send + Sync + 'static,
     heartbeat: Option<(Duration, T)>,
     guard: CloseGuard,
     headers: HeaderMap,
-) -> Response
-where
-    T: Clone,
-{
+) -> Response {
     let stream = futures_util::stream::unfold(
         (rx_take(&mut rx), encode, heartbeat, guard),
         |(mut rx, encode, heartbeat, guard)| async move {
             let next = match &heartbeat {
-                Some((interval, beat)) => {
-                    match tokio::time::timeout(*interval, rx.recv()).await {
-                        Ok(Some(m)) => Some(m),
-                        Ok(None) => None,
-                        Err(_) => Some(beat.clone()),
-                    }
-                }
+                Some((interval, beat)) => match tokio::time::timeout(*interval, rx.recv()).await {
+                    Ok(Some(m)) => Some(m),
+                    Ok(None) => None,
+                    Err(_) => Some(beat.clone()),
+                },
                 None => rx.recv().await,
             };
             let message = next?;

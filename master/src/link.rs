@@ -21,7 +21,11 @@ use crate::state::agents::LINK_PROTOCOL_VERSION;
 
 pub const STREAM_ID: &str = "Tepui-Link-Stream-Id";
 
-pub async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn handle(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match serve(&shared, &headers, &body) {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -68,11 +72,15 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
             master.status_update(&agent_id, update);
         }
         CallType::FrameworkMessage => {
-            let m = call.framework_message.ok_or_else(|| missing("framework_message"))?;
+            let m = call
+                .framework_message
+                .ok_or_else(|| missing("framework_message"))?;
             master.message_from_executor(&agent_id, m);
         }
         CallType::ExecutorExited => {
-            let e = call.executor_exited.ok_or_else(|| missing("executor_exited"))?;
+            let e = call
+                .executor_exited
+                .ok_or_else(|| missing("executor_exited"))?;
             master.executor_exited(&agent_id, e);
         }
         CallType::UpdateState => {
@@ -91,7 +99,7 @@ fn subscribe(shared: &Arc<Shared>, call: AgentCall) -> Result<Response, ApiError
     let (agent_id, stream_id, rx) = if version != LINK_PROTOCOL_VERSION {
         // Refused with an ERROR event naming what we speak.
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let _ = tx.send(MasterEvent {
+        let _ = tx.send(Box::new(MasterEvent {
             r#type: Some(master_event::Type::Error as i32),
             error: Some(master_event::Error {
                 message: format!(
@@ -99,7 +107,7 @@ fn subscribe(shared: &Arc<Shared>, call: AgentCall) -> Result<Response, ApiError
                 ),
             }),
             ..Default::default()
-        });
+        }));
         (String::new(), String::new(), rx)
     } else {
         let sub = call
@@ -121,13 +129,13 @@ fn subscribe(shared: &Arc<Shared>, call: AgentCall) -> Result<Response, ApiError
     let mut headers = HeaderMap::new();
     headers.insert("content-type", header_value(content::APPLICATION_PROTOBUF));
     headers.insert(STREAM_ID, header_value(&stream_id));
-    let heartbeat = MasterEvent {
+    let heartbeat = Box::new(MasterEvent {
         r#type: Some(master_event::Type::Heartbeat as i32),
         ..Default::default()
-    };
+    });
     Ok(stream_response(
         rx,
-        |e: &MasterEvent, buf| tepui_proto::recordio::encode(&e.encode_to_vec(), buf),
+        |e, buf| tepui_proto::recordio::encode(&e.encode_to_vec(), buf),
         Some((shared.config.agent_ping_timeout, heartbeat)),
         guard,
         headers,

@@ -31,14 +31,26 @@ pub fn snapshot(m: &Master) -> Vec<(String, f64)> {
     }
     let x = &m.metrics;
     let mut out = vec![
-        ("master/uptime_secs", crate::state::now_secs() - m.start_time),
+        (
+            "master/uptime_secs",
+            crate::state::now_secs() - m.start_time,
+        ),
         ("master/elected", 1.0),
         ("master/frameworks_connected", connected as f64),
-        ("master/frameworks_disconnected", (m.frameworks.len() - connected) as f64),
+        (
+            "master/frameworks_disconnected",
+            (m.frameworks.len() - connected) as f64,
+        ),
         ("master/frameworks_active", connected as f64),
-        ("master/slaves_connected", m.agents.values().filter(|a| a.conn.is_some()).count() as f64),
+        (
+            "master/slaves_connected",
+            m.agents.values().filter(|a| a.conn.is_some()).count() as f64,
+        ),
         ("master/slaves_active", active_agents as f64),
-        ("master/slaves_unreachable", m.registry.state.unreachable.len() as f64),
+        (
+            "master/slaves_unreachable",
+            m.registry.state.unreachable.len() as f64,
+        ),
         ("master/outstanding_offers", m.offers.len() as f64),
         ("master/tasks_running", running as f64),
         ("master/tasks_staging", staging as f64),
@@ -52,11 +64,17 @@ pub fn snapshot(m: &Master) -> Vec<(String, f64)> {
         ("master/messages_decline_offers", x.offers_declined as f64),
         ("master/offers_sent", x.offers_sent as f64),
         ("master/offers_rescinded", x.offers_rescinded as f64),
-        ("master/invalid_scheduler_calls", x.invalid_scheduler_calls as f64),
+        (
+            "master/invalid_scheduler_calls",
+            x.invalid_scheduler_calls as f64,
+        ),
         ("master/scheduler_calls", x.scheduler_calls as f64),
         ("allocator/allocation_runs", x.allocation_runs as f64),
         ("allocator/allocation_run_ms", x.allocation_last_secs * 1e3),
-        ("allocator/offer_filters/active", m.allocator.filter_count() as f64),
+        (
+            "allocator/offer_filters/active",
+            m.allocator.filter_count() as f64,
+        ),
     ]
     .into_iter()
     .map(|(n, v)| (n.to_string(), v))

@@ -16,15 +16,27 @@ pub fn convert(
 ) -> Result<(Resources, Resources), String> {
     match kind {
         OpType::Reserve => {
-            let resources = op.reserve.as_ref().map(|r| r.resources.clone()).unwrap_or_default();
+            let resources = op
+                .reserve
+                .as_ref()
+                .map(|r| r.resources.clone())
+                .unwrap_or_default();
             reserve(&resources, roles, principal)
         }
         OpType::Unreserve => {
-            let resources = op.unreserve.as_ref().map(|r| r.resources.clone()).unwrap_or_default();
+            let resources = op
+                .unreserve
+                .as_ref()
+                .map(|r| r.resources.clone())
+                .unwrap_or_default();
             unreserve(&resources)
         }
         OpType::Create => {
-            let volumes = op.create.as_ref().map(|c| c.volumes.clone()).unwrap_or_default();
+            let volumes = op
+                .create
+                .as_ref()
+                .map(|c| c.volumes.clone())
+                .unwrap_or_default();
             let to = parse(&volumes)?;
             if to.iter().any(|r| !r.is_persistent_volume()) {
                 return Err("CREATE needs persistent volumes (disk.persistence set)".into());
@@ -32,7 +44,11 @@ pub fn convert(
             Ok((unpersisted(&to), to))
         }
         OpType::Destroy => {
-            let volumes = op.destroy.as_ref().map(|c| c.volumes.clone()).unwrap_or_default();
+            let volumes = op
+                .destroy
+                .as_ref()
+                .map(|c| c.volumes.clone())
+                .unwrap_or_default();
             let from = parse(&volumes)?;
             Ok((from.clone(), unpersisted(&from)))
         }
@@ -63,7 +79,7 @@ pub fn reserve(
             return Err("RESERVE can only add a DYNAMIC reservation".into());
         }
         let role = top.role.clone().unwrap_or_default();
-        if !roles.is_empty() && !roles.iter().any(|x| *x == role) {
+        if !roles.is_empty() && !roles.contains(&role) {
             return Err(format!(
                 "cannot reserve for role '{role}': the framework is not subscribed to it"
             ));
@@ -99,7 +115,9 @@ pub fn reserve(
     Ok((from, to))
 }
 
-pub fn unreserve(resources: &[tepui_proto::v1::Resource]) -> Result<(Resources, Resources), String> {
+pub fn unreserve(
+    resources: &[tepui_proto::v1::Resource],
+) -> Result<(Resources, Resources), String> {
     let from = parse(resources)?;
     for r in from.iter() {
         if !r.is_dynamically_reserved() {

@@ -24,7 +24,11 @@ use crate::http::{CloseGuard, body_response, header_str, header_value, status, s
 use crate::registry::StoredQuota;
 use crate::state::{Master, Shared, VERSION, tasks::is_terminal};
 
-pub async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn handle(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match serve(&shared, &headers, &body) {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -110,11 +114,15 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
         }
         CallType::GetFrameworks => {
             let f = get_frameworks(&master);
-            reply(RespType::GetFrameworks, &|r| r.get_frameworks = Some(f.clone()))
+            reply(RespType::GetFrameworks, &|r| {
+                r.get_frameworks = Some(f.clone())
+            })
         }
         CallType::GetExecutors => {
             let e = get_executors(&master);
-            reply(RespType::GetExecutors, &|r| r.get_executors = Some(e.clone()))
+            reply(RespType::GetExecutors, &|r| {
+                r.get_executors = Some(e.clone())
+            })
         }
         CallType::GetTasks => {
             let t = get_tasks(&master);
@@ -185,7 +193,9 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
             })
         }
         CallType::UpdateWeights => {
-            let u = call.update_weights.ok_or_else(|| missing("update_weights"))?;
+            let u = call
+                .update_weights
+                .ok_or_else(|| missing("update_weights"))?;
             for w in &u.weight_infos {
                 let role = w.role.clone().unwrap_or_default();
                 tepui_proto::resources::role::validate(&role)
@@ -212,7 +222,9 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
         }
         CallType::ReserveResources | CallType::UnreserveResources => {
             let (agent_id, op) = if kind == CallType::ReserveResources {
-                let r = call.reserve_resources.ok_or_else(|| missing("reserve_resources"))?;
+                let r = call
+                    .reserve_resources
+                    .ok_or_else(|| missing("reserve_resources"))?;
                 (
                     r.agent_id.value,
                     Operation {
@@ -248,17 +260,23 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
             None
         }
         CallType::DeactivateAgent => {
-            let d = call.deactivate_agent.ok_or_else(|| missing("deactivate_agent"))?;
+            let d = call
+                .deactivate_agent
+                .ok_or_else(|| missing("deactivate_agent"))?;
             master.set_agent_mode(&d.agent_id.value, Some(true), None)?;
             None
         }
         CallType::ReactivateAgent => {
-            let d = call.reactivate_agent.ok_or_else(|| missing("reactivate_agent"))?;
+            let d = call
+                .reactivate_agent
+                .ok_or_else(|| missing("reactivate_agent"))?;
             master.set_agent_mode(&d.agent_id.value, Some(false), Some(false))?;
             None
         }
         CallType::MarkAgentGone => {
-            let d = call.mark_agent_gone.ok_or_else(|| missing("mark_agent_gone"))?;
+            let d = call
+                .mark_agent_gone
+                .ok_or_else(|| missing("mark_agent_gone"))?;
             master.mark_gone(&d.agent_id.value)?;
             None
         }
@@ -292,10 +310,7 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
     })
 }
 
-fn update_quota(
-    master: &mut Master,
-    u: v1::master::call::UpdateQuota,
-) -> Result<(), ApiError> {
+fn update_quota(master: &mut Master, u: v1::master::call::UpdateQuota) -> Result<(), ApiError> {
     for c in &u.quota_configs {
         tepui_proto::resources::role::validate(&c.role)
             .map_err(|e| ApiError::bad_request(format!("invalid role '{}': {e}", c.role)))?;
@@ -312,7 +327,11 @@ fn update_quota(
     }
     for c in u.quota_configs {
         let stored = StoredQuota {
-            guarantees: c.guarantees.iter().map(|(n, s)| (n.clone(), s.value)).collect(),
+            guarantees: c
+                .guarantees
+                .iter()
+                .map(|(n, s)| (n.clone(), s.value))
+                .collect(),
             limits: c.limits.iter().map(|(n, s)| (n.clone(), s.value)).collect(),
         };
         if stored.guarantees.is_empty() && stored.limits.is_empty() {
@@ -339,8 +358,8 @@ impl Master {
             .r#type
             .and_then(|t| OpType::try_from(t).ok())
             .ok_or_else(|| ApiError::bad_request("operation type missing"))?;
-        let (from, to) = crate::operations::convert(&op, kind, &[], None)
-            .map_err(ApiError::bad_request)?;
+        let (from, to) =
+            crate::operations::convert(&op, kind, &[], None).map_err(ApiError::bad_request)?;
         let total = self
             .agents
             .get(agent_id)
@@ -360,7 +379,8 @@ impl Master {
         let mut new_total = total;
         new_total -= &from;
         new_total += to;
-        self.allocator.update_agent_total(agent_id, new_total.clone());
+        self.allocator
+            .update_agent_total(agent_id, new_total.clone());
         if let Some(a) = self.agents.get_mut(agent_id) {
             a.total = new_total;
         }
@@ -385,7 +405,9 @@ impl Master {
         let Some(q) = self.allocator.quotas().get(role).cloned() else {
             return;
         };
-        let owed = q.guarantee.saturating_minus(&self.allocator.role_allocated(role));
+        let owed = q
+            .guarantee
+            .saturating_minus(&self.allocator.role_allocated(role));
         if owed.is_empty() {
             return;
         }
@@ -550,16 +572,16 @@ pub fn get_roles(m: &Master) -> Vec<v1::Role> {
                 .frameworks
                 .values()
                 .filter(|f| f.roles.contains(&name))
-                .map(|f| v1::FrameworkId { value: f.id.clone() })
+                .map(|f| v1::FrameworkId {
+                    value: f.id.clone(),
+                })
                 .collect();
             let mut resources = Resources::new();
-            for (_, q) in m.allocator.role_allocated(&name).to_map() {
-                let _ = q;
-            }
             for agent in m.agents.values() {
                 for t in agent.tasks.values().filter(|t| !is_terminal(t.state)) {
                     for r in &t.resources {
-                        if r.allocation_info.as_ref().and_then(|a| a.role.as_deref()) == Some(&name) {
+                        if r.allocation_info.as_ref().and_then(|a| a.role.as_deref()) == Some(&name)
+                        {
                             resources += r.clone();
                         }
                     }
@@ -570,7 +592,6 @@ pub fn get_roles(m: &Master) -> Vec<v1::Role> {
                 name,
                 frameworks,
                 resources: resources.into_vec(),
-                ..Default::default()
             }
         })
         .collect()

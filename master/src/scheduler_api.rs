@@ -20,7 +20,11 @@ use crate::state::Shared;
 
 pub const STREAM_ID: &str = "Mesos-Stream-Id";
 
-pub async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn handle(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match serve(&shared, &headers, &body) {
         Ok(r) => r,
         Err(e) => {
@@ -36,7 +40,10 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
         header_str(headers, content::MESSAGE_CONTENT_TYPE),
     )?;
     if format.is_recordio() {
-        return Err(ApiError::new(415, "the scheduler API takes one message per request"));
+        return Err(ApiError::new(
+            415,
+            "the scheduler API takes one message per request",
+        ));
     }
     let call: Call = content::decode_message(format.message_format(), body)?;
     let kind = call
@@ -126,8 +133,14 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
             // Mesos's allocator ignores resource requests too.
         }
         CallType::UpdateFramework => {
-            let update = call.update_framework.ok_or_else(|| missing("update_framework"))?;
-            master.update_framework(&framework_id, update.framework_info, update.suppressed_roles)?;
+            let update = call
+                .update_framework
+                .ok_or_else(|| missing("update_framework"))?;
+            master.update_framework(
+                &framework_id,
+                update.framework_info,
+                update.suppressed_roles,
+            )?;
             wake = true;
         }
         CallType::AcceptInverseOffers | CallType::DeclineInverseOffers => {

@@ -48,12 +48,18 @@ pub fn routes() -> Router<Arc<Shared>> {
 pub fn resource_map(resources: &Resources) -> Value {
     let mut map = serde_json::Map::new();
     for name in ["cpus", "mem", "disk", "gpus"] {
-        map.insert(name.to_string(), json!(resources.scalar(name).unwrap_or(0.0)));
+        map.insert(
+            name.to_string(),
+            json!(resources.scalar(name).unwrap_or(0.0)),
+        );
     }
     for r in resources.iter() {
         if r.r#type == Type::Scalar as i32 {
             if !map.contains_key(&r.name) {
-                map.insert(r.name.clone(), json!(resources.scalar(&r.name).unwrap_or(0.0)));
+                map.insert(
+                    r.name.clone(),
+                    json!(resources.scalar(&r.name).unwrap_or(0.0)),
+                );
             }
         } else if r.r#type == Type::Ranges as i32 {
             if let Some(ranges) = resources.ranges(&r.name) {
@@ -65,7 +71,10 @@ pub fn resource_map(resources: &Resources) -> Value {
                 map.insert(r.name.clone(), json!(format!("[{}]", text.join(", "))));
             }
         } else if let Some(set) = resources.set(&r.name) {
-            map.insert(r.name.clone(), json!(format!("{{{}}}", set.item.join(", "))));
+            map.insert(
+                r.name.clone(),
+                json!(format!("{{{}}}", set.item.join(", "))),
+            );
         }
     }
     Value::Object(map)
@@ -154,7 +163,11 @@ fn framework_json(m: &Master, f: &crate::state::Framework, completed: bool) -> V
     let mut tasks = Vec::new();
     let mut used = Resources::new();
     for (tid, aid) in &f.tasks {
-        if let Some(t) = m.agents.get(aid).and_then(|a| a.tasks.get(&(f.id.clone(), tid.clone()))) {
+        if let Some(t) = m
+            .agents
+            .get(aid)
+            .and_then(|a| a.tasks.get(&(f.id.clone(), tid.clone())))
+        {
             if !is_terminal(t.state) {
                 used += Resources::from(t.resources.clone());
             }
@@ -282,7 +295,8 @@ async fn tasks(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, Str
         all.extend(f.completed_tasks.iter());
     }
     let keep = |t: &&Task| {
-        q.get("framework_id").is_none_or(|v| *v == t.framework_id.value)
+        q.get("framework_id")
+            .is_none_or(|v| *v == t.framework_id.value)
             && q.get("task_id").is_none_or(|v| *v == t.task_id.value)
             && q.get("agent_id").is_none_or(|v| *v == t.agent_id.value)
     };
@@ -291,11 +305,19 @@ async fn tasks(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, Str
     if q.get("order").is_some_and(|o| o == "desc") {
         list.reverse();
     }
-    let page: Vec<Value> = list.into_iter().skip(offset).take(limit).map(task_json).collect();
+    let page: Vec<Value> = list
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(task_json)
+        .collect();
     json_response(json!({ "tasks": page }))
 }
 
-async fn slaves(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn slaves(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let m = s.lock();
     let mut ids: Vec<&String> = m.agents.keys().collect();
     ids.sort();
@@ -307,7 +329,10 @@ async fn slaves(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, St
     json_response(json!({ "slaves": list, "recovered_slaves": [] }))
 }
 
-async fn frameworks(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn frameworks(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let m = s.lock();
     let list: Vec<Value> = m
         .frameworks

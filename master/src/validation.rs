@@ -24,7 +24,9 @@ fn check_id(kind: &str, id: &str) -> Result<(), String> {
         return Err(format!("{kind} id must not be empty"));
     }
     if id.contains('/') || id.contains('\0') || id == "." || id == ".." {
-        return Err(format!("{kind} id '{id}' contains a '/', a NUL or is '.' or '..'"));
+        return Err(format!(
+            "{kind} id '{id}' contains a '/', a NUL or is '.' or '..'"
+        ));
     }
     Ok(())
 }
@@ -141,7 +143,10 @@ pub fn validate_task(
 ) -> Result<Checked, String> {
     check_id("task", &task.task_id.value)?;
     if (ctx.known_tasks)(&task.task_id.value) || !seen.insert(task.task_id.value.clone()) {
-        return Err(format!("task id '{}' is already in use", task.task_id.value));
+        return Err(format!(
+            "task id '{}' is already in use",
+            task.task_id.value
+        ));
     }
     if task.agent_id.value != ctx.agent_id {
         return Err(format!(
@@ -230,7 +235,10 @@ pub fn validate_task_group(
     for task in tasks {
         check_id("task", &task.task_id.value)?;
         if (ctx.known_tasks)(&task.task_id.value) || !seen.insert(task.task_id.value.clone()) {
-            return Err(format!("task id '{}' is already in use", task.task_id.value));
+            return Err(format!(
+                "task id '{}' is already in use",
+                task.task_id.value
+            ));
         }
         if task.agent_id.value != ctx.agent_id {
             return Err(format!(

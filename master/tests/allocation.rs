@@ -20,7 +20,10 @@ async fn operator(addr: SocketAddr, body: serde_json::Value) -> (u16, String) {
         addr,
         "POST",
         "/api/v1",
-        &[("content-type", "application/json"), ("accept", "application/json")],
+        &[
+            ("content-type", "application/json"),
+            ("accept", "application/json"),
+        ],
         body.to_string().into_bytes(),
     )
     .await;
@@ -104,7 +107,12 @@ async fn weights_one_and_two_converge_to_a_one_to_two_split() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["name"].as_str().unwrap().to_string(), r["weight"].as_f64().unwrap()))
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_string(),
+                r["weight"].as_f64().unwrap(),
+            )
+        })
         .collect();
     assert!(weights.contains(&("two".into(), 2.0)), "{weights:?}");
     master.abort();
@@ -151,14 +159,16 @@ async fn quota_guarantee_holds_while_another_role_saturates() {
 async fn static_reservation_is_offered_only_to_its_role() {
     let master = common::master().await;
     let _agent = TestAgent::start(master.addr, "cpus(baeldung):8;cpus:2;mem:1024", false).await;
-    let mut other = Scheduler::subscribe(master.addr, Format::Json, framework("o", &["other"])).await;
+    let mut other =
+        Scheduler::subscribe(master.addr, Format::Json, framework("o", &["other"])).await;
     let offers = other.offers(5).await;
     let r = offered(&offers);
     assert_eq!(r.cpus(), Some(2.0));
     assert!(r.iter().all(|x| x.is_unreserved()));
     other.simple(call::Type::Suppress).await;
     other.decline(&offers, Some(0.0)).await;
-    let mut b = Scheduler::subscribe(master.addr, Format::Json, framework("b", &["baeldung"])).await;
+    let mut b =
+        Scheduler::subscribe(master.addr, Format::Json, framework("b", &["baeldung"])).await;
     let offers = b.offers(5).await;
     let r = offered(&offers);
     assert_eq!(r.reserved(Some("baeldung")).cpus(), Some(8.0));
@@ -210,13 +220,15 @@ async fn reserve_then_unreserve() {
     let reserved = want
         .push_reservation(&dynamic_reservation("ops", Some("ops-principal")))
         .unwrap();
-    s.ok(reserve_call(&offers[0], reserved.clone(), false)).await;
+    s.ok(reserve_call(&offers[0], reserved.clone(), false))
+        .await;
     let offers = s.offers(5).await;
     let r = offered(&offers);
     assert_eq!(r.reserved(Some("ops")).cpus(), Some(2.0), "{r:?}");
     assert_eq!(r.unreserved().cpus(), Some(2.0));
     assert_eq!(agent.state.lock().unwrap().applied_operations, 1);
-    s.ok(reserve_call(&offers[0], r.reserved(Some("ops")), true)).await;
+    s.ok(reserve_call(&offers[0], r.reserved(Some("ops")), true))
+        .await;
     let offers = s.offers(5).await;
     let r = offered(&offers);
     assert!(r.reserved(None).is_empty(), "{r:?}");
@@ -262,7 +274,8 @@ async fn refuse_seconds_is_honoured() {
 async fn suppress_stops_offers_and_revive_resumes_them() {
     let master = common::master().await;
     let _agent = TestAgent::start(master.addr, "cpus:2;mem:512", false).await;
-    let mut s = Scheduler::subscribe(master.addr, Format::Protobuf, framework("f", &["a", "b"])).await;
+    let mut s =
+        Scheduler::subscribe(master.addr, Format::Protobuf, framework("f", &["a", "b"])).await;
     let offers = s.offers(5).await;
     s.simple(call::Type::Suppress).await;
     s.decline(&offers, Some(0.0)).await;
@@ -277,7 +290,11 @@ async fn suppress_stops_offers_and_revive_resumes_them() {
     })
     .await;
     let offers = s.offers(5).await;
-    assert!(offers.iter().all(|o| o.allocation_info.as_ref().unwrap().role.as_deref() == Some("b")));
+    assert!(
+        offers
+            .iter()
+            .all(|o| o.allocation_info.as_ref().unwrap().role.as_deref() == Some("b"))
+    );
     // A long filter is cleared by REVIVE too.
     s.decline(&offers, Some(1000.0)).await;
     assert!(s.no_offers(300).await);

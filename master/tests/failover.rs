@@ -9,9 +9,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::MasterProcess;
 use common::agent::TestAgent;
 use common::scheduler::{Format, Scheduler, framework};
-use common::MasterProcess;
 use tepui_proto::v1::scheduler::{Call, call};
 use tepui_proto::v1::{FrameworkId, Offer, TaskState};
 
@@ -20,10 +20,20 @@ async fn launch_n(s: &mut Scheduler, offer: &Offer, ids: &[&str]) {
         .iter()
         .map(|id| {
             let mut r = tepui_proto::resources::parse_resources("cpus:0.5;mem:64", "*").unwrap();
-            r.allocate(offer.allocation_info.as_ref().unwrap().role.as_deref().unwrap());
+            r.allocate(
+                offer
+                    .allocation_info
+                    .as_ref()
+                    .unwrap()
+                    .role
+                    .as_deref()
+                    .unwrap(),
+            );
             tepui_proto::v1::TaskInfo {
                 name: id.to_string(),
-                task_id: tepui_proto::v1::TaskId { value: id.to_string() },
+                task_id: tepui_proto::v1::TaskId {
+                    value: id.to_string(),
+                },
                 agent_id: offer.agent_id.clone(),
                 resources: r.into_vec(),
                 command: Some(tepui_proto::v1::CommandInfo {
@@ -73,7 +83,9 @@ async fn master_restart_agents_reregister_and_reconcile_reports_every_task() {
     config.listen = addr;
     let second = MasterProcess::start(config);
     // Before the agent is back, its tasks are unreachable, not unknown.
-    info.id = Some(FrameworkId { value: framework_id.clone() });
+    info.id = Some(FrameworkId {
+        value: framework_id.clone(),
+    });
     agent.connect().await;
     let mut s = Scheduler::subscribe(second.addr, Format::Protobuf, info).await;
     assert_eq!(s.framework_id, framework_id);
@@ -159,7 +171,8 @@ async fn unreachable_agent_tasks_are_unreachable_or_lost() {
     config.max_agent_ping_timeouts = 2;
     let master = common::master_with(config).await;
     let agent = TestAgent::start(master.addr, "cpus:4;mem:1024", false).await;
-    let mut aware = Scheduler::subscribe(master.addr, Format::Json, framework("aware", &["*"])).await;
+    let mut aware =
+        Scheduler::subscribe(master.addr, Format::Json, framework("aware", &["*"])).await;
     let offers = aware.offers(5).await;
     launch_n(&mut aware, &offers[0], &["p"]).await;
     aware.await_state("p", TaskState::TaskRunning, 5).await;
@@ -172,9 +185,15 @@ async fn unreachable_agent_tasks_are_unreachable_or_lost() {
     legacy.await_state("q", TaskState::TaskRunning, 5).await;
     agent.disconnect();
     let u = aware.update(5).await;
-    assert_eq!((u.task_id.value.as_str(), u.state), ("p", TaskState::TaskUnreachable as i32));
+    assert_eq!(
+        (u.task_id.value.as_str(), u.state),
+        ("p", TaskState::TaskUnreachable as i32)
+    );
     let u = legacy.update(5).await;
-    assert_eq!((u.task_id.value.as_str(), u.state), ("q", TaskState::TaskLost as i32));
+    assert_eq!(
+        (u.task_id.value.as_str(), u.state),
+        ("q", TaskState::TaskLost as i32)
+    );
     let state = common::http::get_json(master.addr, "/master/state").await;
     assert_eq!(state["unreachable_slaves"], 1);
     master.abort();
@@ -203,12 +222,22 @@ async fn operator_deactivates_drains_and_marks_agents_gone() {
     let offers = s.offers(5).await;
     launch_n(&mut s, &offers[0], &["d"]).await;
     s.await_state("d", TaskState::TaskRunning, 5).await;
-    assert_eq!(op(serde_json::json!({"type": "DRAIN_AGENT", "drain_agent": {"agent_id": {"value": id}}})).await, 200);
+    assert_eq!(
+        op(serde_json::json!({"type": "DRAIN_AGENT", "drain_agent": {"agent_id": {"value": id}}}))
+            .await,
+        200
+    );
     s.await_state("d", TaskState::TaskKilled, 5).await;
     assert_eq!(op(serde_json::json!({"type": "MARK_AGENT_GONE", "mark_agent_gone": {"agent_id": {"value": id}}})).await, 200);
     let slaves = common::http::get_json(master.addr, "/slaves").await;
     assert_eq!(slaves["slaves"].as_array().unwrap().len(), 0);
     let version = common::http::get_json(master.addr, "/version").await;
-    assert!(version["version"].as_str().unwrap().split('.').all(|p| p.parse::<u32>().is_ok()));
+    assert!(
+        version["version"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .all(|p| p.parse::<u32>().is_ok())
+    );
     master.abort();
 }

@@ -31,7 +31,10 @@ async fn json_scheduler_runs_the_documented_task_group() {
     let offers = s.offers(5).await;
     assert_eq!(offers.len(), 1);
     assert_eq!(offers[0].agent_id.value, agent.id());
-    assert_eq!(offers[0].allocation_info.as_ref().unwrap().role.as_deref(), Some("*"));
+    assert_eq!(
+        offers[0].allocation_info.as_ref().unwrap().role.as_deref(),
+        Some("*")
+    );
     let body = documented_accept(
         "accept_launch_group.json",
         &s.framework_id,
@@ -40,11 +43,24 @@ async fn json_scheduler_runs_the_documented_task_group() {
     );
     let (status, text) = s.send_raw(body, Some(&s.stream_id.clone())).await;
     assert_eq!(status, 202, "{text}");
-    let running = s.await_state("task-000001", TaskState::TaskRunning, 5).await;
+    let running = s
+        .await_state("task-000001", TaskState::TaskRunning, 5)
+        .await;
     assert!(running.uuid.is_some());
-    let finished = s.await_state("task-000001", TaskState::TaskFinished, 5).await;
+    let finished = s
+        .await_state("task-000001", TaskState::TaskFinished, 5)
+        .await;
     let uuid = finished.uuid.unwrap().to_vec();
-    common::eventually(5, async || agent.state.lock().unwrap().acked.contains(&uuid).then_some(())).await;
+    common::eventually(5, async || {
+        agent
+            .state
+            .lock()
+            .unwrap()
+            .acked
+            .contains(&uuid)
+            .then_some(())
+    })
+    .await;
     // HEARTBEATs keep coming.
     let hb = tokio::time::timeout(std::time::Duration::from_secs(3), async {
         loop {
@@ -65,7 +81,12 @@ async fn documented_launch_with_share_cgroups_false_is_refused() {
     let agent = TestAgent::start(master.addr, "cpus:4;mem:8192;disk:8192", true).await;
     let mut s = Scheduler::subscribe(master.addr, Format::Json, framework("json", &["*"])).await;
     let offers = s.offers(5).await;
-    let body = documented_accept("accept_launch.json", &s.framework_id, &offers[0].id.value, &agent.id());
+    let body = documented_accept(
+        "accept_launch.json",
+        &s.framework_id,
+        &offers[0].id.value,
+        &agent.id(),
+    );
     let (status, text) = s.send_raw(body, Some(&s.stream_id.clone())).await;
     assert_eq!(status, 202, "{text}");
     let update = s.update(5).await;
@@ -73,7 +94,10 @@ async fn documented_launch_with_share_cgroups_false_is_refused() {
     assert_eq!(update.reason, Some(Reason::TaskInvalid as i32));
     assert!(update.uuid.is_none());
     let message = update.message.unwrap();
-    assert!(message.contains("share_cgroups") && message.contains("LAUNCH_GROUP"), "{message}");
+    assert!(
+        message.contains("share_cgroups") && message.contains("LAUNCH_GROUP"),
+        "{message}"
+    );
     // The offer's resources went back to the pool.
     let again = s.offers(10).await;
     assert_eq!(again[0].agent_id.value, agent.id());
@@ -82,7 +106,15 @@ async fn documented_launch_with_share_cgroups_false_is_refused() {
 
 fn launch(offer: &tepui_proto::v1::Offer, task_id: &str, resources: &str) -> Call {
     let mut r = tepui_proto::resources::parse_resources(resources, "*").unwrap();
-    r.allocate(offer.allocation_info.as_ref().unwrap().role.as_deref().unwrap());
+    r.allocate(
+        offer
+            .allocation_info
+            .as_ref()
+            .unwrap()
+            .role
+            .as_deref()
+            .unwrap(),
+    );
     Call {
         r#type: Some(call::Type::Accept as i32),
         accept: Some(call::Accept {
@@ -92,7 +124,9 @@ fn launch(offer: &tepui_proto::v1::Offer, task_id: &str, resources: &str) -> Cal
                 launch: Some(tepui_proto::v1::offer::operation::Launch {
                     task_infos: vec![tepui_proto::v1::TaskInfo {
                         name: task_id.into(),
-                        task_id: tepui_proto::v1::TaskId { value: task_id.into() },
+                        task_id: tepui_proto::v1::TaskId {
+                            value: task_id.into(),
+                        },
                         agent_id: offer.agent_id.clone(),
                         resources: r.into_vec(),
                         command: Some(tepui_proto::v1::CommandInfo {
@@ -114,7 +148,8 @@ fn launch(offer: &tepui_proto::v1::Offer, task_id: &str, resources: &str) -> Cal
 async fn protobuf_scheduler_launches_kills_and_reconciles() {
     let master = common::master().await;
     let _agent = TestAgent::start(master.addr, "cpus:4;mem:4096", false).await;
-    let mut s = Scheduler::subscribe(master.addr, Format::Protobuf, framework("pb", &["web"])).await;
+    let mut s =
+        Scheduler::subscribe(master.addr, Format::Protobuf, framework("pb", &["web"])).await;
     let offers = s.offers(5).await;
     s.ok(launch(&offers[0], "t1", "cpus:1;mem:128")).await;
     s.await_state("t1", TaskState::TaskRunning, 5).await;
@@ -129,7 +164,9 @@ async fn protobuf_scheduler_launches_kills_and_reconciles() {
                     agent_id: None,
                 },
                 call::reconcile::Task {
-                    task_id: tepui_proto::v1::TaskId { value: "nope".into() },
+                    task_id: tepui_proto::v1::TaskId {
+                        value: "nope".into(),
+                    },
                     agent_id: None,
                 },
             ],
@@ -139,7 +176,10 @@ async fn protobuf_scheduler_launches_kills_and_reconciles() {
     .await;
     let a = s.update(5).await;
     let b = s.update(5).await;
-    assert_eq!((a.task_id.value.as_str(), a.state), ("t1", TaskState::TaskRunning as i32));
+    assert_eq!(
+        (a.task_id.value.as_str(), a.state),
+        ("t1", TaskState::TaskRunning as i32)
+    );
     assert_eq!(b.state, TaskState::TaskUnknown as i32);
     for u in [&a, &b] {
         assert!(u.uuid.is_none());
@@ -186,11 +226,15 @@ async fn calls_are_refused_with_400_and_403() {
     let mut other = revive.clone();
     other.framework_id = Some(tepui_proto::v1::FrameworkId { value: "x".into() });
     assert_eq!(
-        s.send_raw(tepui_proto::json::to_vec(&other), Some(&s.stream_id)).await.0,
+        s.send_raw(tepui_proto::json::to_vec(&other), Some(&s.stream_id))
+            .await
+            .0,
         403
     );
     // Malformed: 400 with a message.
-    let (status, text) = s.send_raw(b"{\"type\": 7}".to_vec(), Some(&s.stream_id)).await;
+    let (status, text) = s
+        .send_raw(b"{\"type\": 7}".to_vec(), Some(&s.stream_id))
+        .await;
     assert_eq!(status, 400);
     assert!(!text.is_empty());
     let (status, text) = s
@@ -199,7 +243,10 @@ async fn calls_are_refused_with_400_and_403() {
             ..Default::default()
         })
         .await;
-    assert_eq!((status, text.as_str()), (400, "expecting 'accept' to be present"));
+    assert_eq!(
+        (status, text.as_str()),
+        (400, "expecting 'accept' to be present")
+    );
     // Accepted: 202.
     assert_eq!(s.send_raw(body, Some(&s.stream_id)).await.0, 202);
     // Wrong media type: 415.

@@ -135,6 +135,10 @@ impl Tree {
         self.nodes.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.nodes.len() <= 1
+    }
+
     pub fn framework_of(&self, leaf: NodeId) -> Option<usize> {
         self.nodes[leaf].framework
     }
@@ -330,7 +334,10 @@ mod tests {
         }
         // eng as a whole gets as much as ops.
         assert_eq!(ops, 10);
-        assert_eq!(t.existing_role_node("eng/backend"), Some(t.role_node("eng/backend")));
+        assert_eq!(
+            t.existing_role_node("eng/backend"),
+            Some(t.role_node("eng/backend"))
+        );
         assert_eq!(t.existing_role_node("nope"), None);
     }
 }

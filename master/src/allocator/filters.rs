@@ -43,7 +43,8 @@ impl Filters {
         }
         let deadline = now + duration.min(MAX_FILTER);
         if self.by_framework.len() <= framework {
-            self.by_framework.resize_with(framework + 1, BitSet::default);
+            self.by_framework
+                .resize_with(framework + 1, BitSet::default);
             self.framework_generation.resize(framework + 1, 0);
         }
         if self.agent_generation.len() <= agent {
@@ -103,6 +104,10 @@ impl Filters {
             }
             self.agent_generation[agent] = self.agent_generation[agent].wrapping_add(1);
         }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     pub fn len(&self) -> usize {

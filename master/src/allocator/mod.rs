@@ -460,7 +460,12 @@ impl Allocator {
         } else {
             self.free.clear(slot);
         }
-        if agent.active && agent.available.iter().any(|r| r.reservation_role().is_some()) {
+        if agent.active
+            && agent
+                .available
+                .iter()
+                .any(|r| r.reservation_role().is_some())
+        {
             self.reserved.insert(slot);
         } else {
             self.reserved.remove(&slot);
@@ -810,10 +815,9 @@ impl Allocator {
             let Some(fslot) = self.tree.framework_of(leaf) else {
                 continue;
             };
-            let (Some(fw), Some(agent)) = (
-                self.frameworks[fslot].as_ref(),
-                self.agents[slot].as_ref(),
-            ) else {
+            let (Some(fw), Some(agent)) =
+                (self.frameworks[fslot].as_ref(), self.agents[slot].as_ref())
+            else {
                 continue;
             };
             let role = self.tree.role_of(leaf).to_string();
@@ -879,7 +883,8 @@ fn chop(resources: &Resources, cap: &Quantities) -> Resources {
             out += r.clone();
             continue;
         };
-        let have = tepui_proto::resources::scalar::to_fixed(r.scalar.as_ref().map_or(0.0, |s| s.value));
+        let have =
+            tepui_proto::resources::scalar::to_fixed(r.scalar.as_ref().map_or(0.0, |s| s.value));
         let take = have.min(*room);
         *room -= take;
         if take > 0 {

@@ -32,10 +32,11 @@ fn weights_split_agents_one_to_two() {
     let grants = a.allocate(Instant::now());
     assert_eq!(cpus_of(&grants, "f1"), 10.0);
     assert_eq!(cpus_of(&grants, "f2"), 20.0);
-    assert!(grants.iter().all(|g| g
-        .resources
-        .iter()
-        .all(|r| r.allocation_role() == Some(g.role.as_str()))));
+    assert!(grants.iter().all(|g| {
+        g.resources
+            .iter()
+            .all(|r| r.allocation_role() == Some(g.role.as_str()))
+    }));
 }
 
 #[test]
@@ -58,11 +59,23 @@ fn filters_suppress_and_revive() {
     a.add_framework("f", &roles(&["r"]), &[]);
     let g = a.allocate(now);
     assert_eq!(g.len(), 1);
-    a.recover("f", "a", &Resources::from(g[0].resources.clone()), Some(Duration::from_secs(5)), now);
+    a.recover(
+        "f",
+        "a",
+        &Resources::from(g[0].resources.clone()),
+        Some(Duration::from_secs(5)),
+        now,
+    );
     assert!(a.allocate(now + Duration::from_secs(1)).is_empty());
     let g = a.allocate(now + Duration::from_secs(6));
     assert_eq!(g.len(), 1);
-    a.recover("f", "a", &Resources::from(g[0].resources.clone()), None, now);
+    a.recover(
+        "f",
+        "a",
+        &Resources::from(g[0].resources.clone()),
+        None,
+        now,
+    );
     a.suppress("f", None);
     assert!(a.allocate(now).is_empty());
     a.revive("f", None);

@@ -26,10 +26,11 @@ impl Master {
     pub fn agent_subscribe(
         &mut self,
         requested_id: Option<String>,
-        sub: agent_call::Subscribe,
-    ) -> Result<(String, String, mpsc::UnboundedReceiver<MasterEvent>), ApiError> {
+        mut sub: agent_call::Subscribe,
+    ) -> Result<(String, String, mpsc::UnboundedReceiver<Box<MasterEvent>>), ApiError> {
         let total = agent_total(&sub)?;
-        let id = match requested_id.or_else(|| sub.agent_info.id.as_ref().map(|i| i.value.clone())) {
+        let id = match requested_id.or_else(|| sub.agent_info.id.as_ref().map(|i| i.value.clone()))
+        {
             Some(id) if self.registry.state.gone.contains_key(&id) => {
                 return Err(ApiError::forbidden(format!(
                     "agent {id} has been marked gone and may not come back"
@@ -85,27 +86,37 @@ impl Master {
             self.rescind_agent_offers(&id);
             self.allocator.remove_agent(&id);
         }
-        let mut tasks = HashMap::new();
+        let mut tasks = HashMap::with_capacity(sub.tasks.len() + sub.completed_tasks.len());
         let mut used: HashMap<String, Resources> = HashMap::new();
-        for task in sub.tasks.iter().chain(sub.completed_tasks.iter()) {
-            let fid = task.framework_id.value.clone();
+        let reported = std::mem::take(&mut sub.tasks)
+            .into_iter()
+            .chain(std::mem::take(&mut sub.completed_tasks));
+        for mut task in reported {
+            // Moved, not cloned: a re-registration storm is 400k tasks.
+            let fid = std::mem::take(&mut task.framework_id.value);
             if !is_terminal(task.state) {
-                *used.entry(fid.clone()).or_default() += Resources::from(task.resources.clone());
+                let entry = used.entry(fid.clone()).or_default();
+                for r in &task.resources {
+                    *entry += r;
+                }
             }
             if let Some(fw) = self.frameworks.get_mut(&fid) {
                 fw.tasks.insert(task.task_id.value.clone(), id.clone());
             }
-            let mut task = task.clone();
-            task.agent_id = AgentId { value: id.clone() };
+            task.framework_id.value.clone_from(&fid);
+            task.agent_id.value.clone_from(&id);
             tasks.insert((fid, task.task_id.value.clone()), task);
         }
         let mut executors = HashMap::new();
-        for e in &sub.executors {
+        for e in std::mem::take(&mut sub.executors) {
             let Some(fid) = e.framework_id.as_ref().map(|f| f.value.clone()) else {
                 continue;
             };
-            *used.entry(fid.clone()).or_default() += Resources::from(e.resources.clone());
-            executors.insert((fid, e.executor_id.value.clone()), e.clone());
+            let entry = used.entry(fid.clone()).or_default();
+            for r in &e.resources {
+                *entry += r;
+            }
+            executors.insert((fid, e.executor_id.value.clone()), e);
         }
         let registered_time = self
             .agents
@@ -231,7 +242,10 @@ impl Master {
             }
             let aware = self.is_partition_aware(&fid);
             let (state, reason) = match (gone, aware) {
-                (true, true) => (TaskState::TaskGoneByOperator, Reason::AgentRemovedByOperator),
+                (true, true) => (
+                    TaskState::TaskGoneByOperator,
+                    Reason::AgentRemovedByOperator,
+                ),
                 (true, false) => (TaskState::TaskLost, Reason::AgentRemovedByOperator),
                 (false, true) => (TaskState::TaskUnreachable, Reason::AgentRemoved),
                 (false, false) => (TaskState::TaskLost, Reason::AgentRemoved),
@@ -365,7 +379,11 @@ impl Master {
             allocated += Resources::from(e.resources.clone());
         }
         let mut offered = Resources::new();
-        for o in self.offers.values().filter(|o| o.offer.agent_id.value == agent_id) {
+        for o in self
+            .offers
+            .values()
+            .filter(|o| o.offer.agent_id.value == agent_id)
+        {
             offered += o.resources();
         }
         operator::response::get_agents::Agent {

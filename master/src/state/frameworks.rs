@@ -335,7 +335,10 @@ impl Master {
     }
 
     /// A framework as GET_FRAMEWORKS and operator events describe it.
-    pub fn framework_snapshot(&self, framework_id: &str) -> operator::response::get_frameworks::Framework {
+    pub fn framework_snapshot(
+        &self,
+        framework_id: &str,
+    ) -> operator::response::get_frameworks::Framework {
         let fw = self.frameworks.get(framework_id);
         let info = fw.map(|f| f.info.clone()).unwrap_or_default();
         operator::response::get_frameworks::Framework {

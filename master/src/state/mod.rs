@@ -62,11 +62,13 @@ pub struct SchedulerConn {
     pub tx: mpsc::UnboundedSender<Event>,
 }
 
-/// A subscribed agent's stream.
+/// A subscribed agent's stream. Events are boxed: a `MasterEvent` is
+/// over 13 KB inline and tokio allocates channel blocks of 32 slots, which
+/// for 40k agents would be gigabytes.
 #[derive(Debug)]
 pub struct AgentConn {
     pub stream_id: String,
-    pub tx: mpsc::UnboundedSender<MasterEvent>,
+    pub tx: mpsc::UnboundedSender<Box<MasterEvent>>,
 }
 
 #[derive(Debug)]
@@ -264,7 +266,7 @@ impl Master {
         self.agents
             .get(agent_id)
             .and_then(|a| a.conn.as_ref())
-            .is_some_and(|c| c.tx.send(event).is_ok())
+            .is_some_and(|c| c.tx.send(Box::new(event)).is_ok())
     }
 
     pub fn publish(&mut self, event: OperatorEvent) {

@@ -279,6 +279,9 @@ mod tests {
         assert_eq!(refuse_duration(Some(&f(0.0))), None);
         assert_eq!(refuse_duration(Some(&f(-1.0))), None);
         assert!(refuse_duration(Some(&f(f64::INFINITY))).is_some());
-        assert_eq!(refuse_duration(Some(&f(1.5))), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            refuse_duration(Some(&f(1.5))),
+            Some(Duration::from_millis(1500))
+        );
     }
 }

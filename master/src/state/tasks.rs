@@ -10,8 +10,8 @@ use tepui_proto::v1::offer::operation::Type as OpType;
 use tepui_proto::v1::scheduler::{Event, event};
 use tepui_proto::v1::task_status::{Reason, Source};
 use tepui_proto::v1::{
-    AgentId, ExecutorId, FrameworkId, Task, TaskId, TaskInfo, TaskState, TaskStatus, master as operator,
-    offer::Operation,
+    AgentId, ExecutorId, FrameworkId, Task, TaskId, TaskInfo, TaskState, TaskStatus,
+    master as operator, offer::Operation,
 };
 
 use super::{Master, now_secs};
@@ -145,10 +145,7 @@ impl Master {
                         );
                     }
                 }
-                OpType::Reserve
-                | OpType::Unreserve
-                | OpType::Create
-                | OpType::Destroy => {
+                OpType::Reserve | OpType::Unreserve | OpType::Create | OpType::Destroy => {
                     if let Err(message) =
                         self.apply_operation(framework_id, &agent_id, &op, kind, &mut remaining)
                     {
@@ -175,7 +172,14 @@ impl Master {
             .unwrap_or_default()
     }
 
-    fn task_error(&mut self, framework_id: &str, agent_id: &str, task_id: &str, reason: Reason, message: String) {
+    fn task_error(
+        &mut self,
+        framework_id: &str,
+        agent_id: &str,
+        task_id: &str,
+        reason: Reason,
+        message: String,
+    ) {
         tracing::info!(framework = %framework_id, task = %task_id, %message, "task refused");
         self.metrics.tasks_error += 1;
         self.send_framework(
@@ -221,7 +225,13 @@ impl Master {
         let checked = match checked {
             Ok(c) => c,
             Err(message) => {
-                self.task_error(framework_id, agent_id, &task.task_id.value, Reason::TaskInvalid, message);
+                self.task_error(
+                    framework_id,
+                    agent_id,
+                    &task.task_id.value,
+                    Reason::TaskInvalid,
+                    message,
+                );
                 return;
             }
         };
@@ -246,7 +256,13 @@ impl Master {
                     .or_insert_with(|| e.clone());
             }
         }
-        self.add_task(framework_id, agent_id, &sent_task, executor.as_ref().map(|e| e.executor_id.clone()), &info);
+        self.add_task(
+            framework_id,
+            agent_id,
+            &sent_task,
+            executor.as_ref().map(|e| e.executor_id.clone()),
+            &info,
+        );
         self.send_agent(
             agent_id,
             MasterEvent {
@@ -297,7 +313,14 @@ impl Master {
                 known_tasks: &known,
                 executors: &executors,
             };
-            validation::validate_task_group(&executor, &group.task_group.tasks, remaining, role, seen, &ctx)
+            validation::validate_task_group(
+                &executor,
+                &group.task_group.tasks,
+                remaining,
+                role,
+                seen,
+                &ctx,
+            )
         };
         let (consumed, per_task) = match result {
             Ok(r) => r,
@@ -330,7 +353,13 @@ impl Master {
         let mut tasks = group.task_group.tasks.clone();
         for (task, resources) in tasks.iter_mut().zip(per_task) {
             task.resources = resources.into_vec();
-            self.add_task(framework_id, agent_id, task, Some(executor.executor_id.clone()), &info);
+            self.add_task(
+                framework_id,
+                agent_id,
+                task,
+                Some(executor.executor_id.clone()),
+                &info,
+            );
         }
         self.send_agent(
             agent_id,
@@ -373,7 +402,7 @@ impl Master {
             discovery: info.discovery.clone(),
             container: info.container.clone(),
             health_check: info.health_check.clone(),
-            kill_policy: info.kill_policy.clone(),
+            kill_policy: info.kill_policy,
             user: Some(framework.user.clone()),
             limits: info.limits.clone(),
         };
@@ -383,9 +412,10 @@ impl Master {
                 .insert(info.task_id.value.clone(), agent_id.to_string());
         }
         if let Some(agent) = self.agents.get_mut(agent_id) {
-            agent
-                .tasks
-                .insert((framework_id.to_string(), info.task_id.value.clone()), task.clone());
+            agent.tasks.insert(
+                (framework_id.to_string(), info.task_id.value.clone()),
+                task.clone(),
+            );
         }
         self.publish(operator::Event {
             r#type: Some(operator::event::Type::TaskAdded as i32),
@@ -531,7 +561,9 @@ impl Master {
         ack: tepui_proto::v1::scheduler::call::Acknowledge,
     ) -> Result<(), ApiError> {
         if uuid::Uuid::from_slice(&ack.uuid).is_err() {
-            return Err(ApiError::bad_request("'uuid' is not a valid UUID (16 bytes)"));
+            return Err(ApiError::bad_request(
+                "'uuid' is not a valid UUID (16 bytes)",
+            ));
         }
         let agent_id = ack.agent_id.value.clone();
         let task_id = ack.task_id.value.clone();
@@ -541,8 +573,7 @@ impl Master {
             .get(&agent_id)
             .and_then(|a| a.tasks.get(&key))
             .is_some_and(|t| {
-                is_terminal(t.state)
-                    && t.status_update_uuid.as_deref() == Some(&ack.uuid[..])
+                is_terminal(t.state) && t.status_update_uuid.as_deref() == Some(&ack.uuid[..])
             });
         self.send_agent(
             &agent_id,
@@ -689,7 +720,11 @@ impl Master {
     }
 
     /// MESSAGE from a scheduler to one of its executors.
-    pub fn message_to_executor(&mut self, framework_id: &str, m: tepui_proto::v1::scheduler::call::Message) {
+    pub fn message_to_executor(
+        &mut self,
+        framework_id: &str,
+        m: tepui_proto::v1::scheduler::call::Message,
+    ) {
         self.send_agent(
             &m.agent_id.value,
             MasterEvent {
@@ -736,8 +771,13 @@ impl Master {
             return;
         };
         let resources = Resources::from(executor.resources.clone());
-        self.allocator
-            .recover(&e.framework_id.value, agent_id, &resources, None, Instant::now());
+        self.allocator.recover(
+            &e.framework_id.value,
+            agent_id,
+            &resources,
+            None,
+            Instant::now(),
+        );
         self.send_framework(
             &e.framework_id.value,
             Event {

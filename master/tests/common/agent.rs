@@ -56,7 +56,12 @@ impl TestAgent {
     }
 
     pub fn id(&self) -> String {
-        self.state.lock().unwrap().agent_id.clone().expect("agent id")
+        self.state
+            .lock()
+            .unwrap()
+            .agent_id
+            .clone()
+            .expect("agent id")
     }
 
     /// Subscribes (or re-subscribes with its id and tasks) and spawns the
@@ -144,7 +149,8 @@ impl TestAgent {
                 let run = event.run_task.unwrap();
                 let fid = run.framework.id.clone().unwrap().value;
                 let executor = run.executor.as_ref().map(|e| e.executor_id.clone());
-                self.start_task(fid, run.framework, run.task, executor).await;
+                self.start_task(fid, run.framework, run.task, executor)
+                    .await;
             }
             master_event::Type::RunTaskGroup => {
                 let run = event.run_task_group.unwrap();
@@ -222,7 +228,10 @@ impl TestAgent {
     pub async fn update(&self, framework_id: &str, task_id: &str, state: TaskState) {
         let (agent_id, stream_id) = {
             let mut s = self.state.lock().unwrap();
-            if let Some(t) = s.tasks.get_mut(&(framework_id.to_string(), task_id.to_string())) {
+            if let Some(t) = s
+                .tasks
+                .get_mut(&(framework_id.to_string(), task_id.to_string()))
+            {
                 t.state = state as i32;
             }
             (s.agent_id.clone().unwrap(), s.stream_id.clone().unwrap())

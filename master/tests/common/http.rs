@@ -45,13 +45,24 @@ pub async fn call(
     let resp = send(addr, method, path, headers, body).await;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.expect("body").to_bytes().to_vec();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
     (status, headers, body)
 }
 
 pub async fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
     let (status, _, body) = call(addr, "GET", path, &[], Vec::new()).await;
-    assert_eq!(status, 200, "GET {path}: {}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        status,
+        200,
+        "GET {path}: {}",
+        String::from_utf8_lossy(&body)
+    );
     serde_json::from_slice(&body).expect("json")
 }
 

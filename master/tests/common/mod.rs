@@ -37,7 +37,10 @@ pub async fn eventually<T>(secs: u64, mut f: impl AsyncFnMut() -> Option<T>) -> 
         if let Some(v) = f().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "condition not met in {secs}s");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met in {secs}s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

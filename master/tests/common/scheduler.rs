@@ -78,7 +78,9 @@ pub fn framework(name: &str, roles: &[&str]) -> FrameworkInfo {
 
 impl Scheduler {
     pub async fn subscribe(addr: SocketAddr, format: Format, info: FrameworkInfo) -> Scheduler {
-        Self::try_subscribe(addr, format, info).await.expect("subscribe")
+        Self::try_subscribe(addr, format, info)
+            .await
+            .expect("subscribe")
     }
 
     pub async fn try_subscribe(
@@ -110,7 +112,11 @@ impl Scheduler {
             return Err((status, String::from_utf8_lossy(&body).into_owned()));
         }
         assert_eq!(
-            resp.headers().get("content-type").unwrap().to_str().unwrap(),
+            resp.headers()
+                .get("content-type")
+                .unwrap()
+                .to_str()
+                .unwrap(),
             format.media()
         );
         let stream_id = resp
@@ -152,7 +158,8 @@ impl Scheduler {
     /// Sends a call; returns the status and body.
     pub async fn send(&self, mut c: Call) -> (u16, String) {
         c.framework_id.get_or_insert(self.id());
-        self.send_raw(self.format.encode(&c), Some(&self.stream_id)).await
+        self.send_raw(self.format.encode(&c), Some(&self.stream_id))
+            .await
     }
 
     pub async fn send_raw(&self, body: Vec<u8>, stream_id: Option<&str>) -> (u16, String) {
@@ -199,7 +206,11 @@ impl Scheduler {
     }
 
     pub async fn offers(&mut self, secs: u64) -> Vec<Offer> {
-        self.expect(event::Type::Offers, secs).await.offers.unwrap().offers
+        self.expect(event::Type::Offers, secs)
+            .await
+            .offers
+            .unwrap()
+            .offers
     }
 
     /// No OFFERS within `secs` (other events are ignored).
@@ -217,7 +228,11 @@ impl Scheduler {
     }
 
     pub async fn update(&mut self, secs: u64) -> TaskStatus {
-        self.expect(event::Type::Update, secs).await.update.unwrap().status
+        self.expect(event::Type::Update, secs)
+            .await
+            .update
+            .unwrap()
+            .status
     }
 
     /// Waits for an update with `state` for `task`, acknowledging every
