@@ -53,7 +53,7 @@ pub struct Pending {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the master daemon: scheduler and operator APIs, allocator, registry.
-    Master(MasterArgs),
+    Master(Box<MasterArgs>),
     /// Run the agent daemon: executor and operator APIs, containerizer.
     Agent(Box<AgentArgs>),
     /// Run a master and an agent in one process on loopback, with a temporary work dir.
@@ -147,8 +147,14 @@ impl MasterArgs {
         let flags = vec![
             ("ip".to_string(), self.ip.to_string()),
             ("port".to_string(), self.port.to_string()),
-            ("allocation_interval".to_string(), self.allocation_interval.clone()),
-            ("min_allocatable_resources".to_string(), self.min_allocatable_resources.clone()),
+            (
+                "allocation_interval".to_string(),
+                self.allocation_interval.clone(),
+            ),
+            (
+                "min_allocatable_resources".to_string(),
+                self.min_allocatable_resources.clone(),
+            ),
         ];
         Ok(tepui_master::MasterConfig {
             listen: std::net::SocketAddr::new(self.ip, self.port),
