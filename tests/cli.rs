@@ -94,7 +94,10 @@ fn master_serves_http_until_killed() {
             s.read_to_string(&mut out).expect("read");
             break out;
         }
-        assert!(std::time::Instant::now() < deadline, "master never listened");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "master never listened"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     child.kill().expect("kill");
