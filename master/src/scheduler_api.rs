@@ -141,7 +141,10 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
                 update.framework_info,
                 update.suppressed_roles,
             )?;
-            wake = true;
+            // Mesos answers UPDATE_FRAMEWORK with 200: it is applied, not queued.
+            drop(master);
+            shared.allocate_now.notify_one();
+            return Ok(status(200));
         }
         CallType::AcceptInverseOffers | CallType::DeclineInverseOffers => {
             // No maintenance schedules, so no inverse offers to answer.

@@ -115,6 +115,32 @@ impl Master {
         let role = remaining
             .iter()
             .find_map(|r| r.allocation_info.as_ref().and_then(|a| a.role.clone()));
+        if self.agents.get(&agent_id).is_none_or(|a| a.conn.is_none()) {
+            // The agent went away after the offer was made: nothing can run.
+            let state = if self.is_partition_aware(framework_id) {
+                TaskState::TaskDropped
+            } else {
+                TaskState::TaskLost
+            };
+            for op in &accept.operations {
+                for task in operation_tasks(op) {
+                    self.metrics.tasks_dropped += 1;
+                    self.send_framework(
+                        framework_id,
+                        update_event(master_status(
+                            &task.task_id.value,
+                            Some(&agent_id),
+                            state,
+                            Reason::AgentDisconnected,
+                            "the agent disconnected after the offer was made",
+                        )),
+                    );
+                }
+            }
+            self.allocator
+                .recover(framework_id, &agent_id, &remaining, None, Instant::now());
+            return Ok(());
+        }
         let mut seen = HashSet::new();
         for op in accept.operations {
             let Some(kind) = op.r#type.and_then(|t| OpType::try_from(t).ok()) else {

@@ -27,6 +27,7 @@ pub struct AgentState {
     pub events: Vec<i32>,
     pub applied_operations: usize,
     pub shutdown_frameworks: Vec<String>,
+    pub messages: Vec<Vec<u8>>,
 }
 
 #[derive(Clone)]
@@ -177,6 +178,10 @@ impl TestAgent {
                 let ack = event.acknowledge.unwrap();
                 self.state.lock().unwrap().acked.insert(ack.uuid.to_vec());
             }
+            master_event::Type::FrameworkMessage => {
+                let m = event.framework_message.unwrap();
+                self.state.lock().unwrap().messages.push(m.data.to_vec());
+            }
             master_event::Type::ApplyOperation => {
                 self.state.lock().unwrap().applied_operations += 1;
             }
@@ -276,6 +281,42 @@ impl TestAgent {
         )
         .await;
         assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    }
+
+    /// An executor's message to its scheduler.
+    pub async fn send_message(&self, framework_id: &str, executor_id: &str, data: &[u8]) {
+        let (agent_id, stream_id) = {
+            let s = self.state.lock().unwrap();
+            (s.agent_id.clone().unwrap(), s.stream_id.clone().unwrap())
+        };
+        let call_msg = AgentCall {
+            protocol_version: Some(1),
+            r#type: Some(agent_call::Type::FrameworkMessage as i32),
+            agent_id: Some(AgentId { value: agent_id }),
+            framework_message: Some(agent_call::FrameworkMessage {
+                framework_id: FrameworkId {
+                    value: framework_id.to_string(),
+                },
+                executor_id: ExecutorId {
+                    value: executor_id.to_string(),
+                },
+                data: data.to_vec().into(),
+            }),
+            ..Default::default()
+        };
+        let addr = *self.master.lock().unwrap();
+        let (status, _, _) = call(
+            addr,
+            "POST",
+            "/tepui/link/v1",
+            &[
+                ("content-type", "application/x-protobuf"),
+                ("Tepui-Link-Stream-Id", &stream_id),
+            ],
+            call_msg.encode_to_vec(),
+        )
+        .await;
+        assert_eq!(status, 202);
     }
 
     pub fn running_tasks(&self) -> usize {
