@@ -139,7 +139,7 @@ impl TestAgent {
 
     /// Drops the link (as if the agent process died).
     pub fn disconnect(&self) {
-        self.stop.notify_waiters();
+        self.stop.notify_one();
     }
 
     async fn handle(&self, event: MasterEvent) {
