@@ -117,3 +117,67 @@ fn quota_limit_caps_a_role() {
     let g = a.allocate(Instant::now());
     assert_eq!(cpus_of(&g, "f"), 3.0);
 }
+
+#[test]
+fn reservations_to_a_parent_role_reach_its_children() {
+    let mut a = Allocator::new(AllocatorConfig::default());
+    a.add_agent("a", res("cpus(eng):4;mem(eng):100"), &[]);
+    a.add_framework("backend", &roles(&["eng/backend"]), &[]);
+    let g = a.allocate(Instant::now());
+    assert_eq!(cpus_of(&g, "backend"), 4.0);
+    assert_eq!(g[0].role, "eng/backend");
+}
+
+#[test]
+fn gpus_do_not_count_for_fairness() {
+    let mut a = Allocator::new(AllocatorConfig::default());
+    a.add_agent("gpu", res("cpus:1;mem:100;gpus:1"), &[]);
+    a.add_agent("plain", res("cpus:1;mem:100"), &[]);
+    a.add_agent("plain2", res("cpus:1;mem:100"), &[]);
+    a.add_framework("f1", &roles(&["x"]), &[]);
+    a.add_framework("f2", &roles(&["y"]), &[]);
+    let g = a.allocate(Instant::now());
+    // Whoever got the GPU agent is not considered richer than one cpu.
+    let counts: Vec<usize> = ["f1", "f2"]
+        .iter()
+        .map(|f| g.iter().filter(|x| x.framework_id == *f).count())
+        .collect();
+    assert_eq!(counts.iter().sum::<usize>(), 3);
+    assert!(counts.iter().all(|c| *c >= 1));
+}
+
+#[test]
+fn min_allocatable_and_offer_cap() {
+    let config = AllocatorConfig {
+        min_allocatable: vec![Quantities::parse("cpus:1").expect("q")],
+        max_offers_per_framework: 2,
+        ..AllocatorConfig::default()
+    };
+    let mut a = Allocator::new(config);
+    a.add_agent("tiny", res("cpus:0.5;mem:1000"), &[]);
+    for i in 0..4 {
+        a.add_agent(&format!("a{i}"), res("cpus:1;mem:100"), &[]);
+    }
+    a.add_framework("f", &roles(&["r"]), &[]);
+    let g = a.allocate(Instant::now());
+    assert_eq!(g.len(), 2, "capped at two offers per cycle");
+    assert!(g.iter().all(|x| x.agent_id != "tiny"));
+    let g = a.allocate(Instant::now());
+    assert_eq!(g.len(), 2);
+    assert!(a.allocate(Instant::now()).is_empty());
+}
+
+#[test]
+fn framework_removal_returns_its_share() {
+    let mut a = Allocator::new(AllocatorConfig::default());
+    a.add_agent("a", res("cpus:2;mem:100"), &[]);
+    a.add_framework("f", &roles(&["r"]), &[]);
+    let g = a.allocate(Instant::now());
+    assert_eq!(g.len(), 1);
+    assert!(a.role_share("r") > 0.0);
+    a.recover("f", "a", &Resources::from(g[0].resources.clone()), None, Instant::now());
+    a.remove_framework("f");
+    assert_eq!(a.role_allocated("r").get("cpus"), 0);
+    a.add_framework("g", &roles(&["r"]), &[]);
+    assert_eq!(cpus_of(&a.allocate(Instant::now()), "g"), 2.0);
+}
