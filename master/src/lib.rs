@@ -80,6 +80,9 @@ pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterErro
     })
 }
 
+/// How long an event-triggered allocation waits for more events.
+const TRIGGER_BATCH: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// The allocation loop (every `--allocation_interval`, or sooner when an
 /// event asks for it) and the timers: offer timeout, framework failover
 /// timeout, agent health.
@@ -93,6 +96,11 @@ async fn background(shared: Arc<Shared>) {
             _ = tokio::time::sleep_until(next_tick) => false,
             _ = shared.allocate_now.notified() => true,
         };
+        if triggered {
+            // Batch a burst of events (an agent re-registration storm, many
+            // declines) into one cycle instead of one cycle per event.
+            tokio::time::sleep(TRIGGER_BATCH.min(interval)).await;
+        }
         let now = Instant::now();
         let mut master = shared.lock();
         if !triggered {

@@ -76,6 +76,17 @@ async fn master_restart_agents_reregister_and_reconcile_reports_every_task() {
     s.await_state("a", TaskState::TaskRunning, 5).await;
     s.await_state("b", TaskState::TaskRunning, 5).await;
     let framework_id = s.framework_id.clone();
+    let (status, _, _) = common::http::call(
+        addr,
+        "POST",
+        "/api/v1",
+        &[("content-type", "application/json")],
+        br#"{"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [{"role": "heavy", "weight": 3.0}]}}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // Let a registry write happen (once per allocation interval).
+    tokio::time::sleep(Duration::from_millis(150)).await;
 
     first.kill();
     drop(s);
@@ -104,6 +115,21 @@ async fn master_restart_agents_reregister_and_reconcile_reports_every_task() {
     }
     seen.sort();
     assert_eq!(seen, ["a", "b"]);
+    // Weights live in the registry.
+    let (_, _, body) = common::http::call(
+        second.addr,
+        "POST",
+        "/api/v1",
+        &[
+            ("content-type", "application/json"),
+            ("accept", "application/json"),
+        ],
+        br#"{"type": "GET_WEIGHTS"}"#.to_vec(),
+    )
+    .await;
+    let weights: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(weights["get_weights"]["weight_infos"][0]["role"], "heavy");
+    assert_eq!(weights["get_weights"]["weight_infos"][0]["weight"], 3.0);
     // The adopted tasks still hold their resources.
     let state = common::http::get_json(second.addr, "/master/state").await;
     assert_eq!(state["slaves"][0]["used_resources"]["cpus"], 1.0);

@@ -175,7 +175,13 @@ fn framework_removal_returns_its_share() {
     let g = a.allocate(Instant::now());
     assert_eq!(g.len(), 1);
     assert!(a.role_share("r") > 0.0);
-    a.recover("f", "a", &Resources::from(g[0].resources.clone()), None, Instant::now());
+    a.recover(
+        "f",
+        "a",
+        &Resources::from(g[0].resources.clone()),
+        None,
+        Instant::now(),
+    );
     a.remove_framework("f");
     assert_eq!(a.role_allocated("r").get("cpus"), 0);
     a.add_framework("g", &roles(&["r"]), &[]);
