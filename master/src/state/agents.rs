@@ -91,9 +91,17 @@ impl Master {
         let reported = std::mem::take(&mut sub.tasks)
             .into_iter()
             .chain(std::mem::take(&mut sub.completed_tasks));
+        // Executors the agent reports may leave `framework_id` unset (its
+        // command executors): their tasks say whose they are.
+        let mut executor_framework: HashMap<String, String> = HashMap::new();
         for mut task in reported {
             // Moved, not cloned: a re-registration storm is 400k tasks.
             let fid = std::mem::take(&mut task.framework_id.value);
+            if let Some(e) = &task.executor_id
+                && !executor_framework.contains_key(&e.value)
+            {
+                executor_framework.insert(e.value.clone(), fid.clone());
+            }
             if !is_terminal(task.state) {
                 let entry = used.entry(fid.clone()).or_default();
                 for r in &task.resources {
@@ -108,9 +116,16 @@ impl Master {
             tasks.insert((fid, task.task_id.value.clone()), task);
         }
         let mut executors = HashMap::new();
-        for e in std::mem::take(&mut sub.executors) {
-            let Some(fid) = e.framework_id.as_ref().map(|f| f.value.clone()) else {
-                continue;
+        for mut e in std::mem::take(&mut sub.executors) {
+            let fid = match e.framework_id.as_ref() {
+                Some(f) => f.value.clone(),
+                None => match executor_framework.get(&e.executor_id.value) {
+                    Some(f) => {
+                        e.framework_id = Some(tepui_proto::v1::FrameworkId { value: f.clone() });
+                        f.clone()
+                    }
+                    None => continue,
+                },
             };
             let entry = used.entry(fid.clone()).or_default();
             for r in &e.resources {
