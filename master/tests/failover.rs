@@ -267,3 +267,30 @@ async fn operator_deactivates_drains_and_marks_agents_gone() {
     );
     master.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_an_agent_no_longer_reports_are_gone() {
+    let master = common::master().await;
+    let agent = TestAgent::start(master.addr, "cpus:4;mem:1024", false).await;
+    let mut s = Scheduler::subscribe(master.addr, Format::Json, framework("f", &["*"])).await;
+    let offers = s.offers(5).await;
+    launch_n(&mut s, &offers[0], &["kept", "lost"]).await;
+    s.await_state("kept", TaskState::TaskRunning, 5).await;
+    s.await_state("lost", TaskState::TaskRunning, 5).await;
+    // The agent restarts and comes back without one of them.
+    agent.disconnect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    agent
+        .state
+        .lock()
+        .unwrap()
+        .tasks
+        .retain(|(_, t), _| t != "lost");
+    agent.connect().await;
+    let u = s.update(5).await;
+    assert_eq!(
+        (u.task_id.value.as_str(), u.state),
+        ("lost", TaskState::TaskGone as i32)
+    );
+    master.abort();
+}

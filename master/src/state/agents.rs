@@ -133,6 +133,9 @@ impl Master {
             }
             executors.insert((fid, e.executor_id.value.clone()), e);
         }
+        if known {
+            self.forget_missing_tasks(&id, &tasks);
+        }
         let registered_time = self
             .agents
             .get(&id)
@@ -195,6 +198,47 @@ impl Master {
         }
         tracing::info!(agent = %id, reregistered = known, "agent subscribed");
         Ok((id, stream_id, rx))
+    }
+
+    /// Tasks the master knew on a re-registering agent that the agent no
+    /// longer reports are gone (TASK_GONE for partition-aware frameworks,
+    /// TASK_LOST otherwise).
+    fn forget_missing_tasks(
+        &mut self,
+        agent_id: &str,
+        reported: &HashMap<(String, String), tepui_proto::v1::Task>,
+    ) {
+        let missing: Vec<(String, String)> = self
+            .agents
+            .get(agent_id)
+            .map(|a| {
+                a.tasks
+                    .iter()
+                    .filter(|(k, t)| !reported.contains_key(*k) && !is_terminal(t.state))
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (fid, tid) in missing {
+            let state = if self.is_partition_aware(&fid) {
+                TaskState::TaskGone
+            } else {
+                TaskState::TaskLost
+            };
+            if let Some(fw) = self.frameworks.get_mut(&fid) {
+                fw.tasks.remove(&tid);
+            }
+            self.send_framework(
+                &fid,
+                update_event(master_status(
+                    &tid,
+                    Some(agent_id),
+                    state,
+                    Reason::AgentReregistered,
+                    "the agent re-registered without this task",
+                )),
+            );
+        }
     }
 
     /// The agent's stream closed: no offers until it is back; unreachable
