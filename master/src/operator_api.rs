@@ -257,6 +257,12 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
         CallType::DrainAgent => {
             let d = call.drain_agent.ok_or_else(|| missing("drain_agent"))?;
             master.set_agent_mode(&d.agent_id.value, None, Some(true))?;
+            if d.mark_gone == Some(true)
+                && let Some(agent) = master.agents.get_mut(&d.agent_id.value)
+            {
+                agent.gone_when_drained = true;
+            }
+            master.check_drained(&d.agent_id.value);
             None
         }
         CallType::DeactivateAgent => {

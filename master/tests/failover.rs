@@ -294,3 +294,35 @@ async fn tasks_an_agent_no_longer_reports_are_gone() {
     );
     master.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_with_mark_gone_removes_the_agent_once_its_tasks_end() {
+    let master = common::master().await;
+    let agent = TestAgent::start(master.addr, "cpus:4;mem:1024", false).await;
+    let mut s = Scheduler::subscribe(master.addr, Format::Json, framework("f", &["*"])).await;
+    let offers = s.offers(5).await;
+    launch_n(&mut s, &offers[0], &["z"]).await;
+    s.await_state("z", TaskState::TaskRunning, 5).await;
+    let body = serde_json::json!({"type": "DRAIN_AGENT", "drain_agent": {
+        "agent_id": {"value": agent.id()}, "mark_gone": true}});
+    let (status, _, _) = common::http::call(
+        master.addr,
+        "POST",
+        "/api/v1",
+        &[("content-type", "application/json")],
+        body.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    s.await_state("z", TaskState::TaskKilled, 5).await;
+    common::eventually(5, async || {
+        let slaves = common::http::get_json(master.addr, "/slaves").await;
+        slaves["slaves"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    master.abort();
+}

@@ -155,6 +155,7 @@ impl Master {
             executors,
             deactivated,
             draining,
+            gone_when_drained: false,
             registered_time,
         };
         let active = agent.active();
@@ -238,6 +239,17 @@ impl Master {
                     "the agent re-registered without this task",
                 )),
             );
+        }
+    }
+
+    /// A draining agent whose tasks have all ended is drained; with
+    /// `mark_gone` it is then marked gone.
+    pub fn check_drained(&mut self, agent_id: &str) {
+        let done = self.agents.get(agent_id).is_some_and(|a| {
+            a.draining && a.gone_when_drained && a.tasks.values().all(|t| is_terminal(t.state))
+        });
+        if done {
+            let _ = self.mark_gone(agent_id);
         }
     }
 

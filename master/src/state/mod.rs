@@ -105,6 +105,8 @@ pub struct Agent {
     pub executors: HashMap<(String, String), v1::ExecutorInfo>,
     pub deactivated: bool,
     pub draining: bool,
+    /// DRAIN_AGENT with `mark_gone`: once drained, the agent is gone.
+    pub gone_when_drained: bool,
     pub registered_time: f64,
 }
 
@@ -138,6 +140,8 @@ pub struct Master {
     /// Agents of the registry that have not re-registered since the master
     /// started, with the deadline to do so.
     pub recovering_agents: HashMap<String, Instant>,
+    /// Agents to check for the end of a drain once an update is forwarded.
+    pending_drain_checks: Vec<String>,
     next_framework: u64,
     next_agent: u64,
     next_offer: u64,
@@ -213,6 +217,7 @@ impl Master {
             completed_frameworks: VecDeque::new(),
             metrics: Metrics::default(),
             recovering_agents: HashMap::new(),
+            pending_drain_checks: Vec::new(),
             next_framework: 0,
             next_agent: 0,
             next_offer: 0,

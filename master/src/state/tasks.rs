@@ -529,6 +529,14 @@ impl Master {
         }
         if let Some(resources) = released {
             self.count_terminal(latest);
+            let draining = self
+                .agents
+                .get(agent_id)
+                .is_some_and(|a| a.gone_when_drained);
+            if draining {
+                // After this update reaches the framework (below).
+                self.pending_drain_checks.push(agent_id.to_string());
+            }
             self.allocator
                 .recover(&framework_id, agent_id, &resources, None, Instant::now());
         }
@@ -549,6 +557,9 @@ impl Master {
             self.forget_task(&framework_id, agent_id, &task_id);
         }
         self.send_framework(&framework_id, update_event(status));
+        for agent in std::mem::take(&mut self.pending_drain_checks) {
+            self.check_drained(&agent);
+        }
     }
 
     fn count_terminal(&mut self, state: i32) {
