@@ -53,7 +53,7 @@ pub struct Pending {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the master daemon: scheduler and operator APIs, allocator, registry.
-    Master(Pending),
+    Master(Box<MasterArgs>),
     /// Run the agent daemon: executor and operator APIs, containerizer.
     Agent(Box<AgentArgs>),
     /// Run a master and an agent in one process on loopback, with a temporary work dir.
@@ -89,6 +89,108 @@ pub enum Command {
     /// Internal: the built-in executors started by the agent.
     #[command(hide = true, subcommand)]
     Executor(ExecutorKind),
+}
+
+/// `tepui master` flags, with Mesos's names and defaults.
+#[derive(Debug, Args)]
+pub struct MasterArgs {
+    /// IP address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub ip: std::net::IpAddr,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 5050)]
+    pub port: u16,
+    /// Where the registry lives; without it the registry is in memory only.
+    #[arg(long = "work_dir")]
+    pub work_dir: Option<std::path::PathBuf>,
+    /// The hostname advertised to frameworks and agents.
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Time between allocation cycles (events also trigger one).
+    #[arg(long = "allocation_interval", default_value = "1secs")]
+    pub allocation_interval: String,
+    /// Rescind offers not used within this long (default: never).
+    #[arg(long = "offer_timeout")]
+    pub offer_timeout: Option<String>,
+    /// Offer an agent's resources only if they hold one of these, e.g. `cpus:0.01|mem:32`.
+    #[arg(long = "min_allocatable_resources", default_value = "cpus:0.01|mem:32")]
+    pub min_allocatable_resources: String,
+    /// Heartbeat interval towards agents.
+    #[arg(long = "agent_ping_timeout", default_value = "15secs")]
+    pub agent_ping_timeout: String,
+    /// Missed heartbeat intervals before an agent is unreachable.
+    #[arg(long = "max_agent_ping_timeouts", default_value_t = 5)]
+    pub max_agent_ping_timeouts: u32,
+    /// How long agents of the registry have to re-register after a master restart.
+    #[arg(long = "agent_reregister_timeout", default_value = "10mins")]
+    pub agent_reregister_timeout: String,
+    /// Upper bound on frameworks' failover_timeout.
+    #[arg(long = "framework_failover_timeout")]
+    pub framework_failover_timeout: Option<String>,
+    /// Allowed roles, comma separated (default: any).
+    #[arg(long)]
+    pub roles: Option<String>,
+    /// Role weights, e.g. `eng=2,ops=1`.
+    #[arg(long)]
+    pub weights: Option<String>,
+    /// At most this many offers per framework role in one allocation cycle.
+    #[arg(long = "max_offers_per_framework", default_value_t = 10_000)]
+    pub max_offers_per_framework: usize,
+}
+
+impl MasterArgs {
+    pub fn into_config(self) -> anyhow::Result<tepui_master::MasterConfig> {
+        use tepui_master::config::{parse_duration, parse_min_allocatable, parse_weights};
+        let duration = |flag: &str, v: &str| {
+            parse_duration(v).ok_or_else(|| anyhow::anyhow!("--{flag}: invalid duration '{v}'"))
+        };
+        let flags = vec![
+            ("ip".to_string(), self.ip.to_string()),
+            ("port".to_string(), self.port.to_string()),
+            (
+                "allocation_interval".to_string(),
+                self.allocation_interval.clone(),
+            ),
+            (
+                "min_allocatable_resources".to_string(),
+                self.min_allocatable_resources.clone(),
+            ),
+        ];
+        Ok(tepui_master::MasterConfig {
+            listen: std::net::SocketAddr::new(self.ip, self.port),
+            hostname: self.hostname,
+            work_dir: self.work_dir,
+            allocation_interval: duration("allocation_interval", &self.allocation_interval)?,
+            offer_timeout: self
+                .offer_timeout
+                .map(|v| duration("offer_timeout", &v))
+                .transpose()?,
+            min_allocatable_resources: parse_min_allocatable(&self.min_allocatable_resources)
+                .ok_or_else(|| anyhow::anyhow!("--min_allocatable_resources: invalid"))?,
+            max_offers_per_framework: self.max_offers_per_framework,
+            agent_ping_timeout: duration("agent_ping_timeout", &self.agent_ping_timeout)?,
+            max_agent_ping_timeouts: self.max_agent_ping_timeouts,
+            agent_reregister_timeout: duration(
+                "agent_reregister_timeout",
+                &self.agent_reregister_timeout,
+            )?,
+            max_framework_failover_timeout: self
+                .framework_failover_timeout
+                .map(|v| duration("framework_failover_timeout", &v))
+                .transpose()?,
+            weights: self
+                .weights
+                .map(|w| parse_weights(&w).ok_or_else(|| anyhow::anyhow!("--weights: invalid")))
+                .transpose()?
+                .unwrap_or_default(),
+            roles: self
+                .roles
+                .map(|r| r.split(',').map(|x| x.trim().to_string()).collect())
+                .unwrap_or_default(),
+            flags,
+            ..tepui_master::MasterConfig::default()
+        })
+    }
 }
 
 #[derive(Debug, Args)]

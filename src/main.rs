@@ -46,6 +46,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             clap_complete::generate(shell, &mut Cli::command(), "tepui", &mut std::io::stdout());
             Ok(ExitStatus::Success)
         }
+        Command::Master(args) => {
+            tepui_master::run(args.into_config()?)?;
+            Ok(ExitStatus::Success)
+        }
         Command::Supervise(args) => {
             tepui_containerizer::supervisor::run(
                 tepui_containerizer::supervisor::SupervisorArgs {

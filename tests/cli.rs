@@ -45,11 +45,7 @@ fn help_lists_every_public_subcommand_and_hides_internal_ones() {
 
 #[test]
 fn unbuilt_subcommands_say_so_and_exit_non_zero() {
-    for args in [
-        &["master"][..],
-        &["exec", "-it", "task", "--", "sh"][..],
-        &["logs", "task"][..],
-    ] {
+    for args in [&["exec", "-it", "task", "--", "sh"][..], &["logs", "task"][..]] {
         let out = tepui(args);
         assert_eq!(out.status.code(), Some(3), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -96,4 +92,38 @@ fn completion_scripts_are_generated() {
 fn unknown_subcommand_is_a_usage_error() {
     let out = tepui(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn master_serves_http_until_killed() {
+    use std::io::{Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tepui"))
+        .args(["master", "--ip", "127.0.0.1", "--port", &port.to_string()])
+        .env("MESOS_ALLOCATION_INTERVAL", "100ms")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tepui master starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let body = loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            s.write_all(b"GET /version HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                .expect("write");
+            let mut out = String::new();
+            s.read_to_string(&mut out).expect("read");
+            break out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "master never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    child.kill().expect("kill");
+    let _ = child.wait();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains("\"version\":\"1.11.0\""), "{body}");
 }

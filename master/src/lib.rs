@@ -4,3 +4,142 @@
 //!
 //! It must not depend on the agent or containerizer crates: agents are remote
 //! peers that speak the link protocol defined in tepui-proto.
+
+pub mod allocator;
+pub mod config;
+pub mod error;
+mod http;
+mod link;
+pub mod metrics;
+mod operations;
+mod operator_api;
+pub mod registry;
+mod scheduler_api;
+pub mod state;
+mod v0;
+mod validation;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use config::MasterConfig;
+pub use error::MasterError;
+
+use registry::Registry;
+use state::{Master, Shared};
+
+/// A master serving in the current runtime.
+pub struct RunningMaster {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+impl RunningMaster {
+    /// Stops serving, as abruptly as a killed process: connections drop,
+    /// nothing is flushed beyond what the registry already wrote.
+    pub fn abort(self) {
+        self.server.abort();
+        self.ticker.abort();
+    }
+}
+
+/// Starts the master: binds, recovers the registry and serves in the
+/// background of the current tokio runtime.
+pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterError> {
+    let registry = match &config.work_dir {
+        Some(dir) => Registry::open(dir)?,
+        None => Registry::in_memory(),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| MasterError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(MasterError::Serve)?;
+    config.listen = addr;
+    let shared = Shared::new(Master::new(config, registry));
+    let app = http::router(shared.clone());
+    let server = tokio::spawn(async move {
+        // `into_make_service`: serving a bare Router re-applies its state per
+        // connection, which deep-clones every route; this clones an Arc.
+        if let Err(e) = axum::serve(listener, app.into_make_service()).await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    let ticker = tokio::spawn(background(shared.clone()));
+    tracing::info!(%addr, "master listening");
+    Ok(RunningMaster {
+        addr,
+        shared,
+        server,
+        ticker,
+    })
+}
+
+/// How long an event-triggered allocation waits for more events.
+const TRIGGER_BATCH: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// The allocation loop (every `--allocation_interval`, or sooner when an
+/// event asks for it) and the timers: offer timeout, framework failover
+/// timeout, agent health.
+async fn background(shared: Arc<Shared>) {
+    let interval = shared.config.allocation_interval;
+    let mut next_tick = tokio::time::Instant::now() + interval;
+    loop {
+        // Event-triggered cycles only allocate; the timers, which walk every
+        // agent and framework, run once per interval.
+        let triggered = tokio::select! {
+            _ = tokio::time::sleep_until(next_tick) => false,
+            _ = shared.allocate_now.notified() => true,
+        };
+        if triggered {
+            // Batch a burst of events (an agent re-registration storm, many
+            // declines) into one cycle instead of one cycle per event.
+            tokio::time::sleep(TRIGGER_BATCH.min(interval)).await;
+        }
+        let now = Instant::now();
+        let mut master = shared.lock();
+        if !triggered {
+            next_tick = tokio::time::Instant::now() + interval;
+            master.expire_offers(now);
+            master.expire_frameworks(now);
+            master.check_agents(now);
+            master.registry.flush();
+        }
+        master.run_allocation(now);
+    }
+}
+
+/// Runs the master until SIGINT or SIGTERM.
+pub fn run(config: MasterConfig) -> Result<(), MasterError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(MasterError::Runtime)?;
+    runtime.block_on(async move {
+        let running = start(config).await?;
+        wait_for_signal().await;
+        running.shared.lock().registry.flush();
+        running.abort();
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The HTTP server: routes, and the streaming response used by every
+//! subscription (scheduler, agent link, operator SUBSCRIBE).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::post;
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+
+use crate::state::Shared;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/api/v1/scheduler", post(crate::scheduler_api::handle))
+        .route("/api/v1", post(crate::operator_api::handle))
+        .route("/tepui/link/v1", post(crate::link::handle))
+        .merge(crate::v0::routes())
+        .with_state(shared)
+}
+
+/// Runs `on_close` when the response body is dropped: the peer went away
+/// or the stream ended.
+pub struct CloseGuard(Option<Box<dyn FnOnce() + Send + Sync>>);
+
+impl CloseGuard {
+    pub fn new(f: impl FnOnce() + Send + Sync + 'static) -> Self {
+        CloseGuard(Some(Box::new(f)))
+    }
+}
+
+impl Drop for CloseGuard {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
+}
+
+/// A streaming 200 response: every message from `rx` is encoded by
+/// `encode` into one chunk; `heartbeat` (if any) is sent whenever the
+/// stream has been idle for `interval`.
+pub fn stream_response<T: Clone + Send + Sync + 'static>(
+    mut rx: mpsc::UnboundedReceiver<T>,
+    encode: impl Fn(&T, &mut BytesMut) + Send + Sync + 'static,
+    heartbeat: Option<(Duration, T)>,
+    guard: CloseGuard,
+    headers: HeaderMap,
+) -> Response {
+    let stream = futures_util::stream::unfold(
+        (rx_take(&mut rx), encode, heartbeat, guard),
+        |(mut rx, encode, heartbeat, guard)| async move {
+            let next = match &heartbeat {
+                Some((interval, beat)) => match tokio::time::timeout(*interval, rx.recv()).await {
+                    Ok(Some(m)) => Some(m),
+                    Ok(None) => None,
+                    Err(_) => Some(beat.clone()),
+                },
+                None => rx.recv().await,
+            };
+            let message = next?;
+            let mut buf = BytesMut::new();
+            encode(&message, &mut buf);
+            let mut more = 0;
+            // Drain what is already queued into the same chunk.
+            while more < 64 {
+                match rx.try_recv() {
+                    Ok(m) => encode(&m, &mut buf),
+                    Err(_) => break,
+                }
+                more += 1;
+            }
+            Some((
+                Ok::<Bytes, std::convert::Infallible>(buf.freeze()),
+                (rx, encode, heartbeat, guard),
+            ))
+        },
+    );
+    let mut response = Response::new(Body::from_stream(stream));
+    *response.status_mut() = StatusCode::OK;
+    response.headers_mut().extend(headers);
+    response
+}
+
+fn rx_take<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> mpsc::UnboundedReceiver<T> {
+    let (_tx, empty) = mpsc::unbounded_channel();
+    std::mem::replace(rx, empty)
+}
+
+pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+pub fn header_value(value: &str) -> HeaderValue {
+    HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+pub fn status(code: u16) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r
+}
+
+pub fn body_response(code: u16, content_type: &str, body: Vec<u8>) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut()
+        .insert("content-type", header_value(content_type));
+    r
+}

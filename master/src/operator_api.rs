@@ -1,0 +1,604 @@
+//! `/api/v1`: the master operator API (v1), JSON or protobuf.
+
+#![allow(deprecated)] // the response messages still carry fields Mesos deprecated.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+
+use tepui_proto::content::{self, RequestFormat};
+use tepui_proto::resources::Resources;
+use tepui_proto::v1::master::call::Type as CallType;
+use tepui_proto::v1::master::response::{self, Type as RespType};
+use tepui_proto::v1::master::{Call, Event, Response as OpResponse, event};
+use tepui_proto::v1::offer::Operation;
+use tepui_proto::v1::offer::operation::Type as OpType;
+use tepui_proto::v1::{self as v1, quota};
+
+use crate::allocator::Quantities;
+use crate::error::ApiError;
+use crate::http::{CloseGuard, body_response, header_str, header_value, status, stream_response};
+use crate::registry::StoredQuota;
+use crate::state::{Master, Shared, VERSION, tasks::is_terminal};
+
+pub async fn handle(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match serve(&shared, &headers, &body) {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
+    let format = RequestFormat::from_headers(header_str(headers, content::CONTENT_TYPE), None)?;
+    let call: Call = content::decode_message(format.message_format(), body)?;
+    let kind = call
+        .r#type
+        .and_then(|t| CallType::try_from(t).ok())
+        .filter(|t| *t != CallType::Unknown)
+        .ok_or_else(|| ApiError::bad_request("expecting 'type' to be present"))?;
+    let streaming = kind == CallType::Subscribe;
+    let out = content::negotiate(
+        header_str(headers, content::ACCEPT),
+        header_str(headers, content::MESSAGE_ACCEPT),
+        streaming,
+    )?;
+    if streaming {
+        return Ok(subscribe(shared, out));
+    }
+    let missing = |what: &str| ApiError::bad_request(format!("expecting '{what}' to be present"));
+    let mut master = shared.lock();
+    let reply = |t: RespType, f: &dyn Fn(&mut OpResponse)| {
+        let mut r = OpResponse {
+            r#type: Some(t as i32),
+            ..Default::default()
+        };
+        f(&mut r);
+        Some(r)
+    };
+    let answer: Option<OpResponse> = match kind {
+        CallType::GetHealth => reply(RespType::GetHealth, &|r| {
+            r.get_health = Some(response::GetHealth { healthy: true });
+        }),
+        CallType::GetVersion => reply(RespType::GetVersion, &|r| {
+            r.get_version = Some(response::GetVersion {
+                version_info: v1::VersionInfo {
+                    version: VERSION.to_string(),
+                    ..Default::default()
+                },
+            });
+        }),
+        CallType::GetFlags => {
+            let flags: Vec<v1::Flag> = master
+                .config
+                .flags
+                .iter()
+                .map(|(n, v)| v1::Flag {
+                    name: n.clone(),
+                    value: Some(v.clone()),
+                })
+                .collect();
+            reply(RespType::GetFlags, &|r| {
+                r.get_flags = Some(response::GetFlags {
+                    flags: flags.clone(),
+                });
+            })
+        }
+        CallType::GetMetrics => {
+            let metrics: Vec<v1::Metric> = crate::metrics::snapshot(&master)
+                .into_iter()
+                .map(|(name, value)| v1::Metric {
+                    name,
+                    value: Some(value),
+                })
+                .collect();
+            reply(RespType::GetMetrics, &|r| {
+                r.get_metrics = Some(response::GetMetrics {
+                    metrics: metrics.clone(),
+                });
+            })
+        }
+        CallType::GetState => {
+            let state = get_state(&master);
+            reply(RespType::GetState, &|r| r.get_state = Some(state.clone()))
+        }
+        CallType::GetAgents => {
+            let a = get_agents(&master);
+            reply(RespType::GetAgents, &|r| r.get_agents = Some(a.clone()))
+        }
+        CallType::GetFrameworks => {
+            let f = get_frameworks(&master);
+            reply(RespType::GetFrameworks, &|r| {
+                r.get_frameworks = Some(f.clone())
+            })
+        }
+        CallType::GetExecutors => {
+            let e = get_executors(&master);
+            reply(RespType::GetExecutors, &|r| {
+                r.get_executors = Some(e.clone())
+            })
+        }
+        CallType::GetTasks => {
+            let t = get_tasks(&master);
+            reply(RespType::GetTasks, &|r| r.get_tasks = Some(t.clone()))
+        }
+        CallType::GetRoles => {
+            let roles = get_roles(&master);
+            reply(RespType::GetRoles, &|r| {
+                r.get_roles = Some(response::GetRoles {
+                    roles: roles.clone(),
+                });
+            })
+        }
+        CallType::GetWeights => {
+            let weight_infos: Vec<v1::WeightInfo> = master
+                .allocator
+                .weights()
+                .iter()
+                .map(|(role, w)| v1::WeightInfo {
+                    weight: *w,
+                    role: Some(role.clone()),
+                })
+                .collect();
+            reply(RespType::GetWeights, &|r| {
+                r.get_weights = Some(response::GetWeights {
+                    weight_infos: weight_infos.clone(),
+                });
+            })
+        }
+        CallType::GetMaster => {
+            let info = master.info.clone();
+            let start = master.start_time;
+            reply(RespType::GetMaster, &|r| {
+                r.get_master = Some(response::GetMaster {
+                    master_info: Some(info.clone()),
+                    start_time: Some(start),
+                    elected_time: Some(start),
+                });
+            })
+        }
+        CallType::GetQuota => {
+            let configs: Vec<quota::QuotaConfig> = master
+                .registry
+                .state
+                .quotas
+                .iter()
+                .map(|(role, q)| quota::QuotaConfig {
+                    role: role.clone(),
+                    guarantees: q
+                        .guarantees
+                        .iter()
+                        .map(|(n, v)| (n.clone(), v1::value::Scalar { value: *v }))
+                        .collect(),
+                    limits: q
+                        .limits
+                        .iter()
+                        .map(|(n, v)| (n.clone(), v1::value::Scalar { value: *v }))
+                        .collect(),
+                })
+                .collect();
+            reply(RespType::GetQuota, &|r| {
+                r.get_quota = Some(response::GetQuota {
+                    status: quota::QuotaStatus {
+                        configs: configs.clone(),
+                        ..Default::default()
+                    },
+                });
+            })
+        }
+        CallType::UpdateWeights => {
+            let u = call
+                .update_weights
+                .ok_or_else(|| missing("update_weights"))?;
+            for w in &u.weight_infos {
+                let role = w.role.clone().unwrap_or_default();
+                tepui_proto::resources::role::validate(&role)
+                    .map_err(|e| ApiError::bad_request(format!("invalid role '{role}': {e}")))?;
+                if !(w.weight.is_finite() && w.weight > 0.0) {
+                    return Err(ApiError::bad_request(format!(
+                        "weight of '{role}' must be positive"
+                    )));
+                }
+            }
+            for w in u.weight_infos {
+                let role = w.role.unwrap_or_default();
+                master.allocator.set_weight(&role, w.weight);
+                master.registry.state.weights.insert(role, w.weight);
+            }
+            master.registry.save();
+            master.registry.flush();
+            None
+        }
+        CallType::UpdateQuota => {
+            let u = call.update_quota.ok_or_else(|| missing("update_quota"))?;
+            update_quota(&mut master, u)?;
+            None
+        }
+        CallType::ReserveResources | CallType::UnreserveResources => {
+            let (agent_id, op) = if kind == CallType::ReserveResources {
+                let r = call
+                    .reserve_resources
+                    .ok_or_else(|| missing("reserve_resources"))?;
+                (
+                    r.agent_id.value,
+                    Operation {
+                        r#type: Some(OpType::Reserve as i32),
+                        reserve: Some(v1::offer::operation::Reserve {
+                            source: r.source,
+                            resources: r.resources,
+                        }),
+                        ..Default::default()
+                    },
+                )
+            } else {
+                let r = call
+                    .unreserve_resources
+                    .ok_or_else(|| missing("unreserve_resources"))?;
+                (
+                    r.agent_id.value,
+                    Operation {
+                        r#type: Some(OpType::Unreserve as i32),
+                        unreserve: Some(v1::offer::operation::Unreserve {
+                            resources: r.resources,
+                        }),
+                        ..Default::default()
+                    },
+                )
+            };
+            master.operator_operation(&agent_id, op)?;
+            None
+        }
+        CallType::DrainAgent => {
+            let d = call.drain_agent.ok_or_else(|| missing("drain_agent"))?;
+            master.set_agent_mode(&d.agent_id.value, None, Some(true))?;
+            if d.mark_gone == Some(true)
+                && let Some(agent) = master.agents.get_mut(&d.agent_id.value)
+            {
+                agent.gone_when_drained = true;
+            }
+            master.check_drained(&d.agent_id.value);
+            None
+        }
+        CallType::DeactivateAgent => {
+            let d = call
+                .deactivate_agent
+                .ok_or_else(|| missing("deactivate_agent"))?;
+            master.set_agent_mode(&d.agent_id.value, Some(true), None)?;
+            None
+        }
+        CallType::ReactivateAgent => {
+            let d = call
+                .reactivate_agent
+                .ok_or_else(|| missing("reactivate_agent"))?;
+            master.set_agent_mode(&d.agent_id.value, Some(false), Some(false))?;
+            None
+        }
+        CallType::MarkAgentGone => {
+            let d = call
+                .mark_agent_gone
+                .ok_or_else(|| missing("mark_agent_gone"))?;
+            master.mark_gone(&d.agent_id.value)?;
+            None
+        }
+        CallType::Teardown => {
+            let t = call.teardown.ok_or_else(|| missing("teardown"))?;
+            if !master.frameworks.contains_key(&t.framework_id.value) {
+                return Err(ApiError::bad_request(format!(
+                    "unknown framework {}",
+                    t.framework_id.value
+                )));
+            }
+            master.remove_framework(&t.framework_id.value);
+            None
+        }
+        other => {
+            return Err(ApiError::new(
+                501,
+                format!("{} is not implemented", other.as_str_name()),
+            ));
+        }
+    };
+    drop(master);
+    shared.allocate_now.notify_one();
+    Ok(match answer {
+        Some(r) => body_response(
+            200,
+            out.content_type,
+            content::encode_message(out.message_format, &r),
+        ),
+        None => status(200),
+    })
+}
+
+fn update_quota(master: &mut Master, u: v1::master::call::UpdateQuota) -> Result<(), ApiError> {
+    for c in &u.quota_configs {
+        tepui_proto::resources::role::validate(&c.role)
+            .map_err(|e| ApiError::bad_request(format!("invalid role '{}': {e}", c.role)))?;
+        for (name, g) in &c.guarantees {
+            if let Some(l) = c.limits.get(name)
+                && l.value < g.value
+            {
+                return Err(ApiError::bad_request(format!(
+                    "role '{}': the '{name}' guarantee exceeds its limit",
+                    c.role
+                )));
+            }
+        }
+    }
+    for c in u.quota_configs {
+        let stored = StoredQuota {
+            guarantees: c
+                .guarantees
+                .iter()
+                .map(|(n, s)| (n.clone(), s.value))
+                .collect(),
+            limits: c.limits.iter().map(|(n, s)| (n.clone(), s.value)).collect(),
+        };
+        if stored.guarantees.is_empty() && stored.limits.is_empty() {
+            master.allocator.set_quota(&c.role, None);
+            master.registry.state.quotas.remove(&c.role);
+        } else {
+            master.allocator.set_quota(&c.role, Some(stored.to_quota()));
+            master.registry.state.quotas.insert(c.role.clone(), stored);
+        }
+        master.enforce_quota(&c.role);
+    }
+    master.registry.save();
+    master.registry.flush();
+    Ok(())
+}
+
+impl Master {
+    /// Operator RESERVE/UNRESERVE on an agent's free resources.
+    pub fn operator_operation(&mut self, agent_id: &str, op: Operation) -> Result<(), ApiError> {
+        if !self.agents.contains_key(agent_id) {
+            return Err(ApiError::bad_request(format!("unknown agent {agent_id}")));
+        }
+        let kind = op
+            .r#type
+            .and_then(|t| OpType::try_from(t).ok())
+            .ok_or_else(|| ApiError::bad_request("operation type missing"))?;
+        let (from, to) =
+            crate::operations::convert(&op, kind, &[], None).map_err(ApiError::bad_request)?;
+        let total = self
+            .agents
+            .get(agent_id)
+            .map(|a| a.total.clone())
+            .unwrap_or_default();
+        if !total.contains(&from) {
+            return Err(ApiError::new(
+                409,
+                format!(
+                    "agent {agent_id} does not have {}",
+                    crate::validation::display(&from)
+                ),
+            ));
+        }
+        // Offers on the agent may hold what we convert: take them back.
+        self.rescind_agent_offers(agent_id);
+        let mut new_total = total;
+        new_total -= &from;
+        new_total += to;
+        self.allocator
+            .update_agent_total(agent_id, new_total.clone());
+        if let Some(a) = self.agents.get_mut(agent_id) {
+            a.total = new_total;
+        }
+        self.send_agent(
+            agent_id,
+            tepui_proto::link::MasterEvent {
+                r#type: Some(tepui_proto::link::master_event::Type::ApplyOperation as i32),
+                apply_operation: Some(tepui_proto::link::master_event::ApplyOperation {
+                    framework_id: v1::FrameworkId::default(),
+                    operation: op,
+                    operation_id: None,
+                }),
+                ..Default::default()
+            },
+        );
+        Ok(())
+    }
+
+    /// A new guarantee may need resources held in outstanding offers to
+    /// other roles: rescind those so the next cycle can honour it.
+    pub fn enforce_quota(&mut self, role: &str) {
+        let Some(q) = self.allocator.quotas().get(role).cloned() else {
+            return;
+        };
+        let owed = q
+            .guarantee
+            .saturating_minus(&self.allocator.role_allocated(role));
+        if owed.is_empty() {
+            return;
+        }
+        let mut freed = Quantities::new();
+        let ids: Vec<(String, String)> = self
+            .offers
+            .iter()
+            .map(|(id, o)| {
+                (
+                    id.clone(),
+                    o.offer
+                        .allocation_info
+                        .as_ref()
+                        .and_then(|a| a.role.clone())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        for (id, offer_role) in ids {
+            if tepui_proto::resources::role::is_in_subtree(&offer_role, role) {
+                continue;
+            }
+            if owed.le(&freed) {
+                break;
+            }
+            if let Some(o) = self.offers.get(&id) {
+                freed.add(&Quantities::of(&o.resources()));
+            }
+            self.rescind_offer(&id);
+        }
+    }
+}
+
+fn subscribe(shared: &Arc<Shared>, out: content::ResponseFormat) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut master = shared.lock();
+    let state = get_state(&master);
+    let _ = tx.send(Event {
+        r#type: Some(event::Type::Subscribed as i32),
+        subscribed: Some(event::Subscribed {
+            get_state: Some(state),
+            heartbeat_interval_seconds: Some(master.config.scheduler_heartbeat.as_secs_f64()),
+        }),
+        ..Default::default()
+    });
+    master
+        .operator_subscribers
+        .push(crate::state::OperatorSubscriber { tx });
+    drop(master);
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", header_value(out.content_type));
+    if let Some(m) = out.message_content_type {
+        headers.insert(content::MESSAGE_CONTENT_TYPE, header_value(m));
+    }
+    let format = out.message_format;
+    stream_response(
+        rx,
+        move |e: &Event, buf| content::encode_record(format, e, buf),
+        Some((
+            shared.config.scheduler_heartbeat,
+            Event {
+                r#type: Some(event::Type::Heartbeat as i32),
+                ..Default::default()
+            },
+        )),
+        CloseGuard::new(|| {}),
+        headers,
+    )
+}
+
+pub fn get_agents(m: &Master) -> response::GetAgents {
+    let mut ids: Vec<&String> = m.agents.keys().collect();
+    ids.sort();
+    response::GetAgents {
+        agents: ids.into_iter().map(|id| m.agent_snapshot(id)).collect(),
+        recovered_agents: m
+            .recovering_agents
+            .keys()
+            .filter_map(|id| m.registry.state.admitted.get(id))
+            .filter_map(|a| tepui_proto::json::from_value(&a.info).ok())
+            .collect(),
+    }
+}
+
+pub fn get_frameworks(m: &Master) -> response::GetFrameworks {
+    let mut ids: Vec<&String> = m.frameworks.keys().collect();
+    ids.sort();
+    response::GetFrameworks {
+        frameworks: ids.into_iter().map(|id| m.framework_snapshot(id)).collect(),
+        completed_frameworks: m
+            .completed_frameworks
+            .iter()
+            .map(|f| response::get_frameworks::Framework {
+                framework_info: f.info.clone(),
+                ..Default::default()
+            })
+            .collect(),
+        recovered_frameworks: Vec::new(),
+    }
+}
+
+pub fn get_tasks(m: &Master) -> response::GetTasks {
+    let mut tasks = Vec::new();
+    let mut completed = Vec::new();
+    for agent in m.agents.values() {
+        for t in agent.tasks.values() {
+            if is_terminal(t.state) {
+                completed.push(t.clone());
+            } else {
+                tasks.push(t.clone());
+            }
+        }
+    }
+    for f in m.frameworks.values() {
+        completed.extend(f.completed_tasks.iter().cloned());
+    }
+    response::GetTasks {
+        tasks,
+        completed_tasks: completed,
+        ..Default::default()
+    }
+}
+
+pub fn get_executors(m: &Master) -> response::GetExecutors {
+    let mut executors = Vec::new();
+    for agent in m.agents.values() {
+        for e in agent.executors.values() {
+            executors.push(response::get_executors::Executor {
+                executor_info: e.clone(),
+                agent_id: v1::AgentId {
+                    value: agent.id.clone(),
+                },
+            });
+        }
+    }
+    response::GetExecutors {
+        executors,
+        orphan_executors: Vec::new(),
+    }
+}
+
+pub fn get_state(m: &Master) -> response::GetState {
+    response::GetState {
+        get_tasks: Some(get_tasks(m)),
+        get_executors: Some(get_executors(m)),
+        get_frameworks: Some(get_frameworks(m)),
+        get_agents: Some(get_agents(m)),
+    }
+}
+
+pub fn get_roles(m: &Master) -> Vec<v1::Role> {
+    let mut names: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for f in m.frameworks.values() {
+        names.extend(f.roles.iter().cloned());
+    }
+    names.extend(m.allocator.weights().keys().cloned());
+    names.extend(m.allocator.quotas().keys().cloned());
+    names
+        .into_iter()
+        .map(|name| {
+            let frameworks = m
+                .frameworks
+                .values()
+                .filter(|f| f.roles.contains(&name))
+                .map(|f| v1::FrameworkId {
+                    value: f.id.clone(),
+                })
+                .collect();
+            let mut resources = Resources::new();
+            for agent in m.agents.values() {
+                for t in agent.tasks.values().filter(|t| !is_terminal(t.state)) {
+                    for r in &t.resources {
+                        if r.allocation_info.as_ref().and_then(|a| a.role.as_deref()) == Some(&name)
+                        {
+                            resources += r.clone();
+                        }
+                    }
+                }
+            }
+            v1::Role {
+                weight: m.allocator.weights().get(&name).copied().unwrap_or(1.0),
+                name,
+                frameworks,
+                resources: resources.into_vec(),
+            }
+        })
+        .collect()
+}

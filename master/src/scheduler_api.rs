@@ -1,0 +1,237 @@
+//! `/api/v1/scheduler`: the v1 scheduler HTTP API. SUBSCRIBE answers with a
+//! RecordIO event stream carrying `Mesos-Stream-Id`; every other call needs
+//! that header and a subscribed framework (403 otherwise), and is answered
+//! 202 once accepted, or 400 with a message when invalid.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+
+use tepui_proto::content::{self, RequestFormat};
+use tepui_proto::v1::scheduler::call::Type as CallType;
+use tepui_proto::v1::scheduler::{Call, Event, event};
+
+use crate::error::ApiError;
+use crate::http::{CloseGuard, header_str, header_value, status, stream_response};
+use crate::state::Shared;
+
+pub const STREAM_ID: &str = "Mesos-Stream-Id";
+
+pub async fn handle(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match serve(&shared, &headers, &body) {
+        Ok(r) => r,
+        Err(e) => {
+            shared.lock().metrics.invalid_scheduler_calls += 1;
+            e.into_response()
+        }
+    }
+}
+
+fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
+    let format = RequestFormat::from_headers(
+        header_str(headers, content::CONTENT_TYPE),
+        header_str(headers, content::MESSAGE_CONTENT_TYPE),
+    )?;
+    if format.is_recordio() {
+        return Err(ApiError::new(
+            415,
+            "the scheduler API takes one message per request",
+        ));
+    }
+    let call: Call = content::decode_message(format.message_format(), body)?;
+    let kind = call
+        .r#type
+        .and_then(|t| CallType::try_from(t).ok())
+        .filter(|t| *t != CallType::Unknown)
+        .ok_or_else(|| ApiError::bad_request("expecting 'type' to be present"))?;
+    if kind == CallType::Subscribe {
+        return subscribe(shared, headers, call);
+    }
+    let framework_id = call
+        .framework_id
+        .as_ref()
+        .map(|f| f.value.clone())
+        .ok_or_else(|| ApiError::bad_request("expecting 'framework_id' to be present"))?;
+    let mut master = shared.lock();
+    master.metrics.scheduler_calls += 1;
+    {
+        let Some(fw) = master.frameworks.get(&framework_id) else {
+            return Err(ApiError::forbidden("framework is not subscribed"));
+        };
+        let Some(conn) = fw.conn.as_ref() else {
+            return Err(ApiError::forbidden("framework is not subscribed"));
+        };
+        match header_str(headers, STREAM_ID) {
+            None => {
+                return Err(ApiError::forbidden(format!(
+                    "all non-subscribe calls need the '{STREAM_ID}' header"
+                )));
+            }
+            Some(id) if id != conn.stream_id => {
+                return Err(ApiError::forbidden(format!(
+                    "the '{STREAM_ID}' header does not match the framework's subscription"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    let missing = |what: &str| ApiError::bad_request(format!("expecting '{what}' to be present"));
+    let mut wake = false;
+    match kind {
+        CallType::Teardown => master.remove_framework(&framework_id),
+        CallType::Accept => {
+            let accept = call.accept.ok_or_else(|| missing("accept"))?;
+            master.accept(&framework_id, accept)?;
+        }
+        CallType::Decline => {
+            let decline = call.decline.ok_or_else(|| missing("decline"))?;
+            master.decline(&framework_id, &decline.offer_ids, decline.filters.as_ref());
+        }
+        CallType::Revive => {
+            let roles = call.revive.map(|r| r.roles).unwrap_or_default();
+            check_roles(&master, &framework_id, &roles)?;
+            master
+                .allocator
+                .revive(&framework_id, (!roles.is_empty()).then_some(&roles[..]));
+            wake = true;
+        }
+        CallType::Suppress => {
+            let roles = call.suppress.map(|r| r.roles).unwrap_or_default();
+            check_roles(&master, &framework_id, &roles)?;
+            master
+                .allocator
+                .suppress(&framework_id, (!roles.is_empty()).then_some(&roles[..]));
+        }
+        CallType::Kill => {
+            let kill = call.kill.ok_or_else(|| missing("kill"))?;
+            master.kill(&framework_id, kill);
+        }
+        CallType::Shutdown => {
+            let shutdown = call.shutdown.ok_or_else(|| missing("shutdown"))?;
+            master.shutdown_executor(&framework_id, shutdown);
+        }
+        CallType::Acknowledge => {
+            let ack = call.acknowledge.ok_or_else(|| missing("acknowledge"))?;
+            master.acknowledge(&framework_id, ack)?;
+        }
+        CallType::Reconcile => {
+            let tasks = call.reconcile.map(|r| r.tasks).unwrap_or_default();
+            master.reconcile(&framework_id, tasks);
+        }
+        CallType::Message => {
+            let message = call.message.ok_or_else(|| missing("message"))?;
+            master.message_to_executor(&framework_id, message);
+        }
+        CallType::Request => {
+            // Mesos's allocator ignores resource requests too.
+        }
+        CallType::UpdateFramework => {
+            let update = call
+                .update_framework
+                .ok_or_else(|| missing("update_framework"))?;
+            master.update_framework(
+                &framework_id,
+                update.framework_info,
+                update.suppressed_roles,
+            )?;
+            // Mesos answers UPDATE_FRAMEWORK with 200: it is applied, not queued.
+            drop(master);
+            shared.allocate_now.notify_one();
+            return Ok(status(200));
+        }
+        CallType::AcceptInverseOffers | CallType::DeclineInverseOffers => {
+            // No maintenance schedules, so no inverse offers to answer.
+        }
+        CallType::AcknowledgeOperationStatus | CallType::ReconcileOperations => {
+            return Err(ApiError::bad_request(format!(
+                "{} is not supported: operations are applied synchronously",
+                kind.as_str_name()
+            )));
+        }
+        CallType::Subscribe | CallType::Unknown => {}
+    }
+    drop(master);
+    if wake {
+        shared.allocate_now.notify_one();
+    }
+    Ok(status(202))
+}
+
+fn check_roles(
+    master: &crate::state::Master,
+    framework_id: &str,
+    roles: &[String],
+) -> Result<(), ApiError> {
+    let mine = master
+        .frameworks
+        .get(framework_id)
+        .map(|f| f.roles.clone())
+        .unwrap_or_default();
+    for role in roles {
+        if !mine.contains(role) {
+            return Err(ApiError::bad_request(format!(
+                "role '{role}' is not one of the framework's roles"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn subscribe(shared: &Arc<Shared>, headers: &HeaderMap, call: Call) -> Result<Response, ApiError> {
+    let response_format = content::negotiate(
+        header_str(headers, content::ACCEPT),
+        header_str(headers, content::MESSAGE_ACCEPT),
+        true,
+    )?;
+    let sub = call
+        .subscribe
+        .ok_or_else(|| ApiError::bad_request("expecting 'subscribe' to be present"))?;
+    if let Some(id) = &call.framework_id
+        && sub.framework_info.id.as_ref() != Some(id)
+    {
+        return Err(ApiError::bad_request(
+            "'framework_id' differs from 'subscribe.framework_info.id'",
+        ));
+    }
+    if header_str(headers, STREAM_ID).is_some() {
+        return Err(ApiError::bad_request(format!(
+            "SUBSCRIBE must not carry a '{STREAM_ID}' header"
+        )));
+    }
+    let (framework_id, stream_id, rx) = shared
+        .lock()
+        .subscribe(sub.framework_info, sub.suppressed_roles)?;
+    shared.allocate_now.notify_one();
+    let weak = Arc::downgrade(shared);
+    let (fid, sid) = (framework_id.clone(), stream_id.clone());
+    let guard = CloseGuard::new(move || {
+        if let Some(shared) = weak.upgrade() {
+            shared.lock().framework_disconnected(&fid, &sid);
+        }
+    });
+    let mut out = HeaderMap::new();
+    out.insert("content-type", header_value(response_format.content_type));
+    if let Some(m) = response_format.message_content_type {
+        out.insert(content::MESSAGE_CONTENT_TYPE, header_value(m));
+    }
+    out.insert(STREAM_ID, header_value(&stream_id));
+    let message_format = response_format.message_format;
+    let heartbeat = Event {
+        r#type: Some(event::Type::Heartbeat as i32),
+        ..Default::default()
+    };
+    Ok(stream_response(
+        rx,
+        move |e: &Event, buf| content::encode_record(message_format, e, buf),
+        Some((shared.config.scheduler_heartbeat, heartbeat)),
+        guard,
+        out,
+    ))
+}

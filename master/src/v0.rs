@@ -1,0 +1,401 @@
+//! The v0 endpoints existing clients and tools read: `/version`, `/state`
+//! (`/master/state`), `/state-summary`, `/tasks`, `/slaves`, `/frameworks`,
+//! `/roles`, `/redirect`, `/metrics/snapshot` and Prometheus `/metrics`.
+//! Field names follow Mesos's JSON (`slaves`, `pid`, `used_resources`).
+
+#![allow(deprecated)] // FrameworkInfo.role is what v0 clients read.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use tepui_proto::resources::{ResourceExt, Resources};
+use tepui_proto::v1::Task;
+use tepui_proto::v1::value::Type;
+
+use crate::state::agents::agent_pid;
+use crate::state::tasks::is_terminal;
+use crate::state::{Master, Shared, VERSION};
+
+pub fn routes() -> Router<Arc<Shared>> {
+    let mut r = Router::new();
+    for prefix in ["", "/master"] {
+        r = r
+            .route(&format!("{prefix}/state"), get(state))
+            .route(&format!("{prefix}/state.json"), get(state))
+            .route(&format!("{prefix}/state-summary"), get(state_summary))
+            .route(&format!("{prefix}/tasks"), get(tasks))
+            .route(&format!("{prefix}/tasks.json"), get(tasks))
+            .route(&format!("{prefix}/slaves"), get(slaves))
+            .route(&format!("{prefix}/frameworks"), get(frameworks))
+            .route(&format!("{prefix}/roles"), get(roles))
+            .route(&format!("{prefix}/roles.json"), get(roles))
+            .route(&format!("{prefix}/redirect"), get(redirect))
+            .route(&format!("{prefix}/health"), get(|| async { "" }));
+    }
+    r.route("/version", get(version))
+        .route("/metrics/snapshot", get(metrics_snapshot))
+        .route("/metrics", get(prometheus))
+}
+
+/// Mesos's v0 resource maps: scalars as numbers, ranges and sets as text.
+pub fn resource_map(resources: &Resources) -> Value {
+    let mut map = serde_json::Map::new();
+    for name in ["cpus", "mem", "disk", "gpus"] {
+        map.insert(
+            name.to_string(),
+            json!(resources.scalar(name).unwrap_or(0.0)),
+        );
+    }
+    for r in resources.iter() {
+        if r.r#type == Type::Scalar as i32 {
+            if !map.contains_key(&r.name) {
+                map.insert(
+                    r.name.clone(),
+                    json!(resources.scalar(&r.name).unwrap_or(0.0)),
+                );
+            }
+        } else if r.r#type == Type::Ranges as i32 {
+            if let Some(ranges) = resources.ranges(&r.name) {
+                let text: Vec<String> = ranges
+                    .range
+                    .iter()
+                    .map(|x| format!("{}-{}", x.begin, x.end))
+                    .collect();
+                map.insert(r.name.clone(), json!(format!("[{}]", text.join(", "))));
+            }
+        } else if let Some(set) = resources.set(&r.name) {
+            map.insert(
+                r.name.clone(),
+                json!(format!("{{{}}}", set.item.join(", "))),
+            );
+        }
+    }
+    Value::Object(map)
+}
+
+fn task_json(t: &Task) -> Value {
+    let state = tepui_proto::v1::TaskState::try_from(t.state)
+        .map(|s| s.as_str_name())
+        .unwrap_or("TASK_STAGING");
+    let resources = Resources::from(t.resources.clone());
+    let role = t
+        .resources
+        .iter()
+        .find_map(|r| r.allocation_role().map(str::to_string));
+    json!({
+        "id": t.task_id.value,
+        "name": t.name,
+        "framework_id": t.framework_id.value,
+        "executor_id": t.executor_id.as_ref().map(|e| e.value.clone()).unwrap_or_default(),
+        "slave_id": t.agent_id.value,
+        "state": state,
+        "role": role,
+        "resources": resource_map(&resources),
+        "statuses": t.statuses.iter().map(|s| json!({
+            "state": tepui_proto::v1::TaskState::try_from(s.state).map(|x| x.as_str_name()).unwrap_or(""),
+            "timestamp": s.timestamp.unwrap_or(0.0),
+        })).collect::<Vec<_>>(),
+        "container": t.container.as_ref().map(tepui_proto::json::to_value),
+        "labels": t.labels.as_ref().map(|l| tepui_proto::json::to_value(l)["labels"].clone()),
+    })
+}
+
+fn agent_json(m: &Master, id: &str) -> Value {
+    let Some(a) = m.agents.get(id) else {
+        return Value::Null;
+    };
+    let mut used = Resources::new();
+    for t in a.tasks.values().filter(|t| !is_terminal(t.state)) {
+        used += Resources::from(t.resources.clone());
+    }
+    for e in a.executors.values() {
+        used += Resources::from(e.resources.clone());
+    }
+    let mut offered = Resources::new();
+    for o in m.offers.values().filter(|o| o.offer.agent_id.value == id) {
+        offered += o.resources();
+    }
+    let mut unreserved = a.total.unreserved();
+    unreserved.unallocate();
+    let reserved: serde_json::Map<String, Value> = a
+        .total
+        .reservations()
+        .into_iter()
+        .map(|(role, r)| (role, resource_map(&r)))
+        .collect();
+    json!({
+        "id": a.id,
+        "pid": agent_pid(&a.info),
+        "hostname": a.info.hostname,
+        "port": a.info.port.unwrap_or(5051),
+        "registered_time": a.registered_time,
+        "resources": resource_map(&a.total),
+        "used_resources": resource_map(&used),
+        "offered_resources": resource_map(&offered),
+        "reserved_resources": reserved,
+        "unreserved_resources": resource_map(&unreserved),
+        "attributes": a.info.attributes.iter().map(|x| (x.name.clone(), attribute_value(x))).collect::<serde_json::Map<_, _>>(),
+        "active": a.active(),
+        "deactivated": a.deactivated,
+        "version": a.version.clone().unwrap_or_default(),
+        "capabilities": a.capabilities.iter().map(|c| tepui_proto::json::to_value(c)["type"].clone()).collect::<Vec<_>>(),
+    })
+}
+
+fn attribute_value(a: &tepui_proto::v1::Attribute) -> Value {
+    if let Some(s) = &a.scalar {
+        json!(s.value)
+    } else if let Some(t) = &a.text {
+        json!(t.value)
+    } else {
+        tepui_proto::json::to_value(a)
+    }
+}
+
+fn framework_json(m: &Master, f: &crate::state::Framework, completed: bool) -> Value {
+    let mut tasks = Vec::new();
+    let mut used = Resources::new();
+    for (tid, aid) in &f.tasks {
+        if let Some(t) = m
+            .agents
+            .get(aid)
+            .and_then(|a| a.tasks.get(&(f.id.clone(), tid.clone())))
+        {
+            if !is_terminal(t.state) {
+                used += Resources::from(t.resources.clone());
+            }
+            tasks.push(task_json(t));
+        }
+    }
+    let mut offered = Resources::new();
+    let offers: Vec<Value> = f
+        .offers
+        .iter()
+        .filter_map(|o| m.offers.get(o))
+        .map(|o| {
+            offered += o.resources();
+            json!({
+                "id": o.offer.id.value,
+                "framework_id": f.id,
+                "slave_id": o.offer.agent_id.value,
+                "resources": resource_map(&o.resources()),
+            })
+        })
+        .collect();
+    json!({
+        "id": f.id,
+        "name": f.info.name,
+        "user": f.info.user,
+        "principal": f.info.principal,
+        "role": f.info.role.clone().unwrap_or_else(|| f.roles.first().cloned().unwrap_or_default()),
+        "roles": f.roles,
+        "hostname": f.info.hostname.clone().unwrap_or_default(),
+        "webui_url": f.info.webui_url.clone().unwrap_or_default(),
+        "failover_timeout": f.info.failover_timeout.unwrap_or(0.0),
+        "checkpoint": f.info.checkpoint.unwrap_or(false),
+        "active": !completed && f.conn.is_some(),
+        "connected": !completed && f.conn.is_some(),
+        "recovered": f.recovered,
+        "registered_time": f.registered_time,
+        "capabilities": f.info.capabilities.iter().map(|c| tepui_proto::json::to_value(c)["type"].clone()).collect::<Vec<_>>(),
+        "used_resources": resource_map(&used),
+        "offered_resources": resource_map(&offered),
+        "resources": resource_map(&used),
+        "tasks": tasks,
+        "completed_tasks": f.completed_tasks.iter().map(task_json).collect::<Vec<_>>(),
+        "offers": offers,
+        "executors": [],
+    })
+}
+
+fn state_json(m: &Master) -> Value {
+    let mut agent_ids: Vec<&String> = m.agents.keys().collect();
+    agent_ids.sort();
+    json!({
+        "version": VERSION,
+        "id": m.id,
+        "pid": m.info.pid,
+        "hostname": m.info.hostname,
+        "leader": m.info.pid,
+        "leader_info": tepui_proto::json::to_value(&m.info),
+        "start_time": m.start_time,
+        "elected_time": m.start_time,
+        "activated_slaves": m.agents.values().filter(|a| a.active()).count(),
+        "deactivated_slaves": m.agents.values().filter(|a| !a.active()).count(),
+        "unreachable_slaves": m.registry.state.unreachable.len(),
+        "flags": m.config.flags.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<String, Value>>(),
+        "slaves": agent_ids.iter().map(|id| agent_json(m, id)).collect::<Vec<_>>(),
+        "frameworks": m.frameworks.values().map(|f| framework_json(m, f, false)).collect::<Vec<_>>(),
+        "completed_frameworks": m.completed_frameworks.iter().map(|f| framework_json(m, f, true)).collect::<Vec<_>>(),
+        "orphan_tasks": [],
+        "unregistered_frameworks": [],
+    })
+}
+
+fn json_response(v: Value) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
+}
+
+async fn version() -> Response {
+    json_response(json!({
+        "version": VERSION,
+        "build_date": "",
+        "build_time": 0,
+        "build_user": "tepui",
+    }))
+}
+
+async fn state(State(s): State<Arc<Shared>>) -> Response {
+    json_response(state_json(&s.lock()))
+}
+
+async fn state_summary(State(s): State<Arc<Shared>>) -> Response {
+    let m = s.lock();
+    let v = state_json(&m);
+    let strip = |list: &Value| -> Value {
+        Value::Array(
+            list.as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|x| {
+                            let mut x = x.clone();
+                            if let Some(o) = x.as_object_mut() {
+                                o.remove("tasks");
+                                o.remove("completed_tasks");
+                                o.remove("offers");
+                            }
+                            x
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    };
+    json_response(json!({
+        "hostname": v["hostname"],
+        "cluster": "",
+        "slaves": v["slaves"],
+        "frameworks": strip(&v["frameworks"]),
+    }))
+}
+
+async fn tasks(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let m = s.lock();
+    let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(100);
+    let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut all: Vec<&Task> = m.agents.values().flat_map(|a| a.tasks.values()).collect();
+    for f in m.frameworks.values() {
+        all.extend(f.completed_tasks.iter());
+    }
+    let keep = |t: &&Task| {
+        q.get("framework_id")
+            .is_none_or(|v| *v == t.framework_id.value)
+            && q.get("task_id").is_none_or(|v| *v == t.task_id.value)
+            && q.get("agent_id").is_none_or(|v| *v == t.agent_id.value)
+    };
+    let mut list: Vec<&Task> = all.into_iter().filter(keep).collect();
+    list.sort_by(|a, b| a.task_id.value.cmp(&b.task_id.value));
+    if q.get("order").is_some_and(|o| o == "desc") {
+        list.reverse();
+    }
+    let page: Vec<Value> = list
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(task_json)
+        .collect();
+    json_response(json!({ "tasks": page }))
+}
+
+async fn slaves(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let m = s.lock();
+    let mut ids: Vec<&String> = m.agents.keys().collect();
+    ids.sort();
+    let list: Vec<Value> = ids
+        .into_iter()
+        .filter(|id| q.get("slave_id").is_none_or(|v| v == *id))
+        .map(|id| agent_json(&m, id))
+        .collect();
+    json_response(json!({ "slaves": list, "recovered_slaves": [] }))
+}
+
+async fn frameworks(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let m = s.lock();
+    let list: Vec<Value> = m
+        .frameworks
+        .values()
+        .filter(|f| q.get("framework_id").is_none_or(|v| *v == f.id))
+        .map(|f| framework_json(&m, f, false))
+        .collect();
+    let completed: Vec<Value> = m
+        .completed_frameworks
+        .iter()
+        .map(|f| framework_json(&m, f, true))
+        .collect();
+    json_response(json!({
+        "frameworks": list,
+        "completed_frameworks": completed,
+        "unregistered_frameworks": [],
+    }))
+}
+
+async fn roles(State(s): State<Arc<Shared>>) -> Response {
+    let m = s.lock();
+    let roles: Vec<Value> = crate::operator_api::get_roles(&m)
+        .into_iter()
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "weight": r.weight,
+                "frameworks": r.frameworks.iter().map(|f| f.value.clone()).collect::<Vec<_>>(),
+                "resources": resource_map(&Resources::from(r.resources)),
+                "allocated": m.allocator.role_allocated(&r.name).to_map().into_iter().map(|(k, v)| (k, json!(v))).collect::<serde_json::Map<String, Value>>(),
+                "share": m.allocator.role_share(&r.name),
+            })
+        })
+        .collect();
+    json_response(json!({ "roles": roles }))
+}
+
+async fn redirect(State(s): State<Arc<Shared>>) -> Response {
+    let location = format!(
+        "//{}:{}",
+        s.lock().info.hostname.clone().unwrap_or_default(),
+        s.config.listen.port()
+    );
+    (
+        axum::http::StatusCode::TEMPORARY_REDIRECT,
+        [(header::LOCATION, location)],
+    )
+        .into_response()
+}
+
+async fn metrics_snapshot(State(s): State<Arc<Shared>>) -> Response {
+    let m = s.lock();
+    let map: serde_json::Map<String, Value> = crate::metrics::snapshot(&m)
+        .into_iter()
+        .map(|(k, v)| (k, json!(v)))
+        .collect();
+    json_response(Value::Object(map))
+}
+
+async fn prometheus(State(s): State<Arc<Shared>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::prometheus(&s.lock()),
+    )
+        .into_response()
+}

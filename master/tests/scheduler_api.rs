@@ -1,0 +1,263 @@
+//! The scheduler API end to end over real HTTP: JSON and protobuf clients,
+//! offers, LAUNCH / LAUNCH_GROUP, updates and acknowledgements, KILL,
+//! RECONCILE, and the 202/400/403 rules.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::agent::TestAgent;
+use common::scheduler::{Format, Scheduler, framework};
+use tepui_proto::v1::scheduler::{Call, call, event};
+use tepui_proto::v1::{TaskState, task_status::Reason};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto/tests/fixtures");
+
+/// The documented "Running Workloads" ACCEPT body with our ids in it.
+fn documented_accept(name: &str, framework_id: &str, offer_id: &str, agent_id: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap();
+    text.replace("12220-3440-12532-2345", framework_id)
+        .replace("12220-3440-12532-O12", offer_id)
+        .replace("83J792-S8FH-W397K-2861-S01", agent_id)
+        .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_scheduler_runs_the_documented_task_group() {
+    let master = common::master().await;
+    let agent = TestAgent::start(master.addr, "cpus:4;mem:8192;disk:8192", true).await;
+    let mut s = Scheduler::subscribe(master.addr, Format::Json, framework("json", &["*"])).await;
+    assert_eq!(s.heartbeat_interval, 1.0);
+    let offers = s.offers(5).await;
+    assert_eq!(offers.len(), 1);
+    assert_eq!(offers[0].agent_id.value, agent.id());
+    assert_eq!(
+        offers[0].allocation_info.as_ref().unwrap().role.as_deref(),
+        Some("*")
+    );
+    let body = documented_accept(
+        "accept_launch_group.json",
+        &s.framework_id,
+        &offers[0].id.value,
+        &agent.id(),
+    );
+    let (status, text) = s.send_raw(body, Some(&s.stream_id.clone())).await;
+    assert_eq!(status, 202, "{text}");
+    let running = s
+        .await_state("task-000001", TaskState::TaskRunning, 5)
+        .await;
+    assert!(running.uuid.is_some());
+    let finished = s
+        .await_state("task-000001", TaskState::TaskFinished, 5)
+        .await;
+    let uuid = finished.uuid.unwrap().to_vec();
+    common::eventually(5, async || {
+        agent
+            .state
+            .lock()
+            .unwrap()
+            .acked
+            .contains(&uuid)
+            .then_some(())
+    })
+    .await;
+    // HEARTBEATs keep coming.
+    let hb = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        loop {
+            let e = s.events.recv().await.unwrap();
+            if e.r#type == Some(event::Type::Heartbeat as i32) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(hb.is_ok());
+    master.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documented_launch_with_share_cgroups_false_is_refused() {
+    let master = common::master().await;
+    let agent = TestAgent::start(master.addr, "cpus:4;mem:8192;disk:8192", true).await;
+    let mut s = Scheduler::subscribe(master.addr, Format::Json, framework("json", &["*"])).await;
+    let offers = s.offers(5).await;
+    let body = documented_accept(
+        "accept_launch.json",
+        &s.framework_id,
+        &offers[0].id.value,
+        &agent.id(),
+    );
+    let (status, text) = s.send_raw(body, Some(&s.stream_id.clone())).await;
+    assert_eq!(status, 202, "{text}");
+    let update = s.update(5).await;
+    assert_eq!(update.state, TaskState::TaskError as i32);
+    assert_eq!(update.reason, Some(Reason::TaskInvalid as i32));
+    assert!(update.uuid.is_none());
+    let message = update.message.unwrap();
+    assert!(
+        message.contains("share_cgroups") && message.contains("LAUNCH_GROUP"),
+        "{message}"
+    );
+    // The offer's resources went back to the pool.
+    let again = s.offers(10).await;
+    assert_eq!(again[0].agent_id.value, agent.id());
+    master.abort();
+}
+
+fn launch(offer: &tepui_proto::v1::Offer, task_id: &str, resources: &str) -> Call {
+    let mut r = tepui_proto::resources::parse_resources(resources, "*").unwrap();
+    r.allocate(
+        offer
+            .allocation_info
+            .as_ref()
+            .unwrap()
+            .role
+            .as_deref()
+            .unwrap(),
+    );
+    Call {
+        r#type: Some(call::Type::Accept as i32),
+        accept: Some(call::Accept {
+            offer_ids: vec![offer.id.clone()],
+            operations: vec![tepui_proto::v1::offer::Operation {
+                r#type: Some(tepui_proto::v1::offer::operation::Type::Launch as i32),
+                launch: Some(tepui_proto::v1::offer::operation::Launch {
+                    task_infos: vec![tepui_proto::v1::TaskInfo {
+                        name: task_id.into(),
+                        task_id: tepui_proto::v1::TaskId {
+                            value: task_id.into(),
+                        },
+                        agent_id: offer.agent_id.clone(),
+                        resources: r.into_vec(),
+                        command: Some(tepui_proto::v1::CommandInfo {
+                            value: Some("sleep 1000".into()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }],
+                }),
+                ..Default::default()
+            }],
+            filters: None,
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_scheduler_launches_kills_and_reconciles() {
+    let master = common::master().await;
+    let _agent = TestAgent::start(master.addr, "cpus:4;mem:4096", false).await;
+    let mut s =
+        Scheduler::subscribe(master.addr, Format::Protobuf, framework("pb", &["web"])).await;
+    let offers = s.offers(5).await;
+    s.ok(launch(&offers[0], "t1", "cpus:1;mem:128")).await;
+    s.await_state("t1", TaskState::TaskRunning, 5).await;
+
+    // Explicit reconciliation: no uuid, REASON_RECONCILIATION.
+    s.ok(Call {
+        r#type: Some(call::Type::Reconcile as i32),
+        reconcile: Some(call::Reconcile {
+            tasks: vec![
+                call::reconcile::Task {
+                    task_id: tepui_proto::v1::TaskId { value: "t1".into() },
+                    agent_id: None,
+                },
+                call::reconcile::Task {
+                    task_id: tepui_proto::v1::TaskId {
+                        value: "nope".into(),
+                    },
+                    agent_id: None,
+                },
+            ],
+        }),
+        ..Default::default()
+    })
+    .await;
+    let a = s.update(5).await;
+    let b = s.update(5).await;
+    assert_eq!(
+        (a.task_id.value.as_str(), a.state),
+        ("t1", TaskState::TaskRunning as i32)
+    );
+    assert_eq!(b.state, TaskState::TaskUnknown as i32);
+    for u in [&a, &b] {
+        assert!(u.uuid.is_none());
+        assert_eq!(u.reason, Some(Reason::Reconciliation as i32));
+    }
+    // Implicit reconciliation reports every task.
+    s.ok(Call {
+        r#type: Some(call::Type::Reconcile as i32),
+        reconcile: Some(call::Reconcile { tasks: vec![] }),
+        ..Default::default()
+    })
+    .await;
+    let c = s.update(5).await;
+    assert_eq!(c.task_id.value, "t1");
+
+    s.ok(Call {
+        r#type: Some(call::Type::Kill as i32),
+        kill: Some(call::Kill {
+            task_id: tepui_proto::v1::TaskId { value: "t1".into() },
+            agent_id: None,
+            kill_policy: None,
+        }),
+        ..Default::default()
+    })
+    .await;
+    s.await_state("t1", TaskState::TaskKilled, 5).await;
+    master.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_are_refused_with_400_and_403() {
+    let master = common::master().await;
+    let s = Scheduler::subscribe(master.addr, Format::Json, framework("rules", &["*"])).await;
+    let revive = Call {
+        framework_id: Some(s.id()),
+        r#type: Some(call::Type::Revive as i32),
+        ..Default::default()
+    };
+    let body = tepui_proto::json::to_vec(&revive);
+    // No stream id, a wrong one: 403.
+    assert_eq!(s.send_raw(body.clone(), None).await.0, 403);
+    assert_eq!(s.send_raw(body.clone(), Some("bogus")).await.0, 403);
+    // Unknown framework: 403.
+    let mut other = revive.clone();
+    other.framework_id = Some(tepui_proto::v1::FrameworkId { value: "x".into() });
+    assert_eq!(
+        s.send_raw(tepui_proto::json::to_vec(&other), Some(&s.stream_id))
+            .await
+            .0,
+        403
+    );
+    // Malformed: 400 with a message.
+    let (status, text) = s
+        .send_raw(b"{\"type\": 7}".to_vec(), Some(&s.stream_id))
+        .await;
+    assert_eq!(status, 400);
+    assert!(!text.is_empty());
+    let (status, text) = s
+        .send(Call {
+            r#type: Some(call::Type::Accept as i32),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(
+        (status, text.as_str()),
+        (400, "expecting 'accept' to be present")
+    );
+    // Accepted: 202.
+    assert_eq!(s.send_raw(body, Some(&s.stream_id)).await.0, 202);
+    // Wrong media type: 415.
+    let (status, _, _) = common::http::call(
+        master.addr,
+        "POST",
+        "/api/v1/scheduler",
+        &[("content-type", "text/plain")],
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 415);
+    master.abort();
+}

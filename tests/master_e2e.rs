@@ -1,0 +1,267 @@
+//! `tepui master` end to end with real processes: a real master, a real
+//! agent (real containers and cgroups) and a JSON scheduler written against
+//! the v1 HTTP API. The master is SIGKILLed and restarted on its registry;
+//! the agent re-registers with its running task, the framework re-subscribes
+//! with its id and RECONCILE reports the task.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(args: &[String], log: PathBuf) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    Command::new(common::tepui_bin())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn master_args(port: u16, dir: &std::path::Path) -> Vec<String> {
+    vec![
+        "master".into(),
+        "--ip=127.0.0.1".into(),
+        format!("--port={port}"),
+        format!("--work_dir={}", dir.join("master").display()),
+        "--allocation_interval=100ms".into(),
+    ]
+}
+
+async fn slaves(base: &str) -> usize {
+    match reqwest::get(format!("{base}/slaves")).await {
+        Ok(r) => r
+            .bytes()
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .map_or(0, |v| v["slaves"].as_array().map_or(0, Vec::len)),
+        Err(_) => 0,
+    }
+}
+
+async fn wait_agents(base: &str, n: usize) {
+    let deadline = Instant::now() + WAIT;
+    while slaves(base).await != n {
+        assert!(Instant::now() < deadline, "{n} agents never registered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A JSON scheduler: the SUBSCRIBE stream decoded into events.
+struct Scheduler {
+    base: String,
+    stream_id: String,
+    framework_id: String,
+    events: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    client: reqwest::Client,
+}
+
+impl Scheduler {
+    async fn subscribe(base: &str, id: Option<&str>) -> Scheduler {
+        let client = reqwest::Client::new();
+        let mut info = json!({"user": "root", "name": "e2e", "failover_timeout": 300.0,
+            "checkpoint": true, "capabilities": [{"type": "PARTITION_AWARE"}]});
+        let mut call = json!({"type": "SUBSCRIBE"});
+        if let Some(id) = id {
+            info["id"] = json!({"value": id});
+            call["framework_id"] = json!({"value": id});
+        }
+        call["subscribe"] = json!({"framework_info": info});
+        let resp = client
+            .post(format!("{base}/api/v1/scheduler"))
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json")
+            .body(call.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let stream_id = resp.headers()["Mesos-Stream-Id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut bytes = resp.bytes_stream();
+        tokio::spawn(async move {
+            let mut decoder = tepui_proto::recordio::Decoder::new();
+            while let Some(Ok(chunk)) = bytes.next().await {
+                for record in decoder.feed(&chunk).unwrap() {
+                    let event: Value = serde_json::from_slice(&record).unwrap();
+                    if tx.send(event).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let first = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first["type"], "SUBSCRIBED");
+        let framework_id = first["subscribed"]["framework_id"]["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        Scheduler {
+            base: base.to_string(),
+            stream_id,
+            framework_id,
+            events: rx,
+            client,
+        }
+    }
+
+    async fn call(&self, mut body: Value) -> u16 {
+        body["framework_id"] = json!({"value": self.framework_id});
+        self.client
+            .post(format!("{}/api/v1/scheduler", self.base))
+            .header("Content-Type", "application/json")
+            .header("Mesos-Stream-Id", &self.stream_id)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    async fn next(&mut self, kind: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let e = tokio::time::timeout(left, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {kind}"))
+                .expect("stream open");
+            if e["type"] == kind {
+                return e;
+            }
+        }
+    }
+
+    /// The next status update, acknowledged.
+    async fn update(&mut self) -> Value {
+        let status = self.next("UPDATE").await["update"]["status"].clone();
+        if status.get("uuid").is_some() {
+            let ack = json!({"type": "ACKNOWLEDGE", "acknowledge": {
+                "agent_id": status["agent_id"], "task_id": status["task_id"], "uuid": status["uuid"]}});
+            assert_eq!(self.call(ack).await, 202);
+        }
+        status
+    }
+}
+
+fn task(id: &str, agent: &Value, command: &str) -> Value {
+    json!({"name": id, "task_id": {"value": id}, "agent_id": agent,
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                      {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}],
+        "command": {"value": command}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_master_and_agent_run_tasks_and_survive_a_master_sigkill() {
+    if !common::require_root("real_master_and_agent_run_tasks_and_survive_a_master_sigkill") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let cgroup_root = format!("tepui-e2e-master-{}", std::process::id());
+    let mut master = spawn(
+        &master_args(port, dir.path()),
+        dir.path().join("master.log"),
+    );
+    let mut agent = spawn(
+        &[
+            "agent".into(),
+            format!("--master=127.0.0.1:{port}"),
+            "--ip=127.0.0.1".into(),
+            format!("--port={}", free_port()),
+            format!("--work_dir={}", dir.path().join("agent/work").display()),
+            format!("--runtime_dir={}", dir.path().join("agent/run").display()),
+            format!("--cgroups_root={cgroup_root}"),
+            "--resources=cpus:2;mem:2048;disk:1024".into(),
+        ],
+        dir.path().join("agent.log"),
+    );
+    wait_agents(&base, 1).await;
+
+    let mut s = Scheduler::subscribe(&base, None).await;
+    let offer = s.next("OFFERS").await["offers"]["offers"][0].clone();
+    let accept = json!({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [
+        {"type": "LAUNCH", "launch": {"task_infos": [
+            task("short", &offer["agent_id"], "echo hello"),
+            task("long", &offer["agent_id"], "sleep 1000")]}}]}});
+    assert_eq!(s.call(accept).await, 202);
+    let mut seen = Vec::new();
+    while !(seen.contains(&("short".to_string(), "TASK_FINISHED".to_string()))
+        && seen.contains(&("long".to_string(), "TASK_RUNNING".to_string())))
+    {
+        let u = s.update().await;
+        seen.push((
+            u["task_id"]["value"].as_str().unwrap().to_string(),
+            u["state"].as_str().unwrap().to_string(),
+        ));
+    }
+    let framework_id = s.framework_id.clone();
+    drop(s);
+
+    // SIGKILL, then a new master on the same registry and port.
+    master.kill().unwrap();
+    master.wait().unwrap();
+    master = spawn(
+        &master_args(port, dir.path()),
+        dir.path().join("master2.log"),
+    );
+    wait_agents(&base, 1).await;
+    let mut s = Scheduler::subscribe(&base, Some(&framework_id)).await;
+    assert_eq!(s.framework_id, framework_id);
+    assert_eq!(
+        s.call(json!({"type": "RECONCILE", "reconcile": {}})).await,
+        202
+    );
+    let u = s.update().await;
+    assert_eq!(u["task_id"]["value"], "long");
+    assert_eq!(u["state"], "TASK_RUNNING");
+    assert_eq!(u["reason"], "REASON_RECONCILIATION");
+    assert!(u.get("uuid").is_none());
+
+    // TEARDOWN kills the task on the agent.
+    assert_eq!(s.call(json!({"type": "TEARDOWN"})).await, 202);
+    let deadline = Instant::now() + WAIT;
+    while !common::processes_mentioning("sleep 1000")
+        .iter()
+        .all(|(_, cmd)| !cmd.starts_with("sleep 1000"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "task still running after TEARDOWN"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // SAFETY: kill has no memory preconditions; the pid is our child.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let _ = agent.wait();
+    master.kill().unwrap();
+    let _ = master.wait();
+    for cgroup in common::cgroups_named(&cgroup_root).iter().rev() {
+        let _ = std::fs::remove_dir(cgroup);
+    }
+}
