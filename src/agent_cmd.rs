@@ -130,7 +130,7 @@ pub fn run_agent(args: AgentArgs) -> anyhow::Result<ExitStatus> {
 }
 
 /// SIGTERM or SIGINT: stop serving, leave containers running.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

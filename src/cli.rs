@@ -57,7 +57,7 @@ pub enum Command {
     /// Run the agent daemon: executor and operator APIs, containerizer.
     Agent(Box<AgentArgs>),
     /// Run a master and an agent in one process on loopback, with a temporary work dir.
-    Dev(Pending),
+    Dev(DevArgs),
     /// List tasks and containers with state, cpu, memory and limits.
     Ps(Pending),
     /// Run a command in a debug container inside a task's namespaces.
@@ -191,6 +191,25 @@ impl MasterArgs {
             ..tepui_master::MasterConfig::default()
         })
     }
+}
+
+/// `tepui dev`: a single-node cluster in one process.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Where the master's registry and the agent's sandboxes go (default: a new temporary dir).
+    #[arg(long = "work_dir")]
+    pub work_dir: Option<std::path::PathBuf>,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub ip: std::net::IpAddr,
+    #[arg(long = "master_port", default_value_t = 5050)]
+    pub master_port: u16,
+    #[arg(long = "agent_port", default_value_t = 5051)]
+    pub agent_port: u16,
+    /// The agent's resources (default: detected).
+    #[arg(long)]
+    pub resources: Option<String>,
+    #[arg(long = "cgroups_root", default_value = "tepui-dev")]
+    pub cgroups_root: String,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 
 mod agent_cmd;
 mod cli;
+mod dev_cmd;
 mod env_flags;
 
 use std::process::ExitCode;
@@ -61,6 +62,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             Ok(ExitStatus::Success)
         }
         Command::Agent(args) => agent_cmd::run_agent(*args),
+        Command::Dev(args) => dev_cmd::run_dev(args),
         Command::Executor(cli::ExecutorKind::Command) => agent_cmd::run_executor(false),
         Command::Executor(cli::ExecutorKind::Default) => agent_cmd::run_executor(true),
         other => Ok(cli::not_built_yet(&other)),

@@ -38,6 +38,12 @@ pub struct RunningMaster {
 }
 
 impl RunningMaster {
+    /// Stops serving after writing the registry (a graceful stop).
+    pub fn stop(self) {
+        self.shared.lock().registry.flush();
+        self.abort();
+    }
+
     /// Stops serving, as abruptly as a killed process: connections drop,
     /// nothing is flushed beyond what the registry already wrote.
     pub fn abort(self) {
