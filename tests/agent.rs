@@ -834,3 +834,84 @@ async fn a_container_runs_in_a_pulled_image_and_its_rootfs_goes_with_it() {
     assert!(body.contains("no-such-image"), "{body}");
     agent.assert_pods_gone().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_report_healthy_and_kill_failing_tasks() {
+    if !common::require_root("health_checks_report_healthy_and_kill_failing_tasks") {
+        return;
+    }
+    use tepui_proto::v1::{HealthCheck, health_check};
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start("health", &master);
+    subscribed(&master, 1).await;
+    let fw = framework("health", true);
+    let fast = |kind: health_check::Type| HealthCheck {
+        r#type: Some(kind as i32),
+        delay_seconds: Some(0.2),
+        interval_seconds: Some(0.3),
+        timeout_seconds: Some(2.0),
+        grace_period_seconds: Some(0.0),
+        consecutive_failures: Some(2),
+        ..Default::default()
+    };
+    // An HTTP server that passes its HTTP check.
+    let port = free_port();
+    let mut web = command_task(
+        "web",
+        &format!("exec python3 -m http.server {port} --bind 127.0.0.1"),
+    );
+    let mut http = fast(health_check::Type::Http);
+    http.http = Some(health_check::HttpCheckInfo {
+        port: u32::from(port),
+        path: Some("/".into()),
+        ..Default::default()
+    });
+    web.health_check = Some(http);
+    master.run_task(&fw, web, None);
+    // A task whose COMMAND check always fails: killed after 2 failures.
+    let mut sick = command_task("sick", "sleep 100");
+    let mut command = fast(health_check::Type::Command);
+    command.command = Some(CommandInfo {
+        value: Some("test -e /no/such/file".into()),
+        ..Default::default()
+    });
+    sick.health_check = Some(command);
+    master.run_task(&fw, sick, None);
+
+    let mut acked = 0;
+    let healthy = master
+        .wait_for("web to be reported healthy", WAIT, |m| {
+            ack_all(m, &mut acked);
+            m.updates()
+                .into_iter()
+                .find(|u| u.status.task_id.value == "web" && u.status.healthy == Some(true))
+        })
+        .await;
+    assert_eq!(state_of(&healthy.status), TaskState::TaskRunning);
+    let killed = master
+        .wait_for("sick to be killed", WAIT, |m| {
+            ack_all(m, &mut acked);
+            m.updates().into_iter().find(|u| {
+                u.status.task_id.value == "sick" && state_of(&u.status) == TaskState::TaskKilled
+            })
+        })
+        .await;
+    assert_eq!(killed.status.healthy, Some(false), "{:?}", killed.status);
+    assert_eq!(
+        killed.status.reason,
+        Some(tepui_proto::v1::task_status::Reason::TaskHealthCheckStatusUpdated as i32)
+    );
+    assert!(
+        killed.status.message().contains("health check failed"),
+        "{:?}",
+        killed.status
+    );
+    master.kill_task(&fw, "web");
+    master
+        .wait_for("both executors to exit", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (m.exits().len() >= 2).then_some(())
+        })
+        .await;
+    agent.assert_pods_gone().await;
+}

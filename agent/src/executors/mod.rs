@@ -3,6 +3,7 @@
 //! their tasks as nested containers through the agent's operator API.
 
 pub mod client;
+mod health;
 mod runner;
 
 pub use client::{AgentClient, ExecutorEnv, ExecutorError};

@@ -11,12 +11,13 @@ use futures_util::StreamExt;
 use tepui_proto::v1::framework_info::capability;
 use tepui_proto::v1::task_status::{Reason, Source};
 use tepui_proto::v1::{
-    ContainerId, ContainerStatus, FrameworkInfo, KillPolicy, TaskId, TaskInfo, TaskState,
-    TaskStatus, agent, executor,
+    ContainerId, ContainerStatus, FrameworkInfo, HealthCheck, KillPolicy, TaskId, TaskInfo,
+    TaskState, TaskStatus, agent, executor,
 };
 use tokio::sync::mpsc;
 
 use super::client::{AgentClient, ExecutorEnv, ExecutorError};
+use super::health::{Timing, Tracker, Verdict, check_once};
 
 /// Mesos's default kill grace period for tasks of the default executor.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3);
@@ -44,6 +45,10 @@ enum Input {
     KillDeadline {
         task: String,
     },
+    Health {
+        task: String,
+        verdict: Verdict,
+    },
 }
 
 struct TaskRun {
@@ -52,6 +57,8 @@ struct TaskRun {
     state: TaskState,
     killing: bool,
     grace: Duration,
+    /// Set when a failing health check had it killed.
+    unhealthy_kill: Option<String>,
 }
 
 /// What the subscription task needs on re-subscribing.
@@ -111,6 +118,7 @@ pub async fn run(policy: Policy) -> Result<(), ExecutorError> {
             Input::Disconnected { give_up: false } => {}
             Input::Exited { task, result } => runner.on_exit(&task, *result).await,
             Input::KillDeadline { task } => runner.escalate(&task).await,
+            Input::Health { task, verdict } => runner.on_health(&task, verdict).await,
         }
         if runner.done() {
             tracing::info!("every task ended and was acknowledged: exiting");
@@ -302,6 +310,9 @@ impl Runner {
                         run.container = Some(container.clone());
                     }
                     self.update(&id, TaskState::TaskRunning, None, "").await;
+                    if let Some(check) = task.health_check.clone() {
+                        self.watch_health(id.clone(), container.clone(), check);
+                    }
                     self.wait_for(id, container);
                 }
                 Err(e) => {
@@ -328,6 +339,7 @@ impl Runner {
             state: TaskState::TaskStaging,
             killing: false,
             grace,
+            unhealthy_kill: None,
         }
     }
 
@@ -387,6 +399,78 @@ impl Runner {
         });
     }
 
+    /// Runs the task's health check on its schedule until the task ends.
+    fn watch_health(&self, task: String, container: ContainerId, check: HealthCheck) {
+        let client = self.client.clone();
+        let inputs = self.inputs.clone();
+        tokio::spawn(async move {
+            let timing = Timing::of(&check);
+            let mut tracker = Tracker::new(timing, Instant::now());
+            tokio::time::sleep(timing.delay).await;
+            loop {
+                let result = check_once(&client, &check, &container, timing.timeout).await;
+                if let Some(verdict) = tracker.record(Instant::now(), result) {
+                    let kill = matches!(verdict, Verdict::Kill { .. });
+                    let health = Input::Health {
+                        task: task.clone(),
+                        verdict,
+                    };
+                    if inputs.send(health).is_err() || kill {
+                        return;
+                    }
+                }
+                tokio::time::sleep(timing.interval).await;
+            }
+        });
+    }
+
+    async fn on_health(&mut self, task: &str, verdict: Verdict) {
+        let Some(run) = self.tasks.get(task) else {
+            return;
+        };
+        if is_terminal(run.state) || run.killing {
+            return;
+        }
+        match verdict {
+            Verdict::Healthy => {
+                self.update_with_health(
+                    task,
+                    TaskState::TaskRunning,
+                    Some(Reason::TaskHealthCheckStatusUpdated),
+                    "",
+                    Some(true),
+                )
+                .await;
+            }
+            Verdict::Unhealthy { failures, message } => {
+                self.update_with_health(
+                    task,
+                    TaskState::TaskRunning,
+                    Some(Reason::TaskHealthCheckStatusUpdated),
+                    &format!("health check failed ({failures} in a row): {message}"),
+                    Some(false),
+                )
+                .await;
+            }
+            Verdict::Kill { failures, message } => {
+                tracing::warn!(
+                    task,
+                    "health check failed {failures} times in a row: killing the task"
+                );
+                if let Some(run) = self.tasks.get_mut(task) {
+                    run.unhealthy_kill = Some(format!(
+                        "Task killed: its health check failed {failures} times in a row ({message})"
+                    ));
+                }
+                if self.policy == Policy::Group {
+                    self.kill_all(None).await;
+                } else {
+                    self.kill(task, None).await;
+                }
+            }
+        }
+    }
+
     async fn on_exit(&mut self, task: &str, result: Result<agent::Response, ExecutorError>) {
         let Some(run) = self.tasks.get(task) else {
             return;
@@ -403,6 +487,14 @@ impl Runner {
                             .unwrap_or(TaskState::TaskFailed),
                         Some(reason),
                         wait.message.unwrap_or_default(),
+                    )
+                } else if let Some(why) =
+                    self.tasks.get(task).and_then(|t| t.unhealthy_kill.clone())
+                {
+                    (
+                        TaskState::TaskKilled,
+                        Some(Reason::TaskHealthCheckStatusUpdated),
+                        why,
                     )
                 } else if killing {
                     (TaskState::TaskKilled, None, "Task killed".to_string())
@@ -535,6 +627,25 @@ impl Runner {
         reason: Option<Reason>,
         message: &str,
     ) {
+        // A task killed for failing its health check says so on every later
+        // update.
+        let healthy = self
+            .tasks
+            .get(task)
+            .filter(|t| t.unhealthy_kill.is_some())
+            .map(|_| false);
+        self.update_with_health(task, state, reason, message, healthy)
+            .await;
+    }
+
+    async fn update_with_health(
+        &mut self,
+        task: &str,
+        state: TaskState,
+        reason: Option<Reason>,
+        message: &str,
+        healthy: Option<bool>,
+    ) {
         let container = self.tasks.get(task).and_then(|t| t.container.clone());
         if let Some(run) = self.tasks.get_mut(task) {
             run.state = state;
@@ -556,6 +667,7 @@ impl Runner {
                     .unwrap_or(0.0),
             ),
             uuid: Some(uuid.clone().into()),
+            healthy,
             container_status: container.map(|c| ContainerStatus {
                 container_id: Some(c),
                 ..Default::default()
