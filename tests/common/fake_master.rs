@@ -90,8 +90,12 @@ impl FakeMaster {
             if let Some(v) = check(self) {
                 return v;
             }
+            // Woken by every agent call, and at least every 100 ms for
+            // conditions outside the master (logs, files).
             let notified = self.notify.notified();
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            let nap = tokio::time::Instant::now() + Duration::from_millis(100);
+            let _ = tokio::time::timeout_at(nap.min(deadline), notified).await;
+            if tokio::time::Instant::now() >= deadline {
                 if let Some(v) = check(self) {
                     return v;
                 }
