@@ -915,3 +915,58 @@ async fn health_checks_report_healthy_and_kill_failing_tasks() {
         .await;
     agent.assert_pods_gone().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_checkpoints_stop_a_strict_agent_and_are_skipped_otherwise() {
+    if !common::require_root("unreadable_checkpoints_stop_a_strict_agent_and_are_skipped_otherwise")
+    {
+        return;
+    }
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start("strict", &master);
+    subscribed(&master, 1).await;
+    let fw = framework("strict", true);
+    master.run_task(&fw, command_task("t", "true"), None);
+    let mut acked = 0;
+    master
+        .wait_for("the task to finish", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (!m.exits().is_empty()).then_some(())
+        })
+        .await;
+    agent.sigkill();
+    let checkpoint = agent
+        .dir
+        .join("work/meta/frameworks/strict-fw/framework.json");
+    std::fs::write(&checkpoint, "{ not json").unwrap();
+
+    agent.spawn();
+    let mut child = agent.child.take().unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "a strict agent started anyway"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(1));
+    let log = agent.log();
+    assert!(
+        log.contains("framework.json") && log.contains("--strict=false"),
+        "{log}"
+    );
+
+    agent.extra.push("--strict=false".into());
+    agent.spawn();
+    subscribed(&master, 2).await;
+    assert!(
+        agent.log().contains("recovery: skipping"),
+        "{}",
+        agent.log()
+    );
+    agent.assert_pods_gone().await;
+}

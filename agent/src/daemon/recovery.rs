@@ -44,16 +44,36 @@ impl Agent {
             .map(|c| (c.container.pod().to_string(), c))
             .collect();
         let cleanup = self.config.recover == RecoverMode::Cleanup;
+        let strict = self.config.strict;
+        // Unreadable state: with --strict (the default) recovery stops and
+        // says what; without it, that piece is skipped with a warning.
+        let tolerate = |result: Result<(), String>| -> Result<bool, AgentError> {
+            match result {
+                Ok(()) => Ok(true),
+                Err(message) if strict => Err(AgentError::Config(format!(
+                    "recovery: {message} (start with --strict=false to skip unreadable state)"
+                ))),
+                Err(message) => {
+                    tracing::warn!("recovery: skipping {message}");
+                    Ok(false)
+                }
+            }
+        };
         let mut to_watch = Vec::new();
         let mut to_remove = Vec::new();
         {
             let mut state = self.state.lock().await;
             for fw in dirs(&self.work.frameworks_meta()) {
-                let Some(info) =
-                    checkpoint::read_message::<FrameworkInfo>(&self.work.framework_file(&fw))?
-                else {
-                    continue;
-                };
+                let info =
+                    match checkpoint::read_message::<FrameworkInfo>(&self.work.framework_file(&fw))
+                    {
+                        Ok(Some(info)) => info,
+                        Ok(None) => continue,
+                        Err(e) => {
+                            tolerate(Err(e.to_string()))?;
+                            continue;
+                        }
+                    };
                 state.frameworks.insert(
                     fw.clone(),
                     Framework {
@@ -62,22 +82,33 @@ impl Agent {
                     },
                 );
                 for ex in dirs(&self.work.framework_meta(&fw).join("executors")) {
-                    let Some(record) = checkpoint::read_json::<ExecutorRecord>(
+                    let record = match checkpoint::read_json::<ExecutorRecord>(
                         &self.work.executor_file(&fw, &ex),
-                    )?
-                    else {
-                        continue;
-                    };
-                    let info: ExecutorInfo =
-                        tepui_proto::json::from_value(&record.info).map_err(|e| {
-                            AgentError::Config(format!("executor {ex} checkpoint unreadable: {e}"))
-                        })?;
-                    for run in dirs(&self.work.executor_meta(&fw, &ex).join("runs")) {
-                        let Some(run_record) = checkpoint::read_json::<RunRecord>(
-                            &self.work.run_file(&fw, &ex, &run),
-                        )?
-                        else {
+                    ) {
+                        Ok(Some(record)) => record,
+                        Ok(None) => continue,
+                        Err(e) => {
+                            tolerate(Err(e.to_string()))?;
                             continue;
+                        }
+                    };
+                    let info: ExecutorInfo = match tepui_proto::json::from_value(&record.info) {
+                        Ok(info) => info,
+                        Err(e) => {
+                            tolerate(Err(format!("executor {ex}: checkpoint unreadable: {e}")))?;
+                            continue;
+                        }
+                    };
+                    for run in dirs(&self.work.executor_meta(&fw, &ex).join("runs")) {
+                        let run_record = match checkpoint::read_json::<RunRecord>(
+                            &self.work.run_file(&fw, &ex, &run),
+                        ) {
+                            Ok(Some(record)) => record,
+                            Ok(None) => continue,
+                            Err(e) => {
+                                tolerate(Err(e.to_string()))?;
+                                continue;
+                            }
                         };
                         let mut tasks = BTreeMap::new();
                         for task in dirs(&self.work.run_meta(&fw, &ex, &run).join("tasks")) {
@@ -86,17 +117,24 @@ impl Agent {
                                 task: task.clone(),
                             };
                             let executor_id = ExecutorId { value: ex.clone() };
-                            state
-                                .updates
-                                .recover(
-                                    &key,
-                                    &self.work.task_updates(&fw, &ex, &run, &task),
-                                    Some(&executor_id),
-                                )
-                                .map_err(|e| AgentError::Config(e.to_string()))?;
-                            if let Some(info) = checkpoint::read_message::<TaskInfo>(
+                            let recovered = state.updates.recover(
+                                &key,
+                                &self.work.task_updates(&fw, &ex, &run, &task),
+                                Some(&executor_id),
+                            );
+                            if !tolerate(recovered.map_err(|e| e.to_string()))? {
+                                continue;
+                            }
+                            let info = match checkpoint::read_message::<TaskInfo>(
                                 &self.work.task_file(&fw, &ex, &run, &task),
-                            )? {
+                            ) {
+                                Ok(info) => info,
+                                Err(e) => {
+                                    tolerate(Err(e.to_string()))?;
+                                    None
+                                }
+                            };
+                            if let Some(info) = info {
                                 let task_state = state
                                     .updates
                                     .latest_state(&key)
