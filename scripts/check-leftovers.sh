@@ -10,7 +10,7 @@ if [ -n "$cgroups" ]; then
     echo "left-over cgroups:"; echo "$cgroups"; status=1
 fi
 
-mounts=$(awk '{print $5}' /proc/self/mountinfo | grep -E 'tepui|/hostfs$' || true)
+mounts=$(awk '{print $5}' /proc/self/mountinfo | grep -E 'tepui|/hostfs$|/images/containers/' || true)
 if [ -n "$mounts" ]; then
     echo "left-over mounts:"; echo "$mounts"; status=1
 fi

@@ -109,6 +109,7 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     config.frameworks_home = args.frameworks_home;
     config.log.max_bytes = bytes("container_logs_max_size", &args.container_logs_max_size)?;
     config.log.keep = args.container_logs_max_files;
+    config.gc_delay = duration("gc_delay", &args.gc_delay)?;
     config.tepui_binary =
         std::env::current_exe().context("cannot find the tepui binary for executors")?;
     config.flags = flags;

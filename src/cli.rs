@@ -325,6 +325,9 @@ pub struct AgentArgs {
     /// Rotated stdout/stderr files kept per container.
     #[arg(long = "container_logs_max_files", default_value_t = 2)]
     pub container_logs_max_files: u32,
+    /// How long a finished executor run's sandbox and checkpoints are kept.
+    #[arg(long = "gc_delay", default_value = "1weeks")]
+    pub gc_delay: String,
 }
 
 impl Command {

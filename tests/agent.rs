@@ -970,3 +970,39 @@ async fn unreadable_checkpoints_stop_a_strict_agent_and_are_skipped_otherwise() 
     );
     agent.assert_pods_gone().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_runs_are_garbage_collected_after_gc_delay() {
+    if !common::require_root("finished_runs_are_garbage_collected_after_gc_delay") {
+        return;
+    }
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start_with("gc", &master, &["--gc_delay=1secs"]);
+    subscribed(&master, 1).await;
+    let fw = framework("gc", true);
+    master.run_task(&fw, command_task("short", "echo bye"), None);
+    let mut acked = 0;
+    master
+        .wait_for("the executor to exit", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (!m.exits().is_empty()).then_some(())
+        })
+        .await;
+    let runs = agent.executor_runs("gc-fw", "short");
+    assert_eq!(runs.len(), 1);
+    let meta = agent.dir.join("work/meta/frameworks/gc-fw/executors/short");
+    assert!(meta.exists());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while runs[0].exists() || meta.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "not collected: sandbox {} {}, meta {}",
+            runs[0].display(),
+            runs[0].exists(),
+            meta.exists()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(agent.log().contains("garbage-collected a finished run"));
+    agent.assert_pods_gone().await;
+}

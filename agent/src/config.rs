@@ -56,6 +56,8 @@ pub struct AgentConfig {
     pub heartbeat_interval: Duration,
     /// Flags as given, for GET_FLAGS and `/flags`.
     pub flags: Vec<(String, String)>,
+    /// `--gc_delay`: how long a finished run's sandbox is kept.
+    pub gc_delay: Duration,
 }
 
 impl AgentConfig {
@@ -91,6 +93,7 @@ impl AgentConfig {
             tepui_binary: PathBuf::from("/proc/self/exe"),
             heartbeat_interval: Duration::from_secs(15),
             flags: Vec::new(),
+            gc_delay: Duration::from_secs(7 * 24 * 3600),
         }
     }
 

@@ -7,6 +7,7 @@
 
 mod executors;
 mod fetch;
+mod gc;
 mod link_loop;
 mod recovery;
 pub mod state;

@@ -61,6 +61,7 @@ impl Agent {
         };
         let mut to_watch = Vec::new();
         let mut to_remove = Vec::new();
+        let mut to_collect = Vec::new();
         {
             let mut state = self.state.lock().await;
             for fw in dirs(&self.work.frameworks_meta()) {
@@ -150,8 +151,10 @@ impl Agent {
                         }
                         if run_record.completed {
                             // Its end was handled before; only its tasks'
-                            // unacknowledged updates (recovered above) matter.
+                            // unacknowledged updates (recovered above) and
+                            // its garbage collection matter.
                             containers.remove(&run);
+                            to_collect.push((fw.clone(), ex.clone(), run.clone()));
                             continue;
                         }
                         let live = containers
@@ -241,6 +244,7 @@ impl Agent {
                                 self.forget_executor(&mut state, &fw, &ex);
                                 state.containers.remove(&run);
                                 self.mark_run_completed(&fw, &ex, &run);
+                                to_collect.push((fw.clone(), ex.clone(), run.clone()));
                                 to_remove.push((run.clone(), live.is_some()));
                             }
                         }
@@ -276,6 +280,9 @@ impl Agent {
                 Ok(()) | Err(tepui_containerizer::ContainerizerError::Unknown(_)) => {}
                 Err(e) => tracing::warn!(container = %container, "cleanup at recovery: {e}"),
             }
+        }
+        for (fw, ex, container) in to_collect {
+            self.schedule_gc(&fw, &ex, &container);
         }
         for (fw, ex, container) in to_watch {
             self.watch_executor(fw.clone(), ex.clone(), container.clone());

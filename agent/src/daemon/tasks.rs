@@ -527,6 +527,7 @@ impl Agent {
                 self.forget_executor(&mut state, fw, ex);
             }
             self.mark_run_completed(fw, ex, container_id);
+            self.schedule_gc(fw, ex, container_id);
             state.containers.remove(container_id);
         }
         if let Ok(id) = ContainerPath::new(vec![container_id.to_string()])
