@@ -456,3 +456,163 @@ fn a_pull_killed_midway_is_retried_cleanly() {
     );
     remove_tree(&dir).unwrap();
 }
+
+/// Re-runs `test` in a private mount namespace (so no mount it makes can
+/// outlive it); returns true in the child, which then does the work.
+fn in_private_mount_ns(test: &str) -> bool {
+    if std::env::var_os("TEPUI_IMAGES_PRIVATE_NS").is_some() {
+        return true;
+    }
+    let status = Command::new("unshare")
+        .args(["--mount", "--propagation", "private"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env("TEPUI_IMAGES_PRIVATE_NS", "1")
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "{test}: child in a private mount namespace failed"
+    );
+    false
+}
+
+fn layer_dirs(root: &Path) -> Vec<String> {
+    let mut dirs: Vec<String> = std::fs::read_dir(root.join("layers/sha256"))
+        .unwrap()
+        .flatten()
+        .map(|e| format!("sha256:{}", e.file_name().to_string_lossy()))
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn image_records(root: &Path) -> usize {
+    std::fs::read_dir(root.join("images")).unwrap().count()
+}
+
+#[test]
+fn prune_keeps_the_image_of_a_live_rootfs_and_removes_unused_ones() {
+    let test = "prune_keeps_the_image_of_a_live_rootfs_and_removes_unused_ones";
+    let Some(env) = Env::load(test) else {
+        return;
+    };
+    if !require_root(test) || !in_private_mount_ns(test) {
+        return;
+    }
+    let dir = scratch();
+    let root = dir.join("store");
+    let store = Arc::new(env.store(&root));
+    let rt = rt();
+    let busybox_ref = format!("{}/busybox:latest", env.host("plain"));
+    let layers_ref = format!("{}/layers:latest", env.host("plain"));
+    let layers = rt.block_on(store.pull(&layers_ref, None)).unwrap();
+    // busybox's one layer is the base of `layers`; `layers` adds two.
+    let (busybox, rootfs) = rt
+        .block_on(store.pull_and_provision(&busybox_ref, None, &root.join("containers/pod1/c1")))
+        .unwrap();
+    assert_eq!(busybox.layer_digests.len(), 1);
+    assert_eq!(layers.layer_digests[0], busybox.layer_digests[0]);
+    assert_eq!(layer_dirs(&root).len(), 3);
+
+    let report = rt.block_on(store.prune(&[], &[])).unwrap();
+    assert_eq!(report.images_removed, 1, "{report:?}");
+    assert_eq!(report.layers_removed, 2, "{report:?}");
+    assert!(report.bytes_freed > 0);
+    assert_eq!(layer_dirs(&root), busybox.layer_digests);
+    assert_eq!(image_records(&root), 1);
+    // The live rootfs still works.
+    let out = Command::new("chroot")
+        .arg(&rootfs.path)
+        .args(["/bin/sh", "-c", "echo alive"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "alive\n");
+    assert_eq!(
+        std::fs::read_dir(root.join("staging")).unwrap().count(),
+        0,
+        "prune leaves nothing in staging"
+    );
+
+    // Excluded by reference: kept even without a rootfs.
+    rt.block_on(store.pull(&layers_ref, None)).unwrap();
+    store.release(&rootfs).unwrap();
+    let report = rt
+        .block_on(store.prune(std::slice::from_ref(&layers_ref), &[]))
+        .unwrap();
+    assert_eq!((report.images_removed, report.layers_removed), (1, 0));
+    assert_eq!(layer_dirs(&root).len(), 3);
+    // Nothing in use, nothing excluded: the store empties.
+    let report = rt.block_on(store.prune(&[], &[])).unwrap();
+    assert_eq!((report.images_removed, report.layers_removed), (1, 3));
+    assert!(layer_dirs(&root).is_empty());
+    assert_eq!(image_records(&root), 0);
+    let metrics = store.metrics().snapshot();
+    assert_eq!((metrics.images_removed, metrics.layers_removed), (3, 5));
+    remove_tree(&dir).unwrap();
+}
+
+#[test]
+fn size_gc_removes_least_recently_used_images_after_a_pull() {
+    let Some(env) = Env::load("size_gc") else {
+        return;
+    };
+    if !require_root("size_gc") {
+        return;
+    }
+    let dir = scratch();
+    let root = dir.join("store");
+    // 1 byte: every image but the one just pulled must go.
+    let store = env.store(&root).with_gc_max_bytes(Some(1));
+    let rt = rt();
+    let busybox = rt
+        .block_on(store.pull(&format!("{}/busybox:latest", env.host("plain")), None))
+        .unwrap();
+    assert_eq!(layer_dirs(&root), busybox.layer_digests);
+    let layers = rt
+        .block_on(store.pull(&format!("{}/layers:latest", env.host("plain")), None))
+        .unwrap();
+    // busybox's record went; its layer stays (the new image uses it).
+    assert_eq!(image_records(&root), 1);
+    let mut expected = layers.layer_digests.clone();
+    expected.sort();
+    assert_eq!(layer_dirs(&root), expected);
+    assert_eq!(store.metrics().snapshot().images_removed, 1);
+    remove_tree(&dir).unwrap();
+}
+
+#[test]
+fn pull_progress_is_published_to_subscribers() {
+    let Some(env) = Env::load("progress") else {
+        return;
+    };
+    if !require_root("progress") {
+        return;
+    }
+    let dir = scratch();
+    let store = env.store(&dir.join("store"));
+    let rt = rt();
+    let progress = PullProgress::default();
+    let mut updates = progress.subscribe();
+    let image = rt
+        .block_on(store.pull_with_progress(
+            &format!("{}/layers:latest", env.host("plain")),
+            None,
+            &progress,
+        ))
+        .unwrap();
+    assert!(updates.has_changed().unwrap());
+    let last = updates.borrow_and_update().clone();
+    assert_eq!(
+        last.iter().map(|l| l.digest.clone()).collect::<Vec<_>>(),
+        image.layer_digests
+    );
+    for layer in &last {
+        assert_eq!(layer.bytes, layer.total, "{layer:?}");
+        assert!(layer.total > 0);
+    }
+    let m = store.metrics().snapshot();
+    assert_eq!((m.pulls, m.layers_fetched, m.layer_cache_hits), (1, 3, 0));
+    assert_eq!(m.bytes_fetched, last.iter().map(|l| l.total).sum::<u64>());
+    remove_tree(&dir).unwrap();
+}

@@ -17,8 +17,7 @@ pub(super) async fn prune_images(agent: &Arc<Agent>, call: Option<call::PruneIma
     if agent.containerizer.image_metrics().is_none() {
         return StatusCode::OK.into_response();
     }
-    let excluded = match excluded_references(call.map(|c| c.excluded_images).unwrap_or_default())
-    {
+    let excluded = match excluded_references(call.map(|c| c.excluded_images).unwrap_or_default()) {
         Ok(e) => e,
         Err(message) => return error(400, message),
     };
