@@ -458,11 +458,10 @@ impl ImageStore {
         }
         for digest in &selection.layers {
             let dir = self.layers.layer_dir(digest);
-            let doomed = self.root.join("staging").join(format!(
-                "gc-{}-{}",
-                digest.trim_start_matches("sha256:"),
-                std::process::id()
-            ));
+            let hex = digest.trim_start_matches("sha256:");
+            let doomed = self
+                .layers
+                .staging_name(&format!("gc-{}", &hex[..hex.len().min(16)]));
             match std::fs::rename(&dir, &doomed) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
