@@ -105,6 +105,11 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     config.docker_insecure_registries = args.docker_insecure_registries;
     config.fetcher_cache_dir = args.fetcher_cache_dir;
     config.fetcher_cache_size_bytes = bytes("fetcher_cache_size", &args.fetcher_cache_size)?;
+    config.image_gc_max_bytes = args
+        .image_gc_max_size
+        .as_deref()
+        .map(|s| bytes("image_gc_max_size", s))
+        .transpose()?;
     config.fetcher_stall_timeout = duration("fetcher_stall_timeout", &args.fetcher_stall_timeout)?;
     config.frameworks_home = args.frameworks_home;
     config.log.max_bytes = bytes("container_logs_max_size", &args.container_logs_max_size)?;

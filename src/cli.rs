@@ -315,6 +315,10 @@ pub struct AgentArgs {
     /// Bytes, or with a unit: `2GB`, `512MB`.
     #[arg(long = "fetcher_cache_size", default_value = "2GB")]
     pub fetcher_cache_size: String,
+    /// Image store size limit (`10GB`); least recently used images no
+    /// container uses are removed after a pull until it fits.
+    #[arg(long = "image_gc_max_size")]
+    pub image_gc_max_size: Option<String>,
     #[arg(long = "fetcher_stall_timeout", default_value = "1mins")]
     pub fetcher_stall_timeout: String,
     #[arg(long = "frameworks_home")]

@@ -1006,3 +1006,90 @@ async fn finished_runs_are_garbage_collected_after_gc_delay() {
     assert!(agent.log().contains("garbage-collected a finished run"));
     agent.assert_pods_gone().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_images_keeps_what_running_containers_use() {
+    let test = "prune_images_keeps_what_running_containers_use";
+    if !common::require_root(test) {
+        return;
+    }
+    let Some(env) = common::oci_testenv(test) else {
+        return;
+    };
+    let registry = env["registries"]["plain"]["host"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start_with(
+        "prune",
+        &master,
+        &[
+            "--docker_insecure_registries",
+            &registry,
+            "--image_gc_max_size",
+            "10GB",
+        ],
+    );
+    subscribed(&master, 1).await;
+    let store = agent.dir.join("work/images");
+    let count = |dir: &str| std::fs::read_dir(store.join(dir)).unwrap().count();
+    let call = |kind: &str, field: &str, id: &str| serde_json::json!({"type": kind, field: {"container_id": {"value": id}}});
+    let launch = |id: &str, command: &str, reference: String| {
+        serde_json::json!({"type": "LAUNCH_CONTAINER", "launch_container": {
+            "container_id": {"value": id},
+            "command": {"value": command},
+            "container": {"type": "MESOS", "mesos": {"image": {"type": "DOCKER", "docker": {"name": reference}}}},
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                          {"name": "mem", "type": "SCALAR", "scalar": {"value": 64}}]}})
+    };
+    let busybox = format!("{registry}/busybox:latest");
+    let (status, body) = operator(&agent, launch("running", "sleep 300", busybox.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    // `layers` = busybox's layer + 2; its container is gone when pruning.
+    let (status, body) = operator(
+        &agent,
+        launch("done", "true", format!("{registry}/layers:latest")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = operator(&agent, call("WAIT_CONTAINER", "wait_container", "done")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) =
+        operator(&agent, call("REMOVE_CONTAINER", "remove_container", "done")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((count("images"), count("layers/sha256")), (2, 3));
+
+    let prune = |excluded: Vec<&str>| {
+        let images: Vec<_> = excluded
+            .iter()
+            .map(|n| serde_json::json!({"type": "DOCKER", "docker": {"name": n}}))
+            .collect();
+        serde_json::json!({"type": "PRUNE_IMAGES", "prune_images": {"excluded_images": images}})
+    };
+    let (status, body) = operator(&agent, prune(vec![])).await;
+    assert_eq!((status, body.as_str()), (200, ""));
+    assert_eq!((count("images"), count("layers/sha256")), (1, 1));
+
+    let (status, body) =
+        operator(&agent, call("KILL_CONTAINER", "kill_container", "running")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) =
+        operator(&agent, call("WAIT_CONTAINER", "wait_container", "running")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = operator(
+        &agent,
+        call("REMOVE_CONTAINER", "remove_container", "running"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Excluded: stays without a container.
+    let (status, _) = operator(&agent, prune(vec![&busybox])).await;
+    assert_eq!(status, 200);
+    assert_eq!((count("images"), count("layers/sha256")), (1, 1));
+    let (status, _) = operator(&agent, prune(vec![])).await;
+    assert_eq!(status, 200);
+    assert_eq!((count("images"), count("layers/sha256")), (0, 0));
+    assert_eq!(common::mounts_under(&agent.dir), Vec::<String>::new());
+    agent.assert_pods_gone().await;
+}

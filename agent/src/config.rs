@@ -47,6 +47,9 @@ pub struct AgentConfig {
     pub docker_insecure_registries: Vec<String>,
     pub fetcher_cache_dir: Option<PathBuf>,
     pub fetcher_cache_size_bytes: u64,
+    /// `--image_gc_max_size`: the image store's size limit (unpacked
+    /// layers), enforced after each pull; `None`: no limit.
+    pub image_gc_max_bytes: Option<u64>,
     pub fetcher_stall_timeout: Duration,
     pub frameworks_home: Option<PathBuf>,
     pub log: LogPolicy,
@@ -87,6 +90,7 @@ impl AgentConfig {
             docker_insecure_registries: Vec::new(),
             fetcher_cache_dir: None,
             fetcher_cache_size_bytes: 2 << 30,
+            image_gc_max_bytes: None,
             fetcher_stall_timeout: Duration::from_secs(60),
             frameworks_home: None,
             log: LogPolicy::default(),

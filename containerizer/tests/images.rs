@@ -456,3 +456,363 @@ fn a_pull_killed_midway_is_retried_cleanly() {
     );
     remove_tree(&dir).unwrap();
 }
+
+/// Re-runs `test` in a private mount namespace (so no mount it makes can
+/// outlive it); returns true in the child, which then does the work.
+fn in_private_mount_ns(test: &str) -> bool {
+    if std::env::var_os("TEPUI_IMAGES_PRIVATE_NS").is_some() {
+        return true;
+    }
+    let status = Command::new("unshare")
+        .args(["--mount", "--propagation", "private"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env("TEPUI_IMAGES_PRIVATE_NS", "1")
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "{test}: child in a private mount namespace failed"
+    );
+    false
+}
+
+fn layer_dirs(root: &Path) -> Vec<String> {
+    let mut dirs: Vec<String> = std::fs::read_dir(root.join("layers/sha256"))
+        .unwrap()
+        .flatten()
+        .map(|e| format!("sha256:{}", e.file_name().to_string_lossy()))
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn image_records(root: &Path) -> usize {
+    std::fs::read_dir(root.join("images")).unwrap().count()
+}
+
+#[test]
+fn prune_keeps_the_image_of_a_live_rootfs_and_removes_unused_ones() {
+    let test = "prune_keeps_the_image_of_a_live_rootfs_and_removes_unused_ones";
+    let Some(env) = Env::load(test) else {
+        return;
+    };
+    if !require_root(test) || !in_private_mount_ns(test) {
+        return;
+    }
+    let dir = scratch();
+    let root = dir.join("store");
+    let store = Arc::new(env.store(&root));
+    let rt = rt();
+    let busybox_ref = format!("{}/busybox:latest", env.host("plain"));
+    let layers_ref = format!("{}/layers:latest", env.host("plain"));
+    let layers = rt.block_on(store.pull(&layers_ref, None)).unwrap();
+    // busybox's one layer is the base of `layers`; `layers` adds two.
+    let (busybox, rootfs) = rt
+        .block_on(store.pull_and_provision(&busybox_ref, None, &root.join("containers/pod1/c1")))
+        .unwrap();
+    assert_eq!(busybox.layer_digests.len(), 1);
+    assert_eq!(layers.layer_digests[0], busybox.layer_digests[0]);
+    assert_eq!(layer_dirs(&root).len(), 3);
+
+    let report = rt.block_on(store.prune(&[], &[])).unwrap();
+    assert_eq!(report.images_removed, 1, "{report:?}");
+    assert_eq!(report.layers_removed, 2, "{report:?}");
+    assert!(report.bytes_freed > 0);
+    assert_eq!(layer_dirs(&root), busybox.layer_digests);
+    assert_eq!(image_records(&root), 1);
+    // The live rootfs still works.
+    let out = Command::new("chroot")
+        .arg(&rootfs.path)
+        .args(["/bin/sh", "-c", "echo alive"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "alive\n");
+    assert_eq!(
+        std::fs::read_dir(root.join("staging")).unwrap().count(),
+        0,
+        "prune leaves nothing in staging"
+    );
+
+    // Excluded by reference: kept even without a rootfs.
+    rt.block_on(store.pull(&layers_ref, None)).unwrap();
+    store.release(&rootfs).unwrap();
+    let report = rt
+        .block_on(store.prune(std::slice::from_ref(&layers_ref), &[]))
+        .unwrap();
+    assert_eq!((report.images_removed, report.layers_removed), (1, 0));
+    assert_eq!(layer_dirs(&root).len(), 3);
+    // Nothing in use, nothing excluded: the store empties.
+    let report = rt.block_on(store.prune(&[], &[])).unwrap();
+    assert_eq!((report.images_removed, report.layers_removed), (1, 3));
+    assert!(layer_dirs(&root).is_empty());
+    assert_eq!(image_records(&root), 0);
+    let metrics = store.metrics().snapshot();
+    assert_eq!((metrics.images_removed, metrics.layers_removed), (3, 5));
+    remove_tree(&dir).unwrap();
+}
+
+#[test]
+fn size_gc_removes_least_recently_used_images_after_a_pull() {
+    let Some(env) = Env::load("size_gc") else {
+        return;
+    };
+    if !require_root("size_gc") {
+        return;
+    }
+    let dir = scratch();
+    let root = dir.join("store");
+    // 1 byte: every image but the one just pulled must go.
+    let store = env.store(&root).with_gc_max_bytes(Some(1));
+    let rt = rt();
+    let busybox = rt
+        .block_on(store.pull(&format!("{}/busybox:latest", env.host("plain")), None))
+        .unwrap();
+    assert_eq!(layer_dirs(&root), busybox.layer_digests);
+    let layers = rt
+        .block_on(store.pull(&format!("{}/layers:latest", env.host("plain")), None))
+        .unwrap();
+    // busybox's record went; its layer stays (the new image uses it).
+    assert_eq!(image_records(&root), 1);
+    let mut expected = layers.layer_digests.clone();
+    expected.sort();
+    assert_eq!(layer_dirs(&root), expected);
+    assert_eq!(store.metrics().snapshot().images_removed, 1);
+    remove_tree(&dir).unwrap();
+}
+
+#[test]
+fn pull_progress_is_published_to_subscribers() {
+    let Some(env) = Env::load("progress") else {
+        return;
+    };
+    if !require_root("progress") {
+        return;
+    }
+    let dir = scratch();
+    let store = env.store(&dir.join("store"));
+    let rt = rt();
+    let progress = PullProgress::default();
+    let mut updates = progress.subscribe();
+    let image = rt
+        .block_on(store.pull_with_progress(
+            &format!("{}/layers:latest", env.host("plain")),
+            None,
+            &progress,
+        ))
+        .unwrap();
+    assert!(updates.has_changed().unwrap());
+    let last = updates.borrow_and_update().clone();
+    assert_eq!(
+        last.iter().map(|l| l.digest.clone()).collect::<Vec<_>>(),
+        image.layer_digests
+    );
+    for layer in &last {
+        assert_eq!(layer.bytes, layer.total, "{layer:?}");
+        assert!(layer.total > 0);
+    }
+    let m = store.metrics().snapshot();
+    assert_eq!((m.pulls, m.layers_fetched, m.layer_cache_hits), (1, 3, 0));
+    assert_eq!(m.bytes_fetched, last.iter().map(|l| l.total).sum::<u64>());
+    remove_tree(&dir).unwrap();
+}
+
+/// Builds a one-layer image from `entries` (JSON: `[{"name", "type":
+/// "file"|"dir"|"symlink"|"hardlink", "data"?, "link"?}]`, written as is,
+/// `..` and absolute names included) and pushes it to the plain registry
+/// with the v2 upload API. `compression`: "none" or "zstd". Returns the
+/// layer digest.
+const PUSH_LAYER_PY: &str = r#"
+import hashlib, io, json, platform, subprocess, sys, tarfile, urllib.request
+host, repo, tag, compression, entries = sys.argv[1:6]
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+    for e in json.loads(entries):
+        ti = tarfile.TarInfo(e["name"])
+        ti.mode = 0o755 if e["type"] == "dir" else 0o644
+        data = e.get("data", "").encode()
+        ti.type = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE,
+                   "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE}[e["type"]]
+        ti.linkname = e.get("link", "")
+        ti.size = len(data) if e["type"] == "file" else 0
+        t.addfile(ti, io.BytesIO(data) if e["type"] == "file" else None)
+raw = buf.getvalue()
+if compression == "zstd":
+    blob = subprocess.run(["zstd", "-q", "-c"], input=raw, capture_output=True, check=True).stdout
+    media = "application/vnd.oci.image.layer.v1.tar+zstd"
+else:
+    blob, media = raw, "application/vnd.oci.image.layer.v1.tar"
+def digest(b): return "sha256:" + hashlib.sha256(b).hexdigest()
+def push(b):
+    d = digest(b)
+    start = urllib.request.urlopen(urllib.request.Request(
+        f"http://{host}/v2/{repo}/blobs/uploads/", data=b"", method="POST"))
+    loc = start.headers["Location"]
+    if loc.startswith("/"):
+        loc = f"http://{host}{loc}"
+    sep = "&" if "?" in loc else "?"
+    req = urllib.request.Request(f"{loc}{sep}digest={d}", data=b, method="PUT",
+                                 headers={"Content-Type": "application/octet-stream"})
+    urllib.request.urlopen(req).read()
+    return d
+arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+config = json.dumps({"architecture": arch, "os": "linux", "config": {"Cmd": ["/bin/true"]},
+                     "rootfs": {"type": "layers", "diff_ids": [digest(raw)]}}).encode()
+layer = push(blob)
+manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": push(config), "size": len(config)},
+    "layers": [{"mediaType": media, "digest": layer, "size": len(blob)}]}).encode()
+req = urllib.request.Request(f"http://{host}/v2/{repo}/manifests/{tag}", data=manifest, method="PUT",
+                             headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+urllib.request.urlopen(req).read()
+print(layer)
+"#;
+
+fn push_layer(env: &Env, repo: &str, compression: &str, entries: Value) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            PUSH_LAYER_PY,
+            &env.host("plain"),
+            repo,
+            "latest",
+            compression,
+        ])
+        .arg(entries.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pushing {repo}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Layers that try to write outside their directory fail the pull with an
+/// error naming the layer and the entry; the sibling `outside` dir is
+/// untouched and no staging dir is left. The store sits at
+/// `<dir>/store`, a layer unpacks in `<dir>/store/staging/<x>/rootfs`, so
+/// four `..` reach `<dir>` exactly (a buggy extractor cannot reach further
+/// than the scratch dir).
+#[test]
+fn malicious_layers_fail_the_pull_and_touch_nothing_outside() {
+    let Some(env) = Env::load("malicious_layers") else {
+        return;
+    };
+    if !require_root("malicious_layers") {
+        return;
+    }
+    let dir = scratch();
+    let outside = dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret"), "secret\n").unwrap();
+    let root = dir.join("store");
+    let store = env.store(&root);
+    let rt = rt();
+    let outside_abs = outside.to_str().unwrap().to_string();
+    let cases = [
+        (
+            "evil/dotdot",
+            serde_json::json!([{"name": "../../../../outside/pwned", "type": "file", "data": "x"}]),
+            "../../../../outside/pwned",
+        ),
+        (
+            "evil/symlink",
+            serde_json::json!([
+                {"name": "link", "type": "symlink", "link": outside_abs},
+                {"name": "link/pwned", "type": "file", "data": "x"},
+            ]),
+            "link/pwned",
+        ),
+        (
+            "evil/hardlink",
+            serde_json::json!([
+                {"name": "hl", "type": "hardlink", "link": "../../../../outside/secret"},
+            ]),
+            "hl",
+        ),
+    ];
+    for (repo, entries, bad_entry) in cases {
+        let digest = push_layer(&env, repo, "none", entries);
+        let reference = format!("{}/{repo}:latest", env.host("plain"));
+        let err = rt.block_on(store.pull(&reference, None)).unwrap_err();
+        let message = err.to_string();
+        eprintln!("{repo}: {message}");
+        assert!(message.contains(&digest), "{repo}: {message}");
+        assert!(message.contains(bad_entry), "{repo}: {message}");
+        assert!(message.contains(repo), "{repo}: {message}");
+        assert!(!root.join("layers/sha256").join(&digest[7..]).exists());
+        assert_eq!(
+            std::fs::read_dir(root.join("staging")).unwrap().count(),
+            0,
+            "{repo}: staging left behind"
+        );
+    }
+    // An absolute name is taken as relative to the layer (what docker and
+    // containerd do): it lands inside, never in the real path.
+    let digest = push_layer(
+        &env,
+        "evil/absolute",
+        "none",
+        serde_json::json!([{"name": format!("{outside_abs}/pwned"), "type": "file", "data": "x"}]),
+    );
+    let image = rt
+        .block_on(store.pull(&format!("{}/evil/absolute:latest", env.host("plain")), None))
+        .unwrap();
+    assert_eq!(image.layer_digests, vec![digest]);
+    let inside = image.layers[0].join(outside_abs.trim_start_matches('/'));
+    assert_eq!(std::fs::read_to_string(inside.join("pwned")).unwrap(), "x");
+
+    let mut names: Vec<_> = std::fs::read_dir(&outside)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["secret"], "outside was written to");
+    assert_eq!(
+        std::fs::read_to_string(outside.join("secret")).unwrap(),
+        "secret\n"
+    );
+    let meta = std::fs::metadata(outside.join("secret")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::nlink(&meta), 1);
+    remove_tree(&dir).unwrap();
+}
+
+#[test]
+fn a_zstd_layer_unpacks() {
+    let Some(env) = Env::load("zstd_layer") else {
+        return;
+    };
+    if !require_root("zstd_layer") {
+        return;
+    }
+    let dir = scratch();
+    let store = env.store(&dir.join("store"));
+    let digest = push_layer(
+        &env,
+        "zstd/hello",
+        "zstd",
+        serde_json::json!([
+            {"name": "etc", "type": "dir"},
+            {"name": "etc/hello", "type": "file", "data": "hello zstd\n"},
+            {"name": "etc/hello-link", "type": "symlink", "link": "hello"},
+        ]),
+    );
+    let rt = rt();
+    let image = rt
+        .block_on(store.pull(&format!("{}/zstd/hello:latest", env.host("plain")), None))
+        .unwrap();
+    assert_eq!(image.layer_digests, vec![digest]);
+    let layer = &image.layers[0];
+    assert_eq!(
+        std::fs::read_to_string(layer.join("etc/hello")).unwrap(),
+        "hello zstd\n"
+    );
+    assert_eq!(
+        std::fs::read_link(layer.join("etc/hello-link")).unwrap(),
+        Path::new("hello")
+    );
+    remove_tree(&dir).unwrap();
+}

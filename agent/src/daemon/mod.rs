@@ -291,6 +291,7 @@ fn images_config(
     Ok(Some(tepui_containerizer::ImagesConfig {
         store_dir: work.root().join("images"),
         registry,
+        gc_max_bytes: config.image_gc_max_bytes,
     }))
 }
 

@@ -6,6 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 mod executor_api;
+mod images_api;
 mod operator_api;
 mod v0;
 

@@ -138,6 +138,7 @@ pub async fn handle(State(agent): State<Arc<Agent>>, headers: HeaderMap, body: B
             Some(c) => remove(&agent, c.container_id).await,
             None => error(400, "Expecting 'remove_nested_container' to be present"),
         },
+        Some(Type::PruneImages) => super::images_api::prune_images(&agent, call.prune_images).await,
         Some(Type::Unknown) | None => error(400, "Expecting 'type' to be present"),
         Some(other) => error(
             501,

@@ -47,6 +47,9 @@ pub enum ContainerizerError {
         image: String,
         message: String,
     },
+    /// PRUNE_IMAGES failed (or images are not enabled).
+    #[error("pruning images: {0}")]
+    PruneImages(String),
     #[error("unknown container {0}")]
     Unknown(ContainerPath),
     #[error("container {0} already exists")]

@@ -66,6 +66,9 @@ pub struct ContainerizerConfig {
 pub struct ImagesConfig {
     pub store_dir: PathBuf,
     pub registry: tepui_fetcher::registry::RegistryConfig,
+    /// `--image_gc_max_size`: after each pull, least recently used images
+    /// not in use go until the unpacked layers fit. `None`: no limit.
+    pub gc_max_bytes: Option<u64>,
 }
 
 impl ContainerizerConfig {
@@ -168,7 +171,8 @@ impl Containerizer {
         let images = match &config.images {
             Some(images) => Some(Arc::new(
                 ImageStore::open(&images.store_dir, images.registry.clone())
-                    .map_err(|e| ContainerizerError::Setup(format!("image store: {e}")))?,
+                    .map_err(|e| ContainerizerError::Setup(format!("image store: {e}")))?
+                    .with_gc_max_bytes(images.gc_max_bytes),
             )),
             None => None,
         };
@@ -280,20 +284,14 @@ impl Containerizer {
             .credentials
             .as_ref()
             .map(|(user, password)| tepui_fetcher::registry::Credentials::new(user, password));
-        let image = store
-            .pull(&request.reference, credentials.as_ref())
-            .await
-            .map_err(|e| image_err(e.to_string()))?;
         let dir = store
             .root()
             .join("containers")
             .join(id.pod())
             .join(id.parts().join("."));
-        let layers_store = store.clone();
-        let pulled = image.clone();
-        let rootfs = tokio::task::spawn_blocking(move || layers_store.provision(&pulled, &dir))
+        let (image, rootfs) = store
+            .pull_and_provision(&request.reference, credentials.as_ref(), &dir)
             .await
-            .map_err(|e| image_err(e.to_string()))?
             .map_err(|e| image_err(e.to_string()))?;
         spec.rootfs = Some(rootfs.path.clone());
         if let Err(e) = apply_image_config(spec, &request.reference, &image.config) {
@@ -301,6 +299,61 @@ impl Containerizer {
             return Err(image_err(e.to_string()));
         }
         Ok(Some(rootfs))
+    }
+
+    /// PRUNE_IMAGES: removes every pulled image except `excluded` ones
+    /// (references) and those live containers use, then the layers no
+    /// remaining image needs. Layers of provisioned rootfses are never
+    /// removed: the store's per-rootfs `image.json`s name them, and the
+    /// live containers' specs add their images' references to `excluded`
+    /// (for rootfses provisioned before those records existed).
+    pub async fn prune_images(
+        &self,
+        excluded: &[String],
+    ) -> Result<crate::images::PruneReport, ContainerizerError> {
+        let store = self.images.clone().ok_or_else(|| {
+            ContainerizerError::PruneImages(
+                "container images are not enabled on this agent (--image_providers)".into(),
+            )
+        })?;
+        let mut keep = excluded.to_vec();
+        keep.extend(self.live_image_references());
+        store
+            .prune(&keep, &[])
+            .await
+            .map_err(|e| ContainerizerError::PruneImages(e.to_string()))
+    }
+
+    /// Pull and GC counters of the image store (`None` without images).
+    pub fn image_metrics(&self) -> Option<crate::images::ImageMetricsSnapshot> {
+        self.images.as_ref().map(|s| s.metrics().snapshot())
+    }
+
+    /// The image references of every container with a `spec.json` under
+    /// the runtime dir (every container not yet removed).
+    fn live_image_references(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        let Ok(pods) = std::fs::read_dir(self.config.runtime_dir.join("pods")) else {
+            return found;
+        };
+        let mut stack: Vec<PathBuf> = Vec::new();
+        for pod in pods.flatten() {
+            if let Ok(children) = std::fs::read_dir(pod.path().join("containers")) {
+                stack.extend(children.flatten().map(|c| c.path()));
+            }
+        }
+        while let Some(dir) = stack.pop() {
+            if let Ok(bytes) = std::fs::read(dir.join("spec.json"))
+                && let Ok(spec) = serde_json::from_slice::<LaunchSpec>(&bytes)
+                && let Some(image) = spec.image
+            {
+                found.push(image.reference);
+            }
+            if let Ok(children) = std::fs::read_dir(dir.join("containers")) {
+                stack.extend(children.flatten().map(|c| c.path()));
+            }
+        }
+        found
     }
 
     /// The image rootfses of a container and everything nested in it, from

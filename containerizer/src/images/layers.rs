@@ -67,6 +67,15 @@ impl LayerStore {
         self.root.join("layers/sha256").join(hex)
     }
 
+    /// A fresh name in staging (unique within this process's store).
+    pub(crate) fn staging_name(&self, what: &str) -> PathBuf {
+        self.root.join("staging").join(format!(
+            "{what}-{}-{}",
+            std::process::id(),
+            self.staging_seq.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+
     /// The unpacked tree (what overlay mounts as a lower dir).
     pub(crate) fn layer_rootfs(&self, digest: &str) -> PathBuf {
         self.layer_dir(digest).join("rootfs")
