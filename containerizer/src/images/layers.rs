@@ -226,8 +226,11 @@ pub(crate) fn unpack(
 
 /// Unpacks a layer tar into `rootfs` as root would (owners, every mode bit,
 /// devices, xattrs, mtimes), turning OCI whiteouts into overlay ones. An
-/// entry that would land outside `rootfs` (`..`, a symlink or hard link
-/// escape) fails the whole layer; absolute paths are taken as relative.
+/// entry that would land outside `rootfs` (`..`, an absolute path, a
+/// symlink or hard link escape) fails the whole layer: registries serve
+/// layers anyone may have built, and a layer that aims outside its
+/// directory is hostile, not sloppy. (Absolute symlink *targets* are fine:
+/// they are never followed while extracting.)
 pub fn unpack_layer<R: std::io::Read>(
     reader: R,
     compression: LayerCompression,
@@ -241,7 +244,7 @@ pub fn unpack_layer<R: std::io::Read>(
     let mut hook = Whiteouts;
     let mut opts = ExtractOptions::new(&budget);
     opts.ownership = Ownership::FromArchive;
-    opts.absolute_paths = AbsolutePaths::Strip;
+    opts.absolute_paths = AbsolutePaths::Reject;
     opts.xattrs = true;
     opts.max_entries = 50_000_000;
     opts.hook = Some(&mut hook);
