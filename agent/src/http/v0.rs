@@ -135,6 +135,8 @@ fn process_rss_bytes() -> u64 {
 async fn metric_values(agent: &Arc<Agent>) -> Vec<(&'static str, f64)> {
     let (running, executors, frameworks) = agent.counts().await;
     let m = &agent.metrics;
+    let f = agent.fetcher.metrics();
+    let i = agent.containerizer.image_metrics().unwrap_or_default();
     vec![
         ("slave/uptime_secs", agent.started.elapsed().as_secs_f64()),
         (
@@ -157,6 +159,19 @@ async fn metric_values(agent: &Arc<Agent>) -> Vec<(&'static str, f64)> {
             m.updates_forwarded.load(Ordering::Relaxed) as f64,
         ),
         ("system/mem_rss_bytes", process_rss_bytes() as f64),
+        ("fetcher/fetches_total", f.fetches as f64),
+        ("fetcher/failures_total", f.failures as f64),
+        ("fetcher/cache_hits_total", f.cache_hits as f64),
+        ("fetcher/cache_misses_total", f.cache_misses as f64),
+        ("fetcher/bytes_fetched_total", f.bytes_fetched as f64),
+        ("fetcher/cache_size_bytes", f.cache_size as f64),
+        ("images/pulls_total", i.pulls as f64),
+        ("images/pull_failures_total", i.pull_failures as f64),
+        ("images/layers_fetched_total", i.layers_fetched as f64),
+        ("images/layer_cache_hits_total", i.layer_cache_hits as f64),
+        ("images/bytes_fetched_total", i.bytes_fetched as f64),
+        ("images/layers_removed_total", i.layers_removed as f64),
+        ("images/bytes_freed_total", i.bytes_freed as f64),
     ]
 }
 
