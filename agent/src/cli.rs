@@ -225,15 +225,55 @@ pub async fn resolve(client: &Client, id: &str) -> Result<Target, CliError> {
             sandbox: Some(sandbox),
         });
     }
-    let container = containers
+    if let Some(container) = containers
         .into_iter()
         .find(|c| c.container_id.value == id || container_str(&c.container_id) == id)
+    {
+        return Ok(Target {
+            task: None,
+            container: Some(container),
+            sandbox: None,
+        });
+    }
+    // The agent forgets a task once its executor is gone; its sandbox stays.
+    let sandbox = find_task_sandbox(client, id)
+        .await
         .ok_or_else(|| CliError::NotFound(id.to_string()))?;
     Ok(Target {
         task: None,
-        container: Some(container),
-        sandbox: None,
+        container: None,
+        sandbox: Some(sandbox),
     })
+}
+
+fn names(infos: &[tepui_proto::v1::FileInfo]) -> Vec<String> {
+    infos
+        .iter()
+        .filter_map(|f| f.path.rsplit('/').next().map(str::to_string))
+        .collect()
+}
+
+/// `tasks/<id>` in the latest run of some executor, the command executor's
+/// (named like the task) first.
+async fn find_task_sandbox(client: &Client, id: &str) -> Option<String> {
+    let frameworks = names(&client.list_files("/frameworks").await.ok()?);
+    for fw in &frameworks {
+        let executors = names(
+            &client
+                .list_files(&format!("/frameworks/{fw}/executors"))
+                .await
+                .unwrap_or_default(),
+        );
+        let mut ordered: Vec<&String> = executors.iter().filter(|e| *e == id).collect();
+        ordered.extend(executors.iter().filter(|e| *e != id));
+        for ex in ordered {
+            let path = format!("/frameworks/{fw}/executors/{ex}/runs/latest/tasks/{id}");
+            if client.list_files(&path).await.is_ok() {
+                return Some(path);
+            }
+        }
+    }
+    None
 }
 
 fn stats_columns(s: Option<&ResourceStatistics>) -> (f64, u64, u64) {

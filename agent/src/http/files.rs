@@ -70,7 +70,7 @@ pub fn resolve(agent: &Agent, path: &str) -> Result<PathBuf, FileError> {
     wanted = with_latest_run(&wanted);
     let real = std::fs::canonicalize(&wanted)
         .map_err(|_| FileError::NotFound(format!("File '{path}' not found")))?;
-    let inside = |base: &Path, min_depth: usize, runs_at: Option<usize>| -> bool {
+    let inside = |base: &Path, frameworks_at: Option<usize>| -> bool {
         let Ok(base) = std::fs::canonicalize(base) else {
             return false;
         };
@@ -78,15 +78,15 @@ pub fn resolve(agent: &Agent, path: &str) -> Result<PathBuf, FileError> {
             return false;
         };
         let parts: Vec<_> = rel.components().collect();
-        parts.len() >= min_depth
-            && runs_at.is_none_or(|i| {
-                parts.get(1) == Some(&Component::Normal("frameworks".as_ref()))
-                    && parts.get(3) == Some(&Component::Normal("executors".as_ref()))
-                    && parts.get(i) == Some(&Component::Normal("runs".as_ref()))
-            })
+        match frameworks_at {
+            Some(i) => parts.get(i) == Some(&Component::Normal("frameworks".as_ref())),
+            None => !parts.is_empty(),
+        }
     };
-    // <agent>/frameworks/<fw>/executors/<ex>/runs/<container>
-    if inside(&slaves, 7, Some(5)) || inside(&standalone, 1, None) {
+    // `<agent>/frameworks` holds only the sandbox tree (checkpoints live in
+    // `meta/`); its upper levels name frameworks, executors and runs, which
+    // lets tools find the sandbox of a task whose executor is gone.
+    if inside(&slaves, Some(1)) || inside(&standalone, None) {
         Ok(real)
     } else {
         Err(FileError::Forbidden(format!(
