@@ -1130,7 +1130,11 @@ async fn operators_list_and_read_a_finished_tasks_sandbox_but_nothing_outside() 
     let agent = AgentProc::start("files", &master);
     subscribed(&master, 1).await;
     let fw = framework("files", true);
-    master.run_task(&fw, command_task("done", "printf 'one\\ntwo\\nthree\\n'"), None);
+    master.run_task(
+        &fw,
+        command_task("done", "printf 'one\\ntwo\\nthree\\n'"),
+        None,
+    );
     let mut acked = 0;
     master
         .wait_for("TASK_FINISHED", WAIT, |m| {
@@ -1156,7 +1160,10 @@ async fn operators_list_and_read_a_finished_tasks_sandbox_but_nothing_outside() 
         .iter()
         .map(|f| f["path"].as_str().unwrap())
         .collect();
-    assert!(paths.contains(&format!("{run}/tasks").as_str()), "{paths:?}");
+    assert!(
+        paths.contains(&format!("{run}/tasks").as_str()),
+        "{paths:?}"
+    );
 
     // The task's stdout through its `tasks/<id>` link: size + a slice.
     let stdout = format!("{run}/tasks/done/stdout");
@@ -1195,7 +1202,10 @@ async fn operators_list_and_read_a_finished_tasks_sandbox_but_nothing_outside() 
         .unwrap()
         .clone();
     assert_eq!(entry["size"], 14);
-    assert!(entry["mode"].as_str().unwrap().starts_with("-rw"), "{entry}");
+    assert!(
+        entry["mode"].as_str().unwrap().starts_with("-rw"),
+        "{entry}"
+    );
     let body = reqwest::get(format!(
         "http://127.0.0.1:{}/files/download?path={stdout}",
         agent.port
@@ -1209,7 +1219,11 @@ async fn operators_list_and_read_a_finished_tasks_sandbox_but_nothing_outside() 
 
     // Outside the sandboxes: the agent's own files, a climb out, /etc.
     let log = agent.dir.join("agent.log").to_string_lossy().into_owned();
-    for path in [log, format!("{run}/../../../../../../../../../agent.log"), "/etc/passwd".to_string()] {
+    for path in [
+        log,
+        format!("{run}/../../../../../../../../../agent.log"),
+        "/etc/passwd".to_string(),
+    ] {
         let (status, body) = operator(
             &agent,
             serde_json::json!({"type": "READ_FILE", "read_file": {"path": path, "offset": 0}}),
@@ -1229,11 +1243,16 @@ async fn operators_list_and_read_a_finished_tasks_sandbox_but_nothing_outside() 
 
     // `tepui logs --tail 2` on the finished task.
     let (code, out, err) = tepui_cli(&agent, &["logs", "done", "--tail", "2"]).await;
-    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(code, Some(0), "{err}{out}");
     assert_eq!(out, "two\nthree\n");
 
     // The other read-only calls answer.
-    for call in ["GET_FRAMEWORKS", "GET_EXECUTORS", "GET_METRICS", "GET_LOGGING_LEVEL"] {
+    for call in [
+        "GET_FRAMEWORKS",
+        "GET_EXECUTORS",
+        "GET_METRICS",
+        "GET_LOGGING_LEVEL",
+    ] {
         let (status, body) = operator(&agent, serde_json::json!({ "type": call })).await;
         assert_eq!(status, 200, "{call}: {body}");
     }
@@ -1312,7 +1331,10 @@ async fn the_cli_shows_follows_across_rotations_and_kills_running_tasks() {
         .map(|l| l.split('-').nth(1).unwrap().parse().unwrap())
         .collect();
     assert_eq!(numbers.last(), Some(&149), "{text}");
-    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "a gap:\n{text}");
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "a gap:\n{text}"
+    );
     assert!(text.len() > 2048, "did not cross a rotation:\n{text}");
     let rotated = agent
         .executor_runs("cli-fw", "chatty")

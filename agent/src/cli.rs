@@ -316,7 +316,8 @@ pub async fn ps(client: &Client, json_output: bool) -> Result<(), CliError> {
                 shown.push(e.container_id.clone());
             }
         }
-        let (cpu, mem, limit) = stats_columns(container.and_then(|c| c.resource_statistics.as_ref()));
+        let (cpu, mem, limit) =
+            stats_columns(container.and_then(|c| c.resource_statistics.as_ref()));
         let state = tepui_proto::v1::TaskState::try_from(task.state)
             .map_or_else(|_| task.state.to_string(), |s| s.as_str_name().to_string());
         rows.push(json!({
@@ -330,7 +331,10 @@ pub async fn ps(client: &Client, json_output: bool) -> Result<(), CliError> {
             "mem_limit_bytes": limit,
         }));
     }
-    for c in containers.iter().filter(|c| !shown.contains(&c.container_id)) {
+    for c in containers
+        .iter()
+        .filter(|c| !shown.contains(&c.container_id))
+    {
         let (cpu, mem, limit) = stats_columns(c.resource_statistics.as_ref());
         rows.push(json!({
             "id": container_str(&c.container_id),
@@ -424,7 +428,11 @@ fn last_lines(data: &[u8], n: usize) -> &[u8] {
 }
 
 /// Reads `path` from `offset` to its current end.
-async fn read_to_end(client: &Client, path: &str, mut offset: u64) -> Result<(u64, Vec<u8>), CliError> {
+async fn read_to_end(
+    client: &Client,
+    path: &str,
+    mut offset: u64,
+) -> Result<(u64, Vec<u8>), CliError> {
     let mut out = Vec::new();
     loop {
         let (size, data) = client.read_file(path, offset, None).await?;
@@ -503,7 +511,9 @@ pub async fn logs(client: &Client, id: &str, options: &LogsOptions) -> Result<()
 }
 
 /// Runs one CLI future on a small runtime of its own.
-pub fn block_on<T>(f: impl std::future::Future<Output = Result<T, CliError>>) -> Result<T, CliError> {
+pub fn block_on<T>(
+    f: impl std::future::Future<Output = Result<T, CliError>>,
+) -> Result<T, CliError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

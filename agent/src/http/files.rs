@@ -98,10 +98,9 @@ pub fn resolve(agent: &Agent, path: &str) -> Result<PathBuf, FileError> {
 /// Mesos's `runs/latest`: the newest run of the executor.
 fn with_latest_run(path: &Path) -> PathBuf {
     let parts: Vec<_> = path.components().collect();
-    let Some(i) = parts
-        .windows(2)
-        .position(|w| w[0] == Component::Normal("runs".as_ref()) && w[1] == Component::Normal("latest".as_ref()))
-    else {
+    let Some(i) = parts.windows(2).position(|w| {
+        w[0] == Component::Normal("runs".as_ref()) && w[1] == Component::Normal("latest".as_ref())
+    }) else {
         return path.to_path_buf();
     };
     let runs: PathBuf = parts[..=i].iter().collect();
@@ -345,7 +344,9 @@ pub async fn download(State(agent): State<Arc<Agent>>, Query(q): Query<FilesQuer
                 HeaderValue::from_static("application/octet-stream"),
             );
             if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-                response.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_DISPOSITION, v);
             }
             response
         }

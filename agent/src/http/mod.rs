@@ -40,7 +40,10 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/files/read", get(files::read_v0))
         .route("/files/download", get(files::download))
         .route("/monitor/statistics", get(debug_api::monitor_statistics))
-        .route("/monitor/statistics.json", get(debug_api::monitor_statistics))
+        .route(
+            "/monitor/statistics.json",
+            get(debug_api::monitor_statistics),
+        )
         .route("/containers", get(debug_api::containers))
         .with_state(agent)
 }

@@ -280,7 +280,12 @@ pub fn wait_answer(t: &Termination) -> (i32, Option<TaskState>, Option<Reason>, 
     // An operator's KILL (`tepui kill`): executors report the task killed,
     // not failed by a signal.
     if t.killed_by_request {
-        return (t.status, Some(TaskState::TaskKilled), None, t.message.clone());
+        return (
+            t.status,
+            Some(TaskState::TaskKilled),
+            None,
+            t.message.clone(),
+        );
     }
     (t.status, None, None, t.message.clone())
 }
