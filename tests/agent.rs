@@ -1092,6 +1092,7 @@ async fn prune_images_keeps_what_running_containers_use() {
     assert_eq!((count("images"), count("layers/sha256")), (0, 0));
     assert_eq!(common::mounts_under(&agent.dir), Vec::<String>::new());
     agent.assert_pods_gone().await;
+}
 
 /// Runs `tepui <args> --agent <agent>`; (exit code, stdout, stderr).
 async fn tepui_cli(agent: &AgentProc, args: &[&str]) -> (Option<i32>, String, String) {
@@ -1241,7 +1242,17 @@ async fn operators_list_and_read_a_finished_tasks_sandbox_but_nothing_outside() 
     .await;
     assert_eq!(status, 404);
 
-    // `tepui logs --tail 2` on the finished task.
+    // `tepui logs --tail 2` on the finished task, once the agent has
+    // forgotten it with its executor: the sandbox is found on disk.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, tasks) = operator(&agent, serde_json::json!({"type": "GET_TASKS"})).await;
+        if !tasks.contains("\"done\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the agent still lists: {tasks}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (code, out, err) = tepui_cli(&agent, &["logs", "done", "--tail", "2"]).await;
     assert_eq!(code, Some(0), "{err}{out}");
     assert_eq!(out, "two\nthree\n");

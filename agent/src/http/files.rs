@@ -56,7 +56,13 @@ pub fn resolve(agent: &Agent, path: &str) -> Result<PathBuf, FileError> {
     let root = agent.work.root();
     let slaves = root.join("slaves");
     let standalone = root.join("containers");
-    let mut wanted = if let Some(rest) = path.strip_prefix("/frameworks/") {
+    let virtual_rest = match path.strip_prefix("/frameworks") {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            Some(rest.trim_start_matches('/'))
+        }
+        _ => None,
+    };
+    let mut wanted = if let Some(rest) = virtual_rest {
         let id = agent.agent_info().id.map(|i| i.value).unwrap_or_default();
         slaves.join(id).join("frameworks").join(rest)
     } else {

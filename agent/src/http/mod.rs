@@ -7,8 +7,8 @@
 
 mod debug_api;
 mod executor_api;
-mod images_api;
 mod files;
+mod images_api;
 mod operator_api;
 mod v0;
 
