@@ -59,17 +59,17 @@ pub enum Command {
     /// Run a master and an agent in one process on loopback, with a temporary work dir.
     Dev(DevArgs),
     /// List tasks and containers with state, cpu, memory and limits.
-    Ps(Pending),
+    Ps(PsArgs),
     /// Run a command in a debug container inside a task's namespaces.
     Exec(Pending),
     /// Attach to a running container's input and output.
     Attach(Pending),
     /// Print (and follow) a task's stdout or stderr.
-    Logs(Pending),
+    Logs(LogsArgs),
     /// Send a signal to a task or container.
-    Kill(Pending),
+    Kill(KillArgs),
     /// Show everything known about a task or container.
-    Inspect(Pending),
+    Inspect(InspectArgs),
     /// Show live statistics of running containers.
     Top(Pending),
     /// Launch a command task or a task group (Mesos JSON) through the master.
@@ -89,6 +89,64 @@ pub enum Command {
     /// Internal: the built-in executors started by the agent.
     #[command(hide = true, subcommand)]
     Executor(ExecutorKind),
+}
+
+/// Which agent the operator commands talk to.
+#[derive(Debug, Args)]
+pub struct AgentAddress {
+    /// The agent, `host:port` or `http://host:port`.
+    #[arg(long, env = "TEPUI_AGENT", default_value = "127.0.0.1:5051")]
+    pub agent: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    #[command(flatten)]
+    pub agent: AgentAddress,
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub agent: AgentAddress,
+    /// The task id.
+    pub task: String,
+    /// Print stderr instead of stdout.
+    #[arg(long)]
+    pub stderr: bool,
+    /// Only the last N lines.
+    #[arg(long)]
+    pub tail: Option<usize>,
+    /// Keep printing new output (across rotations) until the task ends.
+    #[arg(long, short)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    #[command(flatten)]
+    pub agent: AgentAddress,
+    /// A task id or a container id.
+    pub target: String,
+    /// The signal number (default: SIGKILL).
+    #[arg(long, short)]
+    pub signal: Option<i32>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub agent: AgentAddress,
+    /// A task id or a container id.
+    pub target: String,
 }
 
 /// `tepui master` flags, with Mesos's names and defaults.

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 use cli::{Cli, Command, ExitStatus};
+use tepui_agent::cli as ops;
 
 fn main() -> ExitCode {
     let argv = env_flags::with_env_flags(&Cli::command(), std::env::args_os().collect(), |k| {
@@ -65,6 +66,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Dev(args) => dev_cmd::run_dev(args),
         Command::Executor(cli::ExecutorKind::Command) => agent_cmd::run_executor(false),
         Command::Executor(cli::ExecutorKind::Default) => agent_cmd::run_executor(true),
+        Command::Ps(args) => {
+            let client = ops::Client::new(&args.agent.agent);
+            ops::block_on(ops::ps(&client, args.output == cli::OutputFormat::Json))?;
+            Ok(ExitStatus::Success)
+        }
+        Command::Logs(args) => {
+            let client = ops::Client::new(&args.agent.agent);
+            let options = ops::LogsOptions {
+                stderr: args.stderr,
+                tail: args.tail,
+                follow: args.follow,
+            };
+            ops::block_on(ops::logs(&client, &args.task, &options))?;
+            Ok(ExitStatus::Success)
+        }
+        Command::Kill(args) => {
+            let client = ops::Client::new(&args.agent.agent);
+            ops::block_on(ops::kill(&client, &args.target, args.signal))?;
+            Ok(ExitStatus::Success)
+        }
+        Command::Inspect(args) => {
+            let client = ops::Client::new(&args.agent.agent);
+            ops::block_on(ops::inspect(&client, &args.target))?;
+            Ok(ExitStatus::Success)
+        }
         other => Ok(cli::not_built_yet(&other)),
     }
 }

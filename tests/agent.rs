@@ -1093,3 +1093,278 @@ async fn prune_images_keeps_what_running_containers_use() {
     assert_eq!(common::mounts_under(&agent.dir), Vec::<String>::new());
     agent.assert_pods_gone().await;
 }
+
+/// Runs `tepui <args> --agent <agent>`; (exit code, stdout, stderr).
+async fn tepui_cli(agent: &AgentProc, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = tokio::process::Command::new(common::tepui_bin())
+        .args(args)
+        .arg(format!("--agent=127.0.0.1:{}", agent.port))
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn get_json(agent: &AgentProc, path_and_query: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::get(format!("http://127.0.0.1:{}{path_and_query}", agent.port))
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_list_and_read_a_finished_tasks_sandbox_but_nothing_outside() {
+    let test = "operators_list_and_read_a_finished_tasks_sandbox_but_nothing_outside";
+    if !common::require_root(test) {
+        return;
+    }
+    let master = FakeMaster::start().await;
+    let agent = AgentProc::start("files", &master);
+    subscribed(&master, 1).await;
+    let fw = framework("files", true);
+    master.run_task(
+        &fw,
+        command_task("done", "printf 'one\\ntwo\\nthree\\n'"),
+        None,
+    );
+    let mut acked = 0;
+    master
+        .wait_for("TASK_FINISHED", WAIT, |m| {
+            ack_all(m, &mut acked);
+            states(m, "done")
+                .contains(&"TASK_FINISHED".to_string())
+                .then_some(())
+        })
+        .await;
+
+    let run = agent.executor_runs("files-fw", "done").pop().unwrap();
+    let run = run.to_string_lossy().into_owned();
+    let (status, body) = operator(
+        &agent,
+        serde_json::json!({"type": "LIST_FILES", "list_files": {"path": run}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let paths: Vec<&str> = listed["list_files"]["file_infos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&format!("{run}/tasks").as_str()),
+        "{paths:?}"
+    );
+
+    // The task's stdout through its `tasks/<id>` link: size + a slice.
+    let stdout = format!("{run}/tasks/done/stdout");
+    let (status, body) = operator(
+        &agent,
+        serde_json::json!({"type": "READ_FILE",
+            "read_file": {"path": stdout, "offset": 4, "length": 3}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let read: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(read["read_file"]["size"], 14, "{body}");
+    // JSON carries bytes as base64: "two".
+    assert_eq!(read["read_file"]["data"], "dHdv", "{body}");
+
+    // The virtual Mesos path names the same file.
+    let virtual_path = "/frameworks/files-fw/executors/done/runs/latest/tasks/done/stdout";
+    let (status, v) = get_json(
+        &agent,
+        &format!("/files/read?path={virtual_path}&offset=4&length=3"),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v, serde_json::json!({"data": "two", "offset": 4}));
+    let (_, v) = get_json(&agent, &format!("/files/read?path={stdout}&offset=-1")).await;
+    assert_eq!(v, serde_json::json!({"data": "", "offset": 14}));
+    let (_, v) = get_json(&agent, &format!("/files/read?path={stdout}&offset=8")).await;
+    assert_eq!(v, serde_json::json!({"data": "three\n", "offset": 8}));
+    let (status, v) = get_json(&agent, &format!("/files/browse?path={run}/tasks/done")).await;
+    assert_eq!(status, 200, "{v}");
+    let entry = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"].as_str().unwrap().ends_with("/stdout"))
+        .unwrap()
+        .clone();
+    assert_eq!(entry["size"], 14);
+    assert!(
+        entry["mode"].as_str().unwrap().starts_with("-rw"),
+        "{entry}"
+    );
+    let body = reqwest::get(format!(
+        "http://127.0.0.1:{}/files/download?path={stdout}",
+        agent.port
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(body, "one\ntwo\nthree\n");
+
+    // Outside the sandboxes: the agent's own files, a climb out, /etc.
+    let log = agent.dir.join("agent.log").to_string_lossy().into_owned();
+    for path in [
+        log,
+        format!("{run}/../../../../../../../../../agent.log"),
+        "/etc/passwd".to_string(),
+    ] {
+        let (status, body) = operator(
+            &agent,
+            serde_json::json!({"type": "READ_FILE", "read_file": {"path": path, "offset": 0}}),
+        )
+        .await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(body.contains("outside the agent's sandboxes"), "{body}");
+        let (status, _) = get_json(&agent, &format!("/files/read?path={path}&offset=0")).await;
+        assert_eq!(status, 403, "{path}");
+    }
+    let (status, _) = operator(
+        &agent,
+        serde_json::json!({"type": "LIST_FILES", "list_files": {"path": format!("{run}/nope")}}),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // `tepui logs --tail 2` on the finished task, once the agent has
+    // forgotten it with its executor: the sandbox is found on disk.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, tasks) = operator(&agent, serde_json::json!({"type": "GET_TASKS"})).await;
+        if !tasks.contains("\"done\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the agent still lists: {tasks}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, out, err) = tepui_cli(&agent, &["logs", "done", "--tail", "2"]).await;
+    assert_eq!(code, Some(0), "{err}{out}");
+    assert_eq!(out, "two\nthree\n");
+
+    // The other read-only calls answer.
+    for call in [
+        "GET_FRAMEWORKS",
+        "GET_EXECUTORS",
+        "GET_METRICS",
+        "GET_LOGGING_LEVEL",
+    ] {
+        let (status, body) = operator(&agent, serde_json::json!({ "type": call })).await;
+        assert_eq!(status, 200, "{call}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_shows_follows_across_rotations_and_kills_running_tasks() {
+    let test = "the_cli_shows_follows_across_rotations_and_kills_running_tasks";
+    if !common::require_root(test) {
+        return;
+    }
+    let master = FakeMaster::start().await;
+    let agent = AgentProc::start_with("cli", &master, &["--container_logs_max_size=1KB"]);
+    subscribed(&master, 1).await;
+    let fw = framework("cli", true);
+    master.run_task(
+        &fw,
+        command_task(
+            "chatty",
+            "i=0; while [ $i -lt 150 ]; do echo line-$i-of-a-chatty-task-padding-padding; i=$((i+1)); sleep 0.03; done",
+        ),
+        None,
+    );
+    master.run_task(&fw, command_task("victim", "sleep 100"), None);
+    let mut acked = 0;
+    master
+        .wait_for("both RUNNING", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (states(m, "chatty").contains(&"TASK_RUNNING".to_string())
+                && states(m, "victim").contains(&"TASK_RUNNING".to_string()))
+            .then_some(())
+        })
+        .await;
+
+    let follow = tokio::process::Command::new(common::tepui_bin())
+        .args(["logs", "chatty", "-f"])
+        .arg(format!("--agent=127.0.0.1:{}", agent.port))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let (code, out, err) = tepui_cli(&agent, &["ps", "--output", "json"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let victim = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "victim")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(victim["state"], "TASK_RUNNING", "{victim}");
+    assert!(victim["mem_bytes"].as_u64().unwrap() > 0, "{victim}");
+    let (code, table, err) = tepui_cli(&agent, &["ps"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(table.contains("victim"), "{table}");
+    let (code, out, err) = tepui_cli(&agent, &["inspect", "victim"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let inspected: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(inspected["task"]["task_id"]["value"], "victim");
+
+    // `-f` ends by itself when the task does, having printed every line
+    // from where it started, across the 1KB rotations.
+    let followed = tokio::time::timeout(WAIT, follow.wait_with_output())
+        .await
+        .expect("logs -f did not end with the task")
+        .unwrap();
+    let text = String::from_utf8_lossy(&followed.stdout).into_owned();
+    assert!(
+        followed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&followed.stderr)
+    );
+    let numbers: Vec<usize> = text
+        .lines()
+        .map(|l| l.split('-').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(numbers.last(), Some(&149), "{text}");
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "a gap:\n{text}"
+    );
+    assert!(text.len() > 2048, "did not cross a rotation:\n{text}");
+    let rotated = agent
+        .executor_runs("cli-fw", "chatty")
+        .pop()
+        .unwrap()
+        .join("tasks/chatty/stdout.1");
+    assert!(rotated.exists(), "no rotation happened");
+
+    let (code, _, err) = tepui_cli(&agent, &["kill", "victim"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    master
+        .wait_for("TASK_KILLED", WAIT, |m| {
+            ack_all(m, &mut acked);
+            states(m, "victim")
+                .contains(&"TASK_KILLED".to_string())
+                .then_some(())
+        })
+        .await;
+    let (code, _, err) = tepui_cli(&agent, &["kill", "no-such-task"]).await;
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no task or container 'no-such-task'"), "{err}");
+}

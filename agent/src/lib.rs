@@ -8,6 +8,7 @@
 //! this crate never calls libcontainer or touches cgroups itself.
 
 pub mod checkpoint;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod executors;

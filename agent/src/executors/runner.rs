@@ -498,6 +498,12 @@ impl Runner {
                     )
                 } else if killing {
                     (TaskState::TaskKilled, None, "Task killed".to_string())
+                } else if wait.state == Some(TaskState::TaskKilled as i32) {
+                    (
+                        TaskState::TaskKilled,
+                        None,
+                        "Task's container killed by an operator".to_string(),
+                    )
                 } else if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
                     (
                         TaskState::TaskFinished,

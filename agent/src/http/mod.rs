@@ -5,7 +5,9 @@
 // move the allocation.
 #![allow(clippy::result_large_err)]
 
+mod debug_api;
 mod executor_api;
+mod files;
 mod images_api;
 mod operator_api;
 mod v0;
@@ -34,6 +36,15 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/flags", get(v0::flags))
         .route("/metrics/snapshot", get(v0::metrics_snapshot))
         .route("/metrics", get(v0::prometheus))
+        .route("/files/browse", get(files::browse))
+        .route("/files/read", get(files::read_v0))
+        .route("/files/download", get(files::download))
+        .route("/monitor/statistics", get(debug_api::monitor_statistics))
+        .route(
+            "/monitor/statistics.json",
+            get(debug_api::monitor_statistics),
+        )
+        .route("/containers", get(debug_api::containers))
         .with_state(agent)
 }
 

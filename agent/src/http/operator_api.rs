@@ -19,7 +19,7 @@ use tepui_proto::v1::{
     TaskState, VersionInfo, value,
 };
 
-use super::{accepted_format, decode_call, error, message_response};
+use super::{accepted_format, debug_api, decode_call, error, message_response};
 use crate::daemon::Agent;
 use crate::paths::{nested_sandbox, valid_component};
 
@@ -139,6 +139,29 @@ pub async fn handle(State(agent): State<Arc<Agent>>, headers: HeaderMap, body: B
             None => error(400, "Expecting 'remove_nested_container' to be present"),
         },
         Some(Type::PruneImages) => super::images_api::prune_images(&agent, call.prune_images).await,
+        Some(Type::GetFrameworks) => answer(debug_api::get_frameworks(&agent).await),
+        Some(Type::GetExecutors) => answer(debug_api::get_executors(&agent).await),
+        Some(Type::GetMetrics) => answer(debug_api::get_metrics(&agent).await),
+        Some(Type::GetLoggingLevel) => answer(debug_api::get_logging_level()),
+        Some(Type::SetLoggingLevel) => match call.set_logging_level {
+            Some(c) => {
+                debug_api::set_logging_level(&c);
+                StatusCode::OK.into_response()
+            }
+            None => error(400, "Expecting 'set_logging_level' to be present"),
+        },
+        Some(Type::ListFiles) => match call.list_files {
+            Some(c) => debug_api::list_files(&agent, c.path)
+                .await
+                .map_or_else(|r| r, answer),
+            None => error(400, "Expecting 'list_files' to be present"),
+        },
+        Some(Type::ReadFile) => match call.read_file {
+            Some(c) => debug_api::read_file(&agent, c)
+                .await
+                .map_or_else(|r| r, answer),
+            None => error(400, "Expecting 'read_file' to be present"),
+        },
         Some(Type::Unknown) | None => error(400, "Expecting 'type' to be present"),
         Some(other) => error(
             501,
@@ -252,6 +275,16 @@ pub fn wait_answer(t: &Termination) -> (i32, Option<TaskState>, Option<Reason>, 
                 "Memory limit exceeded: the container was OOM-killed (peak {} bytes)",
                 t.peak_memory_bytes.unwrap_or(0)
             )),
+        );
+    }
+    // An operator's KILL (`tepui kill`): executors report the task killed,
+    // not failed by a signal.
+    if t.killed_by_request {
+        return (
+            t.status,
+            Some(TaskState::TaskKilled),
+            None,
+            t.message.clone(),
         );
     }
     (t.status, None, None, t.message.clone())

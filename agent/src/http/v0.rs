@@ -132,7 +132,7 @@ fn process_rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-async fn metric_values(agent: &Arc<Agent>) -> Vec<(&'static str, f64)> {
+pub(super) async fn metric_values(agent: &Arc<Agent>) -> Vec<(&'static str, f64)> {
     let (running, executors, frameworks) = agent.counts().await;
     let m = &agent.metrics;
     let f = agent.fetcher.metrics();
