@@ -104,13 +104,23 @@ fn master_serves_http_until_killed() {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tepui"))
-        .args(["master", "--ip", "127.0.0.1", "--port", &port.to_string()])
-        .env("MESOS_ALLOCATION_INTERVAL", "100ms")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("tepui master starts");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    /// Kills the master even when an assertion fails first.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_tepui"))
+            .args(["master", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .env("MESOS_ALLOCATION_INTERVAL", "100ms")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tepui master starts"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let body = loop {
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             s.write_all(b"GET /version HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
@@ -125,8 +135,7 @@ fn master_serves_http_until_killed() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    child.kill().expect("kill");
-    let _ = child.wait();
+    drop(child);
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(body.contains("\"version\":\"1.11.0\""), "{body}");
 }
