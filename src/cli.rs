@@ -71,7 +71,7 @@ pub enum Command {
     /// Show everything known about a task or container.
     Inspect(InspectArgs),
     /// Show live statistics of running containers.
-    Top(Pending),
+    Top(TopArgs),
     /// Launch a command task or a task group (Mesos JSON) through the master.
     Run(Pending),
     /// List, pull and prune container images on an agent.
@@ -103,6 +103,20 @@ pub struct AgentAddress {
 pub enum OutputFormat {
     Table,
     Json,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub agent: AgentAddress,
+    /// Seconds between refreshes.
+    #[arg(long, default_value_t = 2.0)]
+    pub interval: f64,
+    /// Stop after this many refreshes (default: until interrupted).
+    #[arg(long)]
+    pub iterations: Option<u32>,
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]

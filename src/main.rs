@@ -86,6 +86,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             ops::block_on(ops::kill(&client, &args.target, args.signal))?;
             Ok(ExitStatus::Success)
         }
+        Command::Top(args) => {
+            let client = ops::Client::new(&args.agent.agent);
+            let interval = std::time::Duration::try_from_secs_f64(args.interval.max(0.1))
+                .unwrap_or(std::time::Duration::from_secs(2));
+            ops::block_on(ops::top(
+                &client,
+                interval,
+                args.iterations,
+                args.output == cli::OutputFormat::Json,
+            ))?;
+            Ok(ExitStatus::Success)
+        }
         Command::Inspect(args) => {
             let client = ops::Client::new(&args.agent.agent);
             ops::block_on(ops::inspect(&client, &args.target))?;

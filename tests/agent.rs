@@ -1368,3 +1368,63 @@ async fn the_cli_shows_follows_across_rotations_and_kills_running_tasks() {
     assert_eq!(code, Some(1));
     assert!(err.contains("no task or container 'no-such-task'"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_shows_a_busy_tasks_cpu_and_memory() {
+    if !common::require_root("top_shows_a_busy_tasks_cpu_and_memory") {
+        return;
+    }
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start("top", &master);
+    subscribed(&master, 1).await;
+    let fw = framework("top", true);
+    master.run_task(&fw, command_task("spin", "while :; do :; done"), None);
+    let mut acked = 0;
+    master
+        .wait_for("RUNNING", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (states(m, "spin") == ["TASK_RUNNING"]).then_some(())
+        })
+        .await;
+    let out = Command::new(common::tepui_bin())
+        .args([
+            "top",
+            "--iterations",
+            "1",
+            "--interval",
+            "1",
+            "--output",
+            "json",
+        ])
+        .arg(format!("--agent=127.0.0.1:{}", agent.port))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let busiest = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["cpu_percent"].as_f64())
+        .fold(0.0, f64::max);
+    assert!(busiest > 20.0, "no busy container in {rows}");
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["mem_bytes"].as_u64().unwrap_or(0) > 0),
+        "{rows}"
+    );
+    master.kill_task(&fw, "spin");
+    master
+        .wait_for("the executor to exit", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (!m.exits().is_empty()).then_some(())
+        })
+        .await;
+    agent.assert_pods_gone().await;
+}

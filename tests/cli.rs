@@ -47,7 +47,7 @@ fn help_lists_every_public_subcommand_and_hides_internal_ones() {
 fn unbuilt_subcommands_say_so_and_exit_non_zero() {
     for args in [
         &["exec", "-it", "task", "--", "sh"][..],
-        &["top", "--agent", "x"][..],
+        &["attach", "task"][..],
     ] {
         let out = tepui(args);
         assert_eq!(out.status.code(), Some(3), "{args:?}");

@@ -521,6 +521,77 @@ pub fn block_on<T>(
         .block_on(f)
 }
 
+/// `tepui top`: live statistics of every running container (nested ones
+/// included), refreshed every `interval`; CPU as a share of one core over
+/// the interval. `iterations` bounds the refreshes (scripts, tests).
+pub async fn top(
+    client: &Client,
+    interval: std::time::Duration,
+    iterations: Option<u32>,
+    json_output: bool,
+) -> Result<(), CliError> {
+    let cpu_of = |s: Option<&ResourceStatistics>| stats_columns(s).0;
+    let mut previous: std::collections::HashMap<String, (f64, f64)> = Default::default();
+    let mut round = 0;
+    loop {
+        let containers = client.containers().await?;
+        let mut rows = Vec::new();
+        for c in &containers {
+            let id = container_str(&c.container_id);
+            let stats = c.resource_statistics.as_ref();
+            let cpu = cpu_of(stats);
+            let at = stats.map_or(0.0, |s| s.timestamp);
+            let percent = previous.get(&id).and_then(|(cpu0, at0)| {
+                (at > *at0).then(|| ((cpu - cpu0) / (at - at0) * 100.0).max(0.0))
+            });
+            previous.insert(id.clone(), (cpu, at));
+            let (_, mem, limit) = stats_columns(stats);
+            rows.push(json!({
+                "container_id": id,
+                "executor": c.executor_name.clone().or_else(|| c.executor_id.as_ref().map(|e| e.value.clone())),
+                "cpu_percent": percent,
+                "cpu_time_secs": cpu,
+                "mem_bytes": mem,
+                "mem_limit_bytes": limit,
+                "processes": stats.and_then(|s| s.processes),
+            }));
+        }
+        // The first round has no rate yet: it only primes the counters.
+        if round > 0 {
+            let mut out = std::io::stdout().lock();
+            if json_output {
+                writeln!(out, "{}", Value::Array(rows))?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<60} {:>7} {:>10} {:>10} {:>6}",
+                    "CONTAINER", "CPU%", "MEM", "LIMIT", "PROCS"
+                )?;
+                for r in &rows {
+                    writeln!(
+                        out,
+                        "{:<60} {:>7} {:>10} {:>10} {:>6}",
+                        r["container_id"].as_str().unwrap_or(""),
+                        r["cpu_percent"]
+                            .as_f64()
+                            .map_or_else(|| "-".to_string(), |p| format!("{p:.1}")),
+                        human_bytes(r["mem_bytes"].as_u64().unwrap_or(0)),
+                        human_bytes(r["mem_limit_bytes"].as_u64().unwrap_or(0)),
+                        r["processes"].as_u64().unwrap_or(0),
+                    )?;
+                }
+                writeln!(out)?;
+            }
+            out.flush()?;
+        }
+        round += 1;
+        if iterations.is_some_and(|n| round > n) {
+            return Ok(());
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
