@@ -355,7 +355,9 @@ async fn stats_count_cpu_time_of_the_whole_pod() {
     env.c
         .launch(env.spec(
             &busy,
-            "end=$((SECONDS+1)); while [ $SECONDS -lt $end ]; do :; done; exit 0",
+            // A fixed amount of work, not of wall time: under load a
+            // time-boxed loop gets too little CPU to measure.
+            "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; exit 0",
         ))
         .await
         .unwrap();
@@ -365,7 +367,7 @@ async fn stats_count_cpu_time_of_the_whole_pod() {
     // an executor container's stats for its whole cgroup tree).
     let pod = env.c.stats(&top).await.unwrap();
     let cpu = pod.cpus_user_time_secs.unwrap() + pod.cpus_system_time_secs.unwrap();
-    assert!(cpu > 0.2, "{pod:?}");
+    assert!(cpu > 0.1, "{pod:?}");
     assert!(pod.timestamp > 0.0);
     env.c.remove(&busy).await.unwrap();
     env.c.destroy(&top, Duration::ZERO).await.unwrap();
