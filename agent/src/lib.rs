@@ -15,6 +15,7 @@ pub mod executors;
 pub mod http;
 pub mod link;
 pub mod paths;
+mod record_stream;
 pub mod status_updates;
 
 use std::sync::Arc;

@@ -9,11 +9,11 @@ use std::pin::Pin;
 use std::sync::RwLock;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::{Stream, StreamExt, future::BoxFuture};
 use prost::Message;
 use tepui_proto::link::{AgentCall, MasterEvent};
-use tepui_proto::recordio::Decoder;
+
+use crate::record_stream::StreamFault;
 
 pub const LINK_PATH: &str = "/tepui/link/v1";
 pub const STREAM_ID_HEADER: &str = "Tepui-Link-Stream-Id";
@@ -147,47 +147,20 @@ impl MasterLink for HttpLink {
 /// Turns a RecordIO byte stream into protobuf events.
 fn decode_events<S>(url: String, bytes: S) -> EventStream
 where
-    S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
+    S: futures_util::Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Send + 'static,
 {
-    let state = (
-        Box::pin(bytes),
-        Decoder::new(),
-        std::collections::VecDeque::new(),
-        url,
-    );
-    Box::pin(futures_util::stream::unfold(
-        Some(state),
-        |state| async move {
-            let (mut bytes, mut decoder, mut ready, url) = state?;
-            loop {
-                if let Some(record) = ready.pop_front() {
-                    let event = MasterEvent::decode(record).map_err(|e| LinkError::Stream {
-                        url: url.clone(),
-                        message: e.to_string(),
-                    });
-                    return Some((event, Some((bytes, decoder, ready, url))));
-                }
-                match bytes.next().await {
-                    Some(Ok(chunk)) => match decoder.feed(&chunk) {
-                        Ok(records) => ready.extend(records),
-                        Err(e) => {
-                            let err = LinkError::Stream {
-                                url: url.clone(),
-                                message: e.to_string(),
-                            };
-                            return Some((Err(err), None));
-                        }
-                    },
-                    Some(Err(e)) => {
-                        let err = LinkError::Transport {
-                            url: url.clone(),
-                            message: e.to_string(),
-                        };
-                        return Some((Err(err), None));
-                    }
-                    None => return None,
-                }
-            }
-        },
-    ))
+    Box::pin(
+        crate::record_stream::decode::<MasterEvent, _>(bytes).map(move |item| {
+            item.map_err(|fault| match fault {
+                StreamFault::Transport(message) => LinkError::Transport {
+                    url: url.clone(),
+                    message,
+                },
+                StreamFault::Malformed(message) => LinkError::Stream {
+                    url: url.clone(),
+                    message,
+                },
+            })
+        }),
+    )
 }

@@ -2,14 +2,14 @@
 //! and the executor and operator APIs over HTTP (protobuf). The built-in
 //! executors use nothing else, exactly like a third-party executor would.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use prost::Message;
-use tepui_proto::recordio::Decoder;
 use tepui_proto::v1::{ExecutorId, FrameworkId, TaskInfo, agent, executor};
+
+use crate::record_stream::StreamFault;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecutorError {
@@ -158,47 +158,19 @@ impl AgentClient {
             .post("/api/v1/executor", "SUBSCRIBE", call.encode_to_vec())
             .await?;
         let endpoint = self.env.agent_endpoint.clone();
-        let bytes = response.bytes_stream();
-        let state = (Box::pin(bytes), Decoder::new(), VecDeque::new());
-        Ok(Box::pin(futures_util::stream::unfold(
-            Some(state),
-            move |state| {
-                let endpoint = endpoint.clone();
-                async move {
-                    let (mut bytes, mut decoder, mut ready) = state?;
-                    loop {
-                        if let Some(record) = ready.pop_front() {
-                            let event =
-                                executor::Event::decode(record).map_err(|e| ExecutorError::Agent {
-                                    endpoint: endpoint.clone(),
-                                    message: format!("malformed event: {e}"),
-                                });
-                            return Some((event, Some((bytes, decoder, ready))));
-                        }
-                        match bytes.next().await {
-                            Some(Ok(chunk)) => match decoder.feed(&chunk) {
-                                Ok(records) => ready.extend(records),
-                                Err(e) => {
-                                    let err = ExecutorError::Agent {
-                                        endpoint,
-                                        message: format!("malformed stream: {e}"),
-                                    };
-                                    return Some((Err(err), None));
-                                }
-                            },
-                            Some(Err(e)) => {
-                                let err = ExecutorError::Agent {
-                                    endpoint,
-                                    message: e.to_string(),
-                                };
-                                return Some((Err(err), None));
-                            }
-                            None => return None,
-                        }
-                    }
-                }
-            },
-        )))
+        Ok(Box::pin(
+            crate::record_stream::decode::<executor::Event, _>(response.bytes_stream()).map(
+                move |item| {
+                    item.map_err(|fault| ExecutorError::Agent {
+                        endpoint: endpoint.clone(),
+                        message: match fault {
+                            StreamFault::Transport(m) => m,
+                            StreamFault::Malformed(m) => format!("malformed event stream: {m}"),
+                        },
+                    })
+                },
+            ),
+        ))
     }
 
     pub async fn update(&self, update: &executor::call::Update) -> Result<(), ExecutorError> {
