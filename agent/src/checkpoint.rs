@@ -101,25 +101,6 @@ struct RecordLine {
     ack: Option<String>,
 }
 
-fn b64(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    // Hex keeps the file greppable; uuids are 16 bytes.
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// Appends a record and fsyncs, so it is on disk before anyone is told.
 pub fn append_update(path: &Path, record: &UpdateRecord) -> Result<(), CheckpointError> {
     if let Some(dir) = path.parent() {
@@ -132,7 +113,8 @@ pub fn append_update(path: &Path, record: &UpdateRecord) -> Result<(), Checkpoin
         },
         UpdateRecord::Ack(uuid) => RecordLine {
             update: None,
-            ack: Some(b64(uuid)),
+            // Hex keeps the log greppable; uuids are 16 bytes.
+            ack: Some(hex::encode(uuid)),
         },
     };
     let mut bytes = serde_json::to_vec(&line).map_err(|e| CheckpointError::Parse {
@@ -169,9 +151,11 @@ pub fn read_updates(path: &Path) -> Result<Vec<UpdateRecord>, CheckpointError> {
             }) => tepui_proto::json::from_value::<TaskStatus>(&value)
                 .map(|s| UpdateRecord::Update(Box::new(s)))
                 .map_err(|e| e.to_string()),
-            Ok(RecordLine { ack: Some(hex), .. }) => unhex(&hex)
+            Ok(RecordLine {
+                ack: Some(text), ..
+            }) => hex::decode(&text)
                 .map(UpdateRecord::Ack)
-                .ok_or_else(|| "bad uuid".to_string()),
+                .map_err(|_| "bad uuid".to_string()),
             Ok(_) => Err("empty record".to_string()),
             Err(e) => Err(e.to_string()),
         };

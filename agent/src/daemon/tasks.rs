@@ -784,8 +784,12 @@ pub(super) fn queued_event(work: &Queued) -> executor::Event {
     launch_event(work)
 }
 
+/// Whether the host knows `user` (the framework's user runs a custom
+/// executor only when it exists here, as with Mesos's `--switch_user`).
 fn user_exists(user: &str) -> bool {
-    std::fs::read_to_string("/etc/passwd")
-        .map(|text| text.lines().any(|l| l.split(':').next() == Some(user)))
-        .unwrap_or(false)
+    let db = tepui_containerizer::spec::UserDb::Files {
+        passwd: "/etc/passwd".into(),
+        group: "/etc/group".into(),
+    };
+    tepui_containerizer::spec::resolve_user(user, &db).is_ok()
 }
