@@ -159,22 +159,7 @@ impl AgentProc {
 impl Drop for AgentProc {
     fn drop(&mut self) {
         self.sigkill();
-        for (pid, _) in common::processes_mentioning(&self.dir.to_string_lossy()) {
-            // SAFETY: signalling a pid just read from /proc.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        }
-        for dir in common::cgroups_named(&self.cgroup_root) {
-            if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                    // SAFETY: as above.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        for dir in common::cgroups_named(&self.cgroup_root).iter().rev() {
-            let _ = std::fs::remove_dir(dir);
-        }
+        common::kill_leftovers(&self.dir, &self.cgroup_root);
         if std::thread::panicking() {
             eprintln!("--- agent log ---\n{}", self.log());
         }
@@ -204,6 +189,16 @@ fn ack_all(master: &FakeMaster, acked: &mut usize) {
         master.acknowledge(u);
     }
     *acked = updates.len();
+}
+
+/// Acknowledges updates until at least `n` executors have exited.
+async fn executors_exited(master: &FakeMaster, n: usize, acked: &mut usize) {
+    master
+        .wait_for("the executors to exit", WAIT, |m| {
+            ack_all(m, acked);
+            (m.exits().len() >= n).then_some(())
+        })
+        .await;
 }
 
 async fn subscribed(master: &FakeMaster, n: usize) {
@@ -333,12 +328,7 @@ async fn when_one_task_of_a_group_fails_the_other_is_killed_within_its_grace_per
         "{:?}",
         failed.status
     );
-    master
-        .wait_for("the executor to exit", WAIT, |m| {
-            ack_all(m, &mut acked);
-            (!m.exits().is_empty()).then_some(())
-        })
-        .await;
+    executors_exited(&master, 1, &mut acked).await;
     // Mesos's task sandbox link exists for both tasks.
     let run = agent.executor_runs("group-fw", "pod").pop().unwrap();
     assert!(run.join("tasks").join("fails").exists());
@@ -431,12 +421,7 @@ async fn a_custom_executor_using_only_the_documented_api_works() {
             (states(m, "py-task") == ["TASK_RUNNING", "TASK_FINISHED"]).then_some(())
         })
         .await;
-    master
-        .wait_for("the executor to exit", WAIT, |m| {
-            ack_all(m, &mut acked);
-            (!m.exits().is_empty()).then_some(())
-        })
-        .await;
+    executors_exited(&master, 1, &mut acked).await;
     let stdout =
         std::fs::read_to_string(agent.executor_runs("custom-fw", "py")[0].join("stdout")).unwrap();
     assert!(stdout.contains("custom executor ran py-task"), "{stdout}");
@@ -589,12 +574,7 @@ async fn killing_a_command_task_reports_task_killed() {
                 .then_some(())
         })
         .await;
-    master
-        .wait_for("the executor to exit", WAIT, |m| {
-            ack_all(m, &mut acked);
-            (!m.exits().is_empty()).then_some(())
-        })
-        .await;
+    executors_exited(&master, 1, &mut acked).await;
     agent.assert_pods_gone().await;
 }
 
@@ -670,12 +650,7 @@ async fn artifacts_are_fetched_into_the_sandbox_and_a_bad_uri_fails_the_task() {
         failed.status.reason,
         Some(tepui_proto::v1::task_status::Reason::ContainerLaunchFailed as i32)
     );
-    master
-        .wait_for("both executors to exit", WAIT, |m| {
-            ack_all(m, &mut acked);
-            (m.exits().len() >= 2).then_some(())
-        })
-        .await;
+    executors_exited(&master, 2, &mut acked).await;
     agent.assert_pods_gone().await;
 }
 
@@ -907,12 +882,7 @@ async fn health_checks_report_healthy_and_kill_failing_tasks() {
         killed.status
     );
     master.kill_task(&fw, "web");
-    master
-        .wait_for("both executors to exit", WAIT, |m| {
-            ack_all(m, &mut acked);
-            (m.exits().len() >= 2).then_some(())
-        })
-        .await;
+    executors_exited(&master, 2, &mut acked).await;
     agent.assert_pods_gone().await;
 }
 
@@ -982,12 +952,7 @@ async fn finished_runs_are_garbage_collected_after_gc_delay() {
     let fw = framework("gc", true);
     master.run_task(&fw, command_task("short", "echo bye"), None);
     let mut acked = 0;
-    master
-        .wait_for("the executor to exit", WAIT, |m| {
-            ack_all(m, &mut acked);
-            (!m.exits().is_empty()).then_some(())
-        })
-        .await;
+    executors_exited(&master, 1, &mut acked).await;
     let runs = agent.executor_runs("gc-fw", "short");
     assert_eq!(runs.len(), 1);
     let meta = agent.dir.join("work/meta/frameworks/gc-fw/executors/short");
@@ -1420,11 +1385,6 @@ async fn top_shows_a_busy_tasks_cpu_and_memory() {
         "{rows}"
     );
     master.kill_task(&fw, "spin");
-    master
-        .wait_for("the executor to exit", WAIT, |m| {
-            ack_all(m, &mut acked);
-            (!m.exits().is_empty()).then_some(())
-        })
-        .await;
+    executors_exited(&master, 1, &mut acked).await;
     agent.assert_pods_gone().await;
 }

@@ -115,22 +115,7 @@ impl Env {
 impl Drop for Env {
     /// Whatever a failed test left: kill it, remove its cgroups and dirs.
     fn drop(&mut self) {
-        for (pid, _) in common::processes_mentioning(&self.dir.to_string_lossy()) {
-            // SAFETY: signalling a pid just read from /proc.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        }
-        for dir in common::cgroups_named(&self.cgroup_root) {
-            if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                    // SAFETY: as above.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        for dir in common::cgroups_named(&self.cgroup_root).iter().rev() {
-            let _ = std::fs::remove_dir(dir);
-        }
+        common::kill_leftovers(&self.dir, &self.cgroup_root);
         if let Err(e) = tepui_containerizer::safe_remove::remove_tree(&self.dir) {
             eprintln!("left {}: {e}", self.dir.display());
         }

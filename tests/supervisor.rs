@@ -94,22 +94,7 @@ impl Drop for Pod {
     /// A failed assertion must not leave supervisors, containers or cgroups
     /// on the machine: kill whatever is left of this test's pod.
     fn drop(&mut self) {
-        for (pid, _) in common::processes_mentioning(&self.rt.root().to_string_lossy()) {
-            // SAFETY: signalling a pid we just read from /proc.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        }
-        for dir in common::cgroups_named(&self.cgroup_root) {
-            if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                    // SAFETY: as above.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        for dir in common::cgroups_named(&self.cgroup_root).iter().rev() {
-            let _ = std::fs::remove_dir(dir);
-        }
+        common::kill_leftovers(self.rt.root(), &self.cgroup_root);
     }
 }
 

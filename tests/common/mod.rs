@@ -102,3 +102,25 @@ pub fn oci_testenv(test: &str) -> Option<serde_json::Value> {
     eprintln!("skipping {msg}");
     None
 }
+
+/// Test teardown after a failure: SIGKILLs every process whose command line
+/// mentions `dir` and every process in a cgroup named `cgroup_root`, then
+/// removes those cgroups (leaf first).
+pub fn kill_leftovers(dir: &Path, cgroup_root: &str) {
+    for (pid, _) in processes_mentioning(&dir.to_string_lossy()) {
+        // SAFETY: signalling a pid just read from /proc.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    for cgroup in cgroups_named(cgroup_root) {
+        if let Ok(procs) = std::fs::read_to_string(cgroup.join("cgroup.procs")) {
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for cgroup in cgroups_named(cgroup_root).iter().rev() {
+        let _ = std::fs::remove_dir(cgroup);
+    }
+}
