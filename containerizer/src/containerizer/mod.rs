@@ -438,6 +438,15 @@ impl Containerizer {
             container: id.clone(),
             source,
         };
+        // The pod dir comes first: an agent killed at any later point leaves
+        // a dir that recovery finds and cleans, cgroup included.
+        let pod_dir = self.rt.pod(id.pod());
+        std::fs::create_dir_all(&pod_dir).map_err(|source| ContainerizerError::Io {
+            container: id.clone(),
+            what: "cannot create",
+            path: pod_dir.clone(),
+            source,
+        })?;
         let pod_cgroup = self.pod_cgroup(id.pod());
         self.cgroups.create(&pod_cgroup).map_err(cgroup_err)?;
         let own = limits_of(&spec.resources);
@@ -907,15 +916,18 @@ impl Containerizer {
             .map_err(|e| ContainerizerError::Setup(format!("recovery failed: {e}")))?;
         let mut found = Vec::new();
         for recovered in pods {
-            // A supervisor whose pod never got its container (the agent died
-            // between starting it and the launch) serves nothing: stop it.
+            // A pod that never got its container (the agent died between
+            // creating the pod dir and the launch) holds nothing anyone can
+            // name: stop its supervisor, if one started, and clean up.
             let has_top = recovered
                 .containers
                 .iter()
                 .any(|c| c.container.is_top_level());
-            if let (Some(_), false) = (&recovered.client, has_top) {
-                tracing::warn!(pod = %recovered.pod, "supervisor without a container: stopping it");
-                self.stop_empty_supervisor(&recovered.pod).await;
+            if !has_top {
+                tracing::warn!(pod = %recovered.pod, "pod without a container: cleaning it up");
+                if recovered.client.is_some() {
+                    self.stop_empty_supervisor(&recovered.pod).await;
+                }
                 self.cleanup_pod(&recovered.pod).await;
                 continue;
             }
