@@ -602,3 +602,133 @@ async fn bad_input_gets_a_clear_error_and_leaves_nothing() {
         env.assert_nothing_left();
     }
 }
+
+/// Reads a session pipe until EOF (bounded).
+async fn read_to_end(mut r: tokio::net::unix::pipe::Receiver) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), r.read_to_end(&mut out))
+        .await
+        .expect("the session output never ended")
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_sessions_run_inside_the_task_with_pipes_or_a_terminal() {
+    if !common::require_root("debug_sessions_run_inside_the_task_with_pipes_or_a_terminal") {
+        return;
+    }
+    use tepui_containerizer::SessionEnds;
+    use tepui_containerizer::spec::{Tty, WindowSize};
+    use tokio::io::AsyncWriteExt;
+    let env = Env::new("session");
+    let top = id(&["podX"]);
+    env.c
+        .launch(env.spec(&top, "exec sleep 1000"))
+        .await
+        .unwrap();
+    let task = top.child("t").unwrap();
+    let launched = env
+        .c
+        .launch(env.spec(&task, "exec sleep 1000"))
+        .await
+        .unwrap();
+    let ns = |kind: &str| {
+        std::fs::read_link(format!("/proc/{}/ns/{kind}", launched.pid))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+    let (task_mnt, task_pid_ns) = (ns("mnt"), ns("pid"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Pipes: stdin reaches the process, stdout and stderr come back apart,
+    // and it sees the task's mounts and processes.
+    let exec = task.child("exec1").unwrap();
+    let mut spec = env.spec(
+        &exec,
+        "cat; readlink /proc/self/ns/mnt /proc/self/ns/pid; cat /proc/1/comm; echo oops >&2; exit 3",
+    );
+    spec.kind = ContainerKind::Debug;
+    spec.sandbox_dir = env.sandbox(&task);
+    let (_, ends) = env.c.launch_session(spec).await.unwrap();
+    let SessionEnds::Pipes {
+        mut stdin,
+        stdout,
+        stderr,
+    } = ends
+    else {
+        panic!("pipes expected");
+    };
+    stdin.write_all(b"hello from stdin\n").await.unwrap();
+    drop(stdin);
+    let (out, err) = tokio::join!(read_to_end(stdout), read_to_end(stderr));
+    assert_eq!(
+        out,
+        format!("hello from stdin\n{task_mnt}\n{task_pid_ns}\nsleep\n")
+    );
+    assert_eq!(err, "oops\n");
+    let t = env.c.wait(&exec).await.unwrap();
+    assert_eq!(t.exit_code, Some(3), "{t:?}");
+    env.c.remove(&exec).await.unwrap();
+
+    // A terminal: window size set at launch, resize seen, EOT ends it.
+    let exec = task.child("exec2").unwrap();
+    let mut spec = env.spec(
+        &exec,
+        "stty size; read line; stty size; echo got $line; cat",
+    );
+    spec.kind = ContainerKind::Debug;
+    spec.sandbox_dir = env.sandbox(&task);
+    spec.tty = Some(Tty {
+        window_size: Some(WindowSize {
+            rows: 24,
+            columns: 80,
+        }),
+    });
+    let (_, ends) = env.c.launch_session(spec).await.unwrap();
+    let SessionEnds::Terminal(pty) = ends else {
+        panic!("a terminal expected");
+    };
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let mut read_until =
+        async |pty: &tepui_containerizer::PtyMaster, want: &str, seen: &mut String| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !seen.contains(want) {
+                assert!(Instant::now() < deadline, "never saw {want:?} in {seen:?}");
+                let n = tokio::time::timeout(Duration::from_secs(10), pty.read(&mut buf))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert!(n > 0, "terminal closed before {want:?}: {seen:?}");
+                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        };
+    read_until(&pty, "24 80", &mut seen).await;
+    pty.resize(WindowSize {
+        rows: 50,
+        columns: 132,
+    })
+    .unwrap();
+    pty.write_all(b"abc\n").await.unwrap();
+    read_until(&pty, "50 132", &mut seen).await;
+    read_until(&pty, "got abc", &mut seen).await;
+    pty.write_all(b"\x04").await.unwrap();
+    let t = env.c.wait(&exec).await.unwrap();
+    assert_eq!(t.exit_code, Some(0), "{t:?} {seen:?}");
+    drop(pty);
+    env.c.remove(&exec).await.unwrap();
+
+    // The task never noticed.
+    let listed = env.c.list().await;
+    assert!(
+        listed
+            .iter()
+            .any(|c| c.container == task && c.termination.is_none()),
+        "{listed:?}"
+    );
+    env.c.destroy(&top, Duration::ZERO).await.unwrap();
+    env.assert_nothing_left();
+}

@@ -18,7 +18,7 @@ pub mod supervisor;
 
 pub use container_path::{ContainerPath, ContainerPathError};
 pub use containerizer::{
-    Containerizer, ContainerizerConfig, ContainerizerError, ImagesConfig, Launched,
-    RecoveredContainer,
+    Containerizer, ContainerizerConfig, ContainerizerError, ImagesConfig, Launched, PtyMaster,
+    RecoveredContainer, SessionEnds,
 };
 pub use paths::RuntimeDir;

@@ -14,6 +14,7 @@
 
 mod error;
 mod limits;
+mod session;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,8 @@ use tokio::sync::Mutex;
 
 pub use error::ContainerizerError;
 use limits::limits_of;
+use session::PreparedSession;
+pub use session::{PtyMaster, SessionEnds};
 
 use crate::cgroups::{self, CgroupError, CgroupMode, Cgroups, ControlValues, pod_limits};
 use crate::images::{ImageStore, Rootfs, RootfsBackend, apply_image_config};
@@ -32,7 +35,7 @@ use crate::spec::{ContainerKind, LaunchSpec, ResourceRequest, SpecContext};
 use crate::supervisor::SupervisorError;
 use crate::supervisor::client::{self, SupervisorClient, SupervisorExe};
 use crate::supervisor::logs::LogPolicy;
-use crate::supervisor::protocol::{ContainerState, LaunchRequest, Termination};
+use crate::supervisor::protocol::{ContainerState, LaunchRequest, SessionIo, Termination};
 use crate::{ContainerPath, RuntimeDir, atomic::write_atomic, safe_remove};
 
 /// What the agent configures once.
@@ -226,7 +229,53 @@ impl Containerizer {
     /// checked here first; what only the supervisor can check (the user,
     /// the executable, volume sources) comes back as
     /// [`ContainerizerError::Launch`]. A failed launch leaves nothing behind.
-    pub async fn launch(&self, mut spec: LaunchSpec) -> Result<Launched, ContainerizerError> {
+    pub async fn launch(&self, spec: LaunchSpec) -> Result<Launched, ContainerizerError> {
+        self.launch_with(spec, None).await
+    }
+
+    /// Launches a nested container whose stdio the caller holds (Mesos's
+    /// LAUNCH_NESTED_CONTAINER_SESSION): FIFOs, or a terminal when the spec
+    /// asks for one. Dropping the ends ends the session for the process
+    /// (EOF, EPIPE, SIGHUP); the caller still kills and removes it.
+    pub async fn launch_session(
+        &self,
+        spec: LaunchSpec,
+    ) -> Result<(Launched, SessionEnds), ContainerizerError> {
+        let id = spec.container_id.clone();
+        if id.is_top_level() {
+            return Err(ContainerizerError::Launch {
+                container: id,
+                message: "a session container must be nested (container_id.parent)".into(),
+            });
+        }
+        if self.rt.container(&id).exists() {
+            return Err(ContainerizerError::AlreadyExists(id));
+        }
+        let io_err = |what, source| ContainerizerError::Io {
+            container: id.clone(),
+            what,
+            path: self.rt.container(&id),
+            source,
+        };
+        let prepared = PreparedSession::prepare(&self.rt.container(&id), self.rt.root(), spec.tty)
+            .map_err(|e| io_err("cannot set up the session's stdio in", e))?;
+        let launched = self.launch_with(spec, Some(prepared.io.clone())).await?;
+        match prepared.finish().await {
+            Ok(ends) => Ok((launched, ends)),
+            Err(e) => {
+                if let Err(e) = self.destroy(&id, Duration::ZERO).await {
+                    tracing::warn!(container = %id, "session container left: {e}");
+                }
+                Err(io_err("cannot connect the session's terminal for", e))
+            }
+        }
+    }
+
+    async fn launch_with(
+        &self,
+        mut spec: LaunchSpec,
+        session: Option<SessionIo>,
+    ) -> Result<Launched, ContainerizerError> {
         let id = spec.container_id.clone();
         spec.validate().map_err(|source| ContainerizerError::Spec {
             container: id.clone(),
@@ -250,7 +299,7 @@ impl Containerizer {
         let result = if id.is_top_level() {
             self.launch_pod(spec).await
         } else {
-            self.launch_nested(spec).await
+            self.launch_nested(spec, session).await
         };
         if result.is_err()
             && let (Some(store), Some(rootfs)) = (&self.images, provisioned)
@@ -462,10 +511,14 @@ impl Containerizer {
                 source,
             })?;
         pod.client = Some(client.clone());
-        self.send_launch(&client, spec).await
+        self.send_launch(&client, spec, None).await
     }
 
-    async fn launch_nested(&self, spec: LaunchSpec) -> Result<Launched, ContainerizerError> {
+    async fn launch_nested(
+        &self,
+        spec: LaunchSpec,
+        session: Option<SessionIo>,
+    ) -> Result<Launched, ContainerizerError> {
         let id = spec.container_id.clone();
         let entry = self
             .pod(id.pod())
@@ -508,7 +561,7 @@ impl Containerizer {
                 source,
             }),
             Ok(()) => match self.write_spec(&spec) {
-                Ok(()) => self.send_launch(&client, &spec).await,
+                Ok(()) => self.send_launch(&client, &spec, session).await,
                 Err(e) => Err(e),
             },
         };
@@ -553,9 +606,17 @@ impl Containerizer {
         &self,
         client: &SupervisorClient,
         spec: &LaunchSpec,
+        session: Option<SessionIo>,
     ) -> Result<Launched, ContainerizerError> {
         let id = &spec.container_id;
         let cgroup = self.container_cgroup(id);
+        // A debug container shares its parent's sandbox: its own output
+        // (when it is not a session) stays out of the parent's logs.
+        let logs = if spec.kind == ContainerKind::Debug {
+            self.rt.container(id)
+        } else {
+            spec.sandbox_dir.clone()
+        };
         let mut context = SpecContext::new(cgroup.clone(), PathBuf::new());
         context.host_network = self.config.host_network;
         context.sandbox_mount_point = self.config.sandbox_mount_point.clone();
@@ -563,12 +624,13 @@ impl Containerizer {
         context.cfs_quota_from_request = self.config.cfs_quota_from_request;
         let request = LaunchRequest {
             container: id.clone(),
-            stdout: spec.sandbox_dir.join("stdout"),
-            stderr: spec.sandbox_dir.join("stderr"),
+            stdout: logs.join("stdout"),
+            stderr: logs.join("stderr"),
             cgroup: Some(cgroup),
             spec: Some(Box::new(spec.clone())),
             context: Some(Box::new(context)),
             log: self.config.log,
+            session,
         };
         match client.launch(request).await {
             Ok(pid) => Ok(Launched { pid }),

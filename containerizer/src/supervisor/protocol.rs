@@ -70,6 +70,27 @@ pub struct LaunchRequest {
     /// Rotation of the `stdout`/`stderr` files.
     #[serde(default)]
     pub log: LogPolicy,
+    /// A session's stdio (LAUNCH_NESTED_CONTAINER_SESSION): the container
+    /// talks to the agent's ends instead of `/dev/null` and the log files.
+    #[serde(default)]
+    pub session: Option<SessionIo>,
+}
+
+/// Where a session container's stdio goes. The agent side makes both before
+/// the launch and owns the other ends, so a session ends with its
+/// connection even if the supervisor outlives the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SessionIo {
+    /// FIFOs: the container reads `stdin`, writes `stdout` and `stderr`.
+    Pipes {
+        stdin: PathBuf,
+        stdout: PathBuf,
+        stderr: PathBuf,
+    },
+    /// A terminal made inside the container; its master is sent over this
+    /// Unix socket (the OCI console-socket protocol).
+    Terminal { console_socket: PathBuf },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

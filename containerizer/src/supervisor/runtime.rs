@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use libcontainer::container::Container;
 use libcontainer::container::builder::ContainerBuilder;
@@ -13,29 +13,63 @@ use nix::unistd::Pid;
 
 /// A created and started container.
 pub struct Started {
-    pub container: Container,
+    /// `None` for a process run inside another container (`exec_in`).
+    pub container: Option<Container>,
     pub pid: Pid,
 }
 
-/// Creates and starts the container described by `bundle/config.json`, its
-/// fds 1 and 2 on `stdout` and `stderr`. On failure nothing of it is left:
-/// no state dir, cgroup or process.
+/// A container's stdio: three fds, or a terminal whose master libcontainer
+/// sends to a console socket.
+pub enum Stdio {
+    Fds {
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+    Console(PathBuf),
+}
+
+impl Stdio {
+    /// Logs only: stdin is `/dev/null`.
+    pub fn logged(stdout: OwnedFd, stderr: OwnedFd) -> Result<Self, String> {
+        let stdin = File::open("/dev/null").map_err(|e| format!("cannot open /dev/null: {e}"))?;
+        Ok(Stdio::Fds {
+            stdin: stdin.into(),
+            stdout,
+            stderr,
+        })
+    }
+
+    fn apply(self, builder: ContainerBuilder) -> ContainerBuilder {
+        match self {
+            Stdio::Fds {
+                stdin,
+                stdout,
+                stderr,
+            } => builder
+                .with_stdin(stdin)
+                .with_stdout(stdout)
+                .with_stderr(stderr),
+            Stdio::Console(socket) => builder.with_console_socket(Some(socket)),
+        }
+    }
+}
+
+/// Creates and starts the container described by `bundle/config.json` with
+/// `stdio`. On failure nothing of it is left: no state dir, cgroup or
+/// process.
 pub fn create_and_start(
     lc_id: &str,
     state_root: &Path,
     bundle: &Path,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
+    stdio: Stdio,
 ) -> Result<Started, String> {
-    let stdin = File::open("/dev/null").map_err(|e| format!("cannot open /dev/null: {e}"))?;
-
     let built = ContainerBuilder::new(lc_id.to_string(), SyscallType::default())
         .with_root_path(state_root)
         .and_then(|b| b.validate_id())
         .map(|b| {
-            b.with_stdin(stdin)
-                .with_stdout(stdout)
-                .with_stderr(stderr)
+            stdio
+                .apply(b)
                 .as_init(bundle)
                 .with_systemd(false)
                 .with_detach(true)
@@ -59,12 +93,39 @@ pub fn create_and_start(
         return Err(format!("cannot start the container: {err}"));
     }
     match container.pid() {
-        Some(pid) => Ok(Started { container, pid }),
+        Some(pid) => Ok(Started {
+            container: Some(container),
+            pid,
+        }),
         None => {
             let _ = container.delete(true);
             Err("the container started without an init pid".to_string())
         }
     }
+}
+
+/// Runs the process `process_json` describes inside the running container
+/// `lc_id` (`runc exec`): it joins the container's namespaces and cgroup, so
+/// it sees the container's filesystem and processes. Returns its pid; it is
+/// our child (libcontainer clones it as a sibling of its helper), so it is
+/// reaped like a container's init.
+pub fn exec_in(
+    lc_id: &str,
+    state_root: &Path,
+    process_json: &Path,
+    stdio: Stdio,
+) -> Result<Pid, String> {
+    ContainerBuilder::new(lc_id.to_string(), SyscallType::default())
+        .with_root_path(state_root)
+        .map(|b| {
+            stdio
+                .apply(b)
+                .as_tenant()
+                .with_process(Some(process_json))
+                .with_detach(true)
+        })
+        .and_then(|b| b.build())
+        .map_err(|e| format!("cannot run the process in container {lc_id}: {e}"))
 }
 
 /// Removes a half-created container that libcontainer left state for.

@@ -19,13 +19,16 @@ use nix::unistd::Pid;
 use super::SupervisorError;
 use super::logs::{Drained, OutputPipe, RotatingFile, output_pipe};
 use super::protocol::{
-    ContainerState, Envelope, LaunchRequest, PROTOCOL_VERSION, Request, Response, Termination,
+    ContainerState, Envelope, LaunchRequest, PROTOCOL_VERSION, Request, Response, SessionIo,
+    Termination,
 };
 use super::runtime;
 use super::shm;
 use super::signals::SignalPipe;
 use crate::cgroups::{Cgroups, OomWatcher};
-use crate::spec::{ContainerKind, IpcMode, ParentContainer, SpecContext, build_spec};
+use crate::spec::{
+    ContainerKind, IpcMode, ParentContainer, SpecContext, build_process, build_spec,
+};
 use crate::{ContainerPath, RuntimeDir, atomic::write_atomic};
 
 /// A request line longer than this is a broken or hostile client.
@@ -46,6 +49,8 @@ struct Client {
 struct Ctr {
     lc: Option<Container>,
     pid: Option<Pid>,
+    /// A DEBUG container: a process run inside its parent's container.
+    debug: bool,
     started_at: f64,
     cgroup: Option<String>,
     kill_deadline: Option<Instant>,
@@ -414,18 +419,33 @@ impl Server {
             };
         }
         if let Some(parent) = id.parent() {
-            let parent_running = self
+            let parent_state = self
                 .containers
                 .get(&parent)
-                .is_some_and(|p| p.termination.is_none());
-            if !parent_running {
+                .map(|p| (p.termination.is_none(), p.debug));
+            let refusal = match parent_state {
+                Some((true, false)) => None,
+                Some((true, true)) => Some("a debug container cannot have nested containers"),
+                _ => Some("is not running"),
+            };
+            if let Some(why) = refusal {
                 return Response::Error {
-                    message: format!("cannot launch {id}: its parent {parent} is not running"),
+                    message: format!("cannot launch {id}: its parent {parent} {why}"),
                 };
             }
         }
-        let view = match self.prepare_bundle(&req) {
-            Ok(view) => view,
+        let debug = req
+            .spec
+            .as_deref()
+            .is_some_and(|s| s.kind == ContainerKind::Debug);
+        let prepared = if debug {
+            self.prepare_debug(&req)
+                .map(|(view, exec)| (view, Some(exec)))
+        } else {
+            self.prepare_bundle(&req).map(|view| (view, None))
+        };
+        let (view, exec) = match prepared {
+            Ok(prepared) => prepared,
             Err(message) => return self.launch_failed(&id, message),
         };
         let release_shm = |view: &ContainerView| {
@@ -433,28 +453,39 @@ impl Server {
                 shm::unmount_shm(dir);
             }
         };
-        let (outputs, stdout, stderr) = match open_outputs(&req) {
+        let (outputs, stdio) = match open_stdio(&req) {
             Ok(opened) => opened,
             Err(message) => {
                 release_shm(&view);
                 return self.launch_failed(&id, message);
             }
         };
-        self.next_lc_id += 1;
-        let lc_id = format!("c{}", self.next_lc_id);
         let started_at = now_secs();
-        let bundle = self.rt.bundle(&id);
-        match runtime::create_and_start(
-            &lc_id,
-            &self.rt.libcontainer_state(&self.pod),
-            &bundle,
-            stdout,
-            stderr,
-        ) {
+        let state_root = self.rt.libcontainer_state(&self.pod);
+        let started = match exec {
+            // Debug containers join their parent's container: no
+            // libcontainer state, no cgroup of their own.
+            Some((parent_lc, process_json)) => {
+                runtime::exec_in(&parent_lc, &state_root, &process_json, stdio).map(|pid| {
+                    runtime::Started {
+                        container: None,
+                        pid,
+                    }
+                })
+            }
+            None => {
+                self.next_lc_id += 1;
+                let lc_id = format!("c{}", self.next_lc_id);
+                runtime::create_and_start(&lc_id, &state_root, &self.rt.bundle(&id), stdio)
+            }
+        };
+        match started {
             Ok(started) => {
-                tracing::info!(container = %id, pid = started.pid.as_raw(), "launched");
+                let kind = if debug { "debug" } else { "container" };
+                tracing::info!(container = %id, pid = started.pid.as_raw(), kind, "launched");
                 let pid = started.pid.as_raw();
-                let oom_watcher = match (&self.cgroups, &req.cgroup) {
+                let cgroup = if debug { None } else { req.cgroup };
+                let oom_watcher = match (&self.cgroups, &cgroup) {
                     (Some(cgroups), Some(cgroup)) => cgroups
                         .oom_watcher(cgroup)
                         .map_err(|e| tracing::warn!(container = %id, "no OOM watcher: {e}"))
@@ -464,10 +495,11 @@ impl Server {
                 self.containers.insert(
                     id,
                     Ctr {
-                        lc: Some(started.container),
+                        lc: started.container,
                         pid: Some(started.pid),
+                        debug,
                         started_at,
-                        cgroup: req.cgroup,
+                        cgroup,
                         kill_deadline: None,
                         killed_by_request: false,
                         oom_watcher,
@@ -587,6 +619,60 @@ impl Server {
             return Err(message);
         }
         Ok(view)
+    }
+
+    /// Writes the `process.json` of a debug container, a process that joins
+    /// its parent's container (namespaces, cgroup, filesystem) the way
+    /// `runc exec` does. Returns what nested containers would inherit, the
+    /// parent's libcontainer id and the process file.
+    fn prepare_debug(
+        &self,
+        req: &LaunchRequest,
+    ) -> Result<(ContainerView, (String, PathBuf)), String> {
+        let id = &req.container;
+        let launch = req
+            .spec
+            .as_deref()
+            .ok_or("a debug container needs a spec")?;
+        let parent_id = id.parent().ok_or("a debug container needs a parent")?;
+        let parent = self
+            .containers
+            .get(&parent_id)
+            .ok_or_else(|| format!("its parent {parent_id} is unknown"))?;
+        let (Some(lc), Some(pid)) = (parent.lc.as_ref(), parent.pid) else {
+            return Err(format!("its parent {parent_id} is not running"));
+        };
+        let mut ctx = match req.context.as_deref() {
+            Some(ctx) => ctx.clone(),
+            None => SpecContext::new(String::new(), PathBuf::new()),
+        };
+        let sandbox_dir = parent
+            .view
+            .sandbox_dir
+            .clone()
+            .unwrap_or_else(|| launch.sandbox_dir.clone());
+        ctx.parent = Some(ParentContainer {
+            init_pid: pid.as_raw(),
+            sandbox_dir: sandbox_dir.clone(),
+            shm_dir: parent.view.shm_dir.clone(),
+            cwd: parent.view.cwd.clone(),
+        });
+        let process = build_process(launch, &ctx).map_err(|e| e.to_string())?;
+        let dir = self.rt.container(id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let path = dir.join("process.json");
+        let bytes =
+            serde_json::to_vec(&process).map_err(|e| format!("cannot encode the process: {e}"))?;
+        std::fs::write(&path, bytes)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let view = ContainerView {
+            sandbox_dir: Some(sandbox_dir),
+            cwd: parent.view.cwd.clone(),
+            shm_dir: parent.view.shm_dir.clone(),
+            shm_mount: None,
+        };
+        Ok((view, (lc.id().to_string(), path)))
     }
 
     fn signal(&mut self, id: &ContainerPath, signal: i32) -> Response {
@@ -831,6 +917,65 @@ impl Server {
         }
         Response::Ok
     }
+}
+
+/// The container's stdio: a session's FIFOs or terminal, or else `/dev/null`
+/// in and log pipes out (with the pipes' read ends, which we drain).
+fn open_stdio(req: &LaunchRequest) -> Result<(Vec<OutputPipe>, runtime::Stdio), String> {
+    match &req.session {
+        None => {
+            let (outputs, stdout, stderr) = open_outputs(req)?;
+            Ok((outputs, runtime::Stdio::logged(stdout, stderr)?))
+        }
+        Some(SessionIo::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        }) => Ok((
+            Vec::new(),
+            runtime::Stdio::Fds {
+                stdin: open_fifo(stdin, false)?,
+                stdout: open_fifo(stdout, true)?,
+                stderr: open_fifo(stderr, true)?,
+            },
+        )),
+        Some(SessionIo::Terminal { console_socket }) => {
+            Ok((Vec::new(), runtime::Stdio::Console(console_socket.clone())))
+        }
+    }
+}
+
+/// Opens one end of a session FIFO without ever blocking this loop: the
+/// agent holds the other end open already, and if it has gone the open
+/// fails (a write end with no reader) instead of hanging. The container
+/// gets a blocking fd, as programs expect.
+fn open_fifo(path: &std::path::Path, write: bool) -> Result<std::os::fd::OwnedFd, String> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| format!("cannot open the session pipe {}: {e}", path.display()))?;
+    let is_fifo = file.metadata().is_ok_and(|m| m.file_type().is_fifo());
+    if !is_fifo {
+        return Err(format!("{} is not a FIFO", path.display()));
+    }
+    let fd = std::os::fd::OwnedFd::from(file);
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    // SAFETY: fcntl on an fd we own, with integer arguments.
+    let cleared = unsafe {
+        let flags = libc::fcntl(raw, libc::F_GETFL);
+        flags >= 0 && libc::fcntl(raw, libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+    };
+    if !cleared {
+        return Err(format!(
+            "cannot make {} blocking: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(fd)
 }
 
 /// The container's stdout/stderr pipes: the write ends for the container,
