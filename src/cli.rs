@@ -60,10 +60,10 @@ pub enum Command {
     Dev(DevArgs),
     /// List tasks and containers with state, cpu, memory and limits.
     Ps(PsArgs),
-    /// Run a command in a debug container inside a task's namespaces.
-    Exec(Pending),
-    /// Attach to a running container's input and output.
-    Attach(Pending),
+    /// Run a command in a debug container inside a task's namespaces; its exit code is ours.
+    Exec(ExecArgs),
+    /// Attach to a running container's output (and with -i, a session's input).
+    Attach(AttachArgs),
     /// Print (and follow) a task's stdout or stderr.
     Logs(LogsArgs),
     /// Send a signal to a task or container.
@@ -142,6 +142,34 @@ pub struct LogsArgs {
     /// Keep printing new output (across rotations) until the task ends.
     #[arg(long, short)]
     pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub agent: AgentAddress,
+    /// Send our stdin to the command.
+    #[arg(long, short)]
+    pub interactive: bool,
+    /// Give the command a terminal (ours goes raw; window size follows).
+    #[arg(long, short)]
+    pub tty: bool,
+    /// A task id or a container id.
+    pub target: String,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    #[command(flatten)]
+    pub agent: AgentAddress,
+    /// Also send our stdin (session containers only).
+    #[arg(long, short)]
+    pub interactive: bool,
+    /// A task id or a container id.
+    pub target: String,
 }
 
 #[derive(Debug, Args)]

@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(argv);
     init_tracing(cli.log_level.as_deref(), cli.log_format);
     match run(cli) {
-        Ok(status) => status.into(),
+        Ok(status) => status,
         Err(err) => {
             eprintln!("tepui: {err:#}");
             ExitStatus::Failure.into()
@@ -42,15 +42,15 @@ fn init_tracing(level: Option<&str>, format: cli::LogFormat) {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tepui", &mut std::io::stdout());
-            Ok(ExitStatus::Success)
+            Ok(ExitStatus::Success.into())
         }
         Command::Master(args) => {
             tepui_master::run(args.into_config()?)?;
-            Ok(ExitStatus::Success)
+            Ok(ExitStatus::Success.into())
         }
         Command::Supervise(args) => {
             tepui_containerizer::supervisor::run(
@@ -60,16 +60,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                     ready_fd: args.ready_fd,
                 },
             )?;
-            Ok(ExitStatus::Success)
+            Ok(ExitStatus::Success.into())
         }
-        Command::Agent(args) => agent_cmd::run_agent(*args),
-        Command::Dev(args) => dev_cmd::run_dev(args),
-        Command::Executor(cli::ExecutorKind::Command) => agent_cmd::run_executor(false),
-        Command::Executor(cli::ExecutorKind::Default) => agent_cmd::run_executor(true),
+        Command::Agent(args) => agent_cmd::run_agent(*args).map(Into::into),
+        Command::Dev(args) => dev_cmd::run_dev(args).map(Into::into),
+        Command::Executor(cli::ExecutorKind::Command) => {
+            agent_cmd::run_executor(false).map(Into::into)
+        }
+        Command::Executor(cli::ExecutorKind::Default) => {
+            agent_cmd::run_executor(true).map(Into::into)
+        }
         Command::Ps(args) => {
             let client = ops::Client::new(&args.agent.agent);
             ops::block_on(ops::ps(&client, args.output == cli::OutputFormat::Json))?;
-            Ok(ExitStatus::Success)
+            Ok(ExitStatus::Success.into())
         }
         Command::Logs(args) => {
             let client = ops::Client::new(&args.agent.agent);
@@ -79,12 +83,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                 follow: args.follow,
             };
             ops::block_on(ops::logs(&client, &args.task, &options))?;
-            Ok(ExitStatus::Success)
+            Ok(ExitStatus::Success.into())
         }
         Command::Kill(args) => {
             let client = ops::Client::new(&args.agent.agent);
             ops::block_on(ops::kill(&client, &args.target, args.signal))?;
-            Ok(ExitStatus::Success)
+            Ok(ExitStatus::Success.into())
         }
         Command::Top(args) => {
             let client = ops::Client::new(&args.agent.agent);
@@ -96,13 +100,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                 args.iterations,
                 args.output == cli::OutputFormat::Json,
             ))?;
-            Ok(ExitStatus::Success)
+            Ok(ExitStatus::Success.into())
         }
         Command::Inspect(args) => {
             let client = ops::Client::new(&args.agent.agent);
             ops::block_on(ops::inspect(&client, &args.target))?;
-            Ok(ExitStatus::Success)
+            Ok(ExitStatus::Success.into())
         }
-        other => Ok(cli::not_built_yet(&other)),
+        Command::Exec(args) => {
+            let client = ops::Client::new(&args.agent.agent);
+            let options = tepui_agent::cli_session::ExecOptions {
+                interactive: args.interactive,
+                tty: args.tty,
+            };
+            let code = ops::block_on(tepui_agent::cli_session::exec(
+                &client,
+                &args.target,
+                &args.command,
+                &options,
+            ))?;
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+        }
+        Command::Attach(args) => {
+            let client = ops::Client::new(&args.agent.agent);
+            ops::block_on(tepui_agent::cli_session::attach(
+                &client,
+                &args.target,
+                args.interactive,
+            ))?;
+            Ok(ExitStatus::Success.into())
+        }
+        other => Ok(cli::not_built_yet(&other).into()),
     }
 }

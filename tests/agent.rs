@@ -1388,3 +1388,244 @@ async fn top_shows_a_busy_tasks_cpu_and_memory() {
     executors_exited(&master, 1, &mut acked).await;
     agent.assert_pods_gone().await;
 }
+
+/// A `tepui` CLI process on a pseudo-terminal of `rows` x `cols`, as an
+/// operator's shell runs it: its own session with the pty as controlling
+/// terminal. The reader thread collects everything it prints.
+struct PtyCli {
+    child: Child,
+    master: std::fs::File,
+    seen: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl PtyCli {
+    fn spawn(args: &[String], rows: u16, cols: u16) -> Self {
+        use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+        use std::os::unix::process::CommandExt;
+        let size = nix::pty::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = nix::pty::openpty(Some(&size), None).unwrap();
+        let slave = pty.slave.into_raw_fd();
+        let mut cmd = Command::new(common::tepui_bin());
+        cmd.args(args);
+        // SAFETY: the fds are ours; only async-signal-safe calls follow fork.
+        unsafe {
+            cmd.stdin(Stdio::from_raw_fd(libc::dup(slave)))
+                .stdout(Stdio::from_raw_fd(libc::dup(slave)))
+                .stderr(Stdio::from_raw_fd(libc::dup(slave)))
+                .pre_exec(|| {
+                    if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+        }
+        let child = cmd.spawn().unwrap();
+        // SAFETY: closing our copy of the slave, which we own.
+        unsafe { libc::close(slave) };
+        let master = std::fs::File::from(pty.master);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut reader = master.try_clone().unwrap();
+        let sink = seen.clone();
+        let _ = master.as_raw_fd();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Self {
+            child,
+            master,
+            seen,
+        }
+    }
+
+    fn type_text(&mut self, text: &str) {
+        use std::io::Write;
+        self.master.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn resize(&self, rows: u16, cols: u16) {
+        use std::os::fd::AsRawFd;
+        let size = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ on our pty master with a live winsize.
+        assert_eq!(
+            unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &size) },
+            0
+        );
+    }
+
+    async fn expect(&self, what: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let seen = self.seen.lock().unwrap().clone();
+            if seen.contains(what) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never saw {what:?} in {seen:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn exit_code(mut self) -> Option<i32> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the CLI did not exit: {}",
+                self.seen.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for PtyCli {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the CLI with `input` on its stdin; (exit code, stdout, stderr).
+async fn tepui_cli_with_input(
+    agent: &AgentProc,
+    args: &[&str],
+    input: &[u8],
+) -> (Option<i32>, String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(common::tepui_bin())
+        .args(args)
+        .env("TEPUI_AGENT", format!("127.0.0.1:{}", agent.port))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("the CLI hung")
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_gives_a_shell_in_a_pty_pipes_stdin_and_propagates_exit_codes() {
+    let test = "exec_gives_a_shell_in_a_pty_pipes_stdin_and_propagates_exit_codes";
+    if !common::require_root(test) {
+        return;
+    }
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start("exec", &master);
+    subscribed(&master, 1).await;
+    let fw = framework("exec", true);
+    master.run_task(
+        &fw,
+        command_task("target", "echo ready > marker; sleep 1000"),
+        None,
+    );
+    let mut acked = 0;
+    master
+        .wait_for("the target to run", WAIT, |m| {
+            ack_all(m, &mut acked);
+            states(m, "target")
+                .contains(&"TASK_RUNNING".to_string())
+                .then_some(())
+        })
+        .await;
+
+    // Piped stdin, stdout and stderr apart, the exit code propagates.
+    let (code, out, err) =
+        tepui_cli_with_input(&agent, &["exec", "-i", "target", "--", "cat"], b"hi\n").await;
+    assert_eq!((code, out.as_str()), (Some(0), "hi\n"), "{err}");
+    let (code, out, err) = tepui_cli_with_input(
+        &agent,
+        &[
+            "exec",
+            "target",
+            "--",
+            "sh",
+            "-c",
+            "cat marker; echo oops >&2; exit 7",
+        ],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (Some(7), "ready\n", "oops\n")
+    );
+
+    // An interactive shell on a terminal: prompt, output, a resize seen by
+    // `stty size`, ^D ends it with the last command's status.
+    let args = vec![
+        "exec".to_string(),
+        "-it".to_string(),
+        format!("--agent=127.0.0.1:{}", agent.port),
+        "target".to_string(),
+        "--".to_string(),
+        "/bin/sh".to_string(),
+    ];
+    let mut cli = PtyCli::spawn(&args, 30, 100);
+    cli.expect("# ").await;
+    cli.type_text("stty size; echo $((6*7))\n");
+    cli.expect("30 100").await;
+    cli.expect("42").await;
+    cli.resize(40, 120);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cli.type_text("stty size\n");
+    cli.expect("40 120").await;
+    cli.type_text("(exit 3)\n");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    cli.type_text("\x04");
+    assert_eq!(cli.exit_code().await, Some(3));
+
+    // Bad targets get clear errors; the task never noticed any of it.
+    let (code, _, err) = tepui_cli_with_input(&agent, &["exec", "nope", "--", "true"], b"").await;
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no task or container 'nope'"), "{err}");
+    let (_, tasks) = operator(&agent, serde_json::json!({"type": "GET_TASKS"})).await;
+    assert!(tasks.contains("TASK_RUNNING"), "{tasks}");
+    master.kill_task(&fw, "target");
+    master
+        .wait_for("the target to be killed", WAIT, |m| {
+            ack_all(m, &mut acked);
+            states(m, "target")
+                .contains(&"TASK_KILLED".to_string())
+                .then_some(())
+        })
+        .await;
+    let (code, _, err) = tepui_cli_with_input(&agent, &["exec", "target", "--", "true"], b"").await;
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("not running") || err.contains("no task"),
+        "{err}"
+    );
+    agent.assert_pods_gone().await;
+}

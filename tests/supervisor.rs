@@ -65,6 +65,7 @@ impl Pod {
             spec: Some(Box::new(spec)),
             context: Some(Box::new(context)),
             log: LogPolicy::default(),
+            session: None,
         }
     }
 

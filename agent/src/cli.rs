@@ -28,9 +28,18 @@ pub enum CliError {
     Runtime(std::io::Error),
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
+    #[error("{0}")]
+    Usage(String),
+    #[error("'{0}' is not running (it has finished, or has no container yet)")]
+    NotRunning(String),
+    #[error("the agent's stream broke: {0}")]
+    Stream(reqwest::Error),
+    #[error("bad stream from the agent: {0}")]
+    Protocol(String),
 }
 
 /// One agent's operator API.
+#[derive(Clone)]
 pub struct Client {
     address: String,
     http: reqwest::Client,
@@ -72,6 +81,52 @@ impl Client {
             });
         }
         Ok(Response::decode(body)?)
+    }
+
+    /// A call whose answer is a RecordIO stream (`message` accepted per
+    /// record); fails unless the agent answers 200.
+    pub async fn post_stream(
+        &self,
+        call: Vec<u8>,
+        message: &str,
+        _streaming: bool,
+    ) -> Result<reqwest::Response, CliError> {
+        let answer = self
+            .http
+            .post(format!("{}/api/v1", self.address))
+            .header("Content-Type", message)
+            .header("Accept", "application/recordio")
+            .header("Message-Accept", message)
+            .body(call)
+            .send()
+            .await
+            .map_err(|source| CliError::Unreachable {
+                address: self.address.clone(),
+                source,
+            })?;
+        check_status(answer).await
+    }
+
+    /// A streaming request body (RecordIO of `message` records).
+    pub async fn post_body(
+        &self,
+        body: reqwest::Body,
+        content_type: &str,
+        message: &str,
+    ) -> Result<reqwest::Response, CliError> {
+        let answer = self
+            .http
+            .post(format!("{}/api/v1", self.address))
+            .header("Content-Type", content_type)
+            .header("Message-Content-Type", message)
+            .body(body)
+            .send()
+            .await
+            .map_err(|source| CliError::Unreachable {
+                address: self.address.clone(),
+                source,
+            })?;
+        check_status(answer).await
     }
 
     async fn simple(&self, kind: call::Type) -> Result<Response, CliError> {
@@ -135,6 +190,15 @@ impl Client {
             .await?;
         Ok(r.list_files.unwrap_or_default().file_infos)
     }
+}
+
+async fn check_status(answer: reqwest::Response) -> Result<reqwest::Response, CliError> {
+    let status = answer.status().as_u16();
+    if status == 200 {
+        return Ok(answer);
+    }
+    let body = answer.text().await.unwrap_or_default();
+    Err(CliError::Status { status, body })
 }
 
 fn all_tasks(t: &response::GetTasks) -> impl Iterator<Item = &Task> {
@@ -514,11 +578,14 @@ pub async fn logs(client: &Client, id: &str, options: &LogsOptions) -> Result<()
 pub fn block_on<T>(
     f: impl std::future::Future<Output = Result<T, CliError>>,
 ) -> Result<T, CliError> {
-    tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(CliError::Runtime)?
-        .block_on(f)
+        .map_err(CliError::Runtime)?;
+    let result = runtime.block_on(f);
+    // A blocking stdin read (exec -i) must not hold the process open.
+    runtime.shutdown_background();
+    result
 }
 
 /// `tepui top`: live statistics of every running container (nested ones

@@ -9,11 +9,13 @@
 
 pub mod checkpoint;
 pub mod cli;
+pub mod cli_session;
 pub mod config;
 pub mod daemon;
 pub mod executors;
 pub mod http;
 pub mod link;
+mod log_tail;
 pub mod paths;
 mod record_stream;
 pub mod status_updates;

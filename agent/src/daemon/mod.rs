@@ -10,6 +10,7 @@ mod fetch;
 mod gc;
 mod link_loop;
 mod recovery;
+pub mod sessions;
 pub mod state;
 mod tasks;
 mod views;
@@ -74,6 +75,8 @@ pub struct Agent {
     /// Cancelled on SIGTERM: long-lived streams (executor subscriptions)
     /// end so the HTTP server can stop.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Live LAUNCH_NESTED_CONTAINER_SESSION containers and their I/O.
+    pub sessions: Arc<sessions::Sessions>,
 }
 
 #[derive(Debug, Default)]
@@ -180,6 +183,7 @@ impl Agent {
             metrics: Metrics::default(),
             fetcher,
             shutdown: tokio_util::sync::CancellationToken::new(),
+            sessions: Arc::new(sessions::Sessions::default()),
         }))
     }
 

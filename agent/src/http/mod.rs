@@ -9,6 +9,7 @@ mod debug_api;
 mod executor_api;
 mod files;
 mod images_api;
+mod io_api;
 mod operator_api;
 mod v0;
 
@@ -27,7 +28,7 @@ use crate::daemon::Agent;
 pub fn router(agent: Arc<Agent>) -> Router {
     Router::new()
         .route("/api/v1/executor", post(executor_api::handle))
-        .route("/api/v1", post(operator_api::handle))
+        .route("/api/v1", post(operator_api::dispatch))
         .route("/health", get(v0::health))
         .route("/version", get(v0::version))
         .route("/state", get(v0::state))

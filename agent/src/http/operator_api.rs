@@ -27,17 +27,42 @@ use crate::paths::{nested_sandbox, valid_component};
 /// they may call.
 pub const MESOS_VERSION: &str = "1.11.0";
 
+/// Largest one-message request body.
+const MAX_CALL_BYTES: usize = 16 << 20;
+
+/// `POST /api/v1`: a RecordIO request body is ATTACH_CONTAINER_INPUT's
+/// stream; anything else is one Call.
+pub async fn dispatch(
+    State(agent): State<Arc<Agent>>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let streaming = super::header_str(&headers, "content-type")
+        .is_some_and(|t| t.trim().starts_with("application/recordio"));
+    if streaming {
+        return super::io_api::attach_input(agent, headers, body).await;
+    }
+    match axum::body::to_bytes(body, MAX_CALL_BYTES).await {
+        Ok(bytes) => handle(State(agent), headers, bytes).await,
+        Err(e) => error(413, format!("Cannot read the request body: {e}")),
+    }
+}
+
 pub async fn handle(State(agent): State<Arc<Agent>>, headers: HeaderMap, body: Bytes) -> Response {
     let (call, _) = match decode_call::<Call>(&headers, &body) {
         Ok(decoded) => decoded,
         Err(response) => return response,
     };
-    let format = match accepted_format(&headers, false) {
+    use call::Type;
+    let kind = call.r#type.and_then(|t| Type::try_from(t).ok());
+    let streams = matches!(
+        kind,
+        Some(Type::LaunchNestedContainerSession | Type::AttachContainerOutput)
+    );
+    let format = match accepted_format(&headers, streams) {
         Ok(f) => f,
         Err(response) => return response,
     };
-    use call::Type;
-    let kind = call.r#type.and_then(|t| Type::try_from(t).ok());
     let answer = |response: AgentResponse| message_response(format, &response);
     #[allow(deprecated)]
     match kind {
@@ -138,6 +163,30 @@ pub async fn handle(State(agent): State<Arc<Agent>>, headers: HeaderMap, body: B
             Some(c) => remove(&agent, c.container_id).await,
             None => error(400, "Expecting 'remove_nested_container' to be present"),
         },
+        Some(Type::LaunchNestedContainerSession) => match call.launch_nested_container_session {
+            Some(c) => {
+                super::io_api::launch_session(
+                    &agent,
+                    format,
+                    c.container_id,
+                    c.command,
+                    c.container,
+                )
+                .await
+            }
+            None => error(
+                400,
+                "Expecting 'launch_nested_container_session' to be present",
+            ),
+        },
+        Some(Type::AttachContainerOutput) => match call.attach_container_output {
+            Some(c) => super::io_api::attach_output(&agent, format, c.container_id).await,
+            None => error(400, "Expecting 'attach_container_output' to be present"),
+        },
+        Some(Type::AttachContainerInput) => error(
+            415,
+            "ATTACH_CONTAINER_INPUT takes a streaming request: Content-Type application/recordio",
+        ),
         Some(Type::PruneImages) => super::images_api::prune_images(&agent, call.prune_images).await,
         Some(Type::GetFrameworks) => answer(debug_api::get_frameworks(&agent).await),
         Some(Type::GetExecutors) => answer(debug_api::get_executors(&agent).await),
@@ -182,7 +231,7 @@ pub fn version_info() -> VersionInfo {
     }
 }
 
-fn container_path(id: &ContainerId) -> Result<ContainerPath, Response> {
+pub(super) fn container_path(id: &ContainerId) -> Result<ContainerPath, Response> {
     let path = ContainerPath::from_container_id(id).map_err(|e| error(400, e.to_string()))?;
     if let Some(bad) = path.parts().iter().find(|p| !valid_component(p)) {
         return Err(error(400, format!("invalid container id '{bad}'")));
@@ -190,7 +239,7 @@ fn container_path(id: &ContainerId) -> Result<ContainerPath, Response> {
     Ok(path)
 }
 
-fn containerizer_error(e: ContainerizerError) -> Response {
+pub(super) fn containerizer_error(e: ContainerizerError) -> Response {
     match e {
         ContainerizerError::Unknown(id) => error(404, format!("Container {id} not found")),
         ContainerizerError::AlreadyExists(_) => StatusCode::ACCEPTED.into_response(),
