@@ -1629,3 +1629,266 @@ async fn exec_gives_a_shell_in_a_pty_pipes_stdin_and_propagates_exit_codes() {
     );
     agent.assert_pods_gone().await;
 }
+
+/// The nested container running `task` (a command task's), by GET_CONTAINERS.
+async fn task_container_id(agent: &AgentProc, task: &str) -> serde_json::Value {
+    let (_, body) = operator(
+        agent,
+        serde_json::json!({"type": "GET_CONTAINERS", "get_containers": {"show_nested": true}}),
+    )
+    .await;
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    answer["get_containers"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["executor_id"]["value"] == task && c["container_id"]["parent"].is_object())
+        .map(|c| c["container_id"].clone())
+        .unwrap_or_else(|| panic!("no container for {task}: {body}"))
+}
+
+/// Opens a streaming operator call; the response streams RecordIO JSON.
+async fn operator_stream(agent: &AgentProc, body: serde_json::Value) -> reqwest::Response {
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/api/v1", agent.port))
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/recordio")
+        .header("Message-Accept", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response
+}
+
+/// Collects the STDOUT data of a ProcessIO stream for `how_long`.
+async fn stdout_of(response: reqwest::Response, how_long: Duration) -> String {
+    use base64::Engine;
+    use futures_util::StreamExt;
+    let mut decoder = tepui_proto::recordio::Decoder::new();
+    let mut out = String::new();
+    let mut body = response.bytes_stream();
+    let deadline = tokio::time::Instant::now() + how_long;
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, body.next()).await {
+        for record in decoder.feed(&chunk).unwrap() {
+            let io: serde_json::Value = serde_json::from_slice(&record).unwrap();
+            if io["type"] == "DATA" {
+                assert_ne!(io["data"]["data"], "", "an empty DATA record");
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(io["data"]["data"].as_str().unwrap())
+                    .unwrap();
+                out.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_attachers_see_the_same_output_and_bad_session_input_harms_nothing() {
+    let test = "many_attachers_see_the_same_output_and_bad_session_input_harms_nothing";
+    if !common::require_root(test) {
+        return;
+    }
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start("attach", &master);
+    subscribed(&master, 1).await;
+    let fw = framework("attach", true);
+    master.run_task(
+        &fw,
+        command_task(
+            "ticker",
+            "i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.1; done",
+        ),
+        None,
+    );
+    master.run_task(
+        &fw,
+        command_task(
+            "grower",
+            "sleep 2; x=$(head -c 30000000 /dev/zero | tr '\\0' a); sleep 1000",
+        ),
+        None,
+    );
+    let mut acked = 0;
+    master
+        .wait_for("both to run", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (states(m, "ticker").contains(&"TASK_RUNNING".to_string())
+                && states(m, "grower").contains(&"TASK_RUNNING".to_string()))
+            .then_some(())
+        })
+        .await;
+
+    // `ps` sees the grower's memory grow.
+    let mem_of = async |agent: &AgentProc| {
+        let (code, out, err) = tepui_cli(agent, &["ps", "--output", "json"]).await;
+        assert_eq!(code, Some(0), "{err}");
+        let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == "grower")
+            .unwrap_or_else(|| panic!("no grower in {out}"))["mem_bytes"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let before = mem_of(&agent).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = mem_of(&agent).await;
+        if now > before + 20_000_000 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "memory stayed at {now} (from {before})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Two CLI attachers on a task without a session: its live output.
+    let attach = || {
+        tokio::process::Command::new(common::tepui_bin())
+            .args(["attach", "ticker"])
+            .arg(format!("--agent=127.0.0.1:{}", agent.port))
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (attach(), attach());
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let _ = a.start_kill();
+    let _ = b.start_kill();
+    let lines = |out: std::process::Output| -> std::collections::BTreeSet<String> {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let (a, b) = (
+        lines(a.wait_with_output().await.unwrap()),
+        lines(b.wait_with_output().await.unwrap()),
+    );
+    let common_lines = a.intersection(&b).count();
+    assert!(common_lines >= 5, "a: {a:?}\nb: {b:?}");
+
+    // A session's output reaches its own connection and two attachers.
+    let parent = task_container_id(&agent, "ticker").await;
+    let session_id = serde_json::json!({"value": "sess", "parent": parent});
+    let session = operator_stream(
+        &agent,
+        serde_json::json!({
+            "type": "LAUNCH_NESTED_CONTAINER_SESSION",
+            "launch_nested_container_session": {
+                "container_id": session_id,
+                "command": {"value": "i=0; while [ $i -lt 30 ]; do echo s-$i; i=$((i+1)); sleep 0.1; done"}
+            }
+        }),
+    )
+    .await;
+    let attach_call = serde_json::json!({
+        "type": "ATTACH_CONTAINER_OUTPUT",
+        "attach_container_output": {"container_id": session_id}
+    });
+    let (x, y) = (
+        operator_stream(&agent, attach_call.clone()).await,
+        operator_stream(&agent, attach_call).await,
+    );
+    let (own, x, y) = tokio::join!(
+        stdout_of(session, Duration::from_secs(10)),
+        stdout_of(x, Duration::from_secs(10)),
+        stdout_of(y, Duration::from_secs(10)),
+    );
+    assert!(own.starts_with("s-0\n") && own.ends_with("s-29\n"), "{own}");
+    assert!(x.ends_with("s-29\n") && y.ends_with("s-29\n"), "{x}\n{y}");
+    assert!(x.contains("s-20\n") && y.contains("s-20\n"), "{x}\n{y}");
+    // WAIT still answers after the session ended.
+    let (status, body) = operator(
+        &agent,
+        serde_json::json!({"type": "WAIT_CONTAINER", "wait_container": {"container_id": session_id}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"exit_status\":0"), "{body}");
+
+    // Bad input: a malformed ProcessIO record, a record cut mid-way, an
+    // unknown container, input for a container without a session.
+    let dropped_id = serde_json::json!({"value": "dropped", "parent": parent});
+    let dropped = operator_stream(
+        &agent,
+        serde_json::json!({
+            "type": "LAUNCH_NESTED_CONTAINER_SESSION",
+            "launch_nested_container_session": {
+                "container_id": dropped_id,
+                "command": {"value": "cat"}
+            }
+        }),
+    )
+    .await;
+    let record = |v: serde_json::Value| {
+        let text = v.to_string();
+        format!("{}\n{text}", text.len())
+    };
+    let first = record(serde_json::json!({
+        "type": "ATTACH_CONTAINER_INPUT",
+        "attach_container_input": {"type": "CONTAINER_ID", "container_id": dropped_id}
+    }));
+    let send_input = async |body: String| {
+        let response = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/api/v1", agent.port))
+            .header("Content-Type", "application/recordio")
+            .header("Message-Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    };
+    let (status, body) = send_input(format!("{first}10\n{{not json}}")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("Record 2"), "{body}");
+    let (status, body) = send_input(format!("{first}100\n{{\"type\"")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("inside a record"), "{body}");
+    let unknown = record(serde_json::json!({
+        "type": "ATTACH_CONTAINER_INPUT",
+        "attach_container_input": {"type": "CONTAINER_ID", "container_id": {"value": "nope", "parent": parent}}
+    }));
+    let (status, _) = send_input(unknown).await;
+    assert_eq!(status, 404);
+    let plain = record(serde_json::json!({
+        "type": "ATTACH_CONTAINER_INPUT",
+        "attach_container_input": {"type": "CONTAINER_ID", "container_id": parent}
+    }));
+    let (status, body) = send_input(plain).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("no session"), "{body}");
+
+    // The session's connection drops: its container is killed, the task
+    // runs on.
+    drop(dropped);
+    let (status, body) = operator(
+        &agent,
+        serde_json::json!({"type": "WAIT_CONTAINER", "wait_container": {"container_id": dropped_id}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"state\":\"TASK_KILLED\""), "{body}");
+    let (_, tasks) = operator(&agent, serde_json::json!({"type": "GET_TASKS"})).await;
+    let running = tasks.matches("TASK_RUNNING").count();
+    assert!(running >= 2, "{tasks}");
+    master.kill_task(&fw, "ticker");
+    master.kill_task(&fw, "grower");
+    master
+        .wait_for("both killed", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (states(m, "ticker").contains(&"TASK_KILLED".to_string())
+                && states(m, "grower").contains(&"TASK_KILLED".to_string()))
+            .then_some(())
+        })
+        .await;
+    agent.assert_pods_gone().await;
+}
