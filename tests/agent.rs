@@ -1547,7 +1547,10 @@ async fn exec_gives_a_shell_in_a_pty_pipes_stdin_and_propagates_exit_codes() {
     let fw = framework("exec", true);
     master.run_task(
         &fw,
-        command_task("target", "echo ready > marker; sleep 1000"),
+        command_task(
+            "target",
+            "x=$(head -c 30000000 /dev/zero | tr '\\0' a); echo ready > marker; sleep 1000",
+        ),
         None,
     );
     let mut acked = 0;
@@ -1572,7 +1575,7 @@ async fn exec_gives_a_shell_in_a_pty_pipes_stdin_and_propagates_exit_codes() {
             "--",
             "sh",
             "-c",
-            "cat marker; echo oops >&2; exit 7",
+            "until [ -s marker ]; do sleep 0.1; done; cat marker; echo oops >&2; exit 7",
         ],
         b"",
     )
@@ -1605,6 +1608,28 @@ async fn exec_gives_a_shell_in_a_pty_pipes_stdin_and_propagates_exit_codes() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     cli.type_text("\x04");
     assert_eq!(cli.exit_code().await, Some(3));
+
+    // UPDATE_CONTAINER changes the running task's limits; below its use
+    // it is refused and nothing changes.
+    let target = task_container_id(&agent, "target").await;
+    let update = |mem: f64| {
+        serde_json::json!({
+            "type": "UPDATE_CONTAINER",
+            "update_container": {
+                "container_id": target,
+                "resources": [
+                    {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.2}},
+                    {"name": "mem", "type": "SCALAR", "scalar": {"value": mem}}
+                ],
+                "limits": {"mem": mem}
+            }
+        })
+    };
+    let (status, body) = operator(&agent, update(300.0)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = operator(&agent, update(0.1)).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("usage"), "{body}");
 
     // Bad targets get clear errors; the task never noticed any of it.
     let (code, _, err) = tepui_cli_with_input(&agent, &["exec", "nope", "--", "true"], b"").await;

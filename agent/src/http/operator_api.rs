@@ -187,6 +187,10 @@ pub async fn handle(State(agent): State<Arc<Agent>>, headers: HeaderMap, body: B
             415,
             "ATTACH_CONTAINER_INPUT takes a streaming request: Content-Type application/recordio",
         ),
+        Some(Type::UpdateContainer) => match call.update_container {
+            Some(c) => update(&agent, c).await,
+            None => error(400, "Expecting 'update_container' to be present"),
+        },
         Some(Type::PruneImages) => super::images_api::prune_images(&agent, call.prune_images).await,
         Some(Type::GetFrameworks) => answer(debug_api::get_frameworks(&agent).await),
         Some(Type::GetExecutors) => answer(debug_api::get_executors(&agent).await),
@@ -309,6 +313,24 @@ async fn launch(
     }
     match agent.containerizer.launch(spec).await {
         Ok(_) => StatusCode::OK.into_response(),
+        Err(e) => containerizer_error(e),
+    }
+}
+
+/// UPDATE_CONTAINER (a tepui extension): live requests and limits.
+async fn update(agent: &Arc<Agent>, c: call::UpdateContainer) -> Response {
+    let path = match container_path(&c.container_id) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let resources = match ResourceRequest::from_mesos(&c.resources, &c.limits) {
+        Ok(r) => r,
+        Err(e) => return error(400, format!("Invalid resources: {e}")),
+    };
+    match agent.containerizer.update(&path, resources).await {
+        Ok(_) => StatusCode::OK.into_response(),
+        // Below current use, or a value the kernel refuses: nothing changed.
+        Err(e @ ContainerizerError::Cgroup { .. }) => error(409, e.to_string()),
         Err(e) => containerizer_error(e),
     }
 }
