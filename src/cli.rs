@@ -75,9 +75,9 @@ pub enum Command {
     /// Launch a command task or a task group (Mesos JSON) through the master.
     Run(Pending),
     /// List, pull and prune container images on an agent.
-    Images(Pending),
-    /// Pull a container image into an agent's image store.
-    Pull(Pending),
+    Images(ImagesArgs),
+    /// Pull a container image into an agent's image store (`images pull`).
+    Pull(PullArgs),
     /// Print a shell completion script.
     Completion {
         #[arg(value_enum)]
@@ -142,6 +142,45 @@ pub struct LogsArgs {
     /// Keep printing new output (across rotations) until the task ends.
     #[arg(long, short)]
     pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    #[command(subcommand)]
+    pub action: ImagesAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesAction {
+    /// List pulled images with their size and whether a container uses them.
+    Ls {
+        #[command(flatten)]
+        agent: AgentAddress,
+        #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Pull an image, with a progress bar per layer.
+    Pull(PullArgs),
+    /// Remove every image no container uses (but the excluded ones).
+    Prune {
+        #[command(flatten)]
+        agent: AgentAddress,
+        /// Keep this image (repeatable).
+        #[arg(long)]
+        exclude: Vec<String>,
+        #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub agent: AgentAddress,
+    /// The image, e.g. `busybox:1.36` or `127.0.0.1:5000/app@sha256:...`.
+    pub reference: String,
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]

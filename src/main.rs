@@ -130,6 +130,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ))?;
             Ok(ExitStatus::Success.into())
         }
+        Command::Images(args) => {
+            use tepui_agent::cli_images;
+            match args.action {
+                cli::ImagesAction::Ls { agent, output } => {
+                    let client = ops::Client::new(&agent.agent);
+                    ops::block_on(cli_images::ls(&client, output == cli::OutputFormat::Json))?;
+                }
+                cli::ImagesAction::Pull(args) => pull(args)?,
+                cli::ImagesAction::Prune {
+                    agent,
+                    exclude,
+                    output,
+                } => {
+                    let client = ops::Client::new(&agent.agent);
+                    ops::block_on(cli_images::prune(
+                        &client,
+                        &exclude,
+                        output == cli::OutputFormat::Json,
+                    ))?;
+                }
+            }
+            Ok(ExitStatus::Success.into())
+        }
+        Command::Pull(args) => {
+            pull(args)?;
+            Ok(ExitStatus::Success.into())
+        }
         other => Ok(cli::not_built_yet(&other).into()),
     }
+}
+
+fn pull(args: cli::PullArgs) -> Result<(), ops::CliError> {
+    let client = ops::Client::new(&args.agent.agent);
+    ops::block_on(tepui_agent::cli_images::pull(
+        &client,
+        &args.reference,
+        args.output == cli::OutputFormat::Json,
+    ))
 }

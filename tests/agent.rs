@@ -1917,3 +1917,72 @@ async fn many_attachers_see_the_same_output_and_bad_session_input_harms_nothing(
         .await;
     agent.assert_pods_gone().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_pulled_with_progress_listed_and_pruned_through_the_cli() {
+    let test = "images_are_pulled_with_progress_listed_and_pruned_through_the_cli";
+    if !common::require_root(test) {
+        return;
+    }
+    let Some(env) = common::oci_testenv(test) else {
+        return;
+    };
+    let registry = env["registries"]["plain"]["host"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start_with(
+        "images",
+        &master,
+        &["--docker_insecure_registries", &registry],
+    );
+    subscribed(&master, 1).await;
+    let reference = format!("{registry}/busybox:latest");
+
+    // Per-layer progress as JSON lines, ending with the pulled digest.
+    let (code, out, err) = tepui_cli(&agent, &["images", "pull", &reference, "-o", "json"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let last = events.last().unwrap();
+    let layers = last["layers"].as_array().unwrap();
+    assert!(!layers.is_empty(), "{out}");
+    for layer in layers {
+        assert_eq!(layer["bytes"], layer["total"], "{layer}");
+    }
+    assert!(
+        last["pulled"]["manifest_digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"),
+        "{last}"
+    );
+    // The plain form prints a finished bar per layer.
+    let (code, out, err) = tepui_cli(&agent, &["pull", &reference]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("100%") && out.contains("pulled "), "{out}");
+
+    let (code, out, err) = tepui_cli(&agent, &["images", "ls", "-o", "json"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed[0]["reference"], reference.as_str(), "{out}");
+    assert_eq!(listed[0]["in_use"], false);
+    let (code, table, _) = tepui_cli(&agent, &["images", "ls"]).await;
+    assert_eq!(code, Some(0));
+    assert!(table.contains("busybox"), "{table}");
+
+    // A missing image is a clear failure.
+    let (code, _, err) = tepui_cli(&agent, &["pull", &format!("{registry}/nope:1")]).await;
+    assert_eq!(code, Some(1));
+    assert!(err.contains("nope"), "{err}");
+
+    let (code, out, err) = tepui_cli(&agent, &["images", "prune"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("1 removed, 0 kept"), "{out}");
+    let (_, out, _) = tepui_cli(&agent, &["images", "ls", "-o", "json"]).await;
+    assert_eq!(out.trim(), "[]");
+    agent.assert_pods_gone().await;
+}

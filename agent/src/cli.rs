@@ -36,6 +36,8 @@ pub enum CliError {
     Stream(reqwest::Error),
     #[error("bad stream from the agent: {0}")]
     Protocol(String),
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// One agent's operator API.
@@ -98,6 +100,45 @@ impl Client {
             .header("Accept", "application/recordio")
             .header("Message-Accept", message)
             .body(call)
+            .send()
+            .await
+            .map_err(|source| CliError::Unreachable {
+                address: self.address.clone(),
+                source,
+            })?;
+        check_status(answer).await
+    }
+
+    /// A tepui JSON endpoint (`/tepui/v1/...`).
+    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, CliError> {
+        let answer = self
+            .http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .map_err(|source| CliError::Unreachable {
+                address: self.address.clone(),
+                source,
+            })?;
+        let body = check_status(answer)
+            .await?
+            .bytes()
+            .await
+            .map_err(CliError::Stream)?;
+        serde_json::from_slice(&body).map_err(|e| CliError::Protocol(format!("{path}: {e}")))
+    }
+
+    /// POSTs JSON to a tepui endpoint; the answer is left to stream.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<reqwest::Response, CliError> {
+        let answer = self
+            .http
+            .post(format!("{}{path}", self.address))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
             .send()
             .await
             .map_err(|source| CliError::Unreachable {
@@ -351,7 +392,7 @@ fn stats_columns(s: Option<&ResourceStatistics>) -> (f64, u64, u64) {
     (cpu, mem, s.mem_limit_bytes.unwrap_or(0))
 }
 
-fn human_bytes(n: u64) -> String {
+pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut unit = 0;

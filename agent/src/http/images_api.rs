@@ -1,14 +1,126 @@
-//! Image calls of the operator API: `PRUNE_IMAGES`.
+//! Image calls: the operator API's `PRUNE_IMAGES`, and tepui's own
+//! `GET /tepui/v1/images` (what is pulled) and `POST /tepui/v1/images/pull`
+//! (a pull whose per-layer progress streams back as JSON lines), which
+//! Mesos's API has no calls for.
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tepui_containerizer::images::PullProgress;
 use tepui_proto::v1::agent::call;
 use tepui_proto::v1::image;
 
 use super::error;
 use crate::daemon::Agent;
+
+const NOT_ENABLED: &str = "container images are not enabled on this agent (--image_providers)";
+
+/// `GET /tepui/v1/images`: the pulled images, as a JSON array.
+pub(super) async fn list(State(agent): State<Arc<Agent>>) -> Response {
+    let Some(store) = agent.containerizer.image_store() else {
+        return error(404, NOT_ENABLED);
+    };
+    match store.list().await {
+        Ok(images) => json_response(&images),
+        Err(e) => error(500, e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct PullRequest {
+    reference: String,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// `POST /tepui/v1/images/pull` with `{"reference": ...}`: JSON lines,
+/// `{"layers": [{digest, bytes, total}]}` as the pull goes, then
+/// `{"pulled": {reference, manifest_digest, layers}}` or `{"error": ...}`.
+pub(super) async fn pull(State(agent): State<Arc<Agent>>, body: Bytes) -> Response {
+    let Some(store) = agent.containerizer.image_store() else {
+        return error(404, NOT_ENABLED);
+    };
+    let request: PullRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(400, format!("Expecting {{\"reference\": ...}}: {e}")),
+    };
+    if request.reference.trim().is_empty() {
+        return error(400, "'reference' is empty");
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    tokio::spawn(async move {
+        let progress = Arc::new(PullProgress::default());
+        let mut updates = progress.subscribe();
+        let credentials = match (&request.username, &request.password) {
+            (Some(u), Some(p)) => Some(tepui_fetcher::registry::Credentials::new(u, p)),
+            _ => None,
+        };
+        let pulling = {
+            let progress = progress.clone();
+            let store = store.clone();
+            let reference = request.reference.clone();
+            tokio::spawn(async move {
+                store
+                    .pull_with_progress(&reference, credentials.as_ref(), &progress)
+                    .await
+            })
+        };
+        let line = |value: serde_json::Value| Bytes::from(format!("{value}\n"));
+        tokio::pin!(pulling);
+        let outcome = loop {
+            tokio::select! {
+                done = &mut pulling => break done,
+                changed = updates.changed() => {
+                    if changed.is_ok() {
+                        let layers = updates.borrow_and_update().clone();
+                        if tx.send(line(serde_json::json!({ "layers": layers }))).await.is_err() {
+                            // The client left; the pull still completes.
+                        }
+                    }
+                }
+            }
+        };
+        let last = match outcome {
+            Ok(Ok(image)) => serde_json::json!({
+                "layers": progress.subscribe().borrow().clone(),
+                "pulled": {
+                    "reference": image.reference,
+                    "manifest_digest": image.manifest_digest,
+                    "layers": image.layer_digests,
+                }
+            }),
+            Ok(Err(e)) => serde_json::json!({ "error": e.to_string() }),
+            Err(e) => serde_json::json!({ "error": format!("the pull task failed: {e}") }),
+        };
+        let _ = tx.send(line(last)).await;
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    response
+}
+
+fn json_response<T: serde::Serialize>(value: &T) -> Response {
+    let mut response = Response::new(Body::from(serde_json::to_vec(value).unwrap_or_default()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
 
 /// `PRUNE_IMAGES`: removes every pulled image but the excluded ones and
 /// those running containers use; 200 with no body (Mesos's answer). An

@@ -46,6 +46,8 @@ pub fn router(agent: Arc<Agent>) -> Router {
             get(debug_api::monitor_statistics),
         )
         .route("/containers", get(debug_api::containers))
+        .route("/tepui/v1/images", get(images_api::list))
+        .route("/tepui/v1/images/pull", post(images_api::pull))
         .with_state(agent)
 }
 

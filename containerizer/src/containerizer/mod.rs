@@ -373,6 +373,11 @@ impl Containerizer {
             .map_err(|e| ContainerizerError::PruneImages(e.to_string()))
     }
 
+    /// The image store (`None` without `--image_providers`).
+    pub fn image_store(&self) -> Option<Arc<ImageStore>> {
+        self.images.clone()
+    }
+
     /// Pull and GC counters of the image store (`None` without images).
     pub fn image_metrics(&self) -> Option<crate::images::ImageMetricsSnapshot> {
         self.images.as_ref().map(|s| s.metrics().snapshot())

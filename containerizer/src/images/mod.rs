@@ -105,6 +105,20 @@ pub struct PruneReport {
     pub bytes_freed: u64,
 }
 
+/// A pulled image as `tepui images ls` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSummary {
+    pub reference: String,
+    pub manifest_digest: String,
+    /// (digest, unpacked bytes), bottom layer first.
+    pub layers: Vec<(String, u64)>,
+    /// Unpacked bytes of all its layers (shared layers counted in each).
+    pub bytes: u64,
+    pub last_used_unix: u64,
+    /// A provisioned rootfs (a container) uses it.
+    pub in_use: bool,
+}
+
 /// One layer's download progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerProgress {
@@ -365,6 +379,39 @@ impl ImageStore {
         in_use.layers.extend(in_use_layers.iter().cloned());
         let selection = gc::select_prune(&view, excluded, &in_use);
         self.remove_selected(&view, &selection)
+    }
+
+    /// Every pulled image with its layers' unpacked sizes, most recently
+    /// used first (`tepui images ls`).
+    pub async fn list(&self) -> Result<Vec<ImageSummary>, ImageError> {
+        let _shared = self.gc_lock.read().await;
+        let (view, in_use) = self.load_view()?;
+        let sizes: std::collections::HashMap<&str, u64> =
+            view.layers.iter().map(|(d, b)| (d.as_str(), *b)).collect();
+        let mut images: Vec<ImageSummary> = view
+            .images
+            .iter()
+            .map(|image| {
+                let layers: Vec<(String, u64)> = image
+                    .layer_digests
+                    .iter()
+                    .map(|d| (d.clone(), sizes.get(d.as_str()).copied().unwrap_or(0)))
+                    .collect();
+                ImageSummary {
+                    reference: image.reference.clone(),
+                    manifest_digest: image.manifest_digest.clone(),
+                    bytes: layers.iter().map(|(_, b)| b).sum(),
+                    layers,
+                    last_used_unix: image
+                        .last_used
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                    in_use: in_use.manifests.contains(&image.manifest_digest),
+                }
+            })
+            .collect();
+        images.sort_by(|a, b| b.last_used_unix.cmp(&a.last_used_unix));
+        Ok(images)
     }
 
     /// Image records, layers with their sizes, and what provisioned
