@@ -410,7 +410,7 @@ impl ImageStore {
                 }
             })
             .collect();
-        images.sort_by(|a, b| b.last_used_unix.cmp(&a.last_used_unix));
+        images.sort_by_key(|i| std::cmp::Reverse(i.last_used_unix));
         Ok(images)
     }
 
