@@ -45,13 +45,12 @@ fn help_lists_every_public_subcommand_and_hides_internal_ones() {
 
 #[test]
 fn unbuilt_subcommands_say_so_and_exit_non_zero() {
-    for args in [&["run", "--", "task.json"][..]] {
-        let out = tepui(args);
-        assert_eq!(out.status.code(), Some(3), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("not built yet"), "{args:?}: {err}");
-        assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
-    }
+    let args = &["run", "--", "task.json"][..];
+    let out = tepui(args);
+    assert_eq!(out.status.code(), Some(3), "{args:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not built yet"), "{args:?}: {err}");
+    assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
 }
 
 #[test]
