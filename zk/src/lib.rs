@@ -154,14 +154,14 @@ pub fn decode_info(bytes: &[u8]) -> Option<MasterInfo> {
     tepui_proto::json::from_slice(bytes).ok()
 }
 
-/// `host:port` of a master, from its `MasterInfo` (address first, then the
-/// little-endian uint32 `ip` as Mesos writes it).
+/// `host:port` of a master, from its `MasterInfo` (the address's hostname,
+/// then its ip, then the little-endian uint32 `ip` as Mesos writes it).
 pub fn info_endpoint(info: &MasterInfo) -> String {
     if let Some(address) = &info.address {
         let host = address
-            .ip
+            .hostname
             .clone()
-            .or_else(|| address.hostname.clone())
+            .or_else(|| address.ip.clone())
             .unwrap_or_default();
         if !host.is_empty() {
             return format!("{host}:{}", address.port);
@@ -326,7 +326,10 @@ pub struct VersionedNode {
 }
 
 impl VersionedNode {
-    /// Reads (creating it empty if missing) the znode at `path`.
+    /// Reads (creating it empty if missing) the znode at `path` and claims
+    /// it: writes the data back with the version read, so that from then on
+    /// any earlier writer (a deposed leader) is refused. A write that slips
+    /// in between the read and the claim makes it read again.
     pub async fn open(client: Client, path: &str) -> Result<(Self, Vec<u8>), ZkError> {
         if let Some((parent, _)) = path.rsplit_once('/')
             && !parent.is_empty()
@@ -338,15 +341,19 @@ impl VersionedNode {
             Ok(_) | Err(zk::Error::NodeExists) => {}
             Err(e) => return Err(op("create", path)(e)),
         }
-        let (data, stat) = client.get_data(path).await.map_err(op("get", path))?;
-        Ok((
-            VersionedNode {
-                client,
+        loop {
+            let (data, stat) = client.get_data(path).await.map_err(op("get", path))?;
+            let mut node = VersionedNode {
+                client: client.clone(),
                 path: path.to_string(),
                 version: stat.version,
-            },
-            data,
-        ))
+            };
+            match node.write(&data).await {
+                Ok(()) => return Ok((node, data)),
+                Err(ZkError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Replaces the data if nobody wrote since this node's last read or write.

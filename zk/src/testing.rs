@@ -12,7 +12,9 @@ pub const JAVA_DIR: &str = "/usr/share/java";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("ZooKeeper is not installed ({JAVA_DIR}/zookeeper.jar): apt-get install libzookeeper-java")]
+    #[error(
+        "ZooKeeper is not installed ({JAVA_DIR}/zookeeper.jar): apt-get install libzookeeper-java"
+    )]
     NotInstalled,
     #[error("cannot start ZooKeeper: {0}")]
     Io(#[from] std::io::Error),
@@ -29,7 +31,10 @@ pub struct ZkServer {
 impl ZkServer {
     /// Starts a server and waits until it accepts connections.
     pub fn start() -> Result<ZkServer, ServerError> {
-        if !std::path::Path::new(JAVA_DIR).join("zookeeper.jar").exists() {
+        if !std::path::Path::new(JAVA_DIR)
+            .join("zookeeper.jar")
+            .exists()
+        {
             return Err(ServerError::NotInstalled);
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")?

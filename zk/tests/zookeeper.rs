@@ -23,8 +23,12 @@ async fn lowest_contender_leads_and_detector_follows() {
     let url = ZkUrl::parse(&server.url("/tepui/masters")).expect("url");
     let a = url.connect(SESSION).await.expect("connect a");
     let b = url.connect(SESSION).await.expect("connect b");
-    let ca = Contender::join(&a, &url.path, &info(1)).await.expect("join a");
-    let cb = Contender::join(&b, &url.path, &info(2)).await.expect("join b");
+    let ca = Contender::join(&a, &url.path, &info(1))
+        .await
+        .expect("join a");
+    let cb = Contender::join(&b, &url.path, &info(2))
+        .await
+        .expect("join b");
     assert!(tepui_zk::sequence_of(&ca.child) < tepui_zk::sequence_of(&cb.child));
 
     let mut leader = tepui_zk::detect(url.clone(), SESSION);
@@ -71,5 +75,8 @@ async fn a_stale_writer_is_refused() {
         Err(ZkError::Conflict { .. }) => {}
         other => panic!("stale write must conflict, got {other:?}"),
     }
-    successor.write(b"three").await.expect("successor writes again");
+    successor
+        .write(b"three")
+        .await
+        .expect("successor writes again");
 }

@@ -36,6 +36,8 @@ pub struct Shared {
     /// Wakes the allocation loop for event-triggered allocation.
     pub allocate_now: Notify,
     pub config: MasterConfig,
+    /// Set with `--zk`: leadership and the current leader.
+    pub ha: Option<crate::ha::Ha>,
 }
 
 impl Shared {
@@ -45,6 +47,18 @@ impl Shared {
             state: Mutex::new(master),
             allocate_now: Notify::new(),
             config,
+            ha: None,
+        })
+    }
+
+    /// A master that serves only once elected (`--zk`).
+    pub fn new_ha(master: Master, ha: crate::ha::Ha) -> Arc<Self> {
+        let config = master.config.clone();
+        Arc::new(Shared {
+            state: Mutex::new(master),
+            allocate_now: Notify::new(),
+            config,
+            ha: Some(ha),
         })
     }
 
@@ -227,7 +241,7 @@ impl Master {
     }
 
     /// Applies what the registry remembers across restarts.
-    fn recover_registry(&mut self) {
+    pub(crate) fn recover_registry(&mut self) {
         for (role, weight) in self.config.weights.clone() {
             self.allocator.set_weight(&role, weight);
         }
