@@ -35,6 +35,8 @@ pub const REGISTRY_NODE: &str = "registry";
 
 /// Leadership state shared with the HTTP handlers.
 pub struct Ha {
+    /// This master's znode name.
+    child: String,
     leading: AtomicBool,
     leader: watch::Receiver<Option<Leader>>,
     deposed: watch::Sender<Option<String>>,
@@ -45,9 +47,14 @@ impl Ha {
         self.leading.load(Ordering::SeqCst)
     }
 
-    /// `host:port` of the current leader, if one is known.
+    /// `host:port` of the current leader, if one is known and is not this
+    /// master (elected but still recovering the registry).
     pub fn leader_endpoint(&self) -> Option<String> {
-        self.leader.borrow().as_ref().map(Leader::endpoint)
+        self.leader
+            .borrow()
+            .as_ref()
+            .filter(|l| l.child != self.child)
+            .map(Leader::endpoint)
     }
 
     /// Resolves with the reason once this master is deposed.
@@ -74,6 +81,7 @@ pub(crate) async fn start(
     let (leader_tx, leader_rx) = watch::channel(None);
     let (deposed, _) = watch::channel(None);
     let ha = Ha {
+        child: contender.child.clone(),
         leading: AtomicBool::new(false),
         leader: leader_rx,
         deposed,
@@ -197,11 +205,15 @@ pub async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Nex
         return (StatusCode::SERVICE_UNAVAILABLE, "this master was deposed").into_response();
     }
     let redirect = path == "/redirect" || path == "/master/redirect";
-    if !redirect && (ha.leading() || served_by_standby(path)) {
+    if ha.leading() || (!redirect && served_by_standby(path)) {
         return next.run(request).await;
     }
     let Some(leader) = ha.leader_endpoint() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "no leading master elected").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no leading master elected yet (or this one is recovering)",
+        )
+            .into_response();
     };
     let target = if redirect {
         String::new()
