@@ -3,6 +3,8 @@
 //! leader, keeping its agent id. Real ZooKeeper, real masters over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -128,4 +130,92 @@ async fn agent_link_follows_the_leading_master_in_zookeeper() {
     assert_eq!(again, agent_id);
     assert!(link.describe().contains(&second.addr.to_string()));
     second.kill();
+}
+
+/// `GET path` over a raw socket: the status code, or 0 if unreachable.
+fn http_status(port: u16, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut head = [0u8; 12];
+    if s.read_exact(&mut head).is_err() {
+        return 0;
+    }
+    std::str::from_utf8(&head[9..12])
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn master_process_steps_down_and_exits_when_its_zookeeper_session_is_lost() {
+    let zk = ZkServer::start().expect("zookeeper (apt-get install libzookeeper-java)");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("master.log");
+    let mut master = std::process::Command::new(common::tepui_bin())
+        .args([
+            "master".to_string(),
+            "--ip=127.0.0.1".to_string(),
+            format!("--port={port}"),
+            format!("--zk={}", zk.url("/tepui")),
+            "--quorum=1".to_string(),
+            "--zk_session_timeout=2secs".to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http_status(port, "/master/state") != 200 {
+        assert!(Instant::now() < deadline, "the master never led");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // ZooKeeper goes away: past the session timeout the leader must assume
+    // a successor may be elected, so it stops at once.
+    drop(zk);
+    let lost = Instant::now();
+    let status = loop {
+        if let Some(status) = master.try_wait().unwrap() {
+            break status;
+        }
+        if lost.elapsed() > Duration::from_secs(20) {
+            let _ = master.kill();
+            panic!("the master kept running without ZooKeeper");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "{text}");
+    assert!(text.contains("no longer the leading master"), "{text}");
+    println!(
+        "master exited {:.2}s after ZooKeeper went away",
+        lost.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn master_zk_flags_are_checked() {
+    let out = std::process::Command::new(common::tepui_bin())
+        .args(["master", "--zk=zk://127.0.0.1:1/tepui"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--quorum is required"));
+    let out = std::process::Command::new(common::tepui_bin())
+        .args(["master", "--zk=127.0.0.1:1/tepui", "--quorum=1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("zk://"));
 }

@@ -184,3 +184,52 @@ async fn one_leader_standbys_redirect_and_a_new_leader_takes_over() {
         m.kill();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_registry_was_claimed_by_another_steps_down_without_writing() {
+    let zk = ZkServer::start().expect("zookeeper (apt-get install libzookeeper-java)");
+    let mut config = common::config();
+    config.zk = Some(zk.url("/tepui"));
+    config.zk_session_timeout = Duration::from_secs(2);
+    let master = common::master_with(config).await;
+    common::eventually(10, async || master.leading().then_some(())).await;
+    let agent = TestAgent::start(master.addr, "cpus:1;mem:128", false).await;
+    let agent_id = agent.id();
+    // The admitted agent reaches the registry znode.
+    let url = tepui_zk::ZkUrl::parse(&zk.url("/tepui")).unwrap();
+    let client = url.connect(Duration::from_secs(2)).await.unwrap();
+    common::eventually(10, async || {
+        let (data, _) = client.get_data("/tepui/registry").await.ok()?;
+        String::from_utf8_lossy(&data)
+            .contains(&agent_id)
+            .then_some(())
+    })
+    .await;
+
+    // A successor claims the registry (as a newly elected leader does).
+    let (mut successor, _) = tepui_zk::VersionedNode::open(client.clone(), "/tepui/registry")
+        .await
+        .unwrap();
+    successor.write(b"{}").await.unwrap();
+
+    // The old leader's next registry write is refused: it steps down and
+    // stops serving, and the successor's registry stays as written.
+    let (status, _, _) = common::http::call(
+        master.addr,
+        "POST",
+        "/api/v1",
+        &[("content-type", "application/json")],
+        br#"{"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [{"role": "r", "weight": 2.0}]}}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let reason = tokio::time::timeout(Duration::from_secs(10), master.deposed())
+        .await
+        .expect("deposed");
+    assert!(reason.contains("registry write refused"), "{reason}");
+    assert!(!master.leading());
+    assert_eq!(get(master.addr, "/master/state").await.0, 503);
+    let (data, _) = client.get_data("/tepui/registry").await.unwrap();
+    assert_eq!(data, b"{}");
+    master.abort();
+}
