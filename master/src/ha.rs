@@ -6,8 +6,9 @@
 //! * A standby answers the scheduler, operator and v0 APIs with 307 and the
 //!   leader's `Location` (503 while no leader is known); `/redirect` sends to
 //!   the leader's `/`.
-//! * The elected master reads the registry from the znode `<path>/registry`,
-//!   claims it with a versioned write and recovers as after a restart
+//! * The elected master reads the registry from `<path>/registry` (a
+//!   pointer znode to chunked data, [`tepui_zk::VersionedNode`]), claims it
+//!   with a versioned write and recovers as after a restart
 //!   (agents get `--agent_reregister_timeout`, frameworks re-subscribe).
 //!   Every later write carries the version it last wrote, so a deposed
 //!   leader can never overwrite its successor's registry.

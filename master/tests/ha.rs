@@ -100,7 +100,12 @@ async fn one_leader_standbys_redirect_and_a_new_leader_takes_over() {
     // Exactly one leads; the standbys redirect every API to it.
     let leader = one_leader(&addrs, 20).await;
     for &standby in addrs.iter().filter(|&&a| a != leader) {
-        let (status, location) = get(standby, "/master/state?jsonp=x").await;
+        // 503 until the standby has seen the leader's znode.
+        let (status, location) = common::eventually(10, async || {
+            let answer = get(standby, "/master/state?jsonp=x").await;
+            (answer.0 != 503).then_some(answer)
+        })
+        .await;
         assert_eq!(status, 307);
         assert_eq!(
             location.as_deref(),
@@ -199,7 +204,9 @@ async fn a_leader_whose_registry_was_claimed_by_another_steps_down_without_writi
     let url = tepui_zk::ZkUrl::parse(&zk.url("/tepui")).unwrap();
     let client = url.connect(Duration::from_secs(2)).await.unwrap();
     common::eventually(10, async || {
-        let (data, _) = client.get_data("/tepui/registry").await.ok()?;
+        let data = tepui_zk::VersionedNode::peek(&client, "/tepui/registry")
+            .await
+            .ok()??;
         String::from_utf8_lossy(&data)
             .contains(&agent_id)
             .then_some(())
@@ -229,7 +236,9 @@ async fn a_leader_whose_registry_was_claimed_by_another_steps_down_without_writi
     assert!(reason.contains("registry write refused"), "{reason}");
     assert!(!master.leading());
     assert_eq!(get(master.addr, "/master/state").await.0, 503);
-    let (data, _) = client.get_data("/tepui/registry").await.unwrap();
-    assert_eq!(data, b"{}");
+    let data = tepui_zk::VersionedNode::peek(&client, "/tepui/registry")
+        .await
+        .unwrap();
+    assert_eq!(data.as_deref(), Some(&b"{}"[..]));
     master.abort();
 }

@@ -316,61 +316,185 @@ pub async fn session_lost(client: &Client, timeout: Duration) -> zk::SessionStat
     }
 }
 
-/// A znode written only with the version last seen: once someone else
-/// writes it, this writer's next write fails with [`ZkError::Conflict`].
+/// The largest chunk of data in one znode: ZooKeeper refuses packets over
+/// `jute.maxbuffer` (1 MiB by default).
+pub const CHUNK: usize = 512 * 1024;
+
+/// Data of any size kept in ZooKeeper and written only with the version last
+/// seen: once someone else writes it, this writer's next write fails with
+/// [`ZkError::Conflict`].
+///
+/// `path` is a pointer znode, `<generation>:<chunks>`; a generation is a
+/// persistent sequential znode under `<path>.data/` whose children `0`, `1`,
+/// ... hold the data in chunks of at most [`CHUNK`] bytes. A write builds a
+/// new generation, then swings the pointer with a versioned setData (the
+/// one step that can conflict), then deletes the generation it replaced; a
+/// refused writer deletes its own. Readers follow the pointer.
 #[derive(Debug)]
 pub struct VersionedNode {
     client: Client,
     path: String,
     version: i32,
+    generation: Option<String>,
+}
+
+/// A pointer read: the generation's name and its number of chunks.
+fn parse_pointer(data: &[u8]) -> Option<(String, usize)> {
+    let text = std::str::from_utf8(data).ok()?;
+    let (name, count) = text.split_once(':')?;
+    Some((name.to_string(), count.parse().ok()?))
 }
 
 impl VersionedNode {
-    /// Reads (creating it empty if missing) the znode at `path` and claims
-    /// it: writes the data back with the version read, so that from then on
-    /// any earlier writer (a deposed leader) is refused. A write that slips
-    /// in between the read and the claim makes it read again.
+    /// Reads (creating it empty if missing) the data at `path` and claims
+    /// it: writes the pointer back with the version read, so that from then
+    /// on any earlier writer (a deposed leader) is refused. A write that
+    /// slips in between the read and the claim makes it read again.
     pub async fn open(client: Client, path: &str) -> Result<(Self, Vec<u8>), ZkError> {
         if let Some((parent, _)) = path.rsplit_once('/')
             && !parent.is_empty()
         {
             ensure_path(&client, parent).await?;
         }
+        ensure_path(&client, &format!("{path}.data")).await?;
         let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
         match client.create(path, &[], &options).await {
             Ok(_) | Err(zk::Error::NodeExists) => {}
             Err(e) => return Err(op("create", path)(e)),
         }
         loop {
-            let (data, stat) = client.get_data(path).await.map_err(op("get", path))?;
+            let (pointer, stat) = client.get_data(path).await.map_err(op("get", path))?;
             let mut node = VersionedNode {
                 client: client.clone(),
                 path: path.to_string(),
                 version: stat.version,
+                generation: parse_pointer(&pointer).map(|(name, _)| name),
             };
-            match node.write(&data).await {
-                Ok(()) => return Ok((node, data)),
-                Err(ZkError::Conflict { .. }) => continue,
-                Err(e) => return Err(e),
+            let Some(data) = node.read(&pointer).await? else {
+                continue;
+            };
+            match node
+                .client
+                .set_data(path, &pointer, Some(node.version))
+                .await
+            {
+                Ok(stat) => node.version = stat.version,
+                Err(zk::Error::BadVersion) => continue,
+                Err(e) => return Err(op("set", path)(e)),
+            }
+            node.collect_garbage().await;
+            return Ok((node, data));
+        }
+    }
+
+    fn data_dir(&self) -> String {
+        format!("{}.data", self.path)
+    }
+
+    /// Reads the data at `path` without claiming it (`None` if missing).
+    pub async fn peek(client: &Client, path: &str) -> Result<Option<Vec<u8>>, ZkError> {
+        loop {
+            let pointer = match client.get_data(path).await {
+                Ok((pointer, _)) => pointer,
+                Err(zk::Error::NoNode) => return Ok(None),
+                Err(e) => return Err(op("get", path)(e)),
+            };
+            let reader = VersionedNode {
+                client: client.clone(),
+                path: path.to_string(),
+                version: 0,
+                generation: None,
+            };
+            if let Some(data) = reader.read(&pointer).await? {
+                return Ok(Some(data));
             }
         }
     }
 
+    /// The data a pointer refers to; `None` if its generation was replaced
+    /// while reading.
+    async fn read(&self, pointer: &[u8]) -> Result<Option<Vec<u8>>, ZkError> {
+        let Some((name, count)) = parse_pointer(pointer) else {
+            return Ok(Some(Vec::new()));
+        };
+        let mut data = Vec::new();
+        for i in 0..count {
+            let chunk = format!("{}/{name}/{i}", self.data_dir());
+            match self.client.get_data(&chunk).await {
+                Ok((bytes, _)) => data.extend_from_slice(&bytes),
+                Err(zk::Error::NoNode) => return Ok(None),
+                Err(e) => return Err(op("get", &chunk)(e)),
+            }
+        }
+        Ok(Some(data))
+    }
+
+    /// Deletes generations other than the current one (left by writers that
+    /// died between building a generation and swinging the pointer).
+    async fn collect_garbage(&self) {
+        let Ok(children) = self.client.list_children(&self.data_dir()).await else {
+            return;
+        };
+        for child in children {
+            if Some(&child) != self.generation.as_ref() {
+                self.delete_generation(&child).await;
+            }
+        }
+    }
+
+    async fn delete_generation(&self, name: &str) {
+        let dir = format!("{}/{name}", self.data_dir());
+        if let Ok(chunks) = self.client.list_children(&dir).await {
+            for chunk in chunks {
+                let _ = self.client.delete(&format!("{dir}/{chunk}"), None).await;
+            }
+        }
+        let _ = self.client.delete(&dir, None).await;
+    }
+
     /// Replaces the data if nobody wrote since this node's last read or write.
     pub async fn write(&mut self, data: &[u8]) -> Result<(), ZkError> {
+        let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        let sequential = zk::CreateMode::PersistentSequential.with_acls(zk::Acls::anyone_all());
+        let prefix = format!("{}/gen-", self.data_dir());
+        let (_, sequence) = self
+            .client
+            .create(&prefix, &[], &sequential)
+            .await
+            .map_err(op("create", &prefix))?;
+        let name = format!("gen-{sequence}");
+        let dir = format!("{}/{name}", self.data_dir());
+        let mut count = 0;
+        for (i, chunk) in data.chunks(CHUNK).enumerate() {
+            let path = format!("{dir}/{i}");
+            if let Err(e) = self.client.create(&path, chunk, &options).await {
+                self.delete_generation(&name).await;
+                return Err(op("create", &path)(e));
+            }
+            count = i + 1;
+        }
+        let pointer = format!("{name}:{count}");
         match self
             .client
-            .set_data(&self.path, data, Some(self.version))
+            .set_data(&self.path, pointer.as_bytes(), Some(self.version))
             .await
         {
             Ok(stat) => {
                 self.version = stat.version;
+                if let Some(old) = self.generation.replace(name) {
+                    self.delete_generation(&old).await;
+                }
                 Ok(())
             }
-            Err(zk::Error::BadVersion) => Err(ZkError::Conflict {
-                path: self.path.clone(),
-            }),
-            Err(e) => Err(op("set", &self.path)(e)),
+            Err(e) => {
+                self.delete_generation(&name).await;
+                Err(match e {
+                    zk::Error::BadVersion => ZkError::Conflict {
+                        path: self.path.clone(),
+                    },
+                    e => op("set", &self.path)(e),
+                })
+            }
         }
     }
 

@@ -80,3 +80,36 @@ async fn a_stale_writer_is_refused() {
         .await
         .expect("successor writes again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_larger_than_a_znode_round_trips_and_refused_writes_leave_nothing() {
+    let server = ZkServer::start().expect("zookeeper");
+    let url = ZkUrl::parse(&server.url("/big")).expect("url");
+    let client = url.connect(SESSION).await.expect("connect");
+    let (mut writer, _) = VersionedNode::open(client.clone(), "/big/registry")
+        .await
+        .expect("open");
+    let data: Vec<u8> = (0..3 * 1024 * 1024 + 7).map(|i| (i % 251) as u8).collect();
+    writer.write(&data).await.expect("3 MiB write");
+    writer.write(&data[..100]).await.expect("small write");
+    writer.write(&data).await.expect("3 MiB again");
+    let (mut successor, read) = VersionedNode::open(client.clone(), "/big/registry")
+        .await
+        .expect("reopen");
+    assert_eq!(read, data);
+    assert!(matches!(
+        writer.write(b"stale").await,
+        Err(ZkError::Conflict { .. })
+    ));
+    successor.write(b"new").await.expect("successor writes");
+    // One generation left: the refused and the replaced ones are deleted.
+    let generations = client
+        .list_children("/big/registry.data")
+        .await
+        .expect("list");
+    assert_eq!(generations.len(), 1, "{generations:?}");
+    let (_, read) = VersionedNode::open(client, "/big/registry")
+        .await
+        .expect("reopen");
+    assert_eq!(read, b"new");
+}
