@@ -87,6 +87,8 @@ pub(crate) async fn start(
         leader: leader_rx,
         deposed,
     };
+    let mut master = master;
+    master.elected = false;
     let shared = Shared::new_ha(master, ha);
     let task = tokio::spawn(elect(shared.clone(), client, url, contender, leader_tx));
     Ok((shared, task))
@@ -141,6 +143,7 @@ async fn lead(
         let mut master = shared.lock();
         master.registry = registry;
         master.recover_registry();
+        master.elected = true;
         tracing::info!(
             agents = master.registry.state.admitted.len(),
             "registry recovered; serving as the leading master"
@@ -180,10 +183,9 @@ fn depose(shared: &Arc<Shared>, reason: String) {
     ha.leading.store(false, Ordering::SeqCst);
     ha.deposed.send_replace(Some(reason));
     let config = shared.config.clone();
-    let old = std::mem::replace(
-        &mut *shared.lock(),
-        Master::new(config, Registry::in_memory()),
-    );
+    let mut standby = Master::new(config, Registry::in_memory());
+    standby.elected = false;
+    let old = std::mem::replace(&mut *shared.lock(), standby);
     drop(old);
 }
 

@@ -81,6 +81,9 @@ impl RunningMaster {
 pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterError> {
     // Highly available masters keep the registry in ZooKeeper and load it
     // once elected.
+    if config.zk.is_some() && config.work_dir.is_some() {
+        tracing::warn!("--work_dir is not used for the registry with --zk: it lives in ZooKeeper");
+    }
     let registry = match (&config.zk, &config.work_dir) {
         (Some(_), _) | (None, None) => Registry::in_memory(),
         (None, Some(dir)) => Registry::open(dir)?,

@@ -124,7 +124,11 @@ async fn one_leader_standbys_redirect_and_a_new_leader_takes_over() {
         .await;
         assert_eq!(status, 307);
         assert_eq!(get(standby, "/health").await.0, 200);
+        let metrics = common::http::get_json(standby, "/metrics/snapshot").await;
+        assert_eq!(metrics["master/elected"], 0.0);
     }
+    let metrics = common::http::get_json(leader, "/metrics/snapshot").await;
+    assert_eq!(metrics["master/elected"], 1.0);
     let (status, location) = get(leader, "/master/redirect").await;
     assert_eq!((status, location), (307, Some(format!("//{leader}"))));
 

@@ -154,6 +154,8 @@ pub struct Master {
     /// Agents of the registry that have not re-registered since the master
     /// started, with the deadline to do so.
     pub recovering_agents: HashMap<String, Instant>,
+    /// Whether this master leads (always without `--zk`); `master/elected`.
+    pub elected: bool,
     /// Agents to check for the end of a drain once an update is forwarded.
     pending_drain_checks: Vec<String>,
     next_framework: u64,
@@ -231,6 +233,7 @@ impl Master {
             completed_frameworks: VecDeque::new(),
             metrics: Metrics::default(),
             recovering_agents: HashMap::new(),
+            elected: true,
             pending_drain_checks: Vec::new(),
             next_framework: 0,
             next_agent: 0,
