@@ -25,3 +25,34 @@ install_apt_packages() {
 
 BUILD_PACKAGES=(gcc pkg-config libseccomp-dev)
 TEST_PACKAGES=("${BUILD_PACKAGES[@]}" runc crun python3 bash)
+
+# ZooKeeper for the highly-available master tests: the server's jars only
+# (libzookeeper-java; the `zookeeper` package's service user and init scripts
+# are not needed: the tests run QuorumPeerMain themselves). Some images lack
+# the JRE's /etc conffiles, which makes ca-certificates-java's configuration
+# (pulled in with the JRE) fail; those are restored from the package first.
+install_zookeeper() {
+  [ -e /usr/share/java/zookeeper.jar ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then echo "run as root to install libzookeeper-java" >&2; exit 1; fi
+  echo "== installing libzookeeper-java"
+  local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -y -qq
+    -o Dpkg::Options::=--force-confmiss -o Dpkg::Options::=--force-confnew)
+  apt-get update -qq
+  if command -v java >/dev/null 2>&1 && ! java -XshowSettings:properties -version >/dev/null 2>&1 \
+      || [ ! -e "$(dirname "$(readlink -f "$(command -v java)")")/../conf/security/java.security" ]; then
+    repair_java "${apt[@]}"
+  fi
+  "${apt[@]}" install --no-install-recommends libzookeeper-java || {
+    repair_java "${apt[@]}"
+    "${apt[@]}" install --no-install-recommends libzookeeper-java
+  }
+}
+
+repair_java() {
+  "$@" install --reinstall --no-install-recommends openjdk-17-jre-headless || true
+  local f
+  while IFS= read -r f; do
+    [ -e "${f%.dpkg-new}" ] || cp "$f" "${f%.dpkg-new}"
+  done < <(find /etc/java-17-openjdk -name '*.dpkg-new' 2>/dev/null)
+  DEBIAN_FRONTEND=noninteractive dpkg --force-confnew --force-confmiss --configure -a
+}

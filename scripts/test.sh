@@ -11,6 +11,7 @@ log() { printf '\n== %s\n' "$*"; }
 . scripts/deps.sh
 need_cargo
 install_apt_packages "${TEST_PACKAGES[@]}"
+install_zookeeper
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy 2>/dev/null || true
 
 # --- checks --------------------------------------------------------------------

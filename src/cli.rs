@@ -275,6 +275,16 @@ pub struct MasterArgs {
     /// At most this many offers per framework role in one allocation cycle.
     #[arg(long = "max_offers_per_framework", default_value_t = 10_000)]
     pub max_offers_per_framework: usize,
+    /// Highly available masters: `zk://[user:pass@]host:port[,host:port]/path`.
+    /// The leader is elected in ZooKeeper and the registry is kept there.
+    #[arg(long)]
+    pub zk: Option<String>,
+    /// ZooKeeper session timeout; a leader that loses its session steps down.
+    #[arg(long = "zk_session_timeout", default_value = "10secs")]
+    pub zk_session_timeout: String,
+    /// Size of the masters' quorum (required with --zk, as in Mesos).
+    #[arg(long)]
+    pub quorum: Option<u32>,
 }
 
 impl MasterArgs {
@@ -283,6 +293,12 @@ impl MasterArgs {
         let duration = |flag: &str, v: &str| {
             parse_duration(v).ok_or_else(|| anyhow::anyhow!("--{flag}: invalid duration '{v}'"))
         };
+        if let Some(zk) = &self.zk {
+            tepui_zk::ZkUrl::parse(zk).map_err(|e| anyhow::anyhow!("--zk: {e}"))?;
+            if self.quorum.is_none() {
+                anyhow::bail!("--quorum is required with --zk");
+            }
+        }
         let flags = vec![
             ("ip".to_string(), self.ip.to_string()),
             ("port".to_string(), self.port.to_string()),
@@ -327,6 +343,9 @@ impl MasterArgs {
                 .map(|r| r.split(',').map(|x| x.trim().to_string()).collect())
                 .unwrap_or_default(),
             flags,
+            zk_session_timeout: duration("zk_session_timeout", &self.zk_session_timeout)?,
+            zk: self.zk,
+            quorum: self.quorum,
             ..tepui_master::MasterConfig::default()
         })
     }

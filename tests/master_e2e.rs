@@ -265,3 +265,135 @@ async fn real_master_and_agent_run_tasks_and_survive_a_master_sigkill() {
         let _ = std::fs::remove_dir(cgroup);
     }
 }
+
+/// The master among `ports` that serves `/master/state` itself.
+async fn leading_port(ports: &[u16]) -> Option<u16> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for &port in ports {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/master/state"))
+            .send()
+            .await
+            && r.status() == 200
+        {
+            return Some(port);
+        }
+    }
+    None
+}
+
+async fn wait_leader(ports: &[u16]) -> u16 {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(port) = leading_port(ports).await {
+            return port;
+        }
+        assert!(Instant::now() < deadline, "no leading master");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_agent_follows_a_zookeeper_leader_change_with_its_running_task() {
+    if !common::require_root("real_agent_follows_a_zookeeper_leader_change_with_its_running_task") {
+        return;
+    }
+    let zk = tepui_zk::testing::ZkServer::start().expect("zookeeper");
+    let zk_url = zk.url("/tepui");
+    let dir = tempfile::tempdir().unwrap();
+    let ports = [free_port(), free_port()];
+    let ha_args = |port: u16| {
+        vec![
+            "master".to_string(),
+            "--ip=127.0.0.1".into(),
+            format!("--port={port}"),
+            "--allocation_interval=100ms".into(),
+            format!("--zk={zk_url}"),
+            "--quorum=1".into(),
+            "--zk_session_timeout=2secs".into(),
+        ]
+    };
+    let mut masters: Vec<(u16, Child)> = ports
+        .iter()
+        .map(|&p| {
+            (
+                p,
+                spawn(&ha_args(p), dir.path().join(format!("master-{p}.log"))),
+            )
+        })
+        .collect();
+    let leader = wait_leader(&ports).await;
+    let cgroup_root = format!("tepui-e2e-ha-{}", std::process::id());
+    let mut agent = spawn(
+        &[
+            "agent".into(),
+            format!("--master={zk_url}"),
+            "--ip=127.0.0.1".into(),
+            format!("--port={}", free_port()),
+            format!("--work_dir={}", dir.path().join("agent/work").display()),
+            format!("--runtime_dir={}", dir.path().join("agent/run").display()),
+            format!("--cgroups_root={cgroup_root}"),
+            "--resources=cpus:2;mem:2048;disk:1024".into(),
+        ],
+        dir.path().join("agent.log"),
+    );
+    let base = format!("http://127.0.0.1:{leader}");
+    wait_agents(&base, 1).await;
+    let mut s = Scheduler::subscribe(&base, None).await;
+    let offer = s.next("OFFERS").await["offers"]["offers"][0].clone();
+    let accept = json!({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [
+        {"type": "LAUNCH", "launch": {"task_infos": [task("long", &offer["agent_id"], "sleep 1000")]}}]}});
+    assert_eq!(s.call(accept).await, 202);
+    while s.update().await["state"] != "TASK_RUNNING" {}
+    let framework_id = s.framework_id.clone();
+    drop(s);
+
+    // SIGKILL the leader: the other master is elected once ZooKeeper expires
+    // the dead one's session, and the agent re-registers with it.
+    let index = masters.iter().position(|(p, _)| *p == leader).unwrap();
+    let (_, mut dead) = masters.remove(index);
+    dead.kill().unwrap();
+    dead.wait().unwrap();
+    let died = Instant::now();
+    let next = wait_leader(&[masters[0].0]).await;
+    let base = format!("http://127.0.0.1:{next}");
+    wait_agents(&base, 1).await;
+    println!(
+        "real agent re-registered with the new leader {:.2}s after the leader's SIGKILL",
+        died.elapsed().as_secs_f64()
+    );
+    let mut s = Scheduler::subscribe(&base, Some(&framework_id)).await;
+    assert_eq!(
+        s.call(json!({"type": "RECONCILE", "reconcile": {}})).await,
+        202
+    );
+    let u = s.update().await;
+    assert_eq!(u["task_id"]["value"], "long");
+    assert_eq!(u["state"], "TASK_RUNNING");
+
+    assert_eq!(s.call(json!({"type": "TEARDOWN"})).await, 202);
+    let deadline = Instant::now() + WAIT;
+    while !common::processes_mentioning("sleep 1000")
+        .iter()
+        .all(|(_, cmd)| !cmd.starts_with("sleep 1000"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "task still running after TEARDOWN"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // SAFETY: kill has no memory preconditions; the pid is our child.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let _ = agent.wait();
+    for (_, mut m) in masters {
+        m.kill().unwrap();
+        let _ = m.wait();
+    }
+    for cgroup in common::cgroups_named(&cgroup_root).iter().rev() {
+        let _ = std::fs::remove_dir(cgroup);
+    }
+}

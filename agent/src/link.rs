@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures_util::{Stream, StreamExt, future::BoxFuture};
 use prost::Message;
 use tepui_proto::link::{AgentCall, MasterEvent};
+use tokio::sync::watch;
 
 use crate::record_stream::StreamFault;
 
@@ -47,21 +48,44 @@ pub trait MasterLink: Send + Sync + 'static {
 /// The link over HTTP.
 pub struct HttpLink {
     client: reqwest::Client,
-    url: String,
+    /// The link endpoint of the master in use.
+    url: RwLock<String>,
     stream_id: RwLock<Option<String>>,
+    /// With `--master=zk://...`: the detector of the leading master,
+    /// started on first use (it needs the runtime).
+    zk: Option<Detector>,
 }
 
+struct Detector {
+    url: tepui_zk::ZkUrl,
+    leader: tokio::sync::Mutex<Option<watch::Receiver<Option<tepui_zk::Leader>>>>,
+}
+
+/// The ZooKeeper session timeout of the agent's detector.
+const DETECTOR_SESSION: Duration = Duration::from_secs(10);
+/// How long a subscription waits for a leading master to be elected.
+const LEADER_WAIT: Duration = Duration::from_secs(60);
+/// How soon a subscription that failed tries the leading master again.
+const LEADER_RETRY: Duration = Duration::from_millis(250);
+
 impl HttpLink {
-    /// `master` is `host:port` or an `http(s)://` URL (Mesos's `--master`;
-    /// ZooKeeper URLs are not supported).
+    /// `master` is `host:port`, an `http(s)://` URL or a
+    /// `zk://host:port[,host:port]/path` URL: then the link follows the
+    /// leading master elected there, re-registering whenever it changes.
     pub fn new(master: &str) -> Result<Self, LinkError> {
+        let mut zk = None;
         let base = if master.starts_with("http://") || master.starts_with("https://") {
             master.trim_end_matches('/').to_string()
         } else if master.starts_with("zk://") {
-            return Err(LinkError::Transport {
+            let url = tepui_zk::ZkUrl::parse(master).map_err(|e| LinkError::Transport {
                 url: master.to_string(),
-                message: "ZooKeeper master detection is not supported: give host:port".into(),
+                message: e.to_string(),
+            })?;
+            zk = Some(Detector {
+                url,
+                leader: tokio::sync::Mutex::new(None),
             });
+            master.to_string()
         } else {
             format!("http://{}", master.trim_end_matches('/'))
         };
@@ -74,16 +98,86 @@ impl HttpLink {
             })?;
         Ok(Self {
             client,
-            url: format!("{base}{LINK_PATH}"),
+            url: RwLock::new(format!("{base}{LINK_PATH}")),
             stream_id: RwLock::new(None),
+            zk,
         })
+    }
+
+    fn url(&self) -> String {
+        self.url.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn transport(&self, e: impl std::fmt::Display) -> LinkError {
         LinkError::Transport {
-            url: self.url.clone(),
+            url: self.url(),
             message: e.to_string(),
         }
+    }
+
+    /// The detector's view of the leader (starting the detector).
+    async fn leader_watch(detector: &Detector) -> watch::Receiver<Option<tepui_zk::Leader>> {
+        let mut slot = detector.leader.lock().await;
+        slot.get_or_insert_with(|| tepui_zk::detect(detector.url.clone(), DETECTOR_SESSION))
+            .clone()
+    }
+
+    /// Subscribes to the leading master, waiting for one to be elected and
+    /// retrying at once when a failed attempt is followed by a new leader.
+    /// The stream ends when another master takes the lead.
+    async fn subscribe_leader(
+        &self,
+        detector: &Detector,
+        call: AgentCall,
+    ) -> Result<EventStream, LinkError> {
+        let mut leaders = Self::leader_watch(detector).await;
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            let leader = tokio::time::timeout(LEADER_WAIT, leaders.wait_for(Option::is_some))
+                .await
+                .ok()
+                .and_then(|r| r.ok().and_then(|l| l.clone()))
+                .ok_or_else(|| LinkError::Transport {
+                    url: detector.url.path.clone(),
+                    message: format!("no leading master elected within {LEADER_WAIT:?}"),
+                })?;
+            *self.url.write().unwrap_or_else(|e| e.into_inner()) =
+                format!("http://{}{LINK_PATH}", leader.endpoint());
+            match self.subscribe_at(call.clone()).await {
+                Ok(events) => {
+                    let mut changes = leaders.clone();
+                    let child = leader.child.clone();
+                    let changed = async move {
+                        let _ = changes
+                            .wait_for(|l| l.as_ref().is_none_or(|l| l.child != child))
+                            .await;
+                    };
+                    tracing::info!(master = %leader.endpoint(), "subscribed to the leading master");
+                    return Ok(Box::pin(events.take_until(changed)));
+                }
+                Err(e) => {
+                    // A leader that died keeps its znode until its session
+                    // expires, and a new one answers 503 while it recovers:
+                    // retry soon, at once when the leader changes.
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(e);
+                    }
+                    tracing::debug!("leading master not ready: {e}");
+                    let _ = tokio::time::timeout(LEADER_RETRY, leaders.changed()).await;
+                }
+            }
+        }
+    }
+
+    async fn subscribe_at(&self, call: AgentCall) -> Result<EventStream, LinkError> {
+        let response = self.post(&call, false).await?;
+        let stream_id = response
+            .headers()
+            .get(STREAM_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        *self.stream_id.write().unwrap_or_else(|e| e.into_inner()) = stream_id;
+        Ok(decode_events(self.url(), response.bytes_stream()))
     }
 
     async fn post(
@@ -91,9 +185,10 @@ impl HttpLink {
         call: &AgentCall,
         with_stream: bool,
     ) -> Result<reqwest::Response, LinkError> {
+        let url = self.url();
         let mut request = self
             .client
-            .post(&self.url)
+            .post(&url)
             .header("Content-Type", "application/x-protobuf")
             .header("Accept", "application/x-protobuf")
             .body(call.encode_to_vec());
@@ -111,7 +206,7 @@ impl HttpLink {
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
             return Err(LinkError::Refused {
-                url: self.url.clone(),
+                url,
                 status: status.as_u16(),
                 body,
             });
@@ -123,15 +218,10 @@ impl HttpLink {
 impl MasterLink for HttpLink {
     fn subscribe(&self, call: AgentCall) -> BoxFuture<'_, Result<EventStream, LinkError>> {
         Box::pin(async move {
-            let response = self.post(&call, false).await?;
-            let stream_id = response
-                .headers()
-                .get(STREAM_ID_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            *self.stream_id.write().unwrap_or_else(|e| e.into_inner()) = stream_id;
-            let url = self.url.clone();
-            Ok(decode_events(url, response.bytes_stream()))
+            match &self.zk {
+                Some(detector) => self.subscribe_leader(detector, call).await,
+                None => self.subscribe_at(call).await,
+            }
         })
     }
 
@@ -140,7 +230,7 @@ impl MasterLink for HttpLink {
     }
 
     fn describe(&self) -> String {
-        self.url.clone()
+        self.url()
     }
 }
 

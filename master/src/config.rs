@@ -35,6 +35,15 @@ pub struct MasterConfig {
     pub roles: Vec<String>,
     /// Flags as given, for GET_FLAGS and /flags.
     pub flags: Vec<(String, String)>,
+    /// `--zk=zk://host:port/path`: highly available masters; the leader is
+    /// elected in ZooKeeper and the registry lives there.
+    pub zk: Option<String>,
+    /// `--zk_session_timeout`: a leader that cannot keep its session this
+    /// long steps down.
+    pub zk_session_timeout: Duration,
+    /// `--quorum`: accepted for Mesos compatibility (the registry is one
+    /// ZooKeeper znode, so ZooKeeper's own quorum applies).
+    pub quorum: Option<u32>,
 }
 
 impl Default for MasterConfig {
@@ -55,6 +64,9 @@ impl Default for MasterConfig {
             weights: Vec::new(),
             roles: Vec::new(),
             flags: Vec::new(),
+            zk: None,
+            zk_session_timeout: Duration::from_secs(10),
+            quorum: None,
         }
     }
 }

@@ -57,4 +57,8 @@ pub enum MasterError {
     Registry(#[from] crate::registry::RegistryError),
     #[error("server: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("zookeeper: {0}")]
+    Zk(#[from] tepui_zk::ZkError),
+    #[error("no longer the leading master: {0}")]
+    Deposed(String),
 }

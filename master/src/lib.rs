@@ -8,6 +8,7 @@
 pub mod allocator;
 pub mod config;
 pub mod error;
+pub mod ha;
 mod http;
 mod link;
 pub mod metrics;
@@ -35,6 +36,8 @@ pub struct RunningMaster {
     pub shared: Arc<Shared>,
     server: tokio::task::JoinHandle<()>,
     ticker: tokio::task::JoinHandle<()>,
+    /// With `--zk`: the election (its ZooKeeper session ends with it).
+    election: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningMaster {
@@ -49,15 +52,41 @@ impl RunningMaster {
     pub fn abort(self) {
         self.server.abort();
         self.ticker.abort();
+        if let Some(election) = self.election {
+            election.abort();
+        }
+    }
+
+    /// Resolves with the reason once this master is deposed (`--zk`); never
+    /// without `--zk`.
+    pub async fn deposed(&self) -> String {
+        let Some(ha) = &self.shared.ha else {
+            return std::future::pending().await;
+        };
+        let mut rx = ha.deposed();
+        match rx.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Whether this master serves as the leader (always without `--zk`).
+    pub fn leading(&self) -> bool {
+        self.shared.ha.as_ref().is_none_or(ha::Ha::leading)
     }
 }
 
 /// Starts the master: binds, recovers the registry and serves in the
 /// background of the current tokio runtime.
 pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterError> {
-    let registry = match &config.work_dir {
-        Some(dir) => Registry::open(dir)?,
-        None => Registry::in_memory(),
+    // Highly available masters keep the registry in ZooKeeper and load it
+    // once elected.
+    if config.zk.is_some() && config.work_dir.is_some() {
+        tracing::warn!("--work_dir is not used for the registry with --zk: it lives in ZooKeeper");
+    }
+    let registry = match (&config.zk, &config.work_dir) {
+        (Some(_), _) | (None, None) => Registry::in_memory(),
+        (None, Some(dir)) => Registry::open(dir)?,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -67,7 +96,15 @@ pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterErro
         })?;
     let addr = listener.local_addr().map_err(MasterError::Serve)?;
     config.listen = addr;
-    let shared = Shared::new(Master::new(config, registry));
+    let zk = config.zk.clone();
+    let master = Master::new(config, registry);
+    let (shared, election) = match zk {
+        Some(zk) => {
+            let (shared, election) = ha::start(&zk, master).await?;
+            (shared, Some(election))
+        }
+        None => (Shared::new(master), None),
+    };
     let app = http::router(shared.clone());
     let server = tokio::spawn(async move {
         // `into_make_service`: serving a bare Router re-applies its state per
@@ -83,6 +120,7 @@ pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterErro
         shared,
         server,
         ticker,
+        election,
     })
 }
 
@@ -128,7 +166,13 @@ pub fn run(config: MasterConfig) -> Result<(), MasterError> {
         .map_err(MasterError::Runtime)?;
     runtime.block_on(async move {
         let running = start(config).await?;
-        wait_for_signal().await;
+        tokio::select! {
+            _ = wait_for_signal() => {}
+            reason = running.deposed() => {
+                running.abort();
+                return Err(MasterError::Deposed(reason));
+            }
+        }
         running.shared.lock().registry.flush();
         running.abort();
         Ok(())

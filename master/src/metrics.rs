@@ -35,7 +35,7 @@ pub fn snapshot(m: &Master) -> Vec<(String, f64)> {
             "master/uptime_secs",
             crate::state::now_secs() - m.start_time,
         ),
-        ("master/elected", 1.0),
+        ("master/elected", if m.elected { 1.0 } else { 0.0 }),
         ("master/frameworks_connected", connected as f64),
         (
             "master/frameworks_disconnected",

@@ -91,9 +91,19 @@ pub struct RegistryState {
     pub quotas: BTreeMap<String, StoredQuota>,
 }
 
+/// Where the registry is written.
+#[derive(Debug)]
+enum Store {
+    Memory,
+    Dir(PathBuf),
+    /// Highly available masters: the leader's ZooKeeper writer task, which
+    /// writes the latest document with a versioned setData (crate::ha).
+    Zk(tokio::sync::mpsc::UnboundedSender<Vec<u8>>),
+}
+
 #[derive(Debug)]
 pub struct Registry {
-    dir: Option<PathBuf>,
+    store: Store,
     pub state: RegistryState,
     dirty: bool,
 }
@@ -102,10 +112,28 @@ impl Registry {
     /// An in-memory registry (no `--work_dir`).
     pub fn in_memory() -> Self {
         Registry {
-            dir: None,
+            store: Store::Memory,
             state: RegistryState::default(),
             dirty: false,
         }
+    }
+
+    /// The registry read from ZooKeeper (`data` is the znode's content,
+    /// empty for a new cluster); writes go to `writer`.
+    pub fn from_zk(
+        data: &[u8],
+        writer: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    ) -> Result<Self, serde_json::Error> {
+        let state = if data.is_empty() {
+            RegistryState::default()
+        } else {
+            serde_json::from_slice(data)?
+        };
+        Ok(Registry {
+            store: Store::Zk(writer),
+            state,
+            dirty: false,
+        })
     }
 
     pub fn open(dir: &Path) -> Result<Self, RegistryError> {
@@ -121,7 +149,7 @@ impl Registry {
             Err(source) => return Err(RegistryError::Read { path, source }),
         };
         Ok(Registry {
-            dir: Some(dir.to_path_buf()),
+            store: Store::Dir(dir.to_path_buf()),
             state,
             dirty: false,
         })
@@ -145,8 +173,18 @@ impl Registry {
     }
 
     fn try_save(&self) -> Result<(), RegistryError> {
-        let Some(dir) = &self.dir else {
-            return Ok(());
+        let dir = match &self.store {
+            Store::Memory => return Ok(()),
+            Store::Zk(writer) => {
+                let bytes = serde_json::to_vec(&self.state).map_err(|e| RegistryError::Write {
+                    path: PathBuf::from("zookeeper"),
+                    source: std::io::Error::other(e),
+                })?;
+                // The writer is gone only once this master was deposed.
+                let _ = writer.send(bytes);
+                return Ok(());
+            }
+            Store::Dir(dir) => dir,
         };
         let path = dir.join(FILE);
         let tmp = dir.join(format!("{FILE}.tmp"));

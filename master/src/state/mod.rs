@@ -36,6 +36,8 @@ pub struct Shared {
     /// Wakes the allocation loop for event-triggered allocation.
     pub allocate_now: Notify,
     pub config: MasterConfig,
+    /// Set with `--zk`: leadership and the current leader.
+    pub ha: Option<crate::ha::Ha>,
 }
 
 impl Shared {
@@ -45,6 +47,18 @@ impl Shared {
             state: Mutex::new(master),
             allocate_now: Notify::new(),
             config,
+            ha: None,
+        })
+    }
+
+    /// A master that serves only once elected (`--zk`).
+    pub fn new_ha(master: Master, ha: crate::ha::Ha) -> Arc<Self> {
+        let config = master.config.clone();
+        Arc::new(Shared {
+            state: Mutex::new(master),
+            allocate_now: Notify::new(),
+            config,
+            ha: Some(ha),
         })
     }
 
@@ -140,6 +154,8 @@ pub struct Master {
     /// Agents of the registry that have not re-registered since the master
     /// started, with the deadline to do so.
     pub recovering_agents: HashMap<String, Instant>,
+    /// Whether this master leads (always without `--zk`); `master/elected`.
+    pub elected: bool,
     /// Agents to check for the end of a drain once an update is forwarded.
     pending_drain_checks: Vec<String>,
     next_framework: u64,
@@ -217,6 +233,7 @@ impl Master {
             completed_frameworks: VecDeque::new(),
             metrics: Metrics::default(),
             recovering_agents: HashMap::new(),
+            elected: true,
             pending_drain_checks: Vec::new(),
             next_framework: 0,
             next_agent: 0,
@@ -227,7 +244,7 @@ impl Master {
     }
 
     /// Applies what the registry remembers across restarts.
-    fn recover_registry(&mut self) {
+    pub(crate) fn recover_registry(&mut self) {
         for (role, weight) in self.config.weights.clone() {
             self.allocator.set_weight(&role, weight);
         }
