@@ -294,7 +294,7 @@ impl MasterArgs {
             parse_duration(v).ok_or_else(|| anyhow::anyhow!("--{flag}: invalid duration '{v}'"))
         };
         if let Some(zk) = &self.zk {
-            tepui_zk::ZkUrl::parse(zk).map_err(|e| anyhow::anyhow!("--zk: {e}"))?;
+            tepui_proto::zk::ZkUrl::parse(zk).map_err(|e| anyhow::anyhow!("--zk: {e}"))?;
             if self.quorum.is_none() {
                 anyhow::bail!("--quorum is required with --zk");
             }

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use tepui_agent::link::{HttpLink, MasterLink};
 use tepui_proto::link::{AgentCall, agent_call, master_event};
 use tepui_proto::v1::{AgentId, AgentInfo};
-use tepui_zk::testing::ZkServer;
+use tepui_proto::zk::testing::ZkServer;
 
 /// A master in its own runtime; dropping the stop sender drops the runtime
 /// and every socket with it, as SIGKILL would (its ZooKeeper session then

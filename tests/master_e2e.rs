@@ -301,7 +301,7 @@ async fn real_agent_follows_a_zookeeper_leader_change_with_its_running_task() {
     if !common::require_root("real_agent_follows_a_zookeeper_leader_change_with_its_running_task") {
         return;
     }
-    let zk = tepui_zk::testing::ZkServer::start().expect("zookeeper");
+    let zk = tepui_proto::zk::testing::ZkServer::start().expect("zookeeper");
     let zk_url = zk.url("/tepui");
     let dir = tempfile::tempdir().unwrap();
     let ports = [free_port(), free_port()];

@@ -57,8 +57,8 @@ pub struct HttpLink {
 }
 
 struct Detector {
-    url: tepui_zk::ZkUrl,
-    leader: tokio::sync::Mutex<Option<watch::Receiver<Option<tepui_zk::Leader>>>>,
+    url: tepui_proto::zk::ZkUrl,
+    leader: tokio::sync::Mutex<Option<watch::Receiver<Option<tepui_proto::zk::Leader>>>>,
 }
 
 /// The ZooKeeper session timeout of the agent's detector.
@@ -77,7 +77,7 @@ impl HttpLink {
         let base = if master.starts_with("http://") || master.starts_with("https://") {
             master.trim_end_matches('/').to_string()
         } else if master.starts_with("zk://") {
-            let url = tepui_zk::ZkUrl::parse(master).map_err(|e| LinkError::Transport {
+            let url = tepui_proto::zk::ZkUrl::parse(master).map_err(|e| LinkError::Transport {
                 url: master.to_string(),
                 message: e.to_string(),
             })?;
@@ -116,9 +116,9 @@ impl HttpLink {
     }
 
     /// The detector's view of the leader (starting the detector).
-    async fn leader_watch(detector: &Detector) -> watch::Receiver<Option<tepui_zk::Leader>> {
+    async fn leader_watch(detector: &Detector) -> watch::Receiver<Option<tepui_proto::zk::Leader>> {
         let mut slot = detector.leader.lock().await;
-        slot.get_or_insert_with(|| tepui_zk::detect(detector.url.clone(), DETECTOR_SESSION))
+        slot.get_or_insert_with(|| tepui_proto::zk::detect(detector.url.clone(), DETECTOR_SESSION))
             .clone()
     }
 

@@ -58,7 +58,7 @@ pub enum MasterError {
     #[error("server: {0}")]
     Serve(#[source] std::io::Error),
     #[error("zookeeper: {0}")]
-    Zk(#[from] tepui_zk::ZkError),
+    Zk(#[from] tepui_proto::zk::ZkError),
     #[error("no longer the leading master: {0}")]
     Deposed(String),
 }

@@ -7,7 +7,7 @@
 //!   leader's `Location` (503 while no leader is known); `/redirect` sends to
 //!   the leader's `/`.
 //! * The elected master reads the registry from `<path>/registry` (a
-//!   pointer znode to chunked data, [`tepui_zk::VersionedNode`]), claims it
+//!   pointer znode to chunked data, [`tepui_proto::zk::VersionedNode`]), claims it
 //!   with a versioned write and recovers as after a restart
 //!   (agents get `--agent_reregister_timeout`, frameworks re-subscribe).
 //!   Every later write carries the version it last wrote, so a deposed
@@ -25,7 +25,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tepui_zk::{Client, Contender, Leader, VersionedNode, ZkUrl};
+use tepui_proto::zk::{Client, Contender, Leader, VersionedNode, ZkUrl};
 use tokio::sync::{mpsc, watch};
 
 use crate::registry::Registry;
@@ -104,11 +104,11 @@ async fn elect(
     let timeout = shared.config.zk_session_timeout;
     let leader_rx = leader_tx.subscribe();
     let reason = tokio::select! {
-        r = tepui_zk::follow_leader(&client, &url.path, &leader_tx) => match r {
+        r = tepui_proto::zk::follow_leader(&client, &url.path, &leader_tx) => match r {
             Ok(()) => "leader detection stopped".to_string(),
             Err(e) => format!("leader detection failed: {e}"),
         },
-        state = tepui_zk::session_lost(&client, timeout) => {
+        state = tepui_proto::zk::session_lost(&client, timeout) => {
             format!("ZooKeeper session lost ({state:?}, session timeout {timeout:?})")
         }
         reason = lead(&shared, &client, &url, &contender, leader_rx) => reason,

@@ -15,7 +15,7 @@ use common::agent::TestAgent;
 use common::scheduler::{Format, Scheduler, framework};
 use tepui_proto::v1::scheduler::{Call, call};
 use tepui_proto::v1::{FrameworkId, TaskState};
-use tepui_zk::testing::ZkServer;
+use tepui_proto::zk::testing::ZkServer;
 
 async fn get(addr: SocketAddr, path: &str) -> (u16, Option<String>) {
     let (status, headers, _) = common::http::call(addr, "GET", path, &[], Vec::new()).await;
@@ -205,10 +205,10 @@ async fn a_leader_whose_registry_was_claimed_by_another_steps_down_without_writi
     let agent = TestAgent::start(master.addr, "cpus:1;mem:128", false).await;
     let agent_id = agent.id();
     // The admitted agent reaches the registry znode.
-    let url = tepui_zk::ZkUrl::parse(&zk.url("/tepui")).unwrap();
+    let url = tepui_proto::zk::ZkUrl::parse(&zk.url("/tepui")).unwrap();
     let client = url.connect(Duration::from_secs(2)).await.unwrap();
     common::eventually(10, async || {
-        let data = tepui_zk::VersionedNode::peek(&client, "/tepui/registry")
+        let data = tepui_proto::zk::VersionedNode::peek(&client, "/tepui/registry")
             .await
             .ok()??;
         String::from_utf8_lossy(&data)
@@ -218,9 +218,10 @@ async fn a_leader_whose_registry_was_claimed_by_another_steps_down_without_writi
     .await;
 
     // A successor claims the registry (as a newly elected leader does).
-    let (mut successor, _) = tepui_zk::VersionedNode::open(client.clone(), "/tepui/registry")
-        .await
-        .unwrap();
+    let (mut successor, _) =
+        tepui_proto::zk::VersionedNode::open(client.clone(), "/tepui/registry")
+            .await
+            .unwrap();
     successor.write(b"{}").await.unwrap();
 
     // The old leader's next registry write is refused: it steps down and
@@ -240,7 +241,7 @@ async fn a_leader_whose_registry_was_claimed_by_another_steps_down_without_writi
     assert!(reason.contains("registry write refused"), "{reason}");
     assert!(!master.leading());
     assert_eq!(get(master.addr, "/master/state").await.0, 503);
-    let data = tepui_zk::VersionedNode::peek(&client, "/tepui/registry")
+    let data = tepui_proto::zk::VersionedNode::peek(&client, "/tepui/registry")
         .await
         .unwrap();
     assert_eq!(data.as_deref(), Some(&b"{}"[..]));

@@ -4,7 +4,10 @@
 //! Mesos resource model.
 //!
 //! It must not do I/O beyond byte buffers, spawn tasks or know about HTTP servers:
-//! every daemon and client depends on it, so it stays small and pure.
+//! every daemon and client depends on it, so it stays small and pure. The one
+//! exception is opt-in: the `zk` feature (ZooKeeper contention and leader
+//! detection for HA masters) lives here because the master and the agent both
+//! need it and this is the only crate they share.
 
 pub mod content;
 pub mod duration;
@@ -12,6 +15,8 @@ pub mod generated;
 pub mod json;
 pub mod recordio;
 pub mod resources;
+#[cfg(feature = "zk")]
+pub mod zk;
 
 pub use generated::DESCRIPTOR_POOL;
 pub use generated::mesos::v1;

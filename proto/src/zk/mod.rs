@@ -1,4 +1,5 @@
-//! tepui-zk: ZooKeeper as Mesos uses it for highly available masters.
+//! ZooKeeper as Mesos uses it for highly available masters (the `zk`
+//! feature).
 //!
 //! * `zk://[user:pass@]host:port[,host:port]/path` URLs ([`ZkUrl`]).
 //! * Contention: every master creates an ephemeral sequential znode
@@ -9,14 +10,14 @@
 //! * Versioned znodes ([`VersionedNode`]): `setData` with the version last
 //!   read, so a writer that lost the race (a deposed leader) is refused.
 //!
-//! Both the master and the agent use this crate; it depends on tepui-proto
-//! only for `MasterInfo`.
+//! Both the master and the agent use it, which is why it lives here: the
+//! agent never imports the master, and this is the one crate both share.
 
 pub mod testing;
 
 use std::time::Duration;
 
-use tepui_proto::v1::MasterInfo;
+use crate::v1::MasterInfo;
 use tokio::sync::watch;
 use zookeeper_client as zk;
 
@@ -147,11 +148,11 @@ pub fn leader_child(children: &[String]) -> Option<&String> {
 
 /// The `MasterInfo` JSON a contender's znode holds.
 pub fn encode_info(info: &MasterInfo) -> Vec<u8> {
-    tepui_proto::json::to_vec(info)
+    crate::json::to_vec(info)
 }
 
 pub fn decode_info(bytes: &[u8]) -> Option<MasterInfo> {
-    tepui_proto::json::from_slice(bytes).ok()
+    crate::json::from_slice(bytes).ok()
 }
 
 /// `host:port` of a master, from its `MasterInfo` (the address's hostname,

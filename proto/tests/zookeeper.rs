@@ -1,10 +1,11 @@
 //! Against a real ZooKeeper server: contention, detection, versioned writes.
+#![cfg(feature = "zk")]
 
 use std::time::Duration;
 
 use tepui_proto::v1::MasterInfo;
-use tepui_zk::testing::ZkServer;
-use tepui_zk::{Contender, VersionedNode, ZkError, ZkUrl};
+use tepui_proto::zk::testing::ZkServer;
+use tepui_proto::zk::{Contender, VersionedNode, ZkError, ZkUrl};
 
 const SESSION: Duration = Duration::from_secs(2);
 
@@ -29,9 +30,9 @@ async fn lowest_contender_leads_and_detector_follows() {
     let cb = Contender::join(&b, &url.path, &info(2))
         .await
         .expect("join b");
-    assert!(tepui_zk::sequence_of(&ca.child) < tepui_zk::sequence_of(&cb.child));
+    assert!(tepui_proto::zk::sequence_of(&ca.child) < tepui_proto::zk::sequence_of(&cb.child));
 
-    let mut leader = tepui_zk::detect(url.clone(), SESSION);
+    let mut leader = tepui_proto::zk::detect(url.clone(), SESSION);
     let first = leader
         .wait_for(|l| l.is_some())
         .await
