@@ -3,6 +3,7 @@
 //! lives in a library crate; this file picks one and runs it.
 
 mod agent_cmd;
+mod auth_flags;
 mod cli;
 mod dev_cmd;
 mod env_flags;
@@ -67,12 +68,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Executor(cli::ExecutorKind::Command) => agent_cmd::run_executor(false),
         Command::Executor(cli::ExecutorKind::Default) => agent_cmd::run_executor(true),
         Command::Ps(args) => {
-            let client = ops::Client::new(&args.agent.agent);
+            let client = args.agent.client();
             ops::block_on(ops::ps(&client, args.output == cli::OutputFormat::Json))?;
             Ok(ExitStatus::Success)
         }
         Command::Logs(args) => {
-            let client = ops::Client::new(&args.agent.agent);
+            let client = args.agent.client();
             let options = ops::LogsOptions {
                 stderr: args.stderr,
                 tail: args.tail,
@@ -82,12 +83,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             Ok(ExitStatus::Success)
         }
         Command::Kill(args) => {
-            let client = ops::Client::new(&args.agent.agent);
+            let client = args.agent.client();
             ops::block_on(ops::kill(&client, &args.target, args.signal))?;
             Ok(ExitStatus::Success)
         }
         Command::Top(args) => {
-            let client = ops::Client::new(&args.agent.agent);
+            let client = args.agent.client();
             let interval = std::time::Duration::try_from_secs_f64(args.interval.max(0.1))
                 .unwrap_or(std::time::Duration::from_secs(2));
             ops::block_on(ops::top(
@@ -99,7 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             Ok(ExitStatus::Success)
         }
         Command::Inspect(args) => {
-            let client = ops::Client::new(&args.agent.agent);
+            let client = args.agent.client();
             ops::block_on(ops::inspect(&client, &args.target))?;
             Ok(ExitStatus::Success)
         }

@@ -49,6 +49,8 @@ pub struct HttpLink {
     client: reqwest::Client,
     url: String,
     stream_id: RwLock<Option<String>>,
+    /// `Authorization` for every request (the agent's `--credential`).
+    authorization: Option<String>,
 }
 
 impl HttpLink {
@@ -76,7 +78,15 @@ impl HttpLink {
             client,
             url: format!("{base}{LINK_PATH}"),
             stream_id: RwLock::new(None),
+            authorization: None,
         })
+    }
+
+    /// Authenticates to the master with HTTP Basic.
+    pub fn with_credential(mut self, credential: Option<&tepui_proto::auth::Credential>) -> Self {
+        self.authorization =
+            credential.map(|c| tepui_proto::auth::basic_header(&c.principal, &c.secret));
+        self
     }
 
     fn transport(&self, e: impl std::fmt::Display) -> LinkError {
@@ -97,6 +107,9 @@ impl HttpLink {
             .header("Content-Type", "application/x-protobuf")
             .header("Accept", "application/x-protobuf")
             .body(call.encode_to_vec());
+        if let Some(authorization) = &self.authorization {
+            request = request.header("Authorization", authorization);
+        }
         if with_stream
             && let Some(id) = self
                 .stream_id

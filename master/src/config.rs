@@ -35,6 +35,19 @@ pub struct MasterConfig {
     pub roles: Vec<String>,
     /// Flags as given, for GET_FLAGS and /flags.
     pub flags: Vec<(String, String)>,
+    /// Authentication and authorization (all off by default).
+    pub auth: AuthConfig,
+}
+
+/// `--authenticate_*`, `--credentials`, `--jwt_secret_key`, `--acls`.
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    pub authenticate_frameworks: bool,
+    pub authenticate_agents: bool,
+    pub authenticate_http_readonly: bool,
+    pub authenticate_http_readwrite: bool,
+    pub authenticator: tepui_proto::auth::Authenticator,
+    pub acls: tepui_proto::auth::Acls,
 }
 
 impl Default for MasterConfig {
@@ -55,6 +68,7 @@ impl Default for MasterConfig {
             weights: Vec::new(),
             roles: Vec::new(),
             flags: Vec::new(),
+            auth: AuthConfig::default(),
         }
     }
 }

@@ -20,6 +20,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1", post(crate::operator_api::handle))
         .route("/tepui/link/v1", post(crate::link::handle))
         .merge(crate::v0::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            crate::auth::middleware,
+        ))
         .with_state(shared)
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,9 +19,11 @@ use tepui_proto::resources::{ResourceExt, Resources};
 use tepui_proto::v1::Task;
 use tepui_proto::v1::value::Type;
 
+use crate::auth::Caller;
 use crate::state::agents::agent_pid;
 use crate::state::tasks::is_terminal;
 use crate::state::{Master, Shared, VERSION};
+use tepui_proto::auth::Action;
 
 pub fn routes() -> Router<Arc<Shared>> {
     let mut r = Router::new();
@@ -252,13 +254,41 @@ async fn version() -> Response {
     }))
 }
 
-async fn state(State(s): State<Arc<Shared>>) -> Response {
-    json_response(state_json(&s.lock()))
+/// Drops the frameworks and tasks the `view_frameworks` / `view_tasks`
+/// ACLs hide from the caller (objects: the users they run as).
+fn filter_view(s: &Shared, caller: &Caller, mut v: Value) -> Value {
+    let principal = caller.principal.as_ref().and_then(|p| p.value.as_deref());
+    let auth = &s.config.auth;
+    for key in ["frameworks", "completed_frameworks"] {
+        if let Some(list) = v.get_mut(key).and_then(Value::as_array_mut) {
+            list.retain(|f| auth.allowed(Action::ViewFrameworks, principal, f["user"].as_str()));
+            for f in list.iter_mut() {
+                let user = f["user"].as_str().unwrap_or_default().to_string();
+                for tasks in ["tasks", "completed_tasks"] {
+                    if let Some(tasks) = f.get_mut(tasks).and_then(Value::as_array_mut) {
+                        tasks.retain(|t| {
+                            let task_user = t["user"].as_str().unwrap_or(&user);
+                            auth.allowed(Action::ViewTasks, principal, Some(task_user))
+                        });
+                    }
+                }
+            }
+        }
+    }
+    v
 }
 
-async fn state_summary(State(s): State<Arc<Shared>>) -> Response {
+async fn state(State(s): State<Arc<Shared>>, Extension(caller): Extension<Caller>) -> Response {
+    let v = state_json(&s.lock());
+    json_response(filter_view(&s, &caller, v))
+}
+
+async fn state_summary(
+    State(s): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
     let m = s.lock();
-    let v = state_json(&m);
+    let v = filter_view(&s, &caller, state_json(&m));
     let strip = |list: &Value| -> Value {
         Value::Array(
             list.as_array()

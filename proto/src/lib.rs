@@ -6,6 +6,7 @@
 //! It must not do I/O beyond byte buffers, spawn tasks or know about HTTP servers:
 //! every daemon and client depends on it, so it stays small and pure.
 
+pub mod auth;
 pub mod content;
 pub mod duration;
 pub mod generated;

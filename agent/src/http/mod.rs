@@ -5,6 +5,7 @@
 // move the allocation.
 #![allow(clippy::result_large_err)]
 
+mod auth;
 mod debug_api;
 mod executor_api;
 mod files;
@@ -45,6 +46,10 @@ pub fn router(agent: Arc<Agent>) -> Router {
             get(debug_api::monitor_statistics),
         )
         .route("/containers", get(debug_api::containers))
+        .layer(axum::middleware::from_fn_with_state(
+            agent.clone(),
+            auth::middleware,
+        ))
         .with_state(agent)
 }
 

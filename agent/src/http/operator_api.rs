@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tepui_containerizer::spec::{ContainerKind, LaunchSpec, ResourceRequest};
@@ -19,6 +19,7 @@ use tepui_proto::v1::{
     TaskState, VersionInfo, value,
 };
 
+use super::auth::Caller;
 use super::{accepted_format, debug_api, decode_call, error, message_response};
 use crate::daemon::Agent;
 use crate::paths::{nested_sandbox, valid_component};
@@ -27,11 +28,19 @@ use crate::paths::{nested_sandbox, valid_component};
 /// they may call.
 pub const MESOS_VERSION: &str = "1.11.0";
 
-pub async fn handle(State(agent): State<Arc<Agent>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn handle(
+    State(agent): State<Arc<Agent>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (call, _) = match decode_call::<Call>(&headers, &body) {
         Ok(decoded) => decoded,
         Err(response) => return response,
     };
+    if let Err(response) = super::auth::authorize_call(&agent, &caller, &call).await {
+        return response;
+    }
     let format = match accepted_format(&headers, false) {
         Ok(f) => f,
         Err(response) => return response,

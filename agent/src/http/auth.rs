@@ -1,0 +1,346 @@
+//! Authentication and authorization of the agent's endpoints, as Mesos
+//! does them: the executor API takes the executor's own token
+//! (`MESOS_EXECUTOR_AUTHENTICATION_TOKEN`), operator calls are readonly
+//! (GET_*, LIST_FILES, READ_FILE) or readwrite, `/state`, `/files/*` and
+//! the other v0 reads are readonly; `--acls` decides what a principal may
+//! do, and an executor's token only reaches its own containers.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use tepui_proto::auth::{Action, Principal};
+use tepui_proto::v1::ContainerId;
+use tepui_proto::v1::agent::Call;
+use tepui_proto::v1::agent::call::Type;
+
+use super::error;
+use crate::daemon::Agent;
+
+/// Who called: set by the middleware for every request.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub principal: Option<Principal>,
+    pub error: Option<String>,
+}
+
+impl Caller {
+    /// The principal when authentication is `required` (401 without one),
+    /// `None` (anonymous) otherwise.
+    pub fn authenticated(&self, required: bool) -> Result<Option<&Principal>, Response> {
+        if !required {
+            return Ok(None);
+        }
+        match &self.principal {
+            Some(p) => Ok(Some(p)),
+            None => Err(unauthorized(
+                self.error.as_deref().unwrap_or("authentication required"),
+            )),
+        }
+    }
+}
+
+/// 401 with Mesos's challenge.
+pub fn unauthorized(message: &str) -> Response {
+    let mut response = error(401, message);
+    if let Ok(v) = HeaderValue::from_str(&tepui_proto::auth::challenge()) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
+pub fn forbidden(action: Action, principal: Option<&Principal>, object: Option<&str>) -> Response {
+    error(
+        403,
+        format!(
+            "Principal '{}' is not authorized to {}{}",
+            principal.and_then(|p| p.value.as_deref()).unwrap_or("ANY"),
+            action.as_str(),
+            object.map(|o| format!(" on '{o}'")).unwrap_or_default()
+        ),
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Executor,
+    Operator,
+    ReadOnly,
+    Open,
+}
+
+fn classify(path: &str) -> Class {
+    match path {
+        "/api/v1/executor" => Class::Executor,
+        "/api/v1" => Class::Operator,
+        "/health" | "/version" => Class::Open,
+        _ => Class::ReadOnly,
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Agent {
+    pub(crate) fn executor_auth_required(&self) -> bool {
+        self.config.auth.authenticate_http_executors || self.config.auth.authenticate_http_readwrite
+    }
+
+    fn allowed(&self, action: Action, principal: Option<&Principal>, object: Option<&str>) -> bool {
+        self.config
+            .auth
+            .acls
+            .authorize(action, principal.and_then(|p| p.value.as_deref()), object)
+    }
+
+    /// The user a framework's things run as, by framework id.
+    async fn framework_user(&self, framework_id: &str) -> Option<String> {
+        let state = self.state.lock().await;
+        state
+            .frameworks
+            .get(framework_id)
+            .map(|f| f.info.user.clone())
+    }
+
+    /// The framework, executor and user of a top-level container.
+    async fn container_owner(&self, root: &str) -> Option<(String, String, String)> {
+        let state = self.state.lock().await;
+        let (fw, ex) = state.containers.get(root)?.clone();
+        let user = state
+            .executor(&fw, &ex)
+            .and_then(|e| e.info.command.as_ref())
+            .and_then(|c| c.user.clone())
+            .or_else(|| state.frameworks.get(&fw).map(|f| f.info.user.clone()))
+            .unwrap_or_default();
+        Some((fw, ex, user))
+    }
+
+    /// `access_sandboxes` for a sandbox path (`.../frameworks/<id>/...`).
+    async fn may_access_sandbox(&self, principal: Option<&Principal>, path: &str) -> bool {
+        let mut parts = path.split('/');
+        let mut framework = None;
+        while let Some(p) = parts.next() {
+            if p == "frameworks" {
+                framework = parts.next();
+                break;
+            }
+        }
+        let user = match framework {
+            Some(fw) => self.framework_user(fw).await,
+            None => None,
+        };
+        self.allowed(Action::AccessSandboxes, principal, user.as_deref())
+    }
+}
+
+/// Authenticates requests whose class needs it and hands handlers a
+/// [`Caller`]; `/files/*` also checks `access_sandboxes`.
+pub async fn middleware(State(agent): State<Arc<Agent>>, mut req: Request, next: Next) -> Response {
+    let auth = &agent.config.auth;
+    let path = req.uri().path().to_string();
+    let class = classify(&path);
+    let required = match class {
+        Class::Executor => agent.executor_auth_required(),
+        Class::Operator => auth.authenticate_http_readonly || auth.authenticate_http_readwrite,
+        Class::ReadOnly => auth.authenticate_http_readonly,
+        Class::Open => false,
+    };
+    let mut caller = Caller::default();
+    if required {
+        let header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match agent.authenticator.authenticate(header, now()) {
+            Ok(p) => caller.principal = Some(p),
+            Err(e) => {
+                tracing::debug!(%path, error = %e, "authentication failed");
+                if class != Class::Operator {
+                    return unauthorized(&e.to_string());
+                }
+                caller.error = Some(e.to_string());
+            }
+        }
+    }
+    if path.starts_with("/files/") {
+        let wanted = req
+            .uri()
+            .query()
+            .and_then(|q| {
+                q.split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .find(|(k, _)| *k == "path")
+                    .map(|(_, v)| v.replace("%2F", "/").replace("%2f", "/"))
+            })
+            .unwrap_or_default();
+        if !agent
+            .may_access_sandbox(caller.principal.as_ref(), &wanted)
+            .await
+        {
+            return forbidden(Action::AccessSandboxes, caller.principal.as_ref(), None);
+        }
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+/// The top-level container of a container id.
+fn root_of(id: &ContainerId) -> &str {
+    let mut id = id;
+    while let Some(parent) = id.parent.as_deref() {
+        id = parent;
+    }
+    &id.value
+}
+
+/// The container a container call targets, and the user a launch asks for.
+fn user(c: &Option<tepui_proto::v1::CommandInfo>) -> Option<&str> {
+    c.as_ref().and_then(|c| c.user.as_deref())
+}
+
+fn container_target(call: &Call) -> Option<(&ContainerId, Option<&str>)> {
+    #[allow(deprecated)]
+    let target = match call.r#type.and_then(|t| Type::try_from(t).ok())? {
+        Type::LaunchContainer => call
+            .launch_container
+            .as_ref()
+            .map(|c| (&c.container_id, user(&c.command))),
+        Type::LaunchNestedContainer => call
+            .launch_nested_container
+            .as_ref()
+            .map(|c| (&c.container_id, user(&c.command))),
+        Type::LaunchNestedContainerSession => call
+            .launch_nested_container_session
+            .as_ref()
+            .map(|c| (&c.container_id, user(&c.command))),
+        Type::WaitContainer => call
+            .wait_container
+            .as_ref()
+            .map(|c| (&c.container_id, None)),
+        Type::WaitNestedContainer => call
+            .wait_nested_container
+            .as_ref()
+            .map(|c| (&c.container_id, None)),
+        Type::KillContainer => call
+            .kill_container
+            .as_ref()
+            .map(|c| (&c.container_id, None)),
+        Type::KillNestedContainer => call
+            .kill_nested_container
+            .as_ref()
+            .map(|c| (&c.container_id, None)),
+        Type::RemoveContainer => call
+            .remove_container
+            .as_ref()
+            .map(|c| (&c.container_id, None)),
+        Type::RemoveNestedContainer => call
+            .remove_nested_container
+            .as_ref()
+            .map(|c| (&c.container_id, None)),
+        Type::AttachContainerOutput => call
+            .attach_container_output
+            .as_ref()
+            .map(|c| (&c.container_id, None)),
+        _ => None,
+    };
+    target
+}
+
+/// The ACL action of a container call (nested or standalone by whether
+/// the container has a parent).
+fn container_action(kind: Type, nested: bool) -> Option<Action> {
+    #[allow(deprecated)]
+    Some(match (kind, nested) {
+        (Type::LaunchNestedContainer | Type::LaunchContainer, true) => {
+            Action::LaunchNestedContainers
+        }
+        (Type::LaunchNestedContainerSession, _) => Action::LaunchNestedContainerSessions,
+        (Type::WaitNestedContainer | Type::WaitContainer, true) => Action::WaitNestedContainers,
+        (Type::KillNestedContainer | Type::KillContainer, true) => Action::KillNestedContainers,
+        (Type::RemoveNestedContainer | Type::RemoveContainer, true) => {
+            Action::RemoveNestedContainers
+        }
+        (Type::AttachContainerOutput, _) => Action::AttachContainersOutput,
+        (Type::AttachContainerInput, _) => Action::AttachContainersInput,
+        (Type::LaunchContainer, false) => Action::LaunchStandaloneContainers,
+        (Type::WaitContainer, false) => Action::WaitStandaloneContainers,
+        (Type::KillContainer, false) => Action::KillStandaloneContainers,
+        (Type::RemoveContainer, false) => Action::RemoveStandaloneContainers,
+        _ => return None,
+    })
+}
+
+/// Authenticates and authorizes one operator call.
+pub async fn authorize_call(agent: &Agent, caller: &Caller, call: &Call) -> Result<(), Response> {
+    let auth = &agent.config.auth;
+    let kind = call
+        .r#type
+        .and_then(|t| Type::try_from(t).ok())
+        .unwrap_or(Type::Unknown);
+    let readonly =
+        kind.as_str_name().starts_with("GET_") || matches!(kind, Type::ListFiles | Type::ReadFile);
+    let principal = caller.authenticated(if readonly {
+        auth.authenticate_http_readonly
+    } else {
+        auth.authenticate_http_readwrite
+    })?;
+    let executor = principal.and_then(|p| p.executor());
+    if let Some((id, launch_user)) = container_target(call) {
+        let nested = id.parent.is_some();
+        let root = root_of(id);
+        let owner = agent.container_owner(root).await;
+        if let Some(me) = executor {
+            // An executor's token reaches its own container tree only.
+            let mine = nested
+                && me.container_id == root
+                && owner
+                    .as_ref()
+                    .is_none_or(|(fw, ex, _)| fw == me.framework_id && ex == me.executor_id);
+            if !mine {
+                return Err(error(
+                    403,
+                    format!(
+                        "executor '{}' may not act on container '{}'",
+                        me.executor_id, id.value
+                    ),
+                ));
+            }
+        }
+        if let Some(action) = container_action(kind, nested) {
+            let user = launch_user
+                .map(str::to_string)
+                .or_else(|| owner.map(|(_, _, user)| user));
+            if !agent.allowed(action, principal, user.as_deref()) {
+                return Err(forbidden(action, principal, user.as_deref()));
+            }
+        }
+        return Ok(());
+    }
+    if executor.is_some() && !readonly {
+        return Err(error(
+            403,
+            format!("executor tokens may not make {} calls", kind.as_str_name()),
+        ));
+    }
+    let path = match kind {
+        Type::ListFiles => call.list_files.as_ref().map(|c| c.path.as_str()),
+        Type::ReadFile => call.read_file.as_ref().map(|c| c.path.as_str()),
+        _ => None,
+    };
+    if let Some(path) = path
+        && !agent.may_access_sandbox(principal, path).await
+    {
+        return Err(forbidden(Action::AccessSandboxes, principal, None));
+    }
+    if matches!(kind, Type::GetLoggingLevel | Type::SetLoggingLevel)
+        && !agent.allowed(Action::AccessMesosLogs, principal, None)
+    {
+        return Err(forbidden(Action::AccessMesosLogs, principal, None));
+    }
+    Ok(())
+}
