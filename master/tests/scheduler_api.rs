@@ -261,3 +261,73 @@ async fn calls_are_refused_with_400_and_403() {
     assert_eq!(status, 415);
     master.abort();
 }
+
+/// Mesos scopes KILL, RECONCILE and updates to the calling framework: a
+/// framework cannot kill, reconcile or see another framework's task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_framework_cannot_kill_or_see_another_frameworks_task() {
+    let master = common::master().await;
+    let _agent = TestAgent::start(master.addr, "cpus:4;mem:4096", false).await;
+    let mut a = Scheduler::subscribe(master.addr, Format::Protobuf, framework("a", &["web"])).await;
+    let offers = a.offers(5).await;
+    a.ok(launch(&offers[0], "secret", "cpus:1;mem:128")).await;
+    a.await_state("secret", TaskState::TaskRunning, 5).await;
+
+    let mut b = Scheduler::subscribe(master.addr, Format::Protobuf, framework("b", &["db"])).await;
+    let kill = |task: &str| Call {
+        r#type: Some(call::Type::Kill as i32),
+        kill: Some(call::Kill {
+            task_id: tepui_proto::v1::TaskId { value: task.into() },
+            agent_id: None,
+            kill_policy: None,
+        }),
+        ..Default::default()
+    };
+    b.ok(kill("secret")).await;
+    // B hears its KILL went nowhere; the task is not killed.
+    let u = b.update(5).await;
+    assert_eq!(u.task_id.value, "secret");
+    assert_ne!(u.state, TaskState::TaskKilled as i32);
+    assert_ne!(u.state, TaskState::TaskRunning as i32);
+    // Explicit reconciliation: unknown to B.
+    b.ok(Call {
+        r#type: Some(call::Type::Reconcile as i32),
+        reconcile: Some(call::Reconcile {
+            tasks: vec![call::reconcile::Task {
+                task_id: tepui_proto::v1::TaskId {
+                    value: "secret".into(),
+                },
+                agent_id: None,
+            }],
+        }),
+        ..Default::default()
+    })
+    .await;
+    let u = b.update(5).await;
+    assert_eq!(u.state, TaskState::TaskUnknown as i32);
+    // Implicit reconciliation: B has no tasks, so hears nothing.
+    b.ok(Call {
+        r#type: Some(call::Type::Reconcile as i32),
+        reconcile: Some(call::Reconcile { tasks: vec![] }),
+        ..Default::default()
+    })
+    .await;
+    let heard = tokio::time::timeout(std::time::Duration::from_millis(800), b.update(5)).await;
+    assert!(heard.is_err(), "B saw an update: {heard:?}");
+
+    // A's task still runs, and A can still kill it.
+    a.ok(Call {
+        r#type: Some(call::Type::Reconcile as i32),
+        reconcile: Some(call::Reconcile { tasks: vec![] }),
+        ..Default::default()
+    })
+    .await;
+    let u = a.update(5).await;
+    assert_eq!(
+        (u.task_id.value.as_str(), u.state),
+        ("secret", TaskState::TaskRunning as i32)
+    );
+    a.ok(kill("secret")).await;
+    a.await_state("secret", TaskState::TaskKilled, 5).await;
+    master.abort();
+}

@@ -61,6 +61,7 @@ actions! {
     StartMaintenances => "start_maintenances",
     StopMaintenances => "stop_maintenances",
     DrainAgents => "drain_agents",
+    RegisterAgents => "register_agents",
 }
 
 /// `{"values":[..]}` or `{"type":"ANY"|"NONE"}`.
