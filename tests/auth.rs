@@ -83,11 +83,15 @@ async fn post(base: &str, path: &str, auth: Auth<'_>, body: &Value) -> (u16, Str
     (status, challenge, response.text().await.unwrap())
 }
 
+/// GETs; status 0 when the server is not up (yet).
 async fn get(base: &str, path: &str, auth: Auth<'_>) -> (u16, String) {
-    let response = with_auth(reqwest::Client::new().get(format!("{base}{path}")), auth)
+    let response = match with_auth(reqwest::Client::new().get(format!("{base}{path}")), auth)
         .send()
         .await
-        .unwrap();
+    {
+        Ok(r) => r,
+        Err(e) => return (0, e.to_string()),
+    };
     let status = response.status().as_u16();
     (status, response.text().await.unwrap())
 }
@@ -371,4 +375,312 @@ async fn master_endpoints_need_credentials_and_acls_decide() {
     let (status, _, text) = post(&base, "/api/v1", Auth::Basic("ops", "so"), &teardown).await;
     assert_eq!(status, 200, "{text}");
     master.abort();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(args: &[String], log: PathBuf) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    Command::new(common::tepui_bin())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn command_task(id: &str, agent: &Value, command: &str) -> Value {
+    json!({"name": id, "task_id": {"value": id}, "agent_id": agent,
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                      {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}],
+        "command": {"value": command}})
+}
+
+fn executor_token(fw: &str, ex: &str, container: &str) -> String {
+    let claims = [("fid", fw), ("eid", ex), ("cid", container)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    tepui_proto::auth::jwt::sign(&claims, None, b"exec-key")
+}
+
+/// Stops the processes; the temporary directory is removed only when
+/// nothing is mounted under it.
+struct Cluster {
+    dir: Option<tempfile::TempDir>,
+    cgroup_root: String,
+    master: Child,
+    agent: Child,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // SAFETY: kill has no memory preconditions; the pid is our child.
+        unsafe { libc::kill(self.agent.id() as i32, libc::SIGTERM) };
+        let _ = self.agent.wait();
+        let _ = self.master.kill();
+        let _ = self.master.wait();
+        if let Some(dir) = self.dir.take() {
+            common::kill_leftovers(dir.path(), &self.cgroup_root);
+            if !common::mounts_under(dir.path()).is_empty() {
+                eprintln!("leaving {} (mounts under it)", dir.path().display());
+                std::mem::forget(dir);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_authentication_flag_on_tasks_run_and_tokens_stay_in_their_executor() {
+    if !common::require_root(
+        "with_every_authentication_flag_on_tasks_run_and_tokens_stay_in_their_executor",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let credentials = write(&path, "credentials.json", CREDENTIALS);
+    let credential = write(
+        &path,
+        "agent.json",
+        r#"{"principal": "agent", "secret": "sg"}"#,
+    );
+    let agent_acls = write(&path, "acls.json", AGENT_ACLS);
+    let key = write(&path, "executor.key", "exec-key\n");
+    let port = free_port();
+    let agent_port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let agent_base = format!("http://127.0.0.1:{agent_port}");
+    let cgroup_root = format!("tepui-auth-{}", std::process::id());
+    let master = spawn(
+        &[
+            "master".into(),
+            "--ip=127.0.0.1".into(),
+            format!("--port={port}"),
+            "--allocation_interval=100ms".into(),
+            "--authenticate_frameworks".into(),
+            "--authenticate_agents".into(),
+            "--authenticate_http_readonly".into(),
+            "--authenticate_http_readwrite".into(),
+            format!("--credentials=file://{credentials}"),
+            format!("--acls={MASTER_ACLS}"),
+        ],
+        path.join("master.log"),
+    );
+    let agent = spawn(
+        &[
+            "agent".into(),
+            format!("--master=127.0.0.1:{port}"),
+            "--ip=127.0.0.1".into(),
+            format!("--port={agent_port}"),
+            format!("--work_dir={}", path.join("agent/work").display()),
+            format!("--runtime_dir={}", path.join("agent/run").display()),
+            format!("--cgroups_root={cgroup_root}"),
+            "--resources=cpus:2;mem:2048;disk:1024".into(),
+            "--authenticate_http_readonly=true".into(),
+            "--authenticate_http_readwrite=true".into(),
+            "--authenticate_http_executors=true".into(),
+            format!("--credentials={credentials}"),
+            format!("--credential={credential}"),
+            format!("--acls=file://{agent_acls}"),
+            format!("--executor_secret_key={key}"),
+        ],
+        path.join("agent.log"),
+    );
+    let _cluster = Cluster {
+        dir: Some(dir),
+        cgroup_root,
+        master,
+        agent,
+    };
+
+    // The agent registers with its --credential.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, body) = get(&base, "/slaves", Auth::Basic("ops", "so")).await;
+        if status == 200
+            && serde_json::from_str::<Value>(&body).unwrap()["slaves"]
+                .as_array()
+                .is_some_and(|a| a.len() == 1)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent never registered: {status} {body}\n{}",
+            std::fs::read_to_string(path.join("agent.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Tasks run: the built-in executors authenticate with their tokens.
+    let mut s = Scheduler::subscribe(&base, "fw-a", "sa", framework_info("fw-a", "*")).await;
+    let offer = s.next("OFFERS").await["offers"]["offers"][0].clone();
+    let agent_id = offer["agent_id"].clone();
+    let accept = json!({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [
+        {"type": "LAUNCH", "launch": {"task_infos": [
+            command_task("short", &agent_id, "echo hello"),
+            command_task("one", &agent_id, "sleep 1000"),
+            command_task("two", &agent_id, "sleep 1000")]}}]}});
+    assert_eq!(s.call(accept).await, 202);
+    let mut seen = Vec::new();
+    let done = |seen: &Vec<(String, String)>| {
+        seen.contains(&("short".into(), "TASK_FINISHED".into()))
+            && seen.contains(&("one".into(), "TASK_RUNNING".into()))
+            && seen.contains(&("two".into(), "TASK_RUNNING".into()))
+    };
+    while !done(&seen) {
+        let u = s.update().await;
+        let state = u["state"].as_str().unwrap().to_string();
+        assert!(
+            !matches!(state.as_str(), "TASK_FAILED" | "TASK_ERROR" | "TASK_LOST"),
+            "{u}"
+        );
+        seen.push((u["task_id"]["value"].as_str().unwrap().to_string(), state));
+    }
+    let fid = s.framework_id.clone();
+
+    // Agent operator API: readonly call needs credentials.
+    let get_containers = json!({"type": "GET_CONTAINERS"});
+    assert_unauthenticated(&agent_base, "/api/v1", &get_containers).await;
+    let (status, _, text) = post(
+        &agent_base,
+        "/api/v1",
+        Auth::Basic("ops", "so"),
+        &get_containers,
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let container_of = |executor: &str| {
+        v["get_containers"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| {
+                c["executor_id"]["value"] == executor && c["container_id"].get("parent").is_none()
+            })
+            .unwrap_or_else(|| panic!("no container for {executor}: {v}"))["container_id"]["value"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (one, two) = (container_of("one"), container_of("two"));
+    let token_one = executor_token(&fid, "one", &one);
+
+    // Executor API: only the executor's own token.
+    let heartbeat = |executor: &str| {
+        json!({"type": "HEARTBEAT", "framework_id": {"value": fid},
+            "executor_id": {"value": executor}})
+    };
+    assert_unauthenticated(&agent_base, "/api/v1/executor", &heartbeat("one")).await;
+    let (status, _, text) = post(
+        &agent_base,
+        "/api/v1/executor",
+        Auth::Bearer(&token_one),
+        &heartbeat("two"),
+    )
+    .await;
+    assert_eq!(status, 403, "{text}");
+    let (status, _, text) = post(
+        &agent_base,
+        "/api/v1/executor",
+        Auth::Bearer(&token_one),
+        &heartbeat("one"),
+    )
+    .await;
+    assert_eq!(status, 202, "{text}");
+
+    // Nested containers: executor one's token reaches its own tree only.
+    let launch = |parent: &str, id: &str| {
+        json!({"type": "LAUNCH_NESTED_CONTAINER", "launch_nested_container": {
+            "container_id": {"value": id, "parent": {"value": parent}},
+            "command": {"value": "exit 3"}}})
+    };
+    assert_unauthenticated(&agent_base, "/api/v1", &launch(&one, "probe")).await;
+    for call in [
+        launch(&two, "intruder"),
+        json!({"type": "KILL_NESTED_CONTAINER", "kill_nested_container": {
+            "container_id": {"value": "x", "parent": {"value": two}}}}),
+        json!({"type": "WAIT_NESTED_CONTAINER", "wait_nested_container": {
+            "container_id": {"value": "x", "parent": {"value": two}}}}),
+        json!({"type": "REMOVE_NESTED_CONTAINER", "remove_nested_container": {
+            "container_id": {"value": "x", "parent": {"value": two}}}}),
+        json!({"type": "KILL_CONTAINER", "kill_container": {"container_id": {"value": two}}}),
+    ] {
+        let (status, _, text) = post(&agent_base, "/api/v1", Auth::Bearer(&token_one), &call).await;
+        assert_eq!(status, 403, "{call}: {text}");
+    }
+    // launch_nested_containers ACL: viewer may not.
+    let (status, _, text) = post(
+        &agent_base,
+        "/api/v1",
+        Auth::Basic("viewer", "sv"),
+        &launch(&one, "viewer-probe"),
+    )
+    .await;
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("launch_nested_containers"), "{text}");
+    let (status, _, text) = post(
+        &agent_base,
+        "/api/v1",
+        Auth::Bearer(&token_one),
+        &launch(&one, "probe"),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let wait = json!({"type": "WAIT_NESTED_CONTAINER", "wait_nested_container": {
+        "container_id": {"value": "probe", "parent": {"value": one}}}});
+    let (status, _, text) = post(&agent_base, "/api/v1", Auth::Bearer(&token_one), &wait).await;
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["wait_nested_container"]["exit_status"], 768, "{v}");
+
+    // Files: readonly authentication, then access_sandboxes.
+    let browse = format!("/files/browse?path=/frameworks/{fid}/executors/short");
+    for auth in [Auth::None, Auth::Basic("ops", "wrong")] {
+        assert_eq!(get(&agent_base, &browse, auth).await.0, 401);
+    }
+    assert_eq!(
+        get(&agent_base, &browse, Auth::Basic("viewer", "sv"))
+            .await
+            .0,
+        403
+    );
+    let (status, text) = get(&agent_base, &browse, Auth::Basic("ops", "so")).await;
+    assert_eq!(status, 200, "{text}");
+    let (status, _) = get(&agent_base, "/state", Auth::None).await;
+    assert_eq!(status, 401);
+
+    // Master v0 and operator API see the framework only with view rights.
+    let (status, state) = get(&base, "/state", Auth::Basic("ops", "so")).await;
+    assert_eq!((status, frameworks_in(&state)), (200, 1));
+    let (status, state) = get(&base, "/state", Auth::Basic("viewer", "sv")).await;
+    assert_eq!((status, frameworks_in(&state)), (200, 0));
+
+    // TEARDOWN kills the tasks (the executors authenticate to the end).
+    assert_eq!(s.call(json!({"type": "TEARDOWN"})).await, 202);
+    let deadline = Instant::now() + WAIT;
+    while common::processes_mentioning("sleep 1000")
+        .iter()
+        .any(|(_, cmd)| cmd.starts_with("sleep 1000"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "tasks still running after TEARDOWN"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -356,6 +356,51 @@ fn check_reconfiguration(
     Ok(())
 }
 
+/// The executor token key: `--executor_secret_key`, or (with
+/// authentication on) one generated once and kept in the work dir so the
+/// tokens of executors recovered after a restart stay valid.
+fn executor_key(config: &AgentConfig) -> Result<Option<Vec<u8>>, AgentError> {
+    let auth = &config.auth;
+    if let Some(key) = &auth.executor_secret_key {
+        return Ok(Some(key.clone()));
+    }
+    if !(auth.authenticate_http_executors
+        || auth.authenticate_http_readwrite
+        || auth.authenticate_http_readonly)
+    {
+        return Ok(None);
+    }
+    let path = config.work_dir.join("executor_secret_key");
+    if let Ok(key) = std::fs::read(&path)
+        && !key.is_empty()
+    {
+        return Ok(Some(key));
+    }
+    let key = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+    .into_bytes();
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::create_dir_all(&config.work_dir)?;
+        let tmp = path.with_extension("tmp");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(&key)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?;
+    Ok(Some(key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,49 +449,4 @@ mod tests {
         .to_string();
         assert!(err.contains("'rack:a' removed or changed"), "{err}");
     }
-}
-
-/// The executor token key: `--executor_secret_key`, or (with
-/// authentication on) one generated once and kept in the work dir so the
-/// tokens of executors recovered after a restart stay valid.
-fn executor_key(config: &AgentConfig) -> Result<Option<Vec<u8>>, AgentError> {
-    let auth = &config.auth;
-    if let Some(key) = &auth.executor_secret_key {
-        return Ok(Some(key.clone()));
-    }
-    if !(auth.authenticate_http_executors
-        || auth.authenticate_http_readwrite
-        || auth.authenticate_http_readonly)
-    {
-        return Ok(None);
-    }
-    let path = config.work_dir.join("executor_secret_key");
-    if let Ok(key) = std::fs::read(&path)
-        && !key.is_empty()
-    {
-        return Ok(Some(key));
-    }
-    let key = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
-    .into_bytes();
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::create_dir_all(&config.work_dir)?;
-        let tmp = path.with_extension("tmp");
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(&key)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    };
-    write().map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?;
-    Ok(Some(key))
 }
