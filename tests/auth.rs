@@ -664,6 +664,30 @@ async fn with_every_authentication_flag_on_tasks_run_and_tokens_stay_in_their_ex
     let (status, _) = get(&agent_base, "/state", Auth::None).await;
     assert_eq!(status, 401);
 
+    // The CLI sends --principal/--secret, or TEPUI_PRINCIPAL/TEPUI_SECRET.
+    let agent_addr = format!("127.0.0.1:{agent_port}");
+    let ps = |envs: &[(&str, &str)], extra: &[&str]| {
+        let out = Command::new(common::tepui_bin())
+            .args(["ps", "--agent", &agent_addr])
+            .args(extra)
+            .env_remove("TEPUI_PRINCIPAL")
+            .env_remove("TEPUI_SECRET")
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, _, err) = ps(&[], &[]);
+    assert!(!ok && err.contains("401"), "{err}");
+    let (ok, out, err) = ps(&[], &["--principal", "ops", "--secret", "so"]);
+    assert!(ok && out.contains("one"), "{out}{err}");
+    let (ok, out, err) = ps(&[("TEPUI_PRINCIPAL", "ops"), ("TEPUI_SECRET", "so")], &[]);
+    assert!(ok && out.contains("two"), "{out}{err}");
+
     // Master v0 and operator API see the framework only with view rights.
     let (status, state) = get(&base, "/state", Auth::Basic("ops", "so")).await;
     assert_eq!((status, frameworks_in(&state)), (200, 1));

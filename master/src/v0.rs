@@ -316,8 +316,27 @@ async fn state_summary(
     }))
 }
 
-async fn tasks(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn tasks(
+    State(s): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let m = s.lock();
+    let principal = caller.principal.as_ref().and_then(|p| p.value.as_deref());
+    let auth = &s.config.auth;
+    let framework_user = |id: &str| {
+        m.frameworks
+            .get(id)
+            .or_else(|| m.completed_frameworks.iter().find(|f| f.id == id))
+            .map(|f| f.info.user.clone())
+            .unwrap_or_default()
+    };
+    let visible = |t: &Task| {
+        let fw_user = framework_user(&t.framework_id.value);
+        let user = t.user.clone().unwrap_or_else(|| fw_user.clone());
+        auth.allowed(Action::ViewFrameworks, principal, Some(&fw_user))
+            && auth.allowed(Action::ViewTasks, principal, Some(&user))
+    };
     let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(100);
     let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
     let mut all: Vec<&Task> = m.agents.values().flat_map(|a| a.tasks.values()).collect();
@@ -329,6 +348,7 @@ async fn tasks(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, Str
             .is_none_or(|v| *v == t.framework_id.value)
             && q.get("task_id").is_none_or(|v| *v == t.task_id.value)
             && q.get("agent_id").is_none_or(|v| *v == t.agent_id.value)
+            && visible(t)
     };
     let mut list: Vec<&Task> = all.into_iter().filter(keep).collect();
     list.sort_by(|a, b| a.task_id.value.cmp(&b.task_id.value));
@@ -361,6 +381,7 @@ async fn slaves(
 
 async fn frameworks(
     State(s): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let m = s.lock();
@@ -375,11 +396,12 @@ async fn frameworks(
         .iter()
         .map(|f| framework_json(&m, f, true))
         .collect();
-    json_response(json!({
+    let v = json!({
         "frameworks": list,
         "completed_frameworks": completed,
         "unregistered_frameworks": [],
-    }))
+    });
+    json_response(filter_view(&s, &caller, v))
 }
 
 async fn roles(State(s): State<Arc<Shared>>) -> Response {
