@@ -72,3 +72,57 @@ impl HttpAuthArgs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn master_flags_read_credentials_acls_and_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let credentials = dir.path().join("credentials");
+        std::fs::write(
+            &credentials,
+            r#"{"credentials":[{"principal":"ops","secret":"s"}]}"#,
+        )
+        .unwrap();
+        let key = dir.path().join("key");
+        std::fs::write(&key, "k\n").unwrap();
+        let acls = dir.path().join("acls");
+        std::fs::write(&acls, r#"{"permissive": false}"#).unwrap();
+        let cli = Cli::try_parse_from([
+            "tepui".to_string(),
+            "master".into(),
+            "--authenticate_frameworks".into(),
+            "--authenticate_http_readwrite=false".into(),
+            format!("--credentials=file://{}", credentials.display()),
+            format!("--jwt_secret_key={}", key.display()),
+            format!("--acls=file://{}", acls.display()),
+        ])
+        .unwrap();
+        let Command::Master(args) = cli.command else {
+            panic!("not master");
+        };
+        let config = args.into_config().unwrap();
+        assert!(config.auth.authenticate_frameworks);
+        assert!(!config.auth.authenticate_http_readwrite);
+        assert!(!config.auth.authenticate_agents);
+        assert_eq!(config.auth.authenticator.credentials[0].principal, "ops");
+        assert_eq!(config.auth.authenticator.jwt_keys, vec![b"k".to_vec()]);
+        assert!(!config.auth.acls.permissive);
+        let bad = Cli::try_parse_from(["tepui", "master", "--acls={\"nope\": []}"]).unwrap();
+        let Command::Master(args) = bad.command else {
+            panic!("not master");
+        };
+        assert!(
+            args.into_config()
+                .unwrap_err()
+                .to_string()
+                .contains("--acls")
+        );
+    }
+}

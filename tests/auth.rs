@@ -47,6 +47,8 @@ const AGENT_ACLS: &str = r#"{
     "launch_nested_containers": [
         {"principals": {"values": ["viewer"]}, "users": {"type": "NONE"}}],
     "kill_nested_containers": [
+        {"principals": {"values": ["viewer"]}, "users": {"type": "NONE"}}],
+    "view_tasks": [
         {"principals": {"values": ["viewer"]}, "users": {"type": "NONE"}}]
 }"#;
 
@@ -663,6 +665,26 @@ async fn with_every_authentication_flag_on_tasks_run_and_tokens_stay_in_their_ex
     assert_eq!(status, 200, "{text}");
     let (status, _) = get(&agent_base, "/state", Auth::None).await;
     assert_eq!(status, 401);
+
+    // GET_TASKS: view_tasks hides the tasks from viewer.
+    let get_tasks = json!({"type": "GET_TASKS"});
+    let launched = |text: &str| {
+        let v: Value = serde_json::from_str(text).unwrap();
+        v["get_tasks"]["launched_tasks"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    let (status, _, text) =
+        post(&agent_base, "/api/v1", Auth::Basic("ops", "so"), &get_tasks).await;
+    assert_eq!((status, launched(&text)), (200, 2), "{text}");
+    let (status, _, text) = post(
+        &agent_base,
+        "/api/v1",
+        Auth::Basic("viewer", "sv"),
+        &get_tasks,
+    )
+    .await;
+    assert_eq!((status, launched(&text)), (200, 0), "{text}");
 
     // The CLI sends --principal/--secret, or TEPUI_PRINCIPAL/TEPUI_SECRET.
     let agent_addr = format!("127.0.0.1:{agent_port}");

@@ -275,6 +275,108 @@ fn container_action(kind: Type, nested: bool) -> Option<Action> {
     })
 }
 
+/// Drops from GET_STATE / GET_TASKS / GET_FRAMEWORKS / GET_EXECUTORS
+/// answers what the `view_frameworks`, `view_executors` and `view_tasks`
+/// ACLs hide (objects: the users things run as).
+pub struct Viewer<'a> {
+    acls: &'a tepui_proto::auth::Acls,
+    principal: Option<String>,
+    users: std::collections::HashMap<String, String>,
+}
+
+impl Viewer<'_> {
+    fn allowed(&self, action: Action, user: &str) -> bool {
+        self.acls
+            .authorize(action, self.principal.as_deref(), Some(user))
+    }
+
+    fn framework_user(&self, id: Option<&tepui_proto::v1::FrameworkId>) -> &str {
+        id.and_then(|id| self.users.get(&id.value))
+            .map_or("", String::as_str)
+    }
+
+    pub fn filter(&self, response: &mut tepui_proto::v1::agent::Response) {
+        use tepui_proto::v1::agent::response;
+        let frameworks = |f: &mut response::GetFrameworks| {
+            let keep = |x: &response::get_frameworks::Framework| {
+                self.allowed(Action::ViewFrameworks, &x.framework_info.user)
+            };
+            f.frameworks.retain(keep);
+            f.completed_frameworks.retain(keep);
+        };
+        let executors = |e: &mut response::GetExecutors| {
+            let keep = |x: &response::get_executors::Executor| {
+                let fw_user = self.framework_user(x.executor_info.framework_id.as_ref());
+                let user = x
+                    .executor_info
+                    .command
+                    .as_ref()
+                    .and_then(|c| c.user.as_deref())
+                    .unwrap_or(fw_user);
+                self.allowed(Action::ViewFrameworks, fw_user)
+                    && self.allowed(Action::ViewExecutors, user)
+            };
+            e.executors.retain(keep);
+            e.completed_executors.retain(keep);
+        };
+        let tasks = |t: &mut response::GetTasks| {
+            let keep = |task: &tepui_proto::v1::Task| {
+                let fw_user = self.framework_user(Some(&task.framework_id));
+                let user = task.user.as_deref().unwrap_or(fw_user);
+                self.allowed(Action::ViewFrameworks, fw_user)
+                    && self.allowed(Action::ViewTasks, user)
+            };
+            for list in [
+                &mut t.pending_tasks,
+                &mut t.queued_tasks,
+                &mut t.launched_tasks,
+                &mut t.terminated_tasks,
+                &mut t.completed_tasks,
+            ] {
+                list.retain(keep);
+            }
+        };
+        if let Some(f) = &mut response.get_frameworks {
+            frameworks(f);
+        }
+        if let Some(e) = &mut response.get_executors {
+            executors(e);
+        }
+        if let Some(t) = &mut response.get_tasks {
+            tasks(t);
+        }
+        if let Some(s) = &mut response.get_state {
+            if let Some(f) = &mut s.get_frameworks {
+                frameworks(f);
+            }
+            if let Some(e) = &mut s.get_executors {
+                executors(e);
+            }
+            if let Some(t) = &mut s.get_tasks {
+                tasks(t);
+            }
+        }
+    }
+}
+
+impl Agent {
+    pub async fn viewer(&self, caller: &Caller) -> Viewer<'_> {
+        let users = self
+            .state
+            .lock()
+            .await
+            .frameworks
+            .iter()
+            .map(|(id, f)| (id.clone(), f.info.user.clone()))
+            .collect();
+        Viewer {
+            acls: &self.config.auth.acls,
+            principal: caller.principal.as_ref().and_then(|p| p.value.clone()),
+            users,
+        }
+    }
+}
+
 /// Authenticates and authorizes one operator call.
 pub async fn authorize_call(agent: &Agent, caller: &Caller, call: &Call) -> Result<(), Response> {
     let auth = &agent.config.auth;

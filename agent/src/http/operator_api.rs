@@ -47,7 +47,18 @@ pub async fn handle(
     };
     use call::Type;
     let kind = call.r#type.and_then(|t| Type::try_from(t).ok());
-    let answer = |response: AgentResponse| message_response(format, &response);
+    let viewer = match kind {
+        Some(Type::GetState | Type::GetTasks | Type::GetFrameworks | Type::GetExecutors) => {
+            Some(agent.viewer(&caller).await)
+        }
+        _ => None,
+    };
+    let answer = |mut response: AgentResponse| {
+        if let Some(viewer) = &viewer {
+            viewer.filter(&mut response);
+        }
+        message_response(format, &response)
+    };
     #[allow(deprecated)]
     match kind {
         Some(Type::GetHealth) => answer(AgentResponse {
