@@ -102,8 +102,8 @@ fn serve(
     match kind {
         CallType::Teardown => master.remove_framework(&framework_id),
         CallType::Accept => {
-            let accept = call.accept.ok_or_else(|| missing("accept"))?;
-            authorize_accept(shared, &master, &framework_id, principal, &accept)?;
+            let mut accept = call.accept.ok_or_else(|| missing("accept"))?;
+            authorize_accept(shared, &mut master, &framework_id, principal, &mut accept);
             master.accept(&framework_id, accept)?;
         }
         CallType::Decline => {
@@ -201,14 +201,17 @@ fn check_roles(
 }
 
 /// `run_tasks` (by the user a task runs as) and `reserve_resources` /
-/// `unreserve_resources` (by role) for the operations of an ACCEPT.
+/// `unreserve_resources` (by role) for the operations of an ACCEPT, as
+/// Mesos applies them: an unauthorized task fails with TASK_ERROR
+/// (REASON_TASK_UNAUTHORIZED), a task group as a whole; an unauthorized
+/// operation is dropped; the rest of the ACCEPT goes ahead.
 fn authorize_accept(
     shared: &Shared,
-    master: &crate::state::Master,
+    master: &mut crate::state::Master,
     framework_id: &str,
     principal: Option<&str>,
-    accept: &tepui_proto::v1::scheduler::call::Accept,
-) -> Result<(), ApiError> {
+    accept: &mut tepui_proto::v1::scheduler::call::Accept,
+) {
     use tepui_proto::v1::offer::operation::Type as OpType;
     let auth = &shared.config.auth;
     let framework_user = master
@@ -216,59 +219,81 @@ fn authorize_accept(
         .get(framework_id)
         .map(|f| f.info.user.clone())
         .unwrap_or_default();
-    for op in &accept.operations {
-        let mut tasks = Vec::new();
+    let may_run = |task: &tepui_proto::v1::TaskInfo| {
+        let user = task
+            .command
+            .as_ref()
+            .and_then(|c| c.user.as_deref())
+            .or_else(|| {
+                task.executor
+                    .as_ref()
+                    .and_then(|e| e.command.as_ref())
+                    .and_then(|c| c.user.as_deref())
+            })
+            .unwrap_or(&framework_user);
+        auth.allowed(Action::RunTasks, principal, Some(user))
+    };
+    let mut refused = Vec::new();
+    accept.operations.retain_mut(|op| {
         match op.r#type.and_then(|t| OpType::try_from(t).ok()) {
             Some(OpType::Launch) => {
-                tasks.extend(op.launch.iter().flat_map(|l| l.task_infos.iter()));
+                if let Some(launch) = &mut op.launch {
+                    launch.task_infos.retain(|task| {
+                        let ok = may_run(task);
+                        if !ok {
+                            refused.push(task.clone());
+                        }
+                        ok
+                    });
+                }
+                true
             }
             Some(OpType::LaunchGroup) => {
-                if let Some(g) = &op.launch_group {
-                    tasks.extend(g.task_group.tasks.iter());
-                    let user = g.executor.command.as_ref().and_then(|c| c.user.as_deref());
-                    auth.authorize(
-                        Action::RunTasks,
-                        principal,
-                        Some(user.unwrap_or(&framework_user)),
-                    )?;
+                let Some(group) = &op.launch_group else {
+                    return true;
+                };
+                let executor_user = group
+                    .executor
+                    .command
+                    .as_ref()
+                    .and_then(|c| c.user.as_deref())
+                    .unwrap_or(&framework_user);
+                let ok = auth.allowed(Action::RunTasks, principal, Some(executor_user))
+                    && group.task_group.tasks.iter().all(&may_run);
+                if !ok {
+                    refused.extend(group.task_group.tasks.iter().cloned());
                 }
+                ok
             }
-            Some(OpType::Reserve) => {
-                for role in op
-                    .reserve
+            Some(kind @ (OpType::Reserve | OpType::Unreserve)) => {
+                let (action, resources) = match (&op.reserve, &op.unreserve) {
+                    (Some(r), _) => (Action::ReserveResources, &r.resources),
+                    (_, Some(u)) => (Action::UnreserveResources, &u.resources),
+                    _ => return true,
+                };
+                let ok = reservation_roles(resources)
                     .iter()
-                    .flat_map(|r| reservation_roles(&r.resources))
-                {
-                    auth.authorize(Action::ReserveResources, principal, Some(&role))?;
+                    .all(|role| auth.allowed(action, principal, Some(role)));
+                if !ok {
+                    tracing::info!(framework = %framework_id, ?kind, "unauthorized operation dropped");
                 }
+                ok
             }
-            Some(OpType::Unreserve) => {
-                for role in op
-                    .unreserve
-                    .iter()
-                    .flat_map(|r| reservation_roles(&r.resources))
-                {
-                    auth.authorize(Action::UnreserveResources, principal, Some(&role))?;
-                }
-            }
-            _ => {}
+            _ => true,
         }
-        for task in tasks {
-            let user = task
-                .command
-                .as_ref()
-                .and_then(|c| c.user.as_deref())
-                .or_else(|| {
-                    task.executor
-                        .as_ref()
-                        .and_then(|e| e.command.as_ref())
-                        .and_then(|c| c.user.as_deref())
-                })
-                .unwrap_or(&framework_user);
-            auth.authorize(Action::RunTasks, principal, Some(user))?;
-        }
+    });
+    for task in refused {
+        master.task_error(
+            framework_id,
+            &task.agent_id.value,
+            &task.task_id.value,
+            tepui_proto::v1::task_status::Reason::TaskUnauthorized,
+            format!(
+                "Principal '{}' is not authorized to run_tasks as this user",
+                principal.unwrap_or("ANY")
+            ),
+        );
     }
-    Ok(())
 }
 
 #[allow(deprecated)] // the legacy `role` fields.

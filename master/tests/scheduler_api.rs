@@ -331,3 +331,42 @@ async fn a_framework_cannot_kill_or_see_another_frameworks_task() {
     a.await_state("secret", TaskState::TaskKilled, 5).await;
     master.abort();
 }
+
+/// `run_tasks` ACLs: a task to run as a user the principal may not use
+/// fails with TASK_ERROR (REASON_TASK_UNAUTHORIZED); the rest of the
+/// ACCEPT goes ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_tasks_acls_refuse_tasks_of_unauthorized_users() {
+    let mut config = common::config();
+    config.auth.acls = tepui_proto::auth::Acls::parse(
+        r#"{"run_tasks": [
+            {"principals": {"type": "ANY"}, "users": {"values": ["root"]}},
+            {"principals": {"type": "ANY"}, "users": {"type": "NONE"}}]}"#,
+    )
+    .unwrap();
+    let master = common::master_with(config).await;
+    let _agent = TestAgent::start(master.addr, "cpus:4;mem:4096", false).await;
+    let mut s =
+        Scheduler::subscribe(master.addr, Format::Protobuf, framework("acl", &["web"])).await;
+    let offers = s.offers(5).await;
+    let mut call = launch(&offers[0], "as-root", "cpus:1;mem:128");
+    let op = &mut call.accept.as_mut().unwrap().operations[0];
+    let tasks = &mut op.launch.as_mut().unwrap().task_infos;
+    let mut other = tasks[0].clone();
+    other.task_id.value = "as-nobody".into();
+    other.command.as_mut().unwrap().user = Some("nobody".into());
+    tasks.push(other);
+    s.ok(call).await;
+    let refused = s.await_state("as-nobody", TaskState::TaskError, 5).await;
+    assert_eq!(refused.reason, Some(Reason::TaskUnauthorized as i32));
+    assert!(
+        refused
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("run_tasks"),
+        "{refused:?}"
+    );
+    s.await_state("as-root", TaskState::TaskRunning, 5).await;
+    master.abort();
+}
