@@ -403,6 +403,26 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
+/// Waits for one registered agent.
+async fn wait_agent(base: &str, auth: Auth<'_>) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, body) = get(base, "/slaves", auth).await;
+        if status == 200
+            && serde_json::from_str::<Value>(&body).unwrap()["slaves"]
+                .as_array()
+                .is_some_and(|a| a.len() == 1)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent never registered: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn command_task(id: &str, agent: &Value, command: &str) -> Value {
     json!({"name": id, "task_id": {"value": id}, "agent_id": agent,
         "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
@@ -728,5 +748,100 @@ async fn with_every_authentication_flag_on_tasks_run_and_tokens_stay_in_their_ex
             "tasks still running after TEARDOWN"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Without `--executor_secret_key` the agent generates a key once and
+/// keeps it in its work dir: after an agent SIGKILL and restart, the
+/// recovered executor's token still works (it re-subscribes and reports
+/// its task killed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_executor_key_survives_an_agent_restart() {
+    if !common::require_root("a_generated_executor_key_survives_an_agent_restart") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let port = free_port();
+    let agent_port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let cgroup_root = format!("tepui-auth-key-{}", std::process::id());
+    let credentials = write(&path, "credentials.json", CREDENTIALS);
+    let master = spawn(
+        &[
+            "master".into(),
+            "--ip=127.0.0.1".into(),
+            format!("--port={port}"),
+            "--allocation_interval=100ms".into(),
+            "--authenticate_frameworks".into(),
+            format!("--credentials={credentials}"),
+        ],
+        path.join("master.log"),
+    );
+    let agent_args: Vec<String> = vec![
+        "agent".into(),
+        format!("--master=127.0.0.1:{port}"),
+        "--ip=127.0.0.1".into(),
+        format!("--port={agent_port}"),
+        format!("--work_dir={}", path.join("agent/work").display()),
+        format!("--runtime_dir={}", path.join("agent/run").display()),
+        format!("--cgroups_root={cgroup_root}"),
+        "--resources=cpus:2;mem:2048;disk:1024".into(),
+        "--authenticate_http_readwrite".into(),
+        "--authenticate_http_executors".into(),
+        format!("--credentials={credentials}"),
+    ];
+    let agent = spawn(&agent_args, path.join("agent.log"));
+    let mut cluster = Cluster {
+        dir: Some(dir),
+        cgroup_root,
+        master,
+        agent,
+    };
+    wait_agent(&base, Auth::None).await;
+    let mut s = Scheduler::subscribe(&base, "fw-a", "sa", framework_info("fw-a", "*")).await;
+    let offer = s.next("OFFERS").await["offers"]["offers"][0].clone();
+    let accept = json!({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [
+        {"type": "LAUNCH", "launch": {"task_infos": [
+            command_task("long", &offer["agent_id"], "sleep 1001")]}}]}});
+    assert_eq!(s.call(accept).await, 202);
+    loop {
+        let u = s.update().await;
+        if u["state"] == "TASK_RUNNING" {
+            break;
+        }
+        assert_eq!(u["state"], "TASK_STARTING", "{u}");
+    }
+    let key_file = path.join("agent/work/executor_secret_key");
+    let key = std::fs::read(&key_file).unwrap();
+    assert!(key.len() >= 32);
+
+    cluster.agent.kill().unwrap();
+    cluster.agent.wait().unwrap();
+    cluster.agent = spawn(&agent_args, path.join("agent2.log"));
+    // The restarted agent kept the key; the executor re-subscribes with
+    // its old token and reports the kill.
+    let agent_base = format!("http://127.0.0.1:{agent_port}");
+    let deadline = Instant::now() + WAIT;
+    while get(&agent_base, "/health", Auth::None).await.0 != 200 {
+        assert!(Instant::now() < deadline, "agent did not come back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(std::fs::read(&key_file).unwrap(), key);
+    let kill = json!({"type": "KILL", "kill": {"task_id": {"value": "long"}}});
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert_eq!(s.call(kill.clone()).await, 202);
+        let u = tokio::time::timeout(Duration::from_secs(3), s.update()).await;
+        if let Ok(u) = u {
+            if u["state"] == "TASK_KILLED" {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no TASK_KILLED after the restart:\n{}",
+            std::fs::read_to_string(path.join("agent2.log")).unwrap_or_default()
+        );
     }
 }
