@@ -833,10 +833,10 @@ async fn a_generated_executor_key_survives_an_agent_restart() {
     loop {
         assert_eq!(s.call(kill.clone()).await, 202);
         let u = tokio::time::timeout(Duration::from_secs(3), s.update()).await;
-        if let Ok(u) = u {
-            if u["state"] == "TASK_KILLED" {
-                break;
-            }
+        if let Ok(u) = u
+            && u["state"] == "TASK_KILLED"
+        {
+            break;
         }
         assert!(
             Instant::now() < deadline,
