@@ -685,6 +685,20 @@ async fn with_every_authentication_flag_on_tasks_run_and_tokens_stay_in_their_ex
     assert_eq!(status, 200, "{text}");
     let (status, _) = get(&agent_base, "/state", Auth::None).await;
     assert_eq!(status, 401);
+    let v0_tasks = |text: &str| {
+        let v: Value = serde_json::from_str(text).unwrap();
+        v["frameworks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|f| f["executors"].as_array().unwrap().iter())
+            .map(|e| e["tasks"].as_array().map_or(0, Vec::len))
+            .sum::<usize>()
+    };
+    let (status, text) = get(&agent_base, "/state", Auth::Basic("ops", "so")).await;
+    assert_eq!((status, v0_tasks(&text)), (200, 2), "{text}");
+    let (status, text) = get(&agent_base, "/state", Auth::Basic("viewer", "sv")).await;
+    assert_eq!((status, v0_tasks(&text)), (200, 0), "{text}");
 
     // GET_TASKS: view_tasks hides the tasks from viewer.
     let get_tasks = json!({"type": "GET_TASKS"});

@@ -119,23 +119,36 @@ impl Agent {
             .unwrap_or_default();
         Some((fw, ex, user))
     }
+}
 
-    /// `access_sandboxes` for a sandbox path (`.../frameworks/<id>/...`).
-    async fn may_access_sandbox(&self, principal: Option<&Principal>, path: &str) -> bool {
-        let mut parts = path.split('/');
-        let mut framework = None;
-        while let Some(p) = parts.next() {
-            if p == "frameworks" {
-                framework = parts.next();
-                break;
-            }
+/// The framework whose sandbox `path` resolves into (after symlinks, `..`
+/// and `runs/latest`, exactly as the files endpoints will resolve it).
+fn sandbox_framework(agent: &Agent, path: &str) -> Option<String> {
+    let real = super::files::resolve(agent, path).ok()?;
+    let slaves = std::fs::canonicalize(agent.work.root().join("slaves")).ok()?;
+    let rel = real.strip_prefix(slaves).ok()?;
+    let mut parts = rel.components().skip(1);
+    match (parts.next(), parts.next()) {
+        (Some(frameworks), Some(id)) if frameworks.as_os_str() == "frameworks" => {
+            Some(id.as_os_str().to_string_lossy().into_owned())
         }
-        let user = match framework {
-            Some(fw) => self.framework_user(fw).await,
-            None => None,
-        };
-        self.allowed(Action::AccessSandboxes, principal, user.as_deref())
+        _ => None,
     }
+}
+
+/// `access_sandboxes` for a files path: the object is the user of the
+/// framework whose sandbox it is.
+async fn may_access_sandbox(agent: &Arc<Agent>, principal: Option<&Principal>, path: &str) -> bool {
+    let owned = path.to_string();
+    let framework = super::files::blocking(agent, move |a| Ok(sandbox_framework(a, &owned)))
+        .await
+        .ok()
+        .flatten();
+    let user = match framework {
+        Some(fw) => agent.framework_user(&fw).await,
+        None => None,
+    };
+    agent.allowed(Action::AccessSandboxes, principal, user.as_deref())
 }
 
 /// Authenticates requests whose class needs it and hands handlers a
@@ -168,20 +181,14 @@ pub async fn middleware(State(agent): State<Arc<Agent>>, mut req: Request, next:
         }
     }
     if path.starts_with("/files/") {
-        let wanted = req
-            .uri()
-            .query()
-            .and_then(|q| {
-                q.split('&')
-                    .filter_map(|kv| kv.split_once('='))
-                    .find(|(k, _)| *k == "path")
-                    .map(|(_, v)| v.replace("%2F", "/").replace("%2f", "/"))
-            })
+        let wanted =
+            axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(
+                req.uri(),
+            )
+            .ok()
+            .and_then(|q| q.0.get("path").cloned())
             .unwrap_or_default();
-        if !agent
-            .may_access_sandbox(caller.principal.as_ref(), &wanted)
-            .await
-        {
+        if !may_access_sandbox(&agent, caller.principal.as_ref(), &wanted).await {
             return forbidden(Action::AccessSandboxes, caller.principal.as_ref(), None);
         }
     }
@@ -378,7 +385,11 @@ impl Agent {
 }
 
 /// Authenticates and authorizes one operator call.
-pub async fn authorize_call(agent: &Agent, caller: &Caller, call: &Call) -> Result<(), Response> {
+pub async fn authorize_call(
+    agent: &Arc<Agent>,
+    caller: &Caller,
+    call: &Call,
+) -> Result<(), Response> {
     let auth = &agent.config.auth;
     let kind = call
         .r#type
@@ -435,7 +446,7 @@ pub async fn authorize_call(agent: &Agent, caller: &Caller, call: &Call) -> Resu
         _ => None,
     };
     if let Some(path) = path
-        && !agent.may_access_sandbox(principal, path).await
+        && !may_access_sandbox(agent, principal, path).await
     {
         return Err(forbidden(Action::AccessSandboxes, principal, None));
     }
