@@ -555,11 +555,18 @@ async fn with_every_authentication_flag_on_tasks_run_and_tokens_stay_in_their_ex
         {"type": "LAUNCH", "launch": {"task_infos": [
             command_task("short", &agent_id, "echo hello"),
             command_task("one", &agent_id, "sleep 1000"),
-            command_task("two", &agent_id, "sleep 1000")]}}]}});
+            command_task("two", &agent_id, "sleep 1000")]}},
+        {"type": "LAUNCH_GROUP", "launch_group": {
+            "executor": {"type": "DEFAULT", "executor_id": {"value": "group"},
+                "framework_id": {"value": s.framework_id},
+                "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                              {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}]},
+            "task_group": {"tasks": [command_task("grouped", &agent_id, "echo group")]}}}]}});
     assert_eq!(s.call(accept).await, 202);
     let mut seen = Vec::new();
     let done = |seen: &Vec<(String, String)>| {
         seen.contains(&("short".into(), "TASK_FINISHED".into()))
+            && seen.contains(&("grouped".into(), "TASK_FINISHED".into()))
             && seen.contains(&("one".into(), "TASK_RUNNING".into()))
             && seen.contains(&("two".into(), "TASK_RUNNING".into()))
     };

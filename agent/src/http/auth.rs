@@ -450,10 +450,8 @@ pub async fn authorize_call(
     {
         return Err(forbidden(Action::AccessSandboxes, principal, None));
     }
-    if matches!(kind, Type::GetLoggingLevel | Type::SetLoggingLevel)
-        && !agent.allowed(Action::AccessMesosLogs, principal, None)
-    {
-        return Err(forbidden(Action::AccessMesosLogs, principal, None));
+    if kind == Type::SetLoggingLevel && !agent.allowed(Action::SetLogLevel, principal, None) {
+        return Err(forbidden(Action::SetLogLevel, principal, None));
     }
     Ok(())
 }

@@ -62,6 +62,7 @@ actions! {
     StopMaintenances => "stop_maintenances",
     DrainAgents => "drain_agents",
     RegisterAgents => "register_agents",
+    SetLogLevel => "set_log_level",
 }
 
 /// `{"values":[..]}` or `{"type":"ANY"|"NONE"}`.
