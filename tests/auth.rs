@@ -36,6 +36,8 @@ const MASTER_ACLS: &str = r#"{
         {"principals": {"type": "ANY"}, "roles": {"type": "NONE"}}],
     "view_frameworks": [
         {"principals": {"values": ["viewer"]}, "users": {"type": "NONE"}}],
+    "view_roles": [
+        {"principals": {"values": ["viewer"]}, "roles": {"type": "NONE"}}],
     "register_agents": [
         {"principals": {"values": ["agent"]}, "agents": {"type": "ANY"}},
         {"principals": {"type": "ANY"}, "agents": {"type": "NONE"}}]
@@ -340,6 +342,14 @@ async fn master_endpoints_need_credentials_and_acls_decide() {
     let (status, state) = get(&base, "/master/state", Auth::Basic("viewer", "sv")).await;
     assert_eq!((status, frameworks_in(&state)), (200, 0));
     assert_eq!(get(&base, "/health", Auth::None).await.0, 200);
+    let roles = |text: &str| {
+        let v: Value = serde_json::from_str(text).unwrap();
+        v["roles"].as_array().map_or(0, Vec::len)
+    };
+    let (status, text) = get(&base, "/roles", Auth::Basic("ops", "so")).await;
+    assert_eq!((status, roles(&text)), (200, 1), "{text}");
+    let (status, text) = get(&base, "/roles", Auth::Basic("viewer", "sv")).await;
+    assert_eq!((status, roles(&text)), (200, 0), "{text}");
 
     // The agent link: agent authentication, then register_agents.
     let link_subscribe = tepui_proto::link::AgentCall {

@@ -158,7 +158,8 @@ fn serve(
             reply(RespType::GetTasks, &|r| r.get_tasks = Some(t.clone()))
         }
         CallType::GetRoles => {
-            let roles = get_roles(&master);
+            let mut roles = get_roles(&master);
+            roles.retain(|r| auth.allowed(Action::ViewRoles, principal, Some(&r.name)));
             reply(RespType::GetRoles, &|r| {
                 r.get_roles = Some(response::GetRoles {
                     roles: roles.clone(),

@@ -404,10 +404,16 @@ async fn frameworks(
     json_response(filter_view(&s, &caller, v))
 }
 
-async fn roles(State(s): State<Arc<Shared>>) -> Response {
+async fn roles(State(s): State<Arc<Shared>>, Extension(caller): Extension<Caller>) -> Response {
     let m = s.lock();
+    let principal = caller.principal.as_ref().and_then(|p| p.value.as_deref());
     let roles: Vec<Value> = crate::operator_api::get_roles(&m)
         .into_iter()
+        .filter(|r| {
+            s.config
+                .auth
+                .allowed(Action::ViewRoles, principal, Some(&r.name))
+        })
         .map(|r| {
             json!({
                 "name": r.name,
