@@ -115,6 +115,23 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     config.log.max_bytes = bytes("container_logs_max_size", &args.container_logs_max_size)?;
     config.log.keep = args.container_logs_max_files;
     config.gc_delay = duration("gc_delay", &args.gc_delay)?;
+    config.auth = tepui_agent::config::AgentAuth {
+        authenticate_http_readonly: args.auth.authenticate_http_readonly,
+        authenticate_http_readwrite: args.auth.authenticate_http_readwrite,
+        authenticate_http_executors: args.authenticate_http_executors,
+        authenticator: args.auth.authenticator()?,
+        acls: args.auth.acls()?,
+        executor_secret_key: args
+            .executor_secret_key
+            .as_deref()
+            .map(|p| crate::auth_flags::read_key("executor_secret_key", p))
+            .transpose()?,
+        credential: args
+            .credential
+            .as_deref()
+            .map(|p| crate::auth_flags::read_credential("credential", p))
+            .transpose()?,
+    };
     config.tepui_binary =
         std::env::current_exe().context("cannot find the tepui binary for executors")?;
     config.flags = flags;

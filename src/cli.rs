@@ -97,6 +97,28 @@ pub struct AgentAddress {
     /// The agent, `host:port` or `http://host:port`.
     #[arg(long, env = "TEPUI_AGENT", default_value = "127.0.0.1:5051")]
     pub agent: String,
+    /// Principal to authenticate as (HTTP Basic).
+    #[arg(long, env = "TEPUI_PRINCIPAL")]
+    pub principal: Option<String>,
+    /// The principal's secret.
+    #[arg(
+        long,
+        env = "TEPUI_SECRET",
+        requires = "principal",
+        hide_env_values = true
+    )]
+    pub secret: Option<String>,
+}
+
+impl AgentAddress {
+    /// A client for the agent, with credentials when given.
+    pub fn client(&self) -> tepui_agent::cli::Client {
+        let client = tepui_agent::cli::Client::new(&self.agent);
+        match &self.principal {
+            Some(p) => client.with_credentials(p, self.secret.as_deref().unwrap_or_default()),
+            None => client,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -285,6 +307,14 @@ pub struct MasterArgs {
     /// Size of the masters' quorum (required with --zk, as in Mesos).
     #[arg(long)]
     pub quorum: Option<u32>,
+    /// Require frameworks to authenticate (scheduler API, HTTP Basic or Bearer).
+    #[arg(long = "authenticate_frameworks", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
+    pub authenticate_frameworks: bool,
+    /// Require agents to authenticate on the agent link.
+    #[arg(long = "authenticate_agents", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
+    pub authenticate_agents: bool,
+    #[command(flatten)]
+    pub auth: crate::auth_flags::HttpAuthArgs,
 }
 
 impl MasterArgs {
@@ -346,6 +376,14 @@ impl MasterArgs {
             zk_session_timeout: duration("zk_session_timeout", &self.zk_session_timeout)?,
             zk: self.zk,
             quorum: self.quorum,
+            auth: tepui_master::AuthConfig {
+                authenticate_frameworks: self.authenticate_frameworks,
+                authenticate_agents: self.authenticate_agents,
+                authenticate_http_readonly: self.auth.authenticate_http_readonly,
+                authenticate_http_readwrite: self.auth.authenticate_http_readwrite,
+                authenticator: self.auth.authenticator()?,
+                acls: self.auth.acls()?,
+            },
             ..tepui_master::MasterConfig::default()
         })
     }
@@ -490,6 +528,19 @@ pub struct AgentArgs {
     /// How long a finished executor run's sandbox and checkpoints are kept.
     #[arg(long = "gc_delay", default_value = "1weeks")]
     pub gc_delay: String,
+    #[command(flatten)]
+    pub auth: crate::auth_flags::HttpAuthArgs,
+    /// Require executors to authenticate to the executor API with their token.
+    #[arg(long = "authenticate_http_executors", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
+    pub authenticate_http_executors: bool,
+    /// Path (optionally `file://`) to the key executor tokens are signed with
+    /// (default: generated once and kept in the work dir).
+    #[arg(long = "executor_secret_key")]
+    pub executor_secret_key: Option<String>,
+    /// Path (optionally `file://`) to the principal and secret the agent
+    /// authenticates to the master with.
+    #[arg(long)]
+    pub credential: Option<String>,
 }
 
 impl Command {

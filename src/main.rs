@@ -3,6 +3,7 @@
 //! lives in a library crate; this file picks one and runs it.
 
 mod agent_cmd;
+mod auth_flags;
 mod cli;
 mod dev_cmd;
 mod env_flags;
@@ -71,12 +72,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             agent_cmd::run_executor(true).map(Into::into)
         }
         Command::Ps(args) => {
-            let client = ops::Client::new(&args.agent.agent);
+            let client = args.agent.client();
             ops::block_on(ops::ps(&client, args.output == cli::OutputFormat::Json))?;
             Ok(ExitStatus::Success.into())
         }
         Command::Logs(args) => {
-            let client = ops::Client::new(&args.agent.agent);
+            let client = args.agent.client();
             let options = ops::LogsOptions {
                 stderr: args.stderr,
                 tail: args.tail,
@@ -86,12 +87,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitStatus::Success.into())
         }
         Command::Kill(args) => {
-            let client = ops::Client::new(&args.agent.agent);
+            let client = args.agent.client();
             ops::block_on(ops::kill(&client, &args.target, args.signal))?;
             Ok(ExitStatus::Success.into())
         }
         Command::Top(args) => {
-            let client = ops::Client::new(&args.agent.agent);
+            let client = args.agent.client();
             let interval = std::time::Duration::try_from_secs_f64(args.interval.max(0.1))
                 .unwrap_or(std::time::Duration::from_secs(2));
             ops::block_on(ops::top(
@@ -103,7 +104,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitStatus::Success.into())
         }
         Command::Inspect(args) => {
-            let client = ops::Client::new(&args.agent.agent);
+            let client = args.agent.client();
             ops::block_on(ops::inspect(&client, &args.target))?;
             Ok(ExitStatus::Success.into())
         }

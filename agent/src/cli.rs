@@ -60,6 +60,20 @@ impl Client {
         }
     }
 
+    /// Sends HTTP Basic credentials with every request.
+    pub fn with_credentials(mut self, principal: &str, secret: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Ok(v) = reqwest::header::HeaderValue::from_str(&tepui_proto::auth::basic_header(
+            principal, secret,
+        )) {
+            headers.insert(reqwest::header::AUTHORIZATION, v);
+        }
+        if let Ok(http) = reqwest::Client::builder().default_headers(headers).build() {
+            self.http = http;
+        }
+        self
+    }
+
     pub async fn call(&self, call: Call) -> Result<Response, CliError> {
         let unreachable = |source| CliError::Unreachable {
             address: self.address.clone(),

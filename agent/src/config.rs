@@ -61,6 +61,25 @@ pub struct AgentConfig {
     pub flags: Vec<(String, String)>,
     /// `--gc_delay`: how long a finished run's sandbox is kept.
     pub gc_delay: Duration,
+    /// Authentication and authorization (all off by default).
+    pub auth: AgentAuth,
+}
+
+/// `--authenticate_http_*`, `--credentials`, `--jwt_secret_key`, `--acls`,
+/// `--executor_secret_key` and `--credential`.
+#[derive(Debug, Clone, Default)]
+pub struct AgentAuth {
+    pub authenticate_http_readonly: bool,
+    pub authenticate_http_readwrite: bool,
+    pub authenticate_http_executors: bool,
+    /// Operators' credentials and the JWT keys (`--jwt_secret_key`).
+    pub authenticator: tepui_proto::auth::Authenticator,
+    pub acls: tepui_proto::auth::Acls,
+    /// The key executor tokens are signed with; `None`: generated (and
+    /// kept in the work dir) when authentication is on.
+    pub executor_secret_key: Option<Vec<u8>>,
+    /// What the agent authenticates to the master with.
+    pub credential: Option<tepui_proto::auth::Credential>,
 }
 
 impl AgentConfig {
@@ -98,6 +117,7 @@ impl AgentConfig {
             heartbeat_interval: Duration::from_secs(15),
             flags: Vec::new(),
             gc_delay: Duration::from_secs(7 * 24 * 3600),
+            auth: AgentAuth::default(),
         }
     }
 

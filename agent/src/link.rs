@@ -54,6 +54,8 @@ pub struct HttpLink {
     /// With `--master=zk://...`: the detector of the leading master,
     /// started on first use (it needs the runtime).
     zk: Option<Detector>,
+    /// `Authorization` for every request (the agent's `--credential`).
+    authorization: Option<String>,
 }
 
 struct Detector {
@@ -101,7 +103,15 @@ impl HttpLink {
             url: RwLock::new(format!("{base}{LINK_PATH}")),
             stream_id: RwLock::new(None),
             zk,
+            authorization: None,
         })
+    }
+
+    /// Authenticates to the master with HTTP Basic.
+    pub fn with_credential(mut self, credential: Option<&tepui_proto::auth::Credential>) -> Self {
+        self.authorization =
+            credential.map(|c| tepui_proto::auth::basic_header(&c.principal, &c.secret));
+        self
     }
 
     fn url(&self) -> String {
@@ -192,6 +202,9 @@ impl HttpLink {
             .header("Content-Type", "application/x-protobuf")
             .header("Accept", "application/x-protobuf")
             .body(call.encode_to_vec());
+        if let Some(authorization) = &self.authorization {
+            request = request.header("Authorization", authorization);
+        }
         if with_stream
             && let Some(id) = self
                 .stream_id

@@ -44,6 +44,19 @@ pub struct MasterConfig {
     /// `--quorum`: accepted for Mesos compatibility (the registry is one
     /// ZooKeeper znode, so ZooKeeper's own quorum applies).
     pub quorum: Option<u32>,
+    /// Authentication and authorization (all off by default).
+    pub auth: AuthConfig,
+}
+
+/// `--authenticate_*`, `--credentials`, `--jwt_secret_key`, `--acls`.
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    pub authenticate_frameworks: bool,
+    pub authenticate_agents: bool,
+    pub authenticate_http_readonly: bool,
+    pub authenticate_http_readwrite: bool,
+    pub authenticator: tepui_proto::auth::Authenticator,
+    pub acls: tepui_proto::auth::Acls,
 }
 
 impl Default for MasterConfig {
@@ -67,6 +80,7 @@ impl Default for MasterConfig {
             zk: None,
             zk_session_timeout: Duration::from_secs(10),
             quorum: None,
+            auth: AuthConfig::default(),
         }
     }
 }

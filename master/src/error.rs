@@ -39,7 +39,15 @@ impl axum::response::IntoResponse for ApiError {
     fn into_response(self) -> axum::response::Response {
         let status = axum::http::StatusCode::from_u16(self.status)
             .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-        (status, self.message).into_response()
+        let mut response = (status, self.message).into_response();
+        if self.status == 401 {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_str(&tepui_proto::auth::challenge())
+                    .unwrap_or(axum::http::HeaderValue::from_static("Basic")),
+            );
+        }
+        response
     }
 }
 

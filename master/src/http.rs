@@ -22,6 +22,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(crate::v0::routes())
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
+            crate::auth::middleware,
+        ))
+        // Outermost: a standby redirects to the leader before anything else.
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
             crate::ha::gate,
         ))
         .with_state(shared)

@@ -6,6 +6,7 @@
 //! peers that speak the link protocol defined in tepui-proto.
 
 pub mod allocator;
+mod auth;
 pub mod config;
 pub mod error;
 pub mod ha;
@@ -24,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use config::MasterConfig;
+pub use config::{AuthConfig, MasterConfig};
 pub use error::MasterError;
 
 use registry::Registry;

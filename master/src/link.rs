@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use prost::Message;
@@ -23,16 +23,24 @@ pub const STREAM_ID: &str = "Tepui-Link-Stream-Id";
 
 pub async fn handle(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<crate::auth::Caller>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match serve(&shared, &headers, &body) {
+    match serve(&shared, &caller, &headers, &body) {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
+fn serve(
+    shared: &Arc<Shared>,
+    caller: &crate::auth::Caller,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let auth = &shared.config.auth;
+    let principal = caller.authenticated(auth.authenticate_agents)?;
     let format = RequestFormat::from_headers(header_str(headers, content::CONTENT_TYPE), None)?;
     // Protobuf is the link's wire format; plain prost decoding skips the
     // reflective required-field pass, which dominated re-registration storms.
@@ -46,6 +54,7 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
         .and_then(|t| CallType::try_from(t).ok())
         .ok_or_else(|| ApiError::bad_request("expecting 'type' to be present"))?;
     if kind == CallType::Subscribe {
+        auth.authorize(tepui_proto::auth::Action::RegisterAgents, principal, None)?;
         return subscribe(shared, call);
     }
     let agent_id = call

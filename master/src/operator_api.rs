@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
@@ -19,23 +19,32 @@ use tepui_proto::v1::offer::operation::Type as OpType;
 use tepui_proto::v1::{self as v1, quota};
 
 use crate::allocator::Quantities;
+use crate::auth::Caller;
+use crate::config::AuthConfig;
 use crate::error::ApiError;
 use crate::http::{CloseGuard, body_response, header_str, header_value, status, stream_response};
 use crate::registry::StoredQuota;
 use crate::state::{Master, Shared, VERSION, tasks::is_terminal};
+use tepui_proto::auth::Action;
 
 pub async fn handle(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match serve(&shared, &headers, &body) {
+    match serve(&shared, &caller, &headers, &body) {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
+fn serve(
+    shared: &Arc<Shared>,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let format = RequestFormat::from_headers(header_str(headers, content::CONTENT_TYPE), None)?;
     let call: Call = content::decode_message(format.message_format(), body)?;
     let kind = call
@@ -44,6 +53,13 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
         .filter(|t| *t != CallType::Unknown)
         .ok_or_else(|| ApiError::bad_request("expecting 'type' to be present"))?;
     let streaming = kind == CallType::Subscribe;
+    let auth = &shared.config.auth;
+    let readonly = streaming || kind.as_str_name().starts_with("GET_");
+    let principal = caller.authenticated(if readonly {
+        auth.authenticate_http_readonly
+    } else {
+        auth.authenticate_http_readwrite
+    })?;
     let out = content::negotiate(
         header_str(headers, content::ACCEPT),
         header_str(headers, content::MESSAGE_ACCEPT),
@@ -105,7 +121,17 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
             })
         }
         CallType::GetState => {
-            let state = get_state(&master);
+            let mut state = get_state(&master);
+            let viewer = Viewer::new(auth, principal, &master);
+            if let Some(f) = &mut state.get_frameworks {
+                viewer.frameworks(f);
+            }
+            if let Some(t) = &mut state.get_tasks {
+                viewer.tasks(t);
+            }
+            if let Some(e) = &mut state.get_executors {
+                viewer.executors(e);
+            }
             reply(RespType::GetState, &|r| r.get_state = Some(state.clone()))
         }
         CallType::GetAgents => {
@@ -113,23 +139,27 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
             reply(RespType::GetAgents, &|r| r.get_agents = Some(a.clone()))
         }
         CallType::GetFrameworks => {
-            let f = get_frameworks(&master);
+            let mut f = get_frameworks(&master);
+            Viewer::new(auth, principal, &master).frameworks(&mut f);
             reply(RespType::GetFrameworks, &|r| {
                 r.get_frameworks = Some(f.clone())
             })
         }
         CallType::GetExecutors => {
-            let e = get_executors(&master);
+            let mut e = get_executors(&master);
+            Viewer::new(auth, principal, &master).executors(&mut e);
             reply(RespType::GetExecutors, &|r| {
                 r.get_executors = Some(e.clone())
             })
         }
         CallType::GetTasks => {
-            let t = get_tasks(&master);
+            let mut t = get_tasks(&master);
+            Viewer::new(auth, principal, &master).tasks(&mut t);
             reply(RespType::GetTasks, &|r| r.get_tasks = Some(t.clone()))
         }
         CallType::GetRoles => {
-            let roles = get_roles(&master);
+            let mut roles = get_roles(&master);
+            roles.retain(|r| auth.allowed(Action::ViewRoles, principal, Some(&r.name)));
             reply(RespType::GetRoles, &|r| {
                 r.get_roles = Some(response::GetRoles {
                     roles: roles.clone(),
@@ -198,6 +228,7 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
                 .ok_or_else(|| missing("update_weights"))?;
             for w in &u.weight_infos {
                 let role = w.role.clone().unwrap_or_default();
+                auth.authorize(Action::UpdateWeights, principal, Some(&role))?;
                 tepui_proto::resources::role::validate(&role)
                     .map_err(|e| ApiError::bad_request(format!("invalid role '{role}': {e}")))?;
                 if !(w.weight.is_finite() && w.weight > 0.0) {
@@ -217,6 +248,9 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
         }
         CallType::UpdateQuota => {
             let u = call.update_quota.ok_or_else(|| missing("update_quota"))?;
+            for c in &u.quota_configs {
+                auth.authorize(Action::UpdateQuotas, principal, Some(&c.role))?;
+            }
             update_quota(&mut master, u)?;
             None
         }
@@ -251,6 +285,14 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
                     },
                 )
             };
+            let (action, resources) = match (&op.reserve, &op.unreserve) {
+                (Some(r), _) => (Action::ReserveResources, &r.resources),
+                (_, Some(u)) => (Action::UnreserveResources, &u.resources),
+                _ => return Err(ApiError::bad_request("no resources")),
+            };
+            for role in crate::scheduler_api::reservation_roles(resources) {
+                auth.authorize(action, principal, Some(&role))?;
+            }
             master.operator_operation(&agent_id, op)?;
             None
         }
@@ -288,12 +330,17 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
         }
         CallType::Teardown => {
             let t = call.teardown.ok_or_else(|| missing("teardown"))?;
-            if !master.frameworks.contains_key(&t.framework_id.value) {
+            let Some(fw) = master.frameworks.get(&t.framework_id.value) else {
                 return Err(ApiError::bad_request(format!(
                     "unknown framework {}",
                     t.framework_id.value
                 )));
-            }
+            };
+            auth.authorize(
+                Action::TeardownFrameworks,
+                principal,
+                fw.info.principal.as_deref(),
+            )?;
             master.remove_framework(&t.framework_id.value);
             None
         }
@@ -552,6 +599,90 @@ pub fn get_executors(m: &Master) -> response::GetExecutors {
     response::GetExecutors {
         executors,
         orphan_executors: Vec::new(),
+    }
+}
+
+/// Drops what the `view_frameworks`, `view_tasks` and `view_executors`
+/// ACLs hide from a principal (objects: the user things run as).
+pub struct Viewer<'a> {
+    auth: &'a AuthConfig,
+    principal: Option<&'a str>,
+    users: std::collections::HashMap<String, String>,
+}
+
+impl<'a> Viewer<'a> {
+    pub fn new(auth: &'a AuthConfig, principal: Option<&'a str>, m: &Master) -> Self {
+        let users = m
+            .frameworks
+            .values()
+            .map(|f| (f.id.clone(), f.info.user.clone()))
+            .chain(
+                m.completed_frameworks
+                    .iter()
+                    .map(|f| (f.id.clone(), f.info.user.clone())),
+            )
+            .collect();
+        Viewer {
+            auth,
+            principal,
+            users,
+        }
+    }
+
+    fn allowed(&self, action: Action, user: &str) -> bool {
+        self.auth.allowed(action, self.principal, Some(user))
+    }
+
+    fn framework_user(&self, id: &str) -> &str {
+        self.users.get(id).map_or("", String::as_str)
+    }
+
+    pub fn frameworks(&self, f: &mut response::GetFrameworks) {
+        let keep = |x: &response::get_frameworks::Framework| {
+            self.allowed(Action::ViewFrameworks, &x.framework_info.user)
+        };
+        f.frameworks.retain(keep);
+        f.completed_frameworks.retain(keep);
+        f.recovered_frameworks
+            .retain(|i| self.allowed(Action::ViewFrameworks, &i.user));
+    }
+
+    pub fn tasks(&self, t: &mut response::GetTasks) {
+        let keep = |task: &v1::Task| {
+            let user = task
+                .user
+                .as_deref()
+                .unwrap_or_else(|| self.framework_user(&task.framework_id.value));
+            self.allowed(
+                Action::ViewFrameworks,
+                self.framework_user(&task.framework_id.value),
+            ) && self.allowed(Action::ViewTasks, user)
+        };
+        t.tasks.retain(keep);
+        t.completed_tasks.retain(keep);
+        t.unreachable_tasks.retain(keep);
+        t.orphan_tasks.retain(keep);
+        t.pending_tasks.retain(keep);
+    }
+
+    pub fn executors(&self, e: &mut response::GetExecutors) {
+        let keep = |x: &response::get_executors::Executor| {
+            let fid = x
+                .executor_info
+                .framework_id
+                .as_ref()
+                .map_or("", |f| f.value.as_str());
+            let user = x
+                .executor_info
+                .command
+                .as_ref()
+                .and_then(|c| c.user.as_deref())
+                .unwrap_or_else(|| self.framework_user(fid));
+            self.allowed(Action::ViewFrameworks, self.framework_user(fid))
+                && self.allowed(Action::ViewExecutors, user)
+        };
+        e.executors.retain(keep);
+        e.orphan_executors.retain(keep);
     }
 }
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
@@ -14,18 +14,21 @@ use tepui_proto::content::{self, RequestFormat};
 use tepui_proto::v1::scheduler::call::Type as CallType;
 use tepui_proto::v1::scheduler::{Call, Event, event};
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::{CloseGuard, header_str, header_value, status, stream_response};
 use crate::state::Shared;
+use tepui_proto::auth::Action;
 
 pub const STREAM_ID: &str = "Mesos-Stream-Id";
 
 pub async fn handle(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match serve(&shared, &headers, &body) {
+    match serve(&shared, &caller, &headers, &body) {
         Ok(r) => r,
         Err(e) => {
             shared.lock().metrics.invalid_scheduler_calls += 1;
@@ -34,7 +37,13 @@ pub async fn handle(
     }
 }
 
-fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
+fn serve(
+    shared: &Arc<Shared>,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let principal = caller.authenticated(shared.config.auth.authenticate_frameworks)?;
     let format = RequestFormat::from_headers(
         header_str(headers, content::CONTENT_TYPE),
         header_str(headers, content::MESSAGE_CONTENT_TYPE),
@@ -52,7 +61,7 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
         .filter(|t| *t != CallType::Unknown)
         .ok_or_else(|| ApiError::bad_request("expecting 'type' to be present"))?;
     if kind == CallType::Subscribe {
-        return subscribe(shared, headers, call);
+        return subscribe(shared, principal, headers, call);
     }
     let framework_id = call
         .framework_id
@@ -81,13 +90,20 @@ fn serve(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Result<Respo
             }
             Some(_) => {}
         }
+        if shared.config.auth.authenticate_frameworks && fw.info.principal.as_deref() != principal {
+            return Err(ApiError::forbidden(format!(
+                "authenticated principal '{}' is not the framework's principal",
+                principal.unwrap_or_default()
+            )));
+        }
     }
     let missing = |what: &str| ApiError::bad_request(format!("expecting '{what}' to be present"));
     let mut wake = false;
     match kind {
         CallType::Teardown => master.remove_framework(&framework_id),
         CallType::Accept => {
-            let accept = call.accept.ok_or_else(|| missing("accept"))?;
+            let mut accept = call.accept.ok_or_else(|| missing("accept"))?;
+            authorize_accept(shared, &mut master, &framework_id, principal, &mut accept);
             master.accept(&framework_id, accept)?;
         }
         CallType::Decline => {
@@ -184,7 +200,134 @@ fn check_roles(
     Ok(())
 }
 
-fn subscribe(shared: &Arc<Shared>, headers: &HeaderMap, call: Call) -> Result<Response, ApiError> {
+/// `run_tasks` (by the user a task runs as) and `reserve_resources` /
+/// `unreserve_resources` (by role) for the operations of an ACCEPT, as
+/// Mesos applies them: an unauthorized task fails with TASK_ERROR
+/// (REASON_TASK_UNAUTHORIZED), a task group as a whole; an unauthorized
+/// operation is dropped; the rest of the ACCEPT goes ahead.
+fn authorize_accept(
+    shared: &Shared,
+    master: &mut crate::state::Master,
+    framework_id: &str,
+    principal: Option<&str>,
+    accept: &mut tepui_proto::v1::scheduler::call::Accept,
+) {
+    use tepui_proto::v1::offer::operation::Type as OpType;
+    let auth = &shared.config.auth;
+    let framework_user = master
+        .frameworks
+        .get(framework_id)
+        .map(|f| f.info.user.clone())
+        .unwrap_or_default();
+    let may_run = |task: &tepui_proto::v1::TaskInfo| {
+        let user = task
+            .command
+            .as_ref()
+            .and_then(|c| c.user.as_deref())
+            .or_else(|| {
+                task.executor
+                    .as_ref()
+                    .and_then(|e| e.command.as_ref())
+                    .and_then(|c| c.user.as_deref())
+            })
+            .unwrap_or(&framework_user);
+        auth.allowed(Action::RunTasks, principal, Some(user))
+    };
+    let mut refused = Vec::new();
+    accept.operations.retain_mut(|op| {
+        match op.r#type.and_then(|t| OpType::try_from(t).ok()) {
+            Some(OpType::Launch) => {
+                if let Some(launch) = &mut op.launch {
+                    launch.task_infos.retain(|task| {
+                        let ok = may_run(task);
+                        if !ok {
+                            refused.push(task.clone());
+                        }
+                        ok
+                    });
+                }
+                true
+            }
+            Some(OpType::LaunchGroup) => {
+                let Some(group) = &op.launch_group else {
+                    return true;
+                };
+                let executor_user = group
+                    .executor
+                    .command
+                    .as_ref()
+                    .and_then(|c| c.user.as_deref())
+                    .unwrap_or(&framework_user);
+                let ok = auth.allowed(Action::RunTasks, principal, Some(executor_user))
+                    && group.task_group.tasks.iter().all(&may_run);
+                if !ok {
+                    refused.extend(group.task_group.tasks.iter().cloned());
+                }
+                ok
+            }
+            Some(kind @ (OpType::Reserve | OpType::Unreserve)) => {
+                let (action, resources) = match (&op.reserve, &op.unreserve) {
+                    (Some(r), _) => (Action::ReserveResources, &r.resources),
+                    (_, Some(u)) => (Action::UnreserveResources, &u.resources),
+                    _ => return true,
+                };
+                let ok = reservation_roles(resources)
+                    .iter()
+                    .all(|role| auth.allowed(action, principal, Some(role)));
+                if !ok {
+                    tracing::info!(framework = %framework_id, ?kind, "unauthorized operation dropped");
+                }
+                ok
+            }
+            _ => true,
+        }
+    });
+    for task in refused {
+        master.task_error(
+            framework_id,
+            &task.agent_id.value,
+            &task.task_id.value,
+            tepui_proto::v1::task_status::Reason::TaskUnauthorized,
+            format!(
+                "Principal '{}' is not authorized to run_tasks as this user",
+                principal.unwrap_or("ANY")
+            ),
+        );
+    }
+}
+
+#[allow(deprecated)] // the legacy `role` fields.
+/// The roles resources are (being) reserved for.
+pub fn reservation_roles(resources: &[tepui_proto::v1::Resource]) -> Vec<String> {
+    let mut roles: Vec<String> = resources
+        .iter()
+        .filter_map(|r| {
+            r.reservations
+                .last()
+                .and_then(|x| x.role.clone())
+                .or_else(|| r.role.clone().filter(|role| role != "*"))
+        })
+        .collect();
+    roles.sort();
+    roles.dedup();
+    roles
+}
+
+#[allow(deprecated)] // the legacy `role` fields.
+/// The roles a FrameworkInfo asks for (MULTI_ROLE or the legacy `role`).
+fn requested_roles(info: &tepui_proto::v1::FrameworkInfo) -> Vec<String> {
+    if !info.roles.is_empty() {
+        return info.roles.clone();
+    }
+    vec![info.role.clone().unwrap_or_else(|| "*".to_string())]
+}
+
+fn subscribe(
+    shared: &Arc<Shared>,
+    principal: Option<&str>,
+    headers: &HeaderMap,
+    call: Call,
+) -> Result<Response, ApiError> {
     let response_format = content::negotiate(
         header_str(headers, content::ACCEPT),
         header_str(headers, content::MESSAGE_ACCEPT),
@@ -204,6 +347,17 @@ fn subscribe(shared: &Arc<Shared>, headers: &HeaderMap, call: Call) -> Result<Re
         return Err(ApiError::bad_request(format!(
             "SUBSCRIBE must not carry a '{STREAM_ID}' header"
         )));
+    }
+    let auth = &shared.config.auth;
+    if auth.authenticate_frameworks && sub.framework_info.principal.as_deref() != principal {
+        return Err(ApiError::forbidden(format!(
+            "authenticated principal '{}' does not match principal '{}' set in FrameworkInfo",
+            principal.unwrap_or_default(),
+            sub.framework_info.principal.as_deref().unwrap_or_default()
+        )));
+    }
+    for role in requested_roles(&sub.framework_info) {
+        auth.authorize(Action::RegisterFrameworks, principal, Some(&role))?;
     }
     let (framework_id, stream_id, rx) = shared
         .lock()

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,9 +19,11 @@ use tepui_proto::resources::{ResourceExt, Resources};
 use tepui_proto::v1::Task;
 use tepui_proto::v1::value::Type;
 
+use crate::auth::Caller;
 use crate::state::agents::agent_pid;
 use crate::state::tasks::is_terminal;
 use crate::state::{Master, Shared, VERSION};
+use tepui_proto::auth::Action;
 
 pub fn routes() -> Router<Arc<Shared>> {
     let mut r = Router::new();
@@ -252,13 +254,41 @@ async fn version() -> Response {
     }))
 }
 
-async fn state(State(s): State<Arc<Shared>>) -> Response {
-    json_response(state_json(&s.lock()))
+/// Drops the frameworks and tasks the `view_frameworks` / `view_tasks`
+/// ACLs hide from the caller (objects: the users they run as).
+fn filter_view(s: &Shared, caller: &Caller, mut v: Value) -> Value {
+    let principal = caller.principal.as_ref().and_then(|p| p.value.as_deref());
+    let auth = &s.config.auth;
+    for key in ["frameworks", "completed_frameworks"] {
+        if let Some(list) = v.get_mut(key).and_then(Value::as_array_mut) {
+            list.retain(|f| auth.allowed(Action::ViewFrameworks, principal, f["user"].as_str()));
+            for f in list.iter_mut() {
+                let user = f["user"].as_str().unwrap_or_default().to_string();
+                for tasks in ["tasks", "completed_tasks"] {
+                    if let Some(tasks) = f.get_mut(tasks).and_then(Value::as_array_mut) {
+                        tasks.retain(|t| {
+                            let task_user = t["user"].as_str().unwrap_or(&user);
+                            auth.allowed(Action::ViewTasks, principal, Some(task_user))
+                        });
+                    }
+                }
+            }
+        }
+    }
+    v
 }
 
-async fn state_summary(State(s): State<Arc<Shared>>) -> Response {
+async fn state(State(s): State<Arc<Shared>>, Extension(caller): Extension<Caller>) -> Response {
+    let v = state_json(&s.lock());
+    json_response(filter_view(&s, &caller, v))
+}
+
+async fn state_summary(
+    State(s): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
     let m = s.lock();
-    let v = state_json(&m);
+    let v = filter_view(&s, &caller, state_json(&m));
     let strip = |list: &Value| -> Value {
         Value::Array(
             list.as_array()
@@ -286,8 +316,27 @@ async fn state_summary(State(s): State<Arc<Shared>>) -> Response {
     }))
 }
 
-async fn tasks(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn tasks(
+    State(s): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let m = s.lock();
+    let principal = caller.principal.as_ref().and_then(|p| p.value.as_deref());
+    let auth = &s.config.auth;
+    let framework_user = |id: &str| {
+        m.frameworks
+            .get(id)
+            .or_else(|| m.completed_frameworks.iter().find(|f| f.id == id))
+            .map(|f| f.info.user.clone())
+            .unwrap_or_default()
+    };
+    let visible = |t: &Task| {
+        let fw_user = framework_user(&t.framework_id.value);
+        let user = t.user.clone().unwrap_or_else(|| fw_user.clone());
+        auth.allowed(Action::ViewFrameworks, principal, Some(&fw_user))
+            && auth.allowed(Action::ViewTasks, principal, Some(&user))
+    };
     let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(100);
     let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
     let mut all: Vec<&Task> = m.agents.values().flat_map(|a| a.tasks.values()).collect();
@@ -299,6 +348,7 @@ async fn tasks(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, Str
             .is_none_or(|v| *v == t.framework_id.value)
             && q.get("task_id").is_none_or(|v| *v == t.task_id.value)
             && q.get("agent_id").is_none_or(|v| *v == t.agent_id.value)
+            && visible(t)
     };
     let mut list: Vec<&Task> = all.into_iter().filter(keep).collect();
     list.sort_by(|a, b| a.task_id.value.cmp(&b.task_id.value));
@@ -331,6 +381,7 @@ async fn slaves(
 
 async fn frameworks(
     State(s): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let m = s.lock();
@@ -345,17 +396,24 @@ async fn frameworks(
         .iter()
         .map(|f| framework_json(&m, f, true))
         .collect();
-    json_response(json!({
+    let v = json!({
         "frameworks": list,
         "completed_frameworks": completed,
         "unregistered_frameworks": [],
-    }))
+    });
+    json_response(filter_view(&s, &caller, v))
 }
 
-async fn roles(State(s): State<Arc<Shared>>) -> Response {
+async fn roles(State(s): State<Arc<Shared>>, Extension(caller): Extension<Caller>) -> Response {
     let m = s.lock();
+    let principal = caller.principal.as_ref().and_then(|p| p.value.as_deref());
     let roles: Vec<Value> = crate::operator_api::get_roles(&m)
         .into_iter()
+        .filter(|r| {
+            s.config
+                .auth
+                .allowed(Action::ViewRoles, principal, Some(&r.name))
+        })
         .map(|r| {
             json!({
                 "name": r.name,

@@ -261,3 +261,112 @@ async fn calls_are_refused_with_400_and_403() {
     assert_eq!(status, 415);
     master.abort();
 }
+
+/// Mesos scopes KILL, RECONCILE and updates to the calling framework: a
+/// framework cannot kill, reconcile or see another framework's task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_framework_cannot_kill_or_see_another_frameworks_task() {
+    let master = common::master().await;
+    let _agent = TestAgent::start(master.addr, "cpus:4;mem:4096", false).await;
+    let mut a = Scheduler::subscribe(master.addr, Format::Protobuf, framework("a", &["web"])).await;
+    let offers = a.offers(5).await;
+    a.ok(launch(&offers[0], "secret", "cpus:1;mem:128")).await;
+    a.await_state("secret", TaskState::TaskRunning, 5).await;
+
+    let mut b = Scheduler::subscribe(master.addr, Format::Protobuf, framework("b", &["db"])).await;
+    let kill = |task: &str| Call {
+        r#type: Some(call::Type::Kill as i32),
+        kill: Some(call::Kill {
+            task_id: tepui_proto::v1::TaskId { value: task.into() },
+            agent_id: None,
+            kill_policy: None,
+        }),
+        ..Default::default()
+    };
+    b.ok(kill("secret")).await;
+    // B hears its KILL went nowhere; the task is not killed.
+    let u = b.update(5).await;
+    assert_eq!(u.task_id.value, "secret");
+    assert_ne!(u.state, TaskState::TaskKilled as i32);
+    assert_ne!(u.state, TaskState::TaskRunning as i32);
+    // Explicit reconciliation: unknown to B.
+    b.ok(Call {
+        r#type: Some(call::Type::Reconcile as i32),
+        reconcile: Some(call::Reconcile {
+            tasks: vec![call::reconcile::Task {
+                task_id: tepui_proto::v1::TaskId {
+                    value: "secret".into(),
+                },
+                agent_id: None,
+            }],
+        }),
+        ..Default::default()
+    })
+    .await;
+    let u = b.update(5).await;
+    assert_eq!(u.state, TaskState::TaskUnknown as i32);
+    // Implicit reconciliation: B has no tasks, so hears nothing.
+    b.ok(Call {
+        r#type: Some(call::Type::Reconcile as i32),
+        reconcile: Some(call::Reconcile { tasks: vec![] }),
+        ..Default::default()
+    })
+    .await;
+    let heard = tokio::time::timeout(std::time::Duration::from_millis(800), b.update(5)).await;
+    assert!(heard.is_err(), "B saw an update: {heard:?}");
+
+    // A's task still runs, and A can still kill it.
+    a.ok(Call {
+        r#type: Some(call::Type::Reconcile as i32),
+        reconcile: Some(call::Reconcile { tasks: vec![] }),
+        ..Default::default()
+    })
+    .await;
+    let u = a.update(5).await;
+    assert_eq!(
+        (u.task_id.value.as_str(), u.state),
+        ("secret", TaskState::TaskRunning as i32)
+    );
+    a.ok(kill("secret")).await;
+    a.await_state("secret", TaskState::TaskKilled, 5).await;
+    master.abort();
+}
+
+/// `run_tasks` ACLs: a task to run as a user the principal may not use
+/// fails with TASK_ERROR (REASON_TASK_UNAUTHORIZED); the rest of the
+/// ACCEPT goes ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_tasks_acls_refuse_tasks_of_unauthorized_users() {
+    let mut config = common::config();
+    config.auth.acls = tepui_proto::auth::Acls::parse(
+        r#"{"run_tasks": [
+            {"principals": {"type": "ANY"}, "users": {"values": ["root"]}},
+            {"principals": {"type": "ANY"}, "users": {"type": "NONE"}}]}"#,
+    )
+    .unwrap();
+    let master = common::master_with(config).await;
+    let _agent = TestAgent::start(master.addr, "cpus:4;mem:4096", false).await;
+    let mut s =
+        Scheduler::subscribe(master.addr, Format::Protobuf, framework("acl", &["web"])).await;
+    let offers = s.offers(5).await;
+    let mut call = launch(&offers[0], "as-root", "cpus:1;mem:128");
+    let op = &mut call.accept.as_mut().unwrap().operations[0];
+    let tasks = &mut op.launch.as_mut().unwrap().task_infos;
+    let mut other = tasks[0].clone();
+    other.task_id.value = "as-nobody".into();
+    other.command.as_mut().unwrap().user = Some("nobody".into());
+    tasks.push(other);
+    s.ok(call).await;
+    let refused = s.await_state("as-nobody", TaskState::TaskError, 5).await;
+    assert_eq!(refused.reason, Some(Reason::TaskUnauthorized as i32));
+    assert!(
+        refused
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("run_tasks"),
+        "{refused:?}"
+    );
+    s.await_state("as-root", TaskState::TaskRunning, 5).await;
+    master.abort();
+}

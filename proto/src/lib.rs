@@ -9,6 +9,7 @@
 //! detection for HA masters) lives here because the master and the agent both
 //! need it and this is the only crate they share.
 
+pub mod auth;
 pub mod content;
 pub mod duration;
 pub mod generated;

@@ -77,6 +77,11 @@ pub struct Agent {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Live LAUNCH_NESTED_CONTAINER_SESSION containers and their I/O.
     pub sessions: Arc<sessions::Sessions>,
+    /// Checks `Authorization` headers (operators' credentials, JWTs,
+    /// executor tokens).
+    pub(crate) authenticator: tepui_proto::auth::Authenticator,
+    /// Signs executor tokens; `None` when executors get none.
+    pub(crate) executor_key: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Default)]
@@ -155,7 +160,9 @@ impl Agent {
             ..Default::default()
         };
         let link: Option<Arc<dyn MasterLink>> = match &config.master {
-            Some(master) => Some(Arc::new(HttpLink::new(master)?)),
+            Some(master) => Some(Arc::new(
+                HttpLink::new(master)?.with_credential(config.auth.credential.as_ref()),
+            )),
             None => None,
         };
         let fetcher = tepui_fetcher::Fetcher::new(tepui_fetcher::FetcherConfig {
@@ -170,7 +177,12 @@ impl Agent {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
+        let executor_key = executor_key(&config)?;
+        let mut authenticator = config.auth.authenticator.clone();
+        authenticator.jwt_keys.extend(executor_key.iter().cloned());
         Ok(Arc::new(Self {
+            authenticator,
+            executor_key,
             config,
             work,
             containerizer,
@@ -346,6 +358,51 @@ fn check_reconfiguration(
         )));
     }
     Ok(())
+}
+
+/// The executor token key: `--executor_secret_key`, or (with
+/// authentication on) one generated once and kept in the work dir so the
+/// tokens of executors recovered after a restart stay valid.
+fn executor_key(config: &AgentConfig) -> Result<Option<Vec<u8>>, AgentError> {
+    let auth = &config.auth;
+    if let Some(key) = &auth.executor_secret_key {
+        return Ok(Some(key.clone()));
+    }
+    if !(auth.authenticate_http_executors
+        || auth.authenticate_http_readwrite
+        || auth.authenticate_http_readonly)
+    {
+        return Ok(None);
+    }
+    let path = config.work_dir.join("executor_secret_key");
+    if let Ok(key) = std::fs::read(&path)
+        && !key.is_empty()
+    {
+        return Ok(Some(key));
+    }
+    let key = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+    .into_bytes();
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::create_dir_all(&config.work_dir)?;
+        let tmp = path.with_extension("tmp");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(&key)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?;
+    Ok(Some(key))
 }
 
 #[cfg(test)]

@@ -337,6 +337,7 @@ impl Agent {
             .unwrap_or_default();
         let sandbox = directory.to_string_lossy().into_owned();
         let checkpoint = framework.checkpoint.unwrap_or(false);
+        let fw_id = fw.clone();
         let mut env = vec![
             ("MESOS_FRAMEWORK_ID".to_string(), fw),
             (
@@ -358,6 +359,26 @@ impl Agent {
             ),
             ("MESOS_HTTP_COMMAND_EXECUTOR".to_string(), "1".to_string()),
         ];
+        if let Some(key) = &self.executor_key {
+            let claims = [
+                (tepui_proto::auth::CLAIM_FRAMEWORK_ID, fw_id.clone()),
+                (
+                    tepui_proto::auth::CLAIM_EXECUTOR_ID,
+                    info.executor_id.value.clone(),
+                ),
+                (
+                    tepui_proto::auth::CLAIM_CONTAINER_ID,
+                    container_id.to_string(),
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            env.push((
+                tepui_proto::auth::EXECUTOR_TOKEN_ENV.to_string(),
+                tepui_proto::auth::jwt::sign(&claims, None, key),
+            ));
+        }
         if checkpoint {
             env.push(("MESOS_RECOVERY_TIMEOUT".to_string(), "15mins".to_string()));
             env.push((

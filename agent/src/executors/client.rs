@@ -37,6 +37,8 @@ pub struct ExecutorEnv {
     pub recovery_timeout: Duration,
     pub backoff_max: Duration,
     pub shutdown_grace_period: Duration,
+    /// `MESOS_EXECUTOR_AUTHENTICATION_TOKEN`: sent as a Bearer token.
+    pub token: Option<String>,
 }
 
 fn var(name: &'static str) -> Result<String, ExecutorError> {
@@ -76,6 +78,7 @@ impl ExecutorEnv {
                 "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD",
                 Duration::from_secs(5),
             )?,
+            token: std::env::var(tepui_proto::auth::EXECUTOR_TOKEN_ENV).ok(),
         })
     }
 }
@@ -113,11 +116,15 @@ impl AgentClient {
         call: &'static str,
         body: Vec<u8>,
     ) -> Result<reqwest::Response, ExecutorError> {
-        let response = self
+        let mut request = self
             .http
             .post(self.url(path))
             .header("Content-Type", "application/x-protobuf")
-            .header("Accept", "application/x-protobuf")
+            .header("Accept", "application/x-protobuf");
+        if let Some(token) = &self.env.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let response = request
             .body(body)
             .send()
             .await

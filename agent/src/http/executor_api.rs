@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
@@ -13,14 +13,36 @@ use tepui_proto::content::{ResponseFormat, encode_record};
 use tepui_proto::v1::executor;
 use tokio::sync::mpsc;
 
+use super::auth::Caller;
 use super::{accepted_format, decode_call, error, stream_headers};
 use crate::daemon::Agent;
 
-pub async fn handle(State(agent): State<Arc<Agent>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn handle(
+    State(agent): State<Arc<Agent>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (call, _) = match decode_call::<executor::Call>(&headers, &body) {
         Ok(decoded) => decoded,
         Err(response) => return response,
     };
+    if agent.executor_auth_required() {
+        // Only the executor's own token speaks for it.
+        let me = caller.principal.as_ref().and_then(|p| p.executor());
+        let own = me.is_some_and(|me| {
+            me.framework_id == call.framework_id.value && me.executor_id == call.executor_id.value
+        });
+        if !own {
+            return error(
+                403,
+                format!(
+                    "the token does not belong to executor '{}' of framework '{}'",
+                    call.executor_id.value, call.framework_id.value
+                ),
+            );
+        }
+    }
     use executor::call::Type;
     let kind = call.r#type.and_then(|t| Type::try_from(t).ok());
     match kind {

@@ -20,6 +20,7 @@ use tepui_proto::v1::agent::{Call, ProcessIo, call, process_io};
 use tepui_proto::v1::{CommandInfo, ContainerId, ContainerInfo, DurationInfo};
 use tokio::sync::mpsc;
 
+use super::auth::Caller;
 use super::operator_api::{container_path, containerizer_error};
 use super::{error, header_str, stream_headers};
 use crate::daemon::Agent;
@@ -284,7 +285,12 @@ pub async fn attach_output(
 
 /// ATTACH_CONTAINER_INPUT: the request body is a RecordIO stream of agent
 /// Calls; the first names the container, the rest carry ProcessIO.
-pub async fn attach_input(agent: Arc<Agent>, headers: HeaderMap, body: Body) -> Response {
+pub async fn attach_input(
+    agent: Arc<Agent>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let format = match RequestFormat::from_headers(
         header_str(&headers, "content-type"),
         header_str(&headers, "message-content-type"),
@@ -321,6 +327,13 @@ pub async fn attach_input(agent: Arc<Agent>, headers: HeaderMap, body: Body) -> 
                     );
                 }
             };
+            // The first record names the container: authorize it like any
+            // other call (attach_containers_input, executor tokens).
+            if claim.is_none()
+                && let Err(response) = super::auth::authorize_call(&agent, &caller, &call).await
+            {
+                return response;
+            }
             match input_step(&agent, call, &mut claim).await {
                 Ok(true) => {}
                 Ok(false) => return StatusCode::OK.into_response(),

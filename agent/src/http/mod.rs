@@ -5,6 +5,7 @@
 // move the allocation.
 #![allow(clippy::result_large_err)]
 
+mod auth;
 mod debug_api;
 mod executor_api;
 mod files;
@@ -48,6 +49,10 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/containers", get(debug_api::containers))
         .route("/tepui/v1/images", get(images_api::list))
         .route("/tepui/v1/images/pull", post(images_api::pull))
+        .layer(axum::middleware::from_fn_with_state(
+            agent.clone(),
+            auth::middleware,
+        ))
         .with_state(agent)
 }
 

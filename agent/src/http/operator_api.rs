@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tepui_containerizer::spec::{ContainerKind, LaunchSpec, ResourceRequest};
@@ -19,6 +19,7 @@ use tepui_proto::v1::{
     TaskState, VersionInfo, value,
 };
 
+use super::auth::Caller;
 use super::{accepted_format, debug_api, decode_call, error, message_response};
 use crate::daemon::Agent;
 use crate::paths::{nested_sandbox, valid_component};
@@ -34,25 +35,34 @@ const MAX_CALL_BYTES: usize = 16 << 20;
 /// stream; anything else is one Call.
 pub async fn dispatch(
     State(agent): State<Arc<Agent>>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
     let streaming = super::header_str(&headers, "content-type")
         .is_some_and(|t| t.trim().starts_with("application/recordio"));
     if streaming {
-        return super::io_api::attach_input(agent, headers, body).await;
+        return super::io_api::attach_input(agent, caller, headers, body).await;
     }
     match axum::body::to_bytes(body, MAX_CALL_BYTES).await {
-        Ok(bytes) => handle(State(agent), headers, bytes).await,
+        Ok(bytes) => handle(State(agent), Extension(caller), headers, bytes).await,
         Err(e) => error(413, format!("Cannot read the request body: {e}")),
     }
 }
 
-pub async fn handle(State(agent): State<Arc<Agent>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn handle(
+    State(agent): State<Arc<Agent>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (call, _) = match decode_call::<Call>(&headers, &body) {
         Ok(decoded) => decoded,
         Err(response) => return response,
     };
+    if let Err(response) = super::auth::authorize_call(&agent, &caller, &call).await {
+        return response;
+    }
     use call::Type;
     let kind = call.r#type.and_then(|t| Type::try_from(t).ok());
     let streams = matches!(
@@ -63,7 +73,18 @@ pub async fn handle(State(agent): State<Arc<Agent>>, headers: HeaderMap, body: B
         Ok(f) => f,
         Err(response) => return response,
     };
-    let answer = |response: AgentResponse| message_response(format, &response);
+    let viewer = match kind {
+        Some(Type::GetState | Type::GetTasks | Type::GetFrameworks | Type::GetExecutors) => {
+            Some(agent.viewer(&caller).await)
+        }
+        _ => None,
+    };
+    let answer = |mut response: AgentResponse| {
+        if let Some(viewer) = &viewer {
+            viewer.filter(&mut response);
+        }
+        message_response(format, &response)
+    };
     #[allow(deprecated)]
     match kind {
         Some(Type::GetHealth) => answer(AgentResponse {

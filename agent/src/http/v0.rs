@@ -38,9 +38,14 @@ pub async fn flags(State(agent): State<Arc<Agent>>) -> Json<Value> {
 
 /// Mesos's `/state` shape: the fields dashboards and CLIs read.
 #[allow(deprecated)] // `role`: v0 readers still look at it.
-pub async fn state(State(agent): State<Arc<Agent>>) -> Response {
+pub async fn state(
+    State(agent): State<Arc<Agent>>,
+    axum::extract::Extension(caller): axum::extract::Extension<super::auth::Caller>,
+) -> Response {
     let info = agent.agent_info();
-    let response = agent.get_state().await;
+    let mut response = agent.get_state().await;
+    // What the view_* ACLs hide from the caller is left out.
+    agent.viewer(&caller).await.filter(&mut response);
     let get_state = response.get_state.unwrap_or_default();
     let tasks = get_state.get_tasks.unwrap_or_default();
     let id = info

@@ -198,7 +198,7 @@ impl Master {
             .unwrap_or_default()
     }
 
-    fn task_error(
+    pub(crate) fn task_error(
         &mut self,
         framework_id: &str,
         agent_id: &str,
