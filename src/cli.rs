@@ -12,8 +12,6 @@ pub enum ExitStatus {
     /// The command ran and failed (the message says why).
     Failure = 1,
     // 2 is clap's usage error.
-    /// The subcommand exists in the design but is not built yet.
-    NotBuilt = 3,
 }
 
 impl From<ExitStatus> for ExitCode {
@@ -41,15 +39,6 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Arguments of a subcommand that is not built yet: accepted as given, so the
-/// answer is always "not built yet" rather than a usage error about flags
-/// that will exist.
-#[derive(Debug, Args)]
-pub struct Pending {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub args: Vec<String>,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the master daemon: scheduler and operator APIs, allocator, registry.
@@ -72,8 +61,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Show live statistics of running containers.
     Top(TopArgs),
-    /// Launch a command task or a task group (Mesos JSON) through the master.
-    Run(Pending),
+    /// Launch a command task or a task group (Mesos JSON) through the master, like mesos-execute.
+    Run(RunArgs),
     /// List, pull and prune container images on an agent.
     Images(ImagesArgs),
     /// Pull a container image into an agent's image store (`images pull`).
@@ -164,6 +153,41 @@ pub struct LogsArgs {
     /// Keep printing new output (across rotations) until the task ends.
     #[arg(long, short)]
     pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The master: `host:port`, `http(s)://...` or `zk://host:port/path`.
+    #[arg(long, env = "TEPUI_MASTER", default_value = "127.0.0.1:5050")]
+    pub master: String,
+    /// Task name (and task id prefix).
+    #[arg(long, default_value = "tepui-run")]
+    pub name: String,
+    /// Resources of a command task, Mesos syntax.
+    #[arg(long, default_value = "cpus:0.1;mem:32")]
+    pub resources: String,
+    /// Run the command in this container image.
+    #[arg(long = "docker_image")]
+    pub docker_image: Option<String>,
+    /// A TaskInfo JSON file (Mesos's JSON) instead of a command.
+    #[arg(long, conflicts_with_all = ["task_group", "command"])]
+    pub task: Option<std::path::PathBuf>,
+    /// A TaskGroupInfo JSON file (or an ACCEPT operation with `launch_group`), run by the default executor.
+    #[arg(long = "task_group", conflicts_with = "command")]
+    pub task_group: Option<std::path::PathBuf>,
+    /// The role to launch under.
+    #[arg(long, default_value = "*")]
+    pub role: String,
+    #[arg(long = "framework_name", default_value = "tepui-run")]
+    pub framework_name: String,
+    /// Give up when no offer fits within this many seconds.
+    #[arg(long = "offer_timeout", default_value_t = 60.0)]
+    pub offer_timeout: f64,
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// The shell command, after `--`.
+    #[arg(last = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -541,38 +565,4 @@ pub struct AgentArgs {
     /// authenticates to the master with.
     #[arg(long)]
     pub credential: Option<String>,
-}
-
-impl Command {
-    /// The name the user typed, for messages.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::Master(_) => "master",
-            Command::Agent(_) => "agent",
-            Command::Dev(_) => "dev",
-            Command::Ps(_) => "ps",
-            Command::Exec(_) => "exec",
-            Command::Attach(_) => "attach",
-            Command::Logs(_) => "logs",
-            Command::Kill(_) => "kill",
-            Command::Inspect(_) => "inspect",
-            Command::Top(_) => "top",
-            Command::Run(_) => "run",
-            Command::Images(_) => "images",
-            Command::Pull(_) => "pull",
-            Command::Completion { .. } => "completion",
-            Command::Supervise(_) => "supervise",
-            Command::Executor(ExecutorKind::Command) => "executor command",
-            Command::Executor(ExecutorKind::Default) => "executor default",
-        }
-    }
-}
-
-/// Says plainly that a designed subcommand is not built yet, and exits non-zero.
-pub fn not_built_yet(command: &Command) -> ExitStatus {
-    eprintln!(
-        "tepui {}: not built yet in this version of tepui (see the open issues); nothing was done",
-        command.name()
-    );
-    ExitStatus::NotBuilt
 }

@@ -158,7 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pull(args)?;
             Ok(ExitStatus::Success.into())
         }
-        other => Ok(cli::not_built_yet(&other).into()),
+        Command::Run(args) => run_workload(args),
     }
 }
 
@@ -169,4 +169,31 @@ fn pull(args: cli::PullArgs) -> Result<(), ops::CliError> {
         &args.reference,
         args.output == cli::OutputFormat::Json,
     ))
+}
+
+fn run_workload(args: cli::RunArgs) -> anyhow::Result<ExitCode> {
+    use tepui_agent::cli_run;
+    let workload = match (&args.task, &args.task_group) {
+        (Some(path), _) => cli_run::load_workload(path, false)?,
+        (None, Some(path)) => cli_run::load_workload(path, true)?,
+        (None, None) if args.command.is_empty() => {
+            anyhow::bail!("tepui run needs a command after '--', --task or --task_group")
+        }
+        (None, None) => cli_run::Workload::Command {
+            name: args.name.clone(),
+            command: args.command.join(" "),
+            resources: args.resources.clone(),
+            image: args.docker_image.clone(),
+        },
+    };
+    let options = cli_run::RunOptions {
+        master: args.master,
+        role: args.role,
+        framework_name: args.framework_name,
+        json_output: args.output == cli::OutputFormat::Json,
+        offer_timeout: std::time::Duration::try_from_secs_f64(args.offer_timeout.max(1.0))
+            .unwrap_or(std::time::Duration::from_secs(60)),
+    };
+    let code = ops::block_on(cli_run::run(workload, &options))?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }

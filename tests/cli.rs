@@ -44,16 +44,6 @@ fn help_lists_every_public_subcommand_and_hides_internal_ones() {
 }
 
 #[test]
-fn unbuilt_subcommands_say_so_and_exit_non_zero() {
-    let args = &["run", "--", "task.json"][..];
-    let out = tepui(args);
-    assert_eq!(out.status.code(), Some(3), "{args:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not built yet"), "{args:?}: {err}");
-    assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
-}
-
-#[test]
 fn bad_agent_flags_are_refused_with_the_flag_named() {
     let out = tepui(&["agent", "--executor_registration_timeout=soon"]);
     assert_eq!(out.status.code(), Some(1));

@@ -397,3 +397,123 @@ async fn real_agent_follows_a_zookeeper_leader_change_with_its_running_task() {
         let _ = std::fs::remove_dir(cgroup);
     }
 }
+
+/// Runs `tepui run --master <base> <args>`; (exit code, stdout, stderr).
+fn tepui_run(base: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(common::tepui_bin())
+        .arg("run")
+        .arg(format!("--master={base}"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tepui_run_launches_commands_and_task_groups_like_mesos_execute() {
+    if !common::require_root("tepui_run_launches_commands_and_task_groups_like_mesos_execute") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap().keep();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let cgroup_root = format!("tepui-e2e-run-{}", std::process::id());
+    let mut master = spawn(&master_args(port, &dir), dir.join("master.log"));
+    let mut agent = spawn(
+        &[
+            "agent".into(),
+            format!("--master=127.0.0.1:{port}"),
+            "--ip=127.0.0.1".into(),
+            format!("--port={}", free_port()),
+            format!("--work_dir={}", dir.join("agent/work").display()),
+            format!("--runtime_dir={}", dir.join("agent/run").display()),
+            format!("--cgroups_root={cgroup_root}"),
+            "--resources=cpus:2;mem:2048;disk:1024".into(),
+        ],
+        dir.join("agent.log"),
+    );
+    wait_agents(&base, 1).await;
+    let base2 = base.clone();
+    let run = move |args: Vec<String>| {
+        let base = base2.clone();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            tepui_run(&base, &args)
+        })
+    };
+    let strings = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    // A command task: its updates are printed, FINISHED exits 0.
+    let (code, out, err) = run(strings(&["--name", "hello", "--", "echo", "hi"]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("TASK_RUNNING") && out.contains("TASK_FINISHED"),
+        "{out}"
+    );
+    // A failing command exits 1 with the failure shown.
+    let (code, out, _) = run(strings(&["--name", "bad", "--", "exit 3"]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("TASK_FAILED"), "{out}");
+
+    // The documentation's kind of task group: requests, limits with
+    // "Infinity", share_cgroups false; --output json gives one event a line.
+    let group = json!({"tasks": [
+        {"name": "a", "task_id": {"value": "group-a"},
+         "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                       {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}],
+         "limits": {"cpus": "Infinity", "mem": 64},
+         "command": {"value": "echo a"},
+         "container": {"type": "MESOS", "linux_info": {"share_cgroups": false}}},
+        {"name": "b", "task_id": {"value": "group-b"},
+         "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                       {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}],
+         "command": {"value": "echo b"},
+         "container": {"type": "MESOS", "linux_info": {"share_cgroups": false}}}
+    ]});
+    let file = dir.join("group.json");
+    std::fs::write(&file, group.to_string()).unwrap();
+    let (code, out, err) = run(strings(&[
+        "--task_group",
+        file.to_str().unwrap(),
+        "-o",
+        "json",
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{out}{err}");
+    let finished: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["state"] == "TASK_FINISHED")
+        .map(|e| e["task"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(finished.len(), 2, "{out}");
+
+    // A bad file fails before anything launches, naming what is wrong.
+    std::fs::write(&file, r#"{"tasks": [{"name": "x", "resources": "lots"}]}"#).unwrap();
+    let (code, _, err) = run(strings(&["--task_group", file.to_str().unwrap()]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("TaskGroupInfo") && err.contains("resources"),
+        "{err}"
+    );
+
+    // SAFETY: kill has no memory preconditions; the pid is our child.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let _ = agent.wait();
+    master.kill().unwrap();
+    let _ = master.wait();
+    for cgroup in common::cgroups_named(&cgroup_root).iter().rev() {
+        let _ = std::fs::remove_dir(cgroup);
+    }
+}
