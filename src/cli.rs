@@ -83,9 +83,14 @@ pub enum Command {
 /// Which agent the operator commands talk to.
 #[derive(Debug, Args)]
 pub struct AgentAddress {
-    /// The agent, `host:port` or `http://host:port`.
-    #[arg(long, env = "TEPUI_AGENT", default_value = "127.0.0.1:5051")]
-    pub agent: String,
+    /// The agent, `host:port` or `http://host:port`; else `TEPUI_AGENT`, the
+    /// config file's `agent`, then 127.0.0.1:5051 (unless a master is given).
+    #[arg(long, env = "TEPUI_AGENT")]
+    pub agent: Option<String>,
+    /// A master (`host:port`, `zk://host:port/path`) that tells which agent
+    /// runs the task; else `TEPUI_MASTER` or the config file's `master`.
+    #[arg(long, env = "TEPUI_MASTER")]
+    pub master: Option<String>,
     /// Principal to authenticate as (HTTP Basic).
     #[arg(long, env = "TEPUI_PRINCIPAL")]
     pub principal: Option<String>,
@@ -99,14 +104,75 @@ pub struct AgentAddress {
     pub secret: Option<String>,
 }
 
+/// The default agent when nothing names one.
+const DEFAULT_AGENT: &str = "127.0.0.1:5051";
+
 impl AgentAddress {
-    /// A client for the agent, with credentials when given.
-    pub fn client(&self) -> tepui_agent::cli::Client {
-        let client = tepui_agent::cli::Client::new(&self.agent);
-        match &self.principal {
-            Some(p) => client.with_credentials(p, self.secret.as_deref().unwrap_or_default()),
+    fn credentials(&self, config: &crate::cli_config::CliConfig) -> Option<(String, String)> {
+        let principal = self
+            .principal
+            .clone()
+            .or(config.get("principal").map(str::to_string))?;
+        let secret = self
+            .secret
+            .clone()
+            .or(config.get("secret").map(str::to_string))
+            .unwrap_or_default();
+        Some((principal, secret))
+    }
+
+    fn connect(
+        &self,
+        address: &str,
+        config: &crate::cli_config::CliConfig,
+    ) -> tepui_agent::cli::Client {
+        let client = tepui_agent::cli::Client::new(address);
+        match self.credentials(config) {
+            Some((p, s)) => client.with_credentials(&p, &s),
             None => client,
         }
+    }
+
+    /// A client for the agent (flag, environment, config file, default),
+    /// with credentials when given.
+    pub fn client(&self) -> anyhow::Result<tepui_agent::cli::Client> {
+        let config = crate::cli_config::CliConfig::load()?;
+        let agent = self
+            .agent
+            .clone()
+            .or(config.get("agent").map(str::to_string))
+            .unwrap_or_else(|| DEFAULT_AGENT.to_string());
+        Ok(self.connect(&agent, &config))
+    }
+
+    /// A client for the agent that runs `target`: the agent named by flag,
+    /// environment or config file; else, with a master, the one the master
+    /// says runs the task; else the default.
+    pub fn client_for(&self, target: &str) -> anyhow::Result<tepui_agent::cli::Client> {
+        let config = crate::cli_config::CliConfig::load()?;
+        let named = self
+            .agent
+            .clone()
+            .or(config.get("agent").map(str::to_string));
+        let master = self
+            .master
+            .clone()
+            .or(config.get("master").map(str::to_string));
+        let agent = match (named, master) {
+            (Some(agent), _) => agent,
+            (None, Some(master)) => {
+                let authorization = self
+                    .credentials(&config)
+                    .map(|(p, s)| tepui_proto::auth::basic_header(&p, &s));
+                tepui_agent::cli::block_on(tepui_agent::cli_locate::agent_of_task(
+                    &master,
+                    target,
+                    authorization.as_deref(),
+                ))?
+            }
+            (None, None) => DEFAULT_AGENT.to_string(),
+        };
+        Ok(self.connect(&agent, &config))
     }
 }
 

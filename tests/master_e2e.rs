@@ -223,6 +223,27 @@ async fn real_master_and_agent_run_tasks_and_survive_a_master_sigkill() {
     let framework_id = s.framework_id.clone();
     drop(s);
 
+    // The CLI finds the task's agent through the master (no --agent).
+    let cli = |args: &[&str]| {
+        let out = Command::new(common::tepui_bin())
+            .args(args)
+            .env_remove("TEPUI_AGENT")
+            .env("TEPUI_CONFIG", dir.path().join("no-config.toml"))
+            .env("TEPUI_MASTER", format!("127.0.0.1:{port}"))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = cli(&["exec", "long", "--", "echo", "via-master"]);
+    assert_eq!((code, out.as_str()), (Some(0), "via-master\n"), "{err}");
+    let (code, _, err) = cli(&["inspect", "nope"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("knows no such task"), "{err}");
+
     // SIGKILL, then a new master on the same registry and port.
     master.kill().unwrap();
     master.wait().unwrap();
@@ -243,16 +264,21 @@ async fn real_master_and_agent_run_tasks_and_survive_a_master_sigkill() {
     assert_eq!(u["reason"], "REASON_RECONCILIATION");
     assert!(u.get("uuid").is_none());
 
-    // TEARDOWN kills the task on the agent.
+    // TEARDOWN kills the task on the agent: no process is left in this
+    // agent's cgroups (other tests may run `sleep 1000` elsewhere).
     assert_eq!(s.call(json!({"type": "TEARDOWN"})).await, 202);
     let deadline = Instant::now() + WAIT;
-    while !common::processes_mentioning("sleep 1000")
-        .iter()
-        .all(|(_, cmd)| !cmd.starts_with("sleep 1000"))
-    {
+    let ours_running = || {
+        common::cgroups_named(&cgroup_root).iter().any(|cgroup| {
+            std::fs::read_to_string(std::path::Path::new(cgroup).join("cgroup.procs"))
+                .is_ok_and(|procs| !procs.trim().is_empty())
+        })
+    };
+    while ours_running() {
         assert!(
             Instant::now() < deadline,
-            "task still running after TEARDOWN"
+            "task still running after TEARDOWN:\n{}",
+            std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -10,6 +10,7 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod cli_images;
+pub mod cli_locate;
 pub mod cli_run;
 pub mod cli_session;
 pub mod config;

@@ -134,7 +134,7 @@ fn agent_json(m: &Master, id: &str) -> Value {
         .collect();
     json!({
         "id": a.id,
-        "pid": agent_pid(&a.info),
+        "pid": agent_pid(&a.info, a.address.as_deref()),
         "hostname": a.info.hostname,
         "port": a.info.port.unwrap_or(5051),
         "registered_time": a.registered_time,

@@ -73,8 +73,28 @@ impl Agent {
                 executors,
                 tasks,
                 completed_tasks: Vec::new(),
+                address: Some(self.advertised_address()),
             }),
             ..Default::default()
+        }
+    }
+
+    /// `ip:port` others reach this agent at: `--ip`, or for a wildcard
+    /// bind the host's first non-loopback IPv4 address.
+    fn advertised_address(&self) -> String {
+        let port = self.config.port;
+        if !self.config.ip.is_unspecified() {
+            return std::net::SocketAddr::new(self.config.ip, port).to_string();
+        }
+        let found = nix::ifaddrs::getifaddrs().ok().and_then(|mut addrs| {
+            addrs.find_map(|a| {
+                let ip = a.address?.as_sockaddr_in()?.ip();
+                (!ip.is_loopback()).then_some(ip)
+            })
+        });
+        match found {
+            Some(ip) => format!("{ip}:{port}"),
+            None => format!("127.0.0.1:{port}"),
         }
     }
 

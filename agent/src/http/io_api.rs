@@ -86,6 +86,7 @@ pub async fn launch_session(
     let guard = SessionGuard {
         agent: agent.clone(),
         container: path.clone(),
+        ended: false,
     };
     let waiter = {
         let agent = agent.clone();
@@ -102,14 +103,17 @@ pub async fn launch_session(
 struct SessionGuard {
     agent: Arc<Agent>,
     container: ContainerPath,
+    /// The container ended while the connection was still there.
+    ended: bool,
 }
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
         let agent = self.agent.clone();
         let id = self.container.clone();
+        let ended = self.ended;
         tokio::spawn(async move {
-            if agent.containerizer.kill(&id, Duration::ZERO).await.is_ok() {
+            if !ended && agent.containerizer.kill(&id, Duration::ZERO).await.is_ok() {
                 tracing::info!(container = %id, "session connection closed: container killed");
             }
             let _ = agent.containerizer.wait(&id).await;
@@ -140,7 +144,7 @@ fn output_response(
     };
     let stream = futures_util::stream::unfold(
         (Some(output), ticker, waiter, guard),
-        move |(mut output, mut ticker, mut waiter, guard)| {
+        move |(mut output, mut ticker, mut waiter, mut guard)| {
             let shutdown = shutdown.clone();
             async move {
                 let message = loop {
@@ -159,7 +163,12 @@ fn output_response(
                             let w = waiter.as_mut()?;
                             tokio::select! {
                                 _ = shutdown.cancelled() => return None,
-                                _ = w => return None,
+                                _ = w => {
+                                    if let Some(g) = guard.as_mut() {
+                                        g.ended = true;
+                                    }
+                                    return None;
+                                }
                                 _ = ticker.tick() => break heartbeat_record(),
                             }
                         }

@@ -145,6 +145,7 @@ impl Master {
             info: info.clone(),
             total: total.clone(),
             version: sub.version.clone(),
+            address: sub.address.clone(),
             capabilities: sub.capabilities.clone(),
             conn: Some(AgentConn {
                 stream_id: stream_id.clone(),
@@ -462,7 +463,7 @@ impl Master {
             active: agent.active(),
             deactivated: Some(agent.deactivated),
             version: agent.version.clone().unwrap_or_default(),
-            pid: Some(agent_pid(&agent.info)),
+            pid: Some(agent_pid(&agent.info, agent.address.as_deref())),
             registered_time: Some(super::frameworks::time_info(agent.registered_time)),
             total_resources: agent.total.clone().into_vec(),
             allocated_resources: allocated.into_vec(),
@@ -475,8 +476,13 @@ impl Master {
 
 /// What Mesos names an agent's libprocess pid; tools parse host and port
 /// out of it.
-pub fn agent_pid(info: &tepui_proto::v1::AgentInfo) -> String {
-    format!("slave(1)@{}:{}", info.hostname, info.port.unwrap_or(5051))
+/// Mesos's `slave(1)@ip:port`: the address the agent gave, else its
+/// hostname.
+pub fn agent_pid(info: &tepui_proto::v1::AgentInfo, address: Option<&str>) -> String {
+    match address {
+        Some(address) => format!("slave(1)@{address}"),
+        None => format!("slave(1)@{}:{}", info.hostname, info.port.unwrap_or(5051)),
+    }
 }
 
 /// The agent's resources with its checkpointed dynamic reservations and

@@ -110,6 +110,8 @@ pub struct Agent {
     pub info: AgentInfo,
     pub total: Resources,
     pub version: Option<String>,
+    /// `ip:port` the agent said it serves on (its pid's address).
+    pub address: Option<String>,
     pub capabilities: Vec<v1::agent_info::Capability>,
     pub conn: Option<AgentConn>,
     pub disconnected_at: Option<Instant>,
