@@ -108,16 +108,77 @@ pub struct AgentAddress {
         hide_env_values = true
     )]
     pub secret: Option<String>,
+    /// CA certificates (PEM) to trust for an `https` agent, besides the
+    /// built-in roots; with it, an agent given as `host:port` is reached over https.
+    #[arg(long = "ca_file", env = "TEPUI_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for agents run with `--ssl_require_client_cert`.
+    #[arg(long = "cert_file", env = "TEPUI_CERT_FILE", requires = "key_file")]
+    pub cert_file: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long = "key_file", env = "TEPUI_KEY_FILE", requires = "cert_file")]
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 impl AgentAddress {
-    /// A client for the agent, with credentials when given.
-    pub fn client(&self) -> tepui_agent::cli::Client {
-        let client = tepui_agent::cli::Client::new(&self.agent);
-        match &self.principal {
+    /// A client for the agent, with TLS settings and credentials when given.
+    pub fn client(&self) -> Result<tepui_agent::cli::Client, tepui_agent::cli::CliError> {
+        let mut client = tepui_agent::cli::Client::new(&self.agent);
+        let identity = self.cert_file.as_deref().zip(self.key_file.as_deref());
+        if self.ca_file.is_some() || identity.is_some() {
+            client = client.with_tls(self.ca_file.as_deref(), identity)?;
+        }
+        Ok(match &self.principal {
             Some(p) => client.with_credentials(p, self.secret.as_deref().unwrap_or_default()),
             None => client,
-        }
+        })
+    }
+}
+
+/// Mesos's SSL settings of the daemons (`--ssl_*`, also read from
+/// `LIBPROCESS_SSL_*` as libprocess does, and `MESOS_SSL_*`/`TEPUI_SSL_*`).
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// Serve HTTPS, and use https towards peers given without a scheme
+    /// (implied by --ssl_cert_file).
+    #[arg(long = "ssl_enabled", env = "LIBPROCESS_SSL_ENABLED", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub ssl_enabled: bool,
+    /// The server certificate chain (PEM); with it the daemon serves HTTPS only.
+    #[arg(long = "ssl_cert_file", env = "LIBPROCESS_SSL_CERT_FILE")]
+    pub ssl_cert_file: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long = "ssl_key_file", env = "LIBPROCESS_SSL_KEY_FILE")]
+    pub ssl_key_file: Option<std::path::PathBuf>,
+    /// CA certificates (PEM) trusted for peers (besides the built-in roots)
+    /// and for verifying client certificates.
+    #[arg(long = "ssl_ca_file", env = "LIBPROCESS_SSL_CA_FILE")]
+    pub ssl_ca_file: Option<std::path::PathBuf>,
+    /// Refuse clients without a certificate signed by --ssl_ca_file.
+    #[arg(long = "ssl_require_client_cert", env = "LIBPROCESS_SSL_REQUIRE_CERT", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub ssl_require_client_cert: bool,
+}
+
+impl TlsArgs {
+    /// The settings, with absolute paths (executors run elsewhere).
+    pub fn settings(&self) -> anyhow::Result<tepui_proto::tls::TlsSettings> {
+        let absolute = |flag: &str, p: &Option<std::path::PathBuf>| {
+            p.as_deref()
+                .map(std::path::absolute)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+        };
+        let settings = tepui_proto::tls::TlsSettings {
+            enabled: self.ssl_enabled,
+            cert_file: absolute("ssl_cert_file", &self.ssl_cert_file)?,
+            key_file: absolute("ssl_key_file", &self.ssl_key_file)?,
+            ca_file: absolute("ssl_ca_file", &self.ssl_ca_file)?,
+            require_client_cert: self.ssl_require_client_cert,
+        };
+        // Fail at start, not at the first connection.
+        settings
+            .server_config()
+            .map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
+        Ok(settings)
     }
 }
 
@@ -315,6 +376,8 @@ pub struct MasterArgs {
     pub authenticate_agents: bool,
     #[command(flatten)]
     pub auth: crate::auth_flags::HttpAuthArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl MasterArgs {
@@ -376,6 +439,7 @@ impl MasterArgs {
             zk_session_timeout: duration("zk_session_timeout", &self.zk_session_timeout)?,
             zk: self.zk,
             quorum: self.quorum,
+            tls: self.tls.settings()?,
             auth: tepui_master::AuthConfig {
                 authenticate_frameworks: self.authenticate_frameworks,
                 authenticate_agents: self.authenticate_agents,
@@ -406,6 +470,8 @@ pub struct DevArgs {
     pub resources: Option<String>,
     #[arg(long = "cgroups_root", default_value = "tepui-dev")]
     pub cgroups_root: String,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -541,6 +607,8 @@ pub struct AgentArgs {
     /// authenticates to the master with.
     #[arg(long)]
     pub credential: Option<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl Command {

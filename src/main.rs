@@ -72,12 +72,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             agent_cmd::run_executor(true).map(Into::into)
         }
         Command::Ps(args) => {
-            let client = args.agent.client();
+            let client = args.agent.client()?;
             ops::block_on(ops::ps(&client, args.output == cli::OutputFormat::Json))?;
             Ok(ExitStatus::Success.into())
         }
         Command::Logs(args) => {
-            let client = args.agent.client();
+            let client = args.agent.client()?;
             let options = ops::LogsOptions {
                 stderr: args.stderr,
                 tail: args.tail,
@@ -87,12 +87,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitStatus::Success.into())
         }
         Command::Kill(args) => {
-            let client = args.agent.client();
+            let client = args.agent.client()?;
             ops::block_on(ops::kill(&client, &args.target, args.signal))?;
             Ok(ExitStatus::Success.into())
         }
         Command::Top(args) => {
-            let client = args.agent.client();
+            let client = args.agent.client()?;
             let interval = std::time::Duration::try_from_secs_f64(args.interval.max(0.1))
                 .unwrap_or(std::time::Duration::from_secs(2));
             ops::block_on(ops::top(
@@ -104,12 +104,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitStatus::Success.into())
         }
         Command::Inspect(args) => {
-            let client = args.agent.client();
+            let client = args.agent.client()?;
             ops::block_on(ops::inspect(&client, &args.target))?;
             Ok(ExitStatus::Success.into())
         }
         Command::Exec(args) => {
-            let client = ops::Client::new(&args.agent.agent);
+            let client = args.agent.client()?;
             let options = tepui_agent::cli_session::ExecOptions {
                 interactive: args.interactive,
                 tty: args.tty,
@@ -123,7 +123,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
         }
         Command::Attach(args) => {
-            let client = ops::Client::new(&args.agent.agent);
+            let client = args.agent.client()?;
             ops::block_on(tepui_agent::cli_session::attach(
                 &client,
                 &args.target,
@@ -135,7 +135,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             use tepui_agent::cli_images;
             match args.action {
                 cli::ImagesAction::Ls { agent, output } => {
-                    let client = ops::Client::new(&agent.agent);
+                    let client = agent.client()?;
                     ops::block_on(cli_images::ls(&client, output == cli::OutputFormat::Json))?;
                 }
                 cli::ImagesAction::Pull(args) => pull(args)?,
@@ -144,7 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     exclude,
                     output,
                 } => {
-                    let client = ops::Client::new(&agent.agent);
+                    let client = agent.client()?;
                     ops::block_on(cli_images::prune(
                         &client,
                         &exclude,
@@ -163,7 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn pull(args: cli::PullArgs) -> Result<(), ops::CliError> {
-    let client = ops::Client::new(&args.agent.agent);
+    let client = args.agent.client()?;
     ops::block_on(tepui_agent::cli_images::pull(
         &client,
         &args.reference,

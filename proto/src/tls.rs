@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls;
+pub use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -91,18 +91,20 @@ impl TlsSettings {
         if self.enabled() { "https" } else { "http" }
     }
 
-    /// The `LIBPROCESS_SSL_*` environment handing these settings on (to
-    /// executors); empty when SSL is off.
+    /// The `LIBPROCESS_SSL_*` environment handing these settings on to
+    /// executors; empty when SSL is off. The certificate and key are handed
+    /// on only when clients must present one (`require_client_cert`).
     pub fn to_env(&self) -> Vec<(String, String)> {
         if !self.enabled() {
             return Vec::new();
         }
         let mut env = vec![(ENV_ENABLED.to_string(), "true".to_string())];
-        for (name, path) in [
-            (ENV_CERT_FILE, &self.cert_file),
-            (ENV_KEY_FILE, &self.key_file),
-            (ENV_CA_FILE, &self.ca_file),
-        ] {
+        let identity = if self.require_client_cert {
+            [(ENV_CERT_FILE, &self.cert_file), (ENV_KEY_FILE, &self.key_file)]
+        } else {
+            [(ENV_CERT_FILE, &None), (ENV_KEY_FILE, &None)]
+        };
+        for (name, path) in identity.into_iter().chain([(ENV_CA_FILE, &self.ca_file)]) {
             if let Some(path) = path {
                 env.push((name.to_string(), path.display().to_string()));
             }
