@@ -261,7 +261,11 @@ async fn tls_end_to_end_with_a_test_ca() {
         // command executor's client all speak https.
         let states = run_a_task(&client, &base).await;
         eprintln!("task states over TLS: {states:?}");
-        assert_eq!(states.last().map(String::as_str), Some("TASK_FINISHED"), "{states:?}");
+        assert_eq!(
+            states.last().map(String::as_str),
+            Some("TASK_FINISHED"),
+            "{states:?}"
+        );
 
         // The CLI with the CA (the address without a scheme becomes https).
         let ps = Command::new(common::tepui_bin())

@@ -85,10 +85,7 @@ impl HttpLink {
     /// MasterInfo has none) is reached over `https` when SSL is enabled;
     /// the CA file is trusted and the agent's certificate is its client
     /// certificate.
-    pub fn with_tls(
-        master: &str,
-        tls: &tepui_proto::tls::TlsSettings,
-    ) -> Result<Self, LinkError> {
+    pub fn with_tls(master: &str, tls: &tepui_proto::tls::TlsSettings) -> Result<Self, LinkError> {
         let scheme = tls.scheme();
         let mut zk = None;
         let base = if master.starts_with("http://") || master.starts_with("https://") {

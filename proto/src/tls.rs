@@ -100,7 +100,10 @@ impl TlsSettings {
         }
         let mut env = vec![(ENV_ENABLED.to_string(), "true".to_string())];
         let identity = if self.require_client_cert {
-            [(ENV_CERT_FILE, &self.cert_file), (ENV_KEY_FILE, &self.key_file)]
+            [
+                (ENV_CERT_FILE, &self.cert_file),
+                (ENV_KEY_FILE, &self.key_file),
+            ]
         } else {
             [(ENV_CERT_FILE, &None), (ENV_KEY_FILE, &None)]
         };
@@ -248,10 +251,7 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    pub fn new(
-        listener: TcpListener,
-        config: Arc<rustls::ServerConfig>,
-    ) -> std::io::Result<Self> {
+    pub fn new(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
         let (tx, ready) = mpsc::channel(64);
         let tls = TlsAcceptor::from(config);
