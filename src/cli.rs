@@ -644,3 +644,55 @@ pub fn not_built_yet(command: &Command) -> ExitStatus {
     );
     ExitStatus::NotBuilt
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn ssl_flags_become_tls_settings_with_absolute_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        let parse = |extra: &[String]| {
+            let mut argv = vec!["tepui".to_string(), "master".into()];
+            argv.extend(extra.iter().cloned());
+            let Command::Master(args) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("not master");
+            };
+            args.into_config()
+        };
+        let cert_file = dir.path().join("cert.pem");
+        let config = parse(&[
+            format!("--ssl_cert_file={}", cert_file.display()),
+            format!("--ssl_key_file={}", dir.path().join("key.pem").display()),
+            format!("--ssl_ca_file={}", cert_file.display()),
+            "--ssl_require_client_cert".into(),
+        ])
+        .unwrap();
+        assert!(config.tls.enabled());
+        assert!(config.tls.require_client_cert);
+        assert_eq!(config.tls.cert_file.as_deref(), Some(cert_file.as_path()));
+        assert!(config.tls.server_config().unwrap().is_some());
+        assert!(!parse(&[]).unwrap().tls.enabled());
+        // SSL on without a certificate, or a missing file: refused at start.
+        let err = parse(&["--ssl_enabled=1".into()]).unwrap_err().to_string();
+        assert!(err.contains("--ssl_cert_file"), "{err}");
+        let err = parse(&[
+            "--ssl_cert_file=/nonexistent/cert.pem".into(),
+            "--ssl_key_file=/nonexistent/key.pem".into(),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("/nonexistent/cert.pem"), "{err}");
+    }
+}

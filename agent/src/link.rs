@@ -284,3 +284,29 @@ where
         }),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_master_without_a_scheme_is_reached_over_https_with_ssl_enabled() {
+        let on = tepui_proto::tls::TlsSettings {
+            enabled: true,
+            ..Default::default()
+        };
+        let link = HttpLink::with_tls("127.0.0.1:5050", &on).expect("link");
+        assert_eq!(link.describe(), "https://127.0.0.1:5050/tepui/link/v1");
+        assert_eq!(link.scheme, "https");
+        let link = HttpLink::with_tls("http://m:5050/", &on).expect("link");
+        assert_eq!(link.describe(), "http://m:5050/tepui/link/v1");
+        let link = HttpLink::new("127.0.0.1:5050").expect("link");
+        assert_eq!(link.describe(), "http://127.0.0.1:5050/tepui/link/v1");
+        let missing = tepui_proto::tls::TlsSettings {
+            enabled: true,
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..Default::default()
+        };
+        assert!(HttpLink::with_tls("m:5050", &missing).is_err());
+    }
+}

@@ -218,3 +218,33 @@ impl AgentClient {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn executors_reach_the_agent_over_https_when_ssl_is_enabled() {
+        let env = |enabled| ExecutorEnv {
+            agent_endpoint: "127.0.0.1:5051".into(),
+            framework_id: FrameworkId::default(),
+            executor_id: ExecutorId::default(),
+            sandbox: "/tmp".into(),
+            checkpoint: false,
+            recovery_timeout: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(1),
+            shutdown_grace_period: Duration::from_secs(1),
+            token: None,
+            tls: tepui_proto::tls::TlsSettings::from_lookup(|name| {
+                (enabled && name == tepui_proto::tls::ENV_ENABLED).then(|| "true".to_string())
+            }),
+        };
+        let client = AgentClient::new(env(true)).expect("client");
+        assert_eq!(
+            client.url("/api/v1/executor"),
+            "https://127.0.0.1:5051/api/v1/executor"
+        );
+        let client = AgentClient::new(env(false)).expect("client");
+        assert_eq!(client.url("/api/v1"), "http://127.0.0.1:5051/api/v1");
+    }
+}
