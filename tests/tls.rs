@@ -76,15 +76,20 @@ fn master_args(port: u16, dir: &Path, pki: &Pki) -> Vec<String> {
         format!("--ssl_cert_file={}", pki.cert.display()),
         format!("--ssl_key_file={}", pki.key.display()),
         format!("--ssl_ca_file={}", pki.ca.display()),
+        "--ssl_require_client_cert".into(),
     ]
 }
 
-fn client_with_ca(pki: &Pki) -> reqwest::Client {
+/// A client trusting the test CA, presenting a client certificate or not.
+fn client_with_ca(pki: &Pki, with_cert: bool) -> reqwest::Client {
     let ca = reqwest::Certificate::from_pem(&std::fs::read(&pki.ca).unwrap()).unwrap();
-    reqwest::Client::builder()
-        .add_root_certificate(ca)
-        .build()
-        .unwrap()
+    let mut builder = reqwest::Client::builder().add_root_certificate(ca);
+    if with_cert {
+        let mut identity = std::fs::read(&pki.key).unwrap();
+        identity.extend(std::fs::read(&pki.cert).unwrap());
+        builder = builder.identity(reqwest::Identity::from_pem(&identity).unwrap());
+    }
+    builder.build().unwrap()
 }
 
 /// Every message in an error's chain.
@@ -249,16 +254,18 @@ async fn tls_end_to_end_with_a_test_ca() {
             ("LIBPROCESS_SSL_CERT_FILE", &pki.cert),
             ("LIBPROCESS_SSL_KEY_FILE", &pki.key),
             ("LIBPROCESS_SSL_CA_FILE", &pki.ca),
+            ("LIBPROCESS_SSL_REQUIRE_CERT", Path::new("1")),
         ],
         dir.path().join("agent.log"),
     );
     let result = std::panic::AssertUnwindSafe(async {
-        let client = client_with_ca(&pki);
+        let client = client_with_ca(&pki, true);
         wait_up(&client, &format!("{base}/health")).await;
         wait_agent(&client, &base).await;
 
         // A command task: the agent's link, the scheduler and the built-in
-        // command executor's client all speak https.
+        // command executor's client all speak https and present the test
+        // CA's certificate (both servers require one).
         let states = run_a_task(&client, &base).await;
         eprintln!("task states over TLS: {states:?}");
         assert_eq!(
@@ -267,10 +274,14 @@ async fn tls_end_to_end_with_a_test_ca() {
             "{states:?}"
         );
 
-        // The CLI with the CA (the address without a scheme becomes https).
+        // The CLI with the CA and a client certificate (the address without
+        // a scheme becomes https).
+        let agent_addr = format!("127.0.0.1:{agent_port}");
         let ps = Command::new(common::tepui_bin())
-            .args(["ps", "--agent", &format!("127.0.0.1:{agent_port}")])
+            .args(["ps", "--output", "json", "--agent", &agent_addr])
             .arg(format!("--ca_file={}", pki.ca.display()))
+            .arg(format!("--cert_file={}", pki.cert.display()))
+            .arg(format!("--key_file={}", pki.key.display()))
             .output()
             .unwrap();
         assert!(
@@ -278,7 +289,16 @@ async fn tls_end_to_end_with_a_test_ca() {
             "tepui ps with the CA: {}",
             String::from_utf8_lossy(&ps.stderr)
         );
-        // ... and without it: refused, saying why.
+        // ... without a client certificate, and without the CA: refused.
+        let ps = Command::new(common::tepui_bin())
+            .args(["ps", "--agent", &agent_addr])
+            .arg(format!("--ca_file={}", pki.ca.display()))
+            .output()
+            .unwrap();
+        assert!(
+            !ps.status.success(),
+            "tepui ps without a client certificate"
+        );
         let ps = Command::new(common::tepui_bin())
             .args(["ps", "--agent", &agent_url])
             .env_remove("TEPUI_CA_FILE")
@@ -288,36 +308,29 @@ async fn tls_end_to_end_with_a_test_ca() {
         assert!(!ps.status.success());
         assert!(err.contains("certificate"), "{err}");
 
-        // Clients without the CA are refused by both servers; plain http
-        // is not served.
+        // Clients without the CA are refused by both servers, clients
+        // without a client certificate too; plain http is not served.
+        let no_cert = client_with_ca(&pki, false);
         for url in [format!("{base}/health"), format!("{agent_url}/health")] {
             let e = reqwest::get(&url).await.expect_err("no CA: refused");
             assert!(chain(&e).contains("certificate"), "{}", chain(&e));
+            assert!(
+                no_cert.get(&url).send().await.is_err(),
+                "{url} served without a client certificate"
+            );
             let plain = url.replace("https://", "http://");
             assert!(client.get(&plain).send().await.is_err(), "{plain} served");
         }
 
-        // A master requiring client certificates refuses a client without one
-        // and serves one presenting a certificate from the CA.
-        let strict_port = free_port();
-        let mut args = master_args(strict_port, &dir.path().join("strict"), &pki);
-        args.push("--ssl_require_client_cert".into());
-        let mut strict = spawn(&args, &[], dir.path().join("strict.log"));
-        let strict_url = format!("https://127.0.0.1:{strict_port}/health");
-        let mut identity = std::fs::read(&pki.key).unwrap();
-        identity.extend(std::fs::read(&pki.cert).unwrap());
-        let with_cert = reqwest::Client::builder()
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(&std::fs::read(&pki.ca).unwrap()).unwrap(),
-            )
-            .identity(reqwest::Identity::from_pem(&identity).unwrap())
-            .build()
-            .unwrap();
-        wait_up(&with_cert, &strict_url).await;
-        let refused = client.get(&strict_url).send().await;
-        assert!(refused.is_err(), "served without a client certificate");
-        let _ = strict.kill();
-        let _ = strict.wait();
+        // Without --ssl_require_client_cert a client without a certificate
+        // is served.
+        let open_port = free_port();
+        let mut args = master_args(open_port, &dir.path().join("open"), &pki);
+        args.retain(|a| a != "--ssl_require_client_cert");
+        let mut open = spawn(&args, &[], dir.path().join("open.log"));
+        wait_up(&no_cert, &format!("https://127.0.0.1:{open_port}/health")).await;
+        let _ = open.kill();
+        let _ = open.wait();
     })
     .catch_unwind()
     .await;
