@@ -132,6 +132,7 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
             .map(|p| crate::auth_flags::read_credential("credential", p))
             .transpose()?,
     };
+    config.tls = args.tls.settings()?;
     config.tepui_binary =
         std::env::current_exe().context("cannot find the tepui binary for executors")?;
     config.flags = flags;

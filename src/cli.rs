@@ -102,6 +102,16 @@ pub struct AgentAddress {
         hide_env_values = true
     )]
     pub secret: Option<String>,
+    /// CA certificates (PEM) to trust for an `https` agent, besides the
+    /// built-in roots; with it, an agent given as `host:port` is reached over https.
+    #[arg(long = "ca_file", env = "TEPUI_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for agents run with `--ssl_require_client_cert`.
+    #[arg(long = "cert_file", env = "TEPUI_CERT_FILE", requires = "key_file")]
+    pub cert_file: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long = "key_file", env = "TEPUI_KEY_FILE", requires = "cert_file")]
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 /// The default agent when nothing names one.
@@ -121,16 +131,21 @@ impl AgentAddress {
         Some((principal, secret))
     }
 
+    /// A client for `address` with TLS settings and credentials when given.
     fn connect(
         &self,
         address: &str,
         config: &crate::cli_config::CliConfig,
-    ) -> tepui_agent::cli::Client {
-        let client = tepui_agent::cli::Client::new(address);
-        match self.credentials(config) {
+    ) -> anyhow::Result<tepui_agent::cli::Client> {
+        let mut client = tepui_agent::cli::Client::new(address);
+        let identity = self.cert_file.as_deref().zip(self.key_file.as_deref());
+        if self.ca_file.is_some() || identity.is_some() {
+            client = client.with_tls(self.ca_file.as_deref(), identity)?;
+        }
+        Ok(match self.credentials(config) {
             Some((p, s)) => client.with_credentials(&p, &s),
             None => client,
-        }
+        })
     }
 
     /// A client for the agent (flag, environment, config file, default),
@@ -142,7 +157,7 @@ impl AgentAddress {
             .clone()
             .or(config.get("agent").map(str::to_string))
             .unwrap_or_else(|| DEFAULT_AGENT.to_string());
-        Ok(self.connect(&agent, &config))
+        self.connect(&agent, &config)
     }
 
     /// A client for the agent that runs `target`: the agent named by flag,
@@ -172,7 +187,54 @@ impl AgentAddress {
             }
             (None, None) => DEFAULT_AGENT.to_string(),
         };
-        Ok(self.connect(&agent, &config))
+        self.connect(&agent, &config)
+    }
+}
+
+/// Mesos's SSL settings of the daemons (`--ssl_*`, also read from
+/// `LIBPROCESS_SSL_*` as libprocess does, and `MESOS_SSL_*`/`TEPUI_SSL_*`).
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// Serve HTTPS, and use https towards peers given without a scheme
+    /// (implied by --ssl_cert_file).
+    #[arg(long = "ssl_enabled", env = "LIBPROCESS_SSL_ENABLED", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub ssl_enabled: bool,
+    /// The server certificate chain (PEM); with it the daemon serves HTTPS only.
+    #[arg(long = "ssl_cert_file", env = "LIBPROCESS_SSL_CERT_FILE")]
+    pub ssl_cert_file: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long = "ssl_key_file", env = "LIBPROCESS_SSL_KEY_FILE")]
+    pub ssl_key_file: Option<std::path::PathBuf>,
+    /// CA certificates (PEM) trusted for peers (besides the built-in roots)
+    /// and for verifying client certificates.
+    #[arg(long = "ssl_ca_file", env = "LIBPROCESS_SSL_CA_FILE")]
+    pub ssl_ca_file: Option<std::path::PathBuf>,
+    /// Refuse clients without a certificate signed by --ssl_ca_file.
+    #[arg(long = "ssl_require_client_cert", env = "LIBPROCESS_SSL_REQUIRE_CERT", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub ssl_require_client_cert: bool,
+}
+
+impl TlsArgs {
+    /// The settings, with absolute paths (executors run elsewhere).
+    pub fn settings(&self) -> anyhow::Result<tepui_proto::tls::TlsSettings> {
+        let absolute = |flag: &str, p: &Option<std::path::PathBuf>| {
+            p.as_deref()
+                .map(std::path::absolute)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+        };
+        let settings = tepui_proto::tls::TlsSettings {
+            enabled: self.ssl_enabled,
+            cert_file: absolute("ssl_cert_file", &self.ssl_cert_file)?,
+            key_file: absolute("ssl_key_file", &self.ssl_key_file)?,
+            ca_file: absolute("ssl_ca_file", &self.ssl_ca_file)?,
+            require_client_cert: self.ssl_require_client_cert,
+        };
+        // Fail at start, not at the first connection.
+        settings
+            .server_config()
+            .map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
+        Ok(settings)
     }
 }
 
@@ -405,6 +467,8 @@ pub struct MasterArgs {
     pub authenticate_agents: bool,
     #[command(flatten)]
     pub auth: crate::auth_flags::HttpAuthArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl MasterArgs {
@@ -466,6 +530,7 @@ impl MasterArgs {
             zk_session_timeout: duration("zk_session_timeout", &self.zk_session_timeout)?,
             zk: self.zk,
             quorum: self.quorum,
+            tls: self.tls.settings()?,
             auth: tepui_master::AuthConfig {
                 authenticate_frameworks: self.authenticate_frameworks,
                 authenticate_agents: self.authenticate_agents,
@@ -496,6 +561,8 @@ pub struct DevArgs {
     pub resources: Option<String>,
     #[arg(long = "cgroups_root", default_value = "tepui-dev")]
     pub cgroups_root: String,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -631,4 +698,58 @@ pub struct AgentArgs {
     /// authenticates to the master with.
     #[arg(long)]
     pub credential: Option<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn ssl_flags_become_tls_settings_with_absolute_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        let parse = |extra: &[String]| {
+            let mut argv = vec!["tepui".to_string(), "master".into()];
+            argv.extend(extra.iter().cloned());
+            let Command::Master(args) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("not master");
+            };
+            args.into_config()
+        };
+        let cert_file = dir.path().join("cert.pem");
+        let config = parse(&[
+            format!("--ssl_cert_file={}", cert_file.display()),
+            format!("--ssl_key_file={}", dir.path().join("key.pem").display()),
+            format!("--ssl_ca_file={}", cert_file.display()),
+            "--ssl_require_client_cert".into(),
+        ])
+        .unwrap();
+        assert!(config.tls.enabled());
+        assert!(config.tls.require_client_cert);
+        assert_eq!(config.tls.cert_file.as_deref(), Some(cert_file.as_path()));
+        assert!(config.tls.server_config().unwrap().is_some());
+        assert!(!parse(&[]).unwrap().tls.enabled());
+        // SSL on without a certificate, or a missing file: refused at start.
+        let err = parse(&["--ssl_enabled=1".into()]).unwrap_err().to_string();
+        assert!(err.contains("--ssl_cert_file"), "{err}");
+        let err = parse(&[
+            "--ssl_cert_file=/nonexistent/cert.pem".into(),
+            "--ssl_key_file=/nonexistent/key.pem".into(),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("/nonexistent/cert.pem"), "{err}");
+    }
 }

@@ -15,9 +15,12 @@ pub fn run_dev(args: DevArgs) -> anyhow::Result<ExitStatus> {
     };
     std::fs::create_dir_all(&work)
         .with_context(|| format!("cannot create the work dir {}", work.display()))?;
+    let tls = args.tls.settings()?;
+    let scheme = tls.scheme();
     let master = MasterConfig {
         listen: std::net::SocketAddr::new(args.ip, args.master_port),
         work_dir: Some(work.join("master")),
+        tls: tls.clone(),
         ..MasterConfig::default()
     };
     let mut agent = AgentConfig::new(work.join("agent"), work.join("run"));
@@ -26,6 +29,7 @@ pub fn run_dev(args: DevArgs) -> anyhow::Result<ExitStatus> {
     agent.port = args.agent_port;
     agent.resources = args.resources;
     agent.cgroups_root = args.cgroups_root;
+    agent.tls = tls;
     agent.tepui_binary =
         std::env::current_exe().context("cannot find the tepui binary for executors")?;
     agent.flags = vec![("work_dir".into(), work.display().to_string())];
@@ -38,7 +42,7 @@ pub fn run_dev(args: DevArgs) -> anyhow::Result<ExitStatus> {
     runtime.block_on(async move {
         let running = tepui_master::start(master).await?;
         eprintln!(
-            "tepui dev: master http://{} (schedulers: /api/v1/scheduler), agent http://{}:{}, work dir {}",
+            "tepui dev: master {scheme}://{} (schedulers: /api/v1/scheduler), agent {scheme}://{}:{}, work dir {}",
             running.addr,
             args.ip,
             args.agent_port,

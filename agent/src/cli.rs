@@ -13,7 +13,7 @@ use crate::status_updates::is_terminal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error("cannot reach the agent at {address}: {source}")]
+    #[error("cannot reach the agent at {address}: {}", error_chain(source))]
     Unreachable {
         address: String,
         source: reqwest::Error,
@@ -38,6 +38,24 @@ pub enum CliError {
     Protocol(String),
     #[error("{0}")]
     Failed(String),
+    #[error("TLS: {0}")]
+    Tls(#[from] tepui_proto::tls::TlsError),
+}
+
+/// An error with its causes (reqwest hides the TLS or socket failure in its
+/// sources).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// One agent's operator API.
@@ -45,11 +63,17 @@ pub enum CliError {
 pub struct Client {
     address: String,
     http: reqwest::Client,
+    headers: reqwest::header::HeaderMap,
+    ca_file: Option<std::path::PathBuf>,
+    identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// The address came with `http://` or `https://`.
+    explicit_scheme: bool,
 }
 
 impl Client {
     pub fn new(address: &str) -> Self {
-        let address = if address.starts_with("http://") || address.starts_with("https://") {
+        let explicit_scheme = address.starts_with("http://") || address.starts_with("https://");
+        let address = if explicit_scheme {
             address.trim_end_matches('/').to_string()
         } else {
             format!("http://{address}")
@@ -57,21 +81,56 @@ impl Client {
         Client {
             address,
             http: reqwest::Client::new(),
+            headers: reqwest::header::HeaderMap::new(),
+            ca_file: None,
+            identity: None,
+            explicit_scheme,
         }
+    }
+
+    /// Trusts `ca_file` (in addition to the built-in roots) and presents
+    /// `identity` (certificate file, key file) to agents that ask for a
+    /// client certificate. An address without a scheme becomes `https`.
+    pub fn with_tls(
+        mut self,
+        ca_file: Option<&std::path::Path>,
+        identity: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> Result<Self, CliError> {
+        if !self.explicit_scheme
+            && (ca_file.is_some() || identity.is_some())
+            && let Some(rest) = self.address.strip_prefix("http://")
+        {
+            self.address = format!("https://{rest}");
+        }
+        self.ca_file = ca_file.map(std::path::Path::to_path_buf);
+        self.identity = identity.map(|(c, k)| (c.to_path_buf(), k.to_path_buf()));
+        self.rebuild()?;
+        Ok(self)
     }
 
     /// Sends HTTP Basic credentials with every request.
     pub fn with_credentials(mut self, principal: &str, secret: &str) -> Self {
-        let mut headers = reqwest::header::HeaderMap::new();
         if let Ok(v) = reqwest::header::HeaderValue::from_str(&tepui_proto::auth::basic_header(
             principal, secret,
         )) {
-            headers.insert(reqwest::header::AUTHORIZATION, v);
+            self.headers.insert(reqwest::header::AUTHORIZATION, v);
         }
-        if let Ok(http) = reqwest::Client::builder().default_headers(headers).build() {
-            self.http = http;
+        if let Err(e) = self.rebuild() {
+            tracing::warn!("{e}");
         }
         self
+    }
+
+    fn rebuild(&mut self) -> Result<(), CliError> {
+        let identity = self
+            .identity
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path()));
+        self.http = crate::tls::client_builder(self.ca_file.as_deref(), identity)?
+            .default_headers(self.headers.clone())
+            .build()
+            .map_err(|e| CliError::Failed(format!("building the HTTP client: {e}")))?;
+        Ok(())
     }
 
     pub async fn call(&self, call: Call) -> Result<Response, CliError> {

@@ -63,6 +63,9 @@ pub struct AgentConfig {
     pub gc_delay: Duration,
     /// Authentication and authorization (all off by default).
     pub auth: AgentAuth,
+    /// `--ssl_*` / `LIBPROCESS_SSL_*`: HTTPS for the agent's server, its
+    /// link to the master and its executors.
+    pub tls: tepui_proto::tls::TlsSettings,
 }
 
 /// `--authenticate_http_*`, `--credentials`, `--jwt_secret_key`, `--acls`,
@@ -118,6 +121,7 @@ impl AgentConfig {
             flags: Vec::new(),
             gc_delay: Duration::from_secs(7 * 24 * 3600),
             auth: AgentAuth::default(),
+            tls: Default::default(),
         }
     }
 

@@ -22,6 +22,7 @@ mod log_tail;
 pub mod paths;
 mod record_stream;
 pub mod status_updates;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -45,9 +46,14 @@ pub async fn run(
             address: address.to_string(),
             source,
         })?;
+    let tls = config
+        .tls
+        .server_config()
+        .map_err(|e| AgentError::Config(format!("TLS: {e}")))?;
+    let scheme = config.tls.scheme();
     let agent = Agent::new(config)?;
     agent.start().await?;
-    tracing::info!(%address, "agent serving");
+    tracing::info!(%address, scheme, "agent serving");
     notify_systemd_ready();
     // On shutdown, end the executors' streams (they re-subscribe to the
     // next agent) so the server can drain.
@@ -65,7 +71,7 @@ pub async fn run(
         tokio::time::sleep(SHUTDOWN_DRAIN).await;
     };
     tokio::select! {
-        served = http::serve(Arc::clone(&agent), listener, stop) => {
+        served = http::serve(Arc::clone(&agent), listener, tls, stop) => {
             served.map_err(|source| AgentError::Listen {
                 address: address.to_string(),
                 source,

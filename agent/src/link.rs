@@ -56,6 +56,8 @@ pub struct HttpLink {
     zk: Option<Detector>,
     /// `Authorization` for every request (the agent's `--credential`).
     authorization: Option<String>,
+    /// `http`, or `https` with SSL enabled: towards leaders found in ZooKeeper.
+    scheme: &'static str,
 }
 
 struct Detector {
@@ -75,6 +77,16 @@ impl HttpLink {
     /// `zk://host:port[,host:port]/path` URL: then the link follows the
     /// leading master elected there, re-registering whenever it changes.
     pub fn new(master: &str) -> Result<Self, LinkError> {
+        Self::with_tls(master, &tepui_proto::tls::TlsSettings::default())
+    }
+
+    /// Like [`HttpLink::new`], with Mesos's SSL settings: a master given
+    /// without a scheme (and every leader found in ZooKeeper, whose
+    /// MasterInfo has none) is reached over `https` when SSL is enabled;
+    /// the CA file is trusted and the agent's certificate is its client
+    /// certificate.
+    pub fn with_tls(master: &str, tls: &tepui_proto::tls::TlsSettings) -> Result<Self, LinkError> {
+        let scheme = tls.scheme();
         let mut zk = None;
         let base = if master.starts_with("http://") || master.starts_with("https://") {
             master.trim_end_matches('/').to_string()
@@ -89,9 +101,13 @@ impl HttpLink {
             });
             master.to_string()
         } else {
-            format!("http://{}", master.trim_end_matches('/'))
+            format!("{scheme}://{}", master.trim_end_matches('/'))
         };
-        let client = reqwest::Client::builder()
+        let builder = crate::tls::settings_builder(tls).map_err(|e| LinkError::Transport {
+            url: base.clone(),
+            message: e.to_string(),
+        })?;
+        let client = builder
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| LinkError::Transport {
@@ -104,6 +120,7 @@ impl HttpLink {
             stream_id: RwLock::new(None),
             zk,
             authorization: None,
+            scheme,
         })
     }
 
@@ -152,7 +169,7 @@ impl HttpLink {
                     message: format!("no leading master elected within {LEADER_WAIT:?}"),
                 })?;
             *self.url.write().unwrap_or_else(|e| e.into_inner()) =
-                format!("http://{}{LINK_PATH}", leader.endpoint());
+                format!("{}://{}{LINK_PATH}", self.scheme, leader.endpoint());
             match self.subscribe_at(call.clone()).await {
                 Ok(events) => {
                     let mut changes = leaders.clone();
@@ -266,4 +283,30 @@ where
             })
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_master_without_a_scheme_is_reached_over_https_with_ssl_enabled() {
+        let on = tepui_proto::tls::TlsSettings {
+            enabled: true,
+            ..Default::default()
+        };
+        let link = HttpLink::with_tls("127.0.0.1:5050", &on).expect("link");
+        assert_eq!(link.describe(), "https://127.0.0.1:5050/tepui/link/v1");
+        assert_eq!(link.scheme, "https");
+        let link = HttpLink::with_tls("http://m:5050/", &on).expect("link");
+        assert_eq!(link.describe(), "http://m:5050/tepui/link/v1");
+        let link = HttpLink::new("127.0.0.1:5050").expect("link");
+        assert_eq!(link.describe(), "http://127.0.0.1:5050/tepui/link/v1");
+        let missing = tepui_proto::tls::TlsSettings {
+            enabled: true,
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..Default::default()
+        };
+        assert!(HttpLink::with_tls("m:5050", &missing).is_err());
+    }
 }

@@ -67,6 +67,8 @@ pub enum MasterError {
     Serve(#[source] std::io::Error),
     #[error("zookeeper: {0}")]
     Zk(#[from] tepui_proto::zk::ZkError),
+    #[error("TLS: {0}")]
+    Tls(#[from] tepui_proto::tls::TlsError),
     #[error("no longer the leading master: {0}")]
     Deposed(String),
 }

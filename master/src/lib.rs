@@ -85,6 +85,7 @@ pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterErro
     if config.zk.is_some() && config.work_dir.is_some() {
         tracing::warn!("--work_dir is not used for the registry with --zk: it lives in ZooKeeper");
     }
+    let tls = config.tls.server_config()?;
     let registry = match (&config.zk, &config.work_dir) {
         (Some(_), _) | (None, None) => Registry::in_memory(),
         (None, Some(dir)) => Registry::open(dir)?,
@@ -98,6 +99,7 @@ pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterErro
     let addr = listener.local_addr().map_err(MasterError::Serve)?;
     config.listen = addr;
     let zk = config.zk.clone();
+    let config_scheme = config.tls.scheme();
     let master = Master::new(config, registry);
     let (shared, election) = match zk {
         Some(zk) => {
@@ -108,14 +110,13 @@ pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterErro
     };
     let app = http::router(shared.clone());
     let server = tokio::spawn(async move {
-        // `into_make_service`: serving a bare Router re-applies its state per
-        // connection, which deep-clones every route; this clones an Arc.
-        if let Err(e) = axum::serve(listener, app.into_make_service()).await {
+        let forever = std::future::pending::<()>();
+        if let Err(e) = tepui_proto::tls::serve(listener, app, tls, forever).await {
             tracing::error!(error = %e, "server stopped");
         }
     });
     let ticker = tokio::spawn(background(shared.clone()));
-    tracing::info!(%addr, "master listening");
+    tracing::info!(%addr, scheme = config_scheme, "master listening");
     Ok(RunningMaster {
         addr,
         shared,

@@ -16,6 +16,8 @@ pub mod generated;
 pub mod json;
 pub mod recordio;
 pub mod resources;
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(feature = "zk")]
 pub mod zk;
 

@@ -161,7 +161,8 @@ impl Agent {
         };
         let link: Option<Arc<dyn MasterLink>> = match &config.master {
             Some(master) => Some(Arc::new(
-                HttpLink::new(master)?.with_credential(config.auth.credential.as_ref()),
+                HttpLink::with_tls(master, &config.tls)?
+                    .with_credential(config.auth.credential.as_ref()),
             )),
             None => None,
         };

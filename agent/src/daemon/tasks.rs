@@ -359,6 +359,9 @@ impl Agent {
             ),
             ("MESOS_HTTP_COMMAND_EXECUTOR".to_string(), "1".to_string()),
         ];
+        // Executors reach us over https with SSL on (Mesos hands its
+        // LIBPROCESS_SSL_* environment on to executors).
+        env.extend(self.config.tls.to_env());
         if let Some(key) = &self.executor_key {
             let claims = [
                 (tepui_proto::auth::CLAIM_FRAMEWORK_ID, fw_id.clone()),

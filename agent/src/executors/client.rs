@@ -39,6 +39,9 @@ pub struct ExecutorEnv {
     pub shutdown_grace_period: Duration,
     /// `MESOS_EXECUTOR_AUTHENTICATION_TOKEN`: sent as a Bearer token.
     pub token: Option<String>,
+    /// `LIBPROCESS_SSL_*`: the agent serves https; its CA, and our client
+    /// certificate when the agent asks for one.
+    pub tls: tepui_proto::tls::TlsSettings,
 }
 
 fn var(name: &'static str) -> Result<String, ExecutorError> {
@@ -79,6 +82,7 @@ impl ExecutorEnv {
                 Duration::from_secs(5),
             )?,
             token: std::env::var(tepui_proto::auth::EXECUTOR_TOKEN_ENV).ok(),
+            tls: tepui_proto::tls::TlsSettings::from_env(),
         })
     }
 }
@@ -92,15 +96,24 @@ pub struct AgentClient {
 }
 
 impl AgentClient {
-    pub fn new(env: ExecutorEnv) -> Self {
-        Self {
-            http: reqwest::Client::new(),
-            env,
-        }
+    pub fn new(env: ExecutorEnv) -> Result<Self, ExecutorError> {
+        let tls_error = |e: &dyn std::fmt::Display| ExecutorError::Environment {
+            name: tepui_proto::tls::ENV_CA_FILE,
+            reason: e.to_string(),
+        };
+        let http = crate::tls::settings_builder(&env.tls)
+            .map_err(|e| tls_error(&e))?
+            .build()
+            .map_err(|e| tls_error(&e))?;
+        Ok(Self { http, env })
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.env.agent_endpoint)
+        format!(
+            "{}://{}{path}",
+            self.env.tls.scheme(),
+            self.env.agent_endpoint
+        )
     }
 
     fn transport(&self, e: impl std::fmt::Display) -> ExecutorError {
@@ -203,5 +216,35 @@ impl AgentClient {
             endpoint: self.env.agent_endpoint.clone(),
             message: format!("malformed answer to {name}: {e}"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn executors_reach_the_agent_over_https_when_ssl_is_enabled() {
+        let env = |enabled| ExecutorEnv {
+            agent_endpoint: "127.0.0.1:5051".into(),
+            framework_id: FrameworkId::default(),
+            executor_id: ExecutorId::default(),
+            sandbox: "/tmp".into(),
+            checkpoint: false,
+            recovery_timeout: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(1),
+            shutdown_grace_period: Duration::from_secs(1),
+            token: None,
+            tls: tepui_proto::tls::TlsSettings::from_lookup(|name| {
+                (enabled && name == tepui_proto::tls::ENV_ENABLED).then(|| "true".to_string())
+            }),
+        };
+        let client = AgentClient::new(env(true)).expect("client");
+        assert_eq!(
+            client.url("/api/v1/executor"),
+            "https://127.0.0.1:5051/api/v1/executor"
+        );
+        let client = AgentClient::new(env(false)).expect("client");
+        assert_eq!(client.url("/api/v1"), "http://127.0.0.1:5051/api/v1");
     }
 }

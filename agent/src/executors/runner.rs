@@ -91,7 +91,7 @@ fn duration_of(policy: Option<&KillPolicy>) -> Option<Duration> {
 /// Runs an executor until its work is done.
 pub async fn run(policy: Policy) -> Result<(), ExecutorError> {
     let env = ExecutorEnv::from_env()?;
-    let client = AgentClient::new(env);
+    let client = AgentClient::new(env)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let pending = Arc::new(Mutex::new(Unacknowledged::default()));
     tokio::spawn(subscription(client.clone(), pending.clone(), tx.clone()));

@@ -134,13 +134,12 @@ pub fn stream_headers(format: ResponseFormat, response: &mut Response) {
     }
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves until `shutdown` resolves: HTTPS with a TLS configuration.
 pub async fn serve(
     agent: Arc<Agent>,
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<tepui_proto::tls::rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(agent))
-        .with_graceful_shutdown(shutdown)
-        .await
+    tepui_proto::tls::serve(listener, router(agent), tls, shutdown).await
 }
