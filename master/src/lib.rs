@@ -98,6 +98,7 @@ pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterErro
     let addr = listener.local_addr().map_err(MasterError::Serve)?;
     config.listen = addr;
     let zk = config.zk.clone();
+    let config_agent_timeout = config.agent_timeout();
     let master = Master::new(config, registry);
     let (shared, election) = match zk {
         Some(zk) => {
@@ -107,6 +108,16 @@ pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterErro
         None => (Shared::new(master), None),
     };
     let app = http::router(shared.clone());
+    // An agent cut off the network leaves its link stream open: the
+    // heartbeats the master sends on it (every agent_ping_timeout) are never
+    // acknowledged, and without a bound TCP would retransmit them for
+    // ~15 minutes before the master sees the agent go. TCP_USER_TIMEOUT
+    // aborts such a connection after the agent timeout, so the agent is
+    // disconnected, then unreachable, as with Mesos's pings.
+    let user_timeout = u32::try_from(config_agent_timeout.as_millis()).unwrap_or(u32::MAX);
+    let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp| {
+        set_tcp_user_timeout(tcp, user_timeout);
+    });
     let server = tokio::spawn(async move {
         // `into_make_service`: serving a bare Router re-applies its state per
         // connection, which deep-clones every route; this clones an Arc.
@@ -192,5 +203,24 @@ async fn wait_for_signal() {
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+/// Sets TCP_USER_TIMEOUT (milliseconds) on an accepted connection: sent data
+/// unacknowledged for that long aborts it.
+fn set_tcp_user_timeout(tcp: &tokio::net::TcpStream, millis: u32) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket fd and a pointer to a u32 of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            (&raw const millis).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot set TCP_USER_TIMEOUT");
     }
 }
