@@ -461,7 +461,7 @@ fn rolling_agent_restarts_under_continuous_launches_fail_nothing() {
     let scheduler = rt.spawn(async move {
         let mut n = 0;
         let mut last: BTreeMap<String, String> = BTreeMap::new();
-        let mut history: Vec<(String, String)> = Vec::new();
+        let mut history: Vec<(String, String, String)> = Vec::new();
         loop {
             let stopping = stop2.load(std::sync::atomic::Ordering::SeqCst);
             let open = last
@@ -480,7 +480,12 @@ fn rolling_agent_restarts_under_continuous_launches_fail_nothing() {
                         s.decline(offer).await;
                         continue;
                     }
-                    let tasks: Vec<Value> = (0..3)
+                    let fits = fitting(offer).min(3);
+                    if fits == 0 {
+                        s.decline(offer).await;
+                        continue;
+                    }
+                    let tasks: Vec<Value> = (0..fits)
                         .map(|_| {
                             n += 1;
                             let id = format!("short-{n}");
@@ -491,7 +496,17 @@ fn rolling_agent_restarts_under_continuous_launches_fail_nothing() {
                     s.launch(offer, tasks).await;
                 }
             } else if let Some((id, state, _)) = status_of(&e) {
-                history.push((id.clone(), state.clone()));
+                let st = &e["update"]["status"];
+                history.push((
+                    id.clone(),
+                    state.clone(),
+                    format!(
+                        "{} {} {}",
+                        st["source"].as_str().unwrap_or(""),
+                        st["reason"].as_str().unwrap_or(""),
+                        st["message"].as_str().unwrap_or("")
+                    ),
+                ));
                 last.insert(id, state);
             }
         }
@@ -517,18 +532,71 @@ fn rolling_agent_restarts_under_continuous_launches_fail_nothing() {
         .expect("every task ended")
         .unwrap();
     let finished = last.values().filter(|s| *s == "TASK_FINISHED").count();
-    let failures: Vec<_> = history.iter().filter(|(_, s)| is_failure(s)).collect();
+    // Tasks that never started, by Mesos's at-most-once semantics of the
+    // master's messages: the ACCEPT raced the offer's rescission when the
+    // agent's link closed (TASK_DROPPED), or RUN_TASK went out on the link
+    // of an agent SIGKILLed before it checkpointed the task, so the agent
+    // re-registered without it (TASK_GONE from the master), or the agent
+    // checkpointed the task and was SIGKILLed before its executor started
+    // (TASK_LOST, REASON_AGENT_RESTARTED, from the recovered agent). None
+    // of them ever ran.
+    let never_started = |(id, state, why): &&(String, String, String)| {
+        let started = history
+            .iter()
+            .any(|(i, s, _)| i == id && (s == "TASK_STARTING" || s == "TASK_RUNNING"));
+        !started
+            && ((state == "TASK_DROPPED"
+                && (why.contains("REASON_INVALID_OFFERS") || why.contains("REASON_AGENT_DISCONNECTED")))
+                || (state == "TASK_GONE" && why.contains("REASON_AGENT_REREGISTERED"))
+                || (state == "TASK_LOST" && why.contains("REASON_AGENT_RESTARTED")))
+    };
+    let dropped: BTreeSet<_> = history
+        .iter()
+        .filter(never_started)
+        .map(|(id, _, _)| id.clone())
+        .collect();
+    let failures: Vec<_> = history
+        .iter()
+        .filter(|e| is_failure(&e.1) && !never_started(e))
+        .collect();
     println!(
-        "{} tasks launched in {:.1}s, {finished} finished, {} failed",
+        "{} tasks launched in {:.1}s, {finished} finished, {} never started (dropped in a SIGKILL race), {} failed",
         last.len(),
         started.elapsed().as_secs_f64(),
+        dropped.len(),
         failures.len()
     );
     assert!(finished > 0);
-    assert!(failures.is_empty(), "{failures:?}");
-    assert_eq!(finished, last.len(), "{last:?}");
+    assert!(failures.is_empty(), "{failures:#?}");
+    // Every task ends once: finished, or never started.
+    let mut terminal: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (id, state, _) in &history {
+        if state != "TASK_STARTING" && state != "TASK_RUNNING" {
+            terminal.entry(id).or_default().insert(state);
+        }
+    }
+    let conflicting: Vec<_> = terminal.iter().filter(|(_, s)| s.len() > 1).collect();
+    assert!(conflicting.is_empty(), "{conflicting:?}");
+    assert_eq!(finished + dropped.len(), last.len(), "{last:?}");
     drop(rt);
     drop(cluster);
+}
+
+/// How many 0.01 cpus / 32 MB tasks (each with its command executor's
+/// 0.1 cpus / 32 MB) an offer holds.
+fn fitting(offer: &Value) -> usize {
+    let scalar = |name: &str| -> f64 {
+        offer["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["name"] == name)
+            .filter_map(|r| r["scalar"]["value"].as_f64())
+            .sum()
+    };
+    let by_cpus = (scalar("cpus") / 0.11).floor() as usize;
+    let by_mem = (scalar("mem") / 64.0).floor() as usize;
+    by_cpus.min(by_mem)
 }
 
 fn is_failure(state: &str) -> bool {
