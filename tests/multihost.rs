@@ -184,15 +184,19 @@ impl Sched {
     }
 
     async fn decline(&self, offer: &Value) {
-        self.call(json!({"type": "DECLINE", "decline": {"offer_ids": [offer["id"]],
-            "filters": {"refuse_seconds": 0.5}}}))
-            .await;
+        self.call(
+            json!({"type": "DECLINE", "decline": {"offer_ids": [offer["id"]],
+            "filters": {"refuse_seconds": 0.5}}}),
+        )
+        .await;
     }
 
     async fn launch(&self, offer: &Value, tasks: Vec<Value>) -> u16 {
-        self.call(json!({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [
-            {"type": "LAUNCH", "launch": {"task_infos": tasks}}]}}))
-            .await
+        self.call(
+            json!({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [
+            {"type": "LAUNCH", "launch": {"task_infos": tasks}}]}}),
+        )
+        .await
     }
 }
 
@@ -546,7 +550,8 @@ fn rolling_agent_restarts_under_continuous_launches_fail_nothing() {
             .any(|(i, s, _)| i == id && (s == "TASK_STARTING" || s == "TASK_RUNNING"));
         !started
             && ((state == "TASK_DROPPED"
-                && (why.contains("REASON_INVALID_OFFERS") || why.contains("REASON_AGENT_DISCONNECTED")))
+                && (why.contains("REASON_INVALID_OFFERS")
+                    || why.contains("REASON_AGENT_DISCONNECTED")))
                 || (state == "TASK_GONE" && why.contains("REASON_AGENT_REREGISTERED"))
                 || (state == "TASK_LOST" && why.contains("REASON_AGENT_RESTARTED")))
     };

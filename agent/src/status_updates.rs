@@ -264,7 +264,14 @@ impl StatusUpdateManager {
     /// executor id, latest state and first pending update.
     pub fn pending_tasks(
         &self,
-    ) -> impl Iterator<Item = (&TaskKey, Option<&ExecutorId>, Option<TaskState>, &TaskStatus)> {
+    ) -> impl Iterator<
+        Item = (
+            &TaskKey,
+            Option<&ExecutorId>,
+            Option<TaskState>,
+            &TaskStatus,
+        ),
+    > {
         self.streams.iter().filter_map(|(key, s)| {
             s.pending
                 .front()

@@ -19,8 +19,8 @@ use tepui_proto::zk::testing::ZkServer;
 
 static CLUSTERS: AtomicU32 = AtomicU32::new(0);
 
-/// Why a cluster cannot be built here (the test prints it and passes), or
-/// None when it can.
+/// True when a cluster cannot be built here (not root, no `ip`, no
+/// ZooKeeper jars): the test prints why and passes (fails under CI=true).
 pub fn missing_prerequisite(test: &str) -> bool {
     if !super::require_root(test) {
         return true;
@@ -217,7 +217,14 @@ impl Cluster {
         let addr = format!("10.77.{}.{index}", self.k);
         ip(&["netns", "add", &netns]).unwrap();
         ip(&[
-            "link", "add", &host_end, "type", "veth", "peer", "name", &bridge_end,
+            "link",
+            "add",
+            &host_end,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &bridge_end,
         ])
         .unwrap();
         ip(&["link", "set", &bridge_end, "master", &self.bridge]).unwrap();
@@ -405,10 +412,7 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text
-        .get(9..12)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = text
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())

@@ -340,9 +340,10 @@ impl Runner {
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.client.operator(call, "LAUNCH_CONTAINER").await {
-                Err(e @ (ExecutorError::Agent { .. } | ExecutorError::Refused { status: 503, .. }))
-                    if self.client.env.checkpoint
-                        && started.elapsed() < self.client.env.recovery_timeout =>
+                Err(
+                    e @ (ExecutorError::Agent { .. } | ExecutorError::Refused { status: 503, .. }),
+                ) if self.client.env.checkpoint
+                    && started.elapsed() < self.client.env.recovery_timeout =>
                 {
                     tracing::warn!("cannot launch the task's container yet: {e}; retrying");
                     tokio::time::sleep(backoff).await;

@@ -45,9 +45,7 @@ impl ZkServer {
         {
             return Err(ServerError::NotInstalled);
         }
-        let port = std::net::TcpListener::bind((ip, 0))?
-            .local_addr()?
-            .port();
+        let port = std::net::TcpListener::bind((ip, 0))?.local_addr()?.port();
         let dir = std::env::temp_dir().join(format!("tepui-zk-{}-{port}", std::process::id()));
         std::fs::create_dir_all(dir.join("data"))?;
         let cfg = dir.join("zoo.cfg");
