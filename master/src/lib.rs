@@ -114,7 +114,11 @@ pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterErro
     // ~15 minutes before the master sees the agent go. TCP_USER_TIMEOUT
     // aborts such a connection after the agent timeout, so the agent is
     // disconnected, then unreachable, as with Mesos's pings.
-    let user_timeout = u32::try_from(config_agent_timeout.as_millis()).unwrap_or(u32::MAX);
+    // (At least a second: it also ends connections whose peer stopped
+    // reading, when its window stays full that long.)
+    let user_timeout = u32::try_from(config_agent_timeout.as_millis())
+        .unwrap_or(u32::MAX)
+        .max(1000);
     let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp| {
         set_tcp_user_timeout(tcp, user_timeout);
     });
