@@ -20,5 +20,13 @@ if [ -n "$procs" ]; then
     echo "left-over supervisor processes:"; echo "$procs"; status=1
 fi
 
-[ $status -eq 0 ] && echo "no tepui cgroup, mount or process left"
+if command -v ip >/dev/null 2>&1; then
+    netns=$(ip netns list 2>/dev/null | grep -E '^tp-[0-9]+-' || true)
+    links=$(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | grep -E '^tpbr[0-9]+$' || true)
+    if [ -n "$netns$links" ]; then
+        echo "left-over test network namespaces or bridges:"; echo "$netns"; echo "$links"; status=1
+    fi
+fi
+
+[ $status -eq 0 ] && echo "no tepui cgroup, mount, process or test network left"
 exit $status

@@ -10,7 +10,8 @@ need_cargo() {
 # gcc, pkg-config: crates that build C. libseccomp-dev: libcontainer links
 # libseccomp (the default seccomp profile). runc, crun: the spec tests run
 # generated OCI specs with them, as peers. python3, bash: container workloads
-# in the end-to-end tests.
+# in the end-to-end tests. iproute2: the multi-host tests build hosts from
+# network namespaces, veth pairs and a bridge with `ip`.
 install_apt_packages() {
   local missing=()
   for p in "$@"; do
@@ -24,7 +25,7 @@ install_apt_packages() {
 }
 
 BUILD_PACKAGES=(gcc pkg-config libseccomp-dev)
-TEST_PACKAGES=("${BUILD_PACKAGES[@]}" runc crun python3 bash)
+TEST_PACKAGES=("${BUILD_PACKAGES[@]}" runc crun python3 bash iproute2)
 
 # ZooKeeper for the highly-available master tests: the server's jars only
 # (libzookeeper-java; the `zookeeper` package's service user and init scripts

@@ -260,6 +260,25 @@ impl StatusUpdateManager {
             .is_some_and(|s| s.pending.is_empty() && s.latest_state.is_some_and(is_terminal))
     }
 
+    /// Tasks with updates the scheduler has not acknowledged yet: their
+    /// executor id, latest state and first pending update.
+    pub fn pending_tasks(
+        &self,
+    ) -> impl Iterator<
+        Item = (
+            &TaskKey,
+            Option<&ExecutorId>,
+            Option<TaskState>,
+            &TaskStatus,
+        ),
+    > {
+        self.streams.iter().filter_map(|(key, s)| {
+            s.pending
+                .front()
+                .map(|first| (key, s.executor_id.as_ref(), s.latest_state, first))
+        })
+    }
+
     pub fn forget(&mut self, key: &TaskKey) {
         self.streams.remove(key);
     }

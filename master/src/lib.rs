@@ -100,6 +100,7 @@ pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterErro
     config.listen = addr;
     let zk = config.zk.clone();
     let config_scheme = config.tls.scheme();
+    let config_agent_timeout = config.agent_timeout();
     let master = Master::new(config, registry);
     let (shared, election) = match zk {
         Some(zk) => {
@@ -109,6 +110,20 @@ pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterErro
         None => (Shared::new(master), None),
     };
     let app = http::router(shared.clone());
+    // An agent cut off the network leaves its link stream open: the
+    // heartbeats the master sends on it (every agent_ping_timeout) are never
+    // acknowledged, and without a bound TCP would retransmit them for
+    // ~15 minutes before the master sees the agent go. TCP_USER_TIMEOUT
+    // aborts such a connection after the agent timeout, so the agent is
+    // disconnected, then unreachable, as with Mesos's pings.
+    // (At least a second: it also ends connections whose peer stopped
+    // reading, when its window stays full that long.)
+    let user_timeout = u32::try_from(config_agent_timeout.as_millis())
+        .unwrap_or(u32::MAX)
+        .max(1000);
+    // Set on the listening socket: Linux copies it into every accepted
+    // connection (plain or TLS alike).
+    set_tcp_user_timeout(&listener, user_timeout);
     let server = tokio::spawn(async move {
         let forever = std::future::pending::<()>();
         if let Err(e) = tepui_proto::tls::serve(listener, app, tls, forever).await {
@@ -193,5 +208,23 @@ async fn wait_for_signal() {
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+/// Sets TCP_USER_TIMEOUT (milliseconds) on an accepted connection: sent data
+/// unacknowledged for that long aborts it.
+fn set_tcp_user_timeout(tcp: &impl std::os::fd::AsRawFd, millis: u32) {
+    // SAFETY: a valid socket fd and a pointer to a u32 of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            (&raw const millis).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot set TCP_USER_TIMEOUT");
     }
 }

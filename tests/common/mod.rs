@@ -1,6 +1,7 @@
 //! Shared helpers of the end-to-end tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cluster;
 pub mod fake_master;
 
 use std::path::{Path, PathBuf};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tepui_proto::link::{AgentCall, MasterEvent, agent_call, master_event};
-use tepui_proto::v1::{AgentInfo, Task, TaskState};
+use tepui_proto::v1::{AgentInfo, FrameworkId, Task, TaskState};
 
 use super::Agent;
 use crate::link::{LINK_PROTOCOL_VERSION, MasterLink};
@@ -60,6 +60,32 @@ impl Agent {
                 }
             }
         }
+        // Tasks of executors that are gone but whose (terminal) updates the
+        // scheduler has not acknowledged: the master must still know them,
+        // or it would take them for tasks this agent never had.
+        let listed: std::collections::HashSet<(String, String)> = tasks
+            .iter()
+            .map(|t| (t.framework_id.value.clone(), t.task_id.value.clone()))
+            .collect();
+        let mut completed_tasks = Vec::new();
+        for (key, executor_id, latest, first) in state.updates.pending_tasks() {
+            if listed.contains(&(key.framework.clone(), key.task.clone())) {
+                continue;
+            }
+            completed_tasks.push(Task {
+                name: key.task.clone(),
+                task_id: first.task_id.clone(),
+                framework_id: FrameworkId {
+                    value: key.framework.clone(),
+                },
+                executor_id: executor_id.cloned(),
+                agent_id: agent_id.clone().unwrap_or_default(),
+                state: latest.unwrap_or(first.state()) as i32,
+                status_update_state: Some(first.state),
+                status_update_uuid: first.uuid.clone(),
+                ..Default::default()
+            });
+        }
         AgentCall {
             protocol_version: Some(LINK_PROTOCOL_VERSION),
             r#type: Some(agent_call::Type::Subscribe as i32),
@@ -72,7 +98,7 @@ impl Agent {
                 frameworks,
                 executors,
                 tasks,
-                completed_tasks: Vec::new(),
+                completed_tasks,
                 address: Some(self.advertised_address()),
             }),
             ..Default::default()

@@ -303,7 +303,7 @@ impl Runner {
                 }),
                 ..Default::default()
             };
-            match self.client.operator(&call, "LAUNCH_CONTAINER").await {
+            match self.launch_container(&call).await {
                 Ok(_) => {
                     self.link_task_sandbox(&id, &container.value);
                     if let Some(run) = self.tasks.get_mut(&id) {
@@ -327,6 +327,29 @@ impl Runner {
                         self.kill_all(None).await;
                     }
                 }
+            }
+        }
+    }
+
+    /// LAUNCH_CONTAINER, retried while the agent cannot be reached (it may
+    /// be restarting: a checkpointing framework's executor waits for it up
+    /// to the recovery timeout, as its subscription does). Relaunching the
+    /// same container id is idempotent on the agent.
+    async fn launch_container(&self, call: &agent::Call) -> Result<agent::Response, ExecutorError> {
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.client.operator(call, "LAUNCH_CONTAINER").await {
+                Err(
+                    e @ (ExecutorError::Agent { .. } | ExecutorError::Refused { status: 503, .. }),
+                ) if self.client.env.checkpoint
+                    && started.elapsed() < self.client.env.recovery_timeout =>
+                {
+                    tracing::warn!("cannot launch the task's container yet: {e}; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.client.env.backoff_max);
+                }
+                other => return other,
             }
         }
     }

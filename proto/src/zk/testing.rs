@@ -24,29 +24,35 @@ pub enum ServerError {
 
 pub struct ZkServer {
     child: Child,
+    pub ip: std::net::IpAddr,
     pub port: u16,
     dir: PathBuf,
 }
 
 impl ZkServer {
-    /// Starts a server and waits until it accepts connections.
+    /// Starts a server on 127.0.0.1 and waits until it accepts connections.
     pub fn start() -> Result<ZkServer, ServerError> {
+        ZkServer::start_on(std::net::IpAddr::from([127, 0, 0, 1]))
+    }
+
+    /// Starts a server listening on `ip` (e.g. a test bridge's address, for
+    /// clients in other network namespaces) and waits until it accepts
+    /// connections.
+    pub fn start_on(ip: std::net::IpAddr) -> Result<ZkServer, ServerError> {
         if !std::path::Path::new(JAVA_DIR)
             .join("zookeeper.jar")
             .exists()
         {
             return Err(ServerError::NotInstalled);
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = std::net::TcpListener::bind((ip, 0))?.local_addr()?.port();
         let dir = std::env::temp_dir().join(format!("tepui-zk-{}-{port}", std::process::id()));
         std::fs::create_dir_all(dir.join("data"))?;
         let cfg = dir.join("zoo.cfg");
         std::fs::write(
             &cfg,
             format!(
-                "tickTime=200\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+                "tickTime=200\ndataDir={}\nclientPort={port}\nclientPortAddress={ip}\n\
                  admin.enableServer=false\nminSessionTimeout=400\nmaxSessionTimeout=60000\n\
                  4lw.commands.whitelist=*\n",
                 dir.join("data").display()
@@ -63,10 +69,15 @@ impl ZkServer {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()?;
-        let server = ZkServer { child, port, dir };
+        let server = ZkServer {
+            child,
+            ip,
+            port,
+            dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if TcpStream::connect((ip, port)).is_ok() {
                 return Ok(server);
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -76,12 +87,12 @@ impl ZkServer {
 
     /// `host:port` for a connect string.
     pub fn servers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 
     /// A `zk://` URL for `path`.
     pub fn url(&self, path: &str) -> String {
-        format!("zk://127.0.0.1:{}{path}", self.port)
+        format!("zk://{}:{}{path}", self.ip, self.port)
     }
 }
 
