@@ -323,7 +323,7 @@ async fn launch(
     };
     spec.env
         .push(("MESOS_CONTAINER_ID".to_string(), path.leaf().to_string()));
-    if agent.containerizer.launch_spec(&path).is_some() {
+    if agent.containerizer.knows(&path).await {
         return StatusCode::ACCEPTED.into_response();
     }
     if let Err(message) = agent

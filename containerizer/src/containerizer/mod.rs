@@ -373,6 +373,20 @@ impl Containerizer {
             .map_err(|e| ContainerizerError::PruneImages(e.to_string()))
     }
 
+    /// Whether the container was launched and not yet removed (running or
+    /// terminated).
+    pub async fn knows(&self, id: &ContainerPath) -> bool {
+        match self.pod(id.pod()) {
+            Some(entry) => {
+                let pod = entry.lock().await;
+                pod.members.contains_key(id)
+                    || pod.dead.contains_key(id)
+                    || self.rt.termination(id).exists()
+            }
+            None => false,
+        }
+    }
+
     /// The image store (`None` without `--image_providers`).
     pub fn image_store(&self) -> Option<Arc<ImageStore>> {
         self.images.clone()
@@ -997,6 +1011,20 @@ impl Containerizer {
                 }
                 self.cleanup_pod(&recovered.pod).await;
                 continue;
+            }
+            if recovered.client.is_some() {
+                // Runtime dirs the supervisor never heard of: the agent died
+                // between writing a nested container's spec and launching it.
+                // They go, so the launch can be asked for again.
+                let listed: std::collections::HashSet<&ContainerPath> =
+                    recovered.containers.iter().map(|c| &c.container).collect();
+                for stale in client::containers_on_disk(&self.rt, &recovered.pod)
+                    .into_iter()
+                    .filter(|c| !c.container.is_top_level() && !listed.contains(&c.container))
+                {
+                    tracing::warn!(container = %stale.container, "never launched: removing its runtime dir");
+                    let _ = safe_remove::remove_tree(&self.rt.container(&stale.container));
+                }
             }
             let mut pod = Pod {
                 client: recovered.client.clone(),

@@ -337,7 +337,7 @@ pub async fn recover(rt: &RuntimeDir) -> Result<Vec<RecoveredPod>, SupervisorErr
 
 /// The containers of a pod whose supervisor is gone, from the directories
 /// and termination records it left.
-fn containers_on_disk(rt: &RuntimeDir, pod: &str) -> Vec<ContainerState> {
+pub(crate) fn containers_on_disk(rt: &RuntimeDir, pod: &str) -> Vec<ContainerState> {
     let mut found = Vec::new();
     let mut stack = vec![(rt.pod(pod).join("containers"), Vec::<String>::new())];
     while let Some((dir, prefix)) = stack.pop() {
