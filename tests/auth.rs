@@ -770,10 +770,7 @@ async fn with_every_authentication_flag_on_tasks_run_and_tokens_stay_in_their_ex
     // TEARDOWN kills the tasks (the executors authenticate to the end).
     assert_eq!(s.call(json!({"type": "TEARDOWN"})).await, 202);
     let deadline = Instant::now() + WAIT;
-    while common::processes_mentioning("sleep 1000")
-        .iter()
-        .any(|(_, cmd)| cmd.starts_with("sleep 1000"))
-    {
+    while common::sleeping_in(&_cluster.cgroup_root) {
         assert!(
             Instant::now() < deadline,
             "tasks still running after TEARDOWN"

@@ -168,20 +168,6 @@ impl Scheduler {
     }
 }
 
-/// Whether a `sleep 1000` runs in this test's cgroups (other tests on the
-/// machine may run their own).
-fn sleeping_in(cgroup_root: &str) -> bool {
-    common::cgroups_named(cgroup_root).iter().any(|cgroup| {
-        std::fs::read_to_string(cgroup.join("cgroup.procs"))
-            .unwrap_or_default()
-            .lines()
-            .any(|pid| {
-                std::fs::read(format!("/proc/{}/cmdline", pid.trim()))
-                    .is_ok_and(|c| c.starts_with(b"sleep\x001000"))
-            })
-    })
-}
-
 fn task(id: &str, agent: &Value, command: &str) -> Value {
     json!({"name": id, "task_id": {"value": id}, "agent_id": agent,
         "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
@@ -291,7 +277,7 @@ async fn real_master_and_agent_run_tasks_and_survive_a_master_sigkill() {
     // agent's cgroups (other tests may run `sleep 1000` elsewhere).
     assert_eq!(s.call(json!({"type": "TEARDOWN"})).await, 202);
     let deadline = Instant::now() + WAIT;
-    while sleeping_in(&cgroup_root) {
+    while common::sleeping_in(&cgroup_root) {
         assert!(
             Instant::now() < deadline,
             "task still running after TEARDOWN:\n{}",
@@ -419,7 +405,7 @@ async fn real_agent_follows_a_zookeeper_leader_change_with_its_running_task() {
 
     assert_eq!(s.call(json!({"type": "TEARDOWN"})).await, 202);
     let deadline = Instant::now() + WAIT;
-    while sleeping_in(&cgroup_root) {
+    while common::sleeping_in(&cgroup_root) {
         assert!(
             Instant::now() < deadline,
             "task still running after TEARDOWN"

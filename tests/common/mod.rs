@@ -125,3 +125,17 @@ pub fn kill_leftovers(dir: &Path, cgroup_root: &str) {
         let _ = std::fs::remove_dir(cgroup);
     }
 }
+
+/// Whether a `sleep 1000` runs in this test's cgroups (other tests on the
+/// machine may run their own).
+pub fn sleeping_in(cgroup_root: &str) -> bool {
+    cgroups_named(cgroup_root).iter().any(|cgroup| {
+        std::fs::read_to_string(cgroup.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .any(|pid| {
+                std::fs::read(format!("/proc/{}/cmdline", pid.trim()))
+                    .is_ok_and(|c| c.starts_with(b"sleep\x001000"))
+            })
+    })
+}
