@@ -63,6 +63,8 @@ pub struct AgentConfig {
     pub gc_delay: Duration,
     /// Authentication and authorization (all off by default).
     pub auth: AgentAuth,
+    /// Limits on HTTP clients: connections, request heads, bodies.
+    pub http_limits: tepui_proto::server::Limits,
 }
 
 /// `--authenticate_http_*`, `--credentials`, `--jwt_secret_key`, `--acls`,
@@ -118,6 +120,7 @@ impl AgentConfig {
             flags: Vec::new(),
             gc_delay: Duration::from_secs(7 * 24 * 3600),
             auth: AgentAuth::default(),
+            http_limits: tepui_proto::server::Limits::default(),
         }
     }
 

@@ -46,6 +46,8 @@ pub struct MasterConfig {
     pub quorum: Option<u32>,
     /// Authentication and authorization (all off by default).
     pub auth: AuthConfig,
+    /// Limits on HTTP clients: connections, request heads, bodies.
+    pub http_limits: tepui_proto::server::Limits,
 }
 
 /// `--authenticate_*`, `--credentials`, `--jwt_secret_key`, `--acls`.
@@ -81,6 +83,7 @@ impl Default for MasterConfig {
             zk_session_timeout: Duration::from_secs(10),
             quorum: None,
             auth: AuthConfig::default(),
+            http_limits: tepui_proto::server::Limits::default(),
         }
     }
 }

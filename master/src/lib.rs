@@ -15,6 +15,7 @@ mod link;
 pub mod metrics;
 mod operations;
 mod operator_api;
+mod queue;
 pub mod registry;
 mod scheduler_api;
 pub mod state;
@@ -106,14 +107,7 @@ pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterErro
         }
         None => (Shared::new(master), None),
     };
-    let app = http::router(shared.clone());
-    let server = tokio::spawn(async move {
-        // `into_make_service`: serving a bare Router re-applies its state per
-        // connection, which deep-clones every route; this clones an Arc.
-        if let Err(e) = axum::serve(listener, app.into_make_service()).await {
-            tracing::error!(error = %e, "server stopped");
-        }
-    });
+    let server = tokio::spawn(http::serve(listener, shared.clone()));
     let ticker = tokio::spawn(background(shared.clone()));
     tracing::info!(%addr, "master listening");
     Ok(RunningMaster {

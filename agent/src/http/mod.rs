@@ -140,7 +140,6 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(agent))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = agent.config.http_limits.clone();
+    tepui_proto::server::serve(listener, router(agent), limits, shutdown).await
 }
