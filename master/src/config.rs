@@ -48,6 +48,9 @@ pub struct MasterConfig {
     pub auth: AuthConfig,
     /// Limits on HTTP clients: connections, request heads, bodies.
     pub http_limits: tepui_proto::server::Limits,
+    /// Events queued for one scheduler or operator SUBSCRIBE stream at
+    /// most; a subscriber further behind is dropped.
+    pub subscriber_queue: usize,
 }
 
 /// `--authenticate_*`, `--credentials`, `--jwt_secret_key`, `--acls`.
@@ -84,6 +87,7 @@ impl Default for MasterConfig {
             quorum: None,
             auth: AuthConfig::default(),
             http_limits: tepui_proto::server::Limits::default(),
+            subscriber_queue: crate::queue::SUBSCRIBER_QUEUE,
         }
     }
 }

@@ -89,7 +89,14 @@ pub fn stream_response<T: Clone + Send + Sync + 'static>(
                 },
                 None => rx.recv().await,
             };
-            let message = next?;
+            let Some(message) = next else {
+                // A subscriber that fell too far behind: break the stream
+                // (the connection is aborted) rather than end it cleanly.
+                return rx.overflowed().then(|| {
+                    let cut = std::io::Error::other("the subscriber reads too slowly");
+                    (Err(cut), (rx, encode, heartbeat, guard))
+                });
+            };
             let mut buf = BytesMut::new();
             encode(&message, &mut buf);
             let mut more = 0;
@@ -102,7 +109,7 @@ pub fn stream_response<T: Clone + Send + Sync + 'static>(
                 more += 1;
             }
             Some((
-                Ok::<Bytes, std::convert::Infallible>(buf.freeze()),
+                Ok::<Bytes, std::io::Error>(buf.freeze()),
                 (rx, encode, heartbeat, guard),
             ))
         },

@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::sync::mpsc;
 
-/// Events queued for one subscriber, at most.
+/// Events queued for one subscriber, at most (the default of
+/// `MasterConfig::subscriber_queue`).
 pub const SUBSCRIBER_QUEUE: usize = 8_192;
 
 #[derive(Default)]
@@ -105,7 +106,8 @@ impl<T> EventRx<T> {
         Some(event)
     }
 
-    fn overflowed(&self) -> bool {
+    /// Whether the stream ended because its queue overflowed.
+    pub fn overflowed(&self) -> bool {
         self.count.overflowed.load(Ordering::Relaxed)
     }
 }

@@ -89,7 +89,7 @@ impl Master {
         };
         info.id = Some(FrameworkId { value: id.clone() });
         let stream_id = uuid::Uuid::new_v4().to_string();
-        let (tx, rx) = crate::queue::channel(Some(crate::queue::SUBSCRIBER_QUEUE));
+        let (tx, rx) = crate::queue::channel(Some(self.config.subscriber_queue));
         let now = now_secs();
         let failover = self.frameworks.contains_key(&id);
         if let Some(fw) = self.frameworks.get_mut(&id) {

@@ -1,0 +1,241 @@
+//! Hostile clients against a master in-process: thousands of idle
+//! connections and a slowloris do not keep a scheduler from its offers, an
+//! operator subscriber that never reads is dropped while the master's
+//! memory stays flat, and an oversized body gets 413. Loopback only.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use common::agent::TestAgent;
+use common::scheduler::{Format, Scheduler, framework};
+use tepui_proto::server::Limits;
+use tepui_proto::v1::scheduler::call;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+fn raise_nofile(want: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit write and read a plain struct we own.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = want.min(lim.rlim_max);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+    }
+    lim.rlim_cur
+}
+
+/// A TCP connection from `from` (another loopback address) to `to`.
+async fn connect_from(from: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(from, 0))?;
+    socket.connect(to).await
+}
+
+/// Whether the server closed `stream` (EOF or reset) within `wait`.
+async fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(wait, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn vm_rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_and_a_slowloris_do_not_stop_a_scheduler() {
+    let nofile = raise_nofile(65_536);
+    let per_ip = 1_000;
+    let attempts: usize = if nofile >= 16_384 { 10_000 } else { 2_000 };
+    let mut config = common::config();
+    config.http_limits = Limits {
+        max_connections_per_ip: per_ip,
+        header_read_timeout: Duration::from_secs(3),
+        ..Limits::default()
+    };
+    let master = common::master_with(config).await;
+    let attacker: IpAddr = [127, 0, 0, 2].into();
+
+    // The idle flood: every connection opens, none sends a byte.
+    let started = Instant::now();
+    let mut idle = Vec::with_capacity(attempts);
+    for chunk in 0..attempts.div_ceil(250) {
+        let n = 250.min(attempts - chunk * 250);
+        let batch =
+            futures_util::future::join_all((0..n).map(|_| connect_from(attacker, master.addr)))
+                .await;
+        idle.extend(batch.into_iter().filter_map(Result::ok));
+    }
+    let connected = idle.len();
+    // The slowloris: a request head trickled one byte at a time.
+    let mut slow = connect_from([127, 0, 0, 3].into(), master.addr)
+        .await
+        .unwrap();
+    let slow_started = Instant::now();
+    let trickle = tokio::spawn(async move {
+        let head = b"POST /api/v1/scheduler HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+        for b in head {
+            if slow.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        slow
+    });
+
+    // A scheduler and an agent (from 127.0.0.1) still get through.
+    let agent = TestAgent::start(master.addr, "cpus:2;mem:1024", true).await;
+    let subscribed_at = Instant::now();
+    let mut s =
+        Scheduler::subscribe(master.addr, Format::Json, framework("under-fire", &["*"])).await;
+    let offers = s.offers(10).await;
+    let offered_after = subscribed_at.elapsed();
+    assert_eq!(offers[0].agent_id.value, agent.id());
+
+    // Beyond the per-IP cap the flood was closed at once.
+    let mut open = 0;
+    for stream in idle.iter_mut() {
+        if !closed_within(stream, Duration::from_millis(1)).await {
+            open += 1;
+        }
+    }
+    assert!(open <= per_ip, "{open} idle connections open, cap {per_ip}");
+    if connected > per_ip {
+        assert!(open >= per_ip / 2, "only {open} of the first {per_ip} kept");
+    }
+    // The slowloris is cut at the head deadline, long before its head ends.
+    let mut slow = trickle.await.unwrap();
+    assert!(closed_within(&mut slow, Duration::from_secs(10)).await);
+    let slow_cut = slow_started.elapsed();
+    assert!(slow_cut < Duration::from_secs(14), "{slow_cut:?}");
+    // And the idle ones that were admitted time out the same way.
+    let mut kept = 0;
+    for stream in idle.iter_mut() {
+        if !closed_within(stream, Duration::from_millis(1)).await {
+            kept += 1;
+        }
+    }
+    println!(
+        "nofile {nofile}: {connected} of {attempts} idle connections in {:?}, {open} admitted (cap {per_ip}), {kept} still open after the head deadline; slowloris cut after {slow_cut:?}; offers {offered_after:?} after subscribing",
+        started.elapsed()
+    );
+    assert_eq!(kept, 0);
+    master.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_subscriber_that_never_reads_is_dropped() {
+    let mut config = common::config();
+    config.subscriber_queue = 256;
+    config.http_limits = Limits {
+        write_timeout: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let master = common::master_with(config).await;
+    // SUBSCRIBE with a tiny receive window, then never read.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut silent = socket.connect(master.addr).await.unwrap();
+    let body = br#"{"type":"SUBSCRIBE"}"#;
+    let head = format!(
+        "POST /api/v1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    silent.write_all(head.as_bytes()).await.unwrap();
+    silent.write_all(body).await.unwrap();
+    common::eventually(5, async || {
+        (master.shared.lock().operator_subscribers.len() == 1).then_some(())
+    })
+    .await;
+
+    // Frameworks with 64 KiB of labels come and go: every FRAMEWORK_ADDED /
+    // REMOVED event is big.
+    let mut info = framework("big", &["*"]);
+    info.labels = Some(tepui_proto::v1::Labels {
+        labels: vec![tepui_proto::v1::Label {
+            key: "padding".into(),
+            value: Some("x".repeat(64 << 10)),
+        }],
+    });
+    let cycle = async |info: &tepui_proto::v1::FrameworkInfo| {
+        let s = Scheduler::subscribe(master.addr, Format::Protobuf, info.clone()).await;
+        s.simple(call::Type::Teardown).await;
+    };
+    for _ in 0..100 {
+        cycle(&info).await;
+    }
+    let warm = vm_rss_kb();
+    let cycles = 600;
+    let started = Instant::now();
+    for _ in 0..cycles {
+        cycle(&info).await;
+    }
+    let after = vm_rss_kb();
+    let subscribers = master.shared.lock().operator_subscribers.len();
+    let grown_mb = after.saturating_sub(warm) / 1024;
+    println!(
+        "{cycles} subscribe/teardown cycles (~{} MiB of events) in {:?}: RSS {} -> {} MiB, operator subscribers left {subscribers}",
+        cycles * 2 * 64 / 1024,
+        started.elapsed(),
+        warm / 1024,
+        after / 1024
+    );
+    assert_eq!(subscribers, 0, "the silent subscriber was dropped");
+    // Unbounded, the queue alone would hold ~75 MiB.
+    assert!(grown_mb < 30, "RSS grew {grown_mb} MiB");
+    // Its connection is closed too (the stalled write timed out).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(closed_within(&mut silent, Duration::from_secs(10)).await);
+    master.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_gets_413() {
+    let master = common::master().await;
+    let big = vec![b' '; 9 << 20];
+    for path in ["/api/v1/scheduler", "/api/v1"] {
+        let (status, _, body) = common::http::call(
+            master.addr,
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            big.clone(),
+        )
+        .await;
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, 413, "{path}: {body}");
+        assert!(body.contains("length limit"), "{path}: {body}");
+    }
+    // A normal call on the same server still works.
+    let (status, _, _) = common::http::call(
+        master.addr,
+        "POST",
+        "/api/v1",
+        &[
+            ("content-type", "application/json"),
+            ("accept", "application/json"),
+        ],
+        br#"{"type":"GET_HEALTH"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    master.abort();
+}
