@@ -131,7 +131,7 @@ proptest! {
     ) {
         let _ = RequestFormat::from_headers(Some(&a), Some(&b));
         let _ = RequestFormat::from_headers(Some(&media), None);
-        let _ = RequestFormat::from_content_type(&a);
+        let _ = MessageFormat::from_content_type(&a);
         let _ = ResponseFormat::from_headers(Some(&media), Some(&a), streaming);
         let _ = content::negotiate(Some(&a), Some(&b), streaming);
         let _ = content::negotiate(Some(&format!("{media}{a}")), Some(&media), streaming);
