@@ -1217,7 +1217,7 @@ async fn operators_list_and_read_a_finished_tasks_sandbox_but_nothing_outside() 
         format!("{task_dir}/pw"),
         format!("{task_dir}/escape/../etc/passwd"),
         format!("/frameworks/files-fw/executors/done/runs/latest/tasks/done/escape/passwd"),
-        "/frameworks/../../../../etc/passwd".to_string(),
+        "/frameworks/../../../../../../../../../../../../etc/passwd".to_string(),
     ] {
         let response = reqwest::get(format!(
             "http://127.0.0.1:{}/files/download?path={path}",
