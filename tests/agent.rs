@@ -1216,7 +1216,7 @@ async fn operators_list_and_read_a_finished_tasks_sandbox_but_nothing_outside() 
         format!("{task_dir}/escape/passwd"),
         format!("{task_dir}/pw"),
         format!("{task_dir}/escape/../etc/passwd"),
-        format!("/frameworks/files-fw/executors/done/runs/latest/tasks/done/escape/passwd"),
+        "/frameworks/files-fw/executors/done/runs/latest/tasks/done/escape/passwd".to_string(),
         "/frameworks/../../../../../../../../../../../../etc/passwd".to_string(),
     ] {
         let response = reqwest::get(format!(
