@@ -1243,6 +1243,20 @@ async fn operators_list_and_read_a_finished_tasks_sandbox_but_nothing_outside() 
     .await;
     assert_eq!(status, 404);
 
+    // A one-message call larger than the body cap: 413, with a reason.
+    for path in ["/api/v1", "/api/v1/executor"] {
+        let response = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}{path}", agent.port))
+            .header("content-type", "application/json")
+            .body(vec![b' '; 9 << 20])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 413, "{path}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains("length limit"), "{path}: {text}");
+    }
+
     // `tepui logs --tail 2` on the finished task, once the agent has
     // forgotten it with its executor: the sandbox is found on disk.
     let deadline = Instant::now() + WAIT;
