@@ -14,8 +14,9 @@ use bytes::{Bytes, BytesMut};
 use crate::queue::EventRx;
 use crate::state::Shared;
 
-/// Serves the master's HTTP APIs on `listener` with the configured limits
-/// (`--http_*`); runs until aborted.
+/// Serves the master's HTTP APIs on `listener` with its limits
+/// (`MasterConfig::http_limits`); runs until aborted. The one place the
+/// master's server is built.
 pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
     let limits = shared.config.http_limits.clone();
     let app = router(shared);

@@ -320,3 +320,75 @@ async fn an_oversized_body_gets_413() {
     assert_eq!(status, 200);
     master.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_that_never_reads_is_disconnected() {
+    // Its queue overflows.
+    never_reading_scheduler(64, 1_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_whose_socket_stalls_is_disconnected() {
+    // Its queue never fills: the stalled write cuts it.
+    never_reading_scheduler(100_000, 300).await;
+}
+
+async fn never_reading_scheduler(queue: usize, messages: usize) {
+    let _serial = SERIAL.lock().await;
+    let mut config = common::config();
+    config.subscriber_queue = queue;
+    config.http_limits = Limits {
+        write_timeout: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let master = common::master_with(config).await;
+    let agent = TestAgent::start(master.addr, "cpus:2;mem:1024", false).await;
+    // SUBSCRIBE with a tiny receive window; read only what names the
+    // framework, then never again.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut silent = socket.connect(master.addr).await.unwrap();
+    let body = br#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"silent","roles":["*"],"capabilities":[{"type":"MULTI_ROLE"}]}}}"#;
+    let head = format!(
+        "POST /api/v1/scheduler HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    silent.write_all(head.as_bytes()).await.unwrap();
+    silent.write_all(body).await.unwrap();
+    let framework_id = common::eventually(5, async || {
+        let m = master.shared.lock();
+        m.frameworks
+            .iter()
+            .find(|(_, f)| f.info.name == "silent" && f.conn.is_some())
+            .map(|(id, _)| id.clone())
+    })
+    .await;
+    // Its executor sends it 64 KiB messages, far more than it reads.
+    let data = vec![b'x'; 64 << 10];
+    let warm = vm_rss_kb();
+    for _ in 0..messages {
+        agent.send_message(&framework_id, "ex", &data).await;
+    }
+    let after = vm_rss_kb();
+    // The master broke its stream (queue full, then the stalled write):
+    // the framework is disconnected, as after any lost connection (and,
+    // with no failover timeout, removed).
+    common::eventually(10, async || {
+        let m = master.shared.lock();
+        m.frameworks
+            .get(&framework_id)
+            .is_none_or(|f| f.conn.is_none())
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(closed_within(&mut silent, Duration::from_secs(10)).await);
+    let grown_mb = after.saturating_sub(warm) / 1024;
+    println!(
+        "{messages} messages of 64 KiB to a scheduler that never reads (queue {queue}): RSS {} -> {} MiB",
+        warm / 1024,
+        after / 1024
+    );
+    assert!(grown_mb < 30, "RSS grew {grown_mb} MiB");
+    master.abort();
+}
