@@ -420,6 +420,9 @@ async fn never_reading_scheduler(queue: usize, messages: usize) {
         warm / 1024,
         after / 1024
     );
-    assert!(grown_mb < 30, "RSS grew {grown_mb} MiB");
+    if queue < messages {
+        // Bounded by the queue: unbounded it would be ~85 MiB of JSON.
+        assert!(grown_mb < 30, "RSS grew {grown_mb} MiB");
+    }
     master.abort();
 }
