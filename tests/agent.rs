@@ -1098,7 +1098,11 @@ async fn operators_list_and_read_a_finished_tasks_sandbox_but_nothing_outside() 
     let fw = framework("files", true);
     master.run_task(
         &fw,
-        command_task("done", "printf 'one\\ntwo\\nthree\\n'"),
+        // The task also plants links out of its sandbox.
+        command_task(
+            "done",
+            "printf 'one\\ntwo\\nthree\\n'; ln -s /etc escape; ln -s /etc/passwd pw",
+        ),
         None,
     );
     let mut acked = 0;
@@ -1183,13 +1187,45 @@ async fn operators_list_and_read_a_finished_tasks_sandbox_but_nothing_outside() 
     .unwrap();
     assert_eq!(body, "one\ntwo\nthree\n");
 
-    // Outside the sandboxes: the agent's own files, a climb out, /etc.
+    // Outside the sandboxes: the agent's own files, a climb out, /etc, and
+    // the task's links to /etc (through every file endpoint).
     let log = agent.dir.join("agent.log").to_string_lossy().into_owned();
+    let task_dir = format!("{run}/tasks/done");
+    assert!(
+        std::fs::symlink_metadata(format!("{task_dir}/escape")).is_ok(),
+        "the task made its link"
+    );
+    for path in [
+        format!("{task_dir}/escape"),
+        format!("{task_dir}/escape/"),
+        format!("{task_dir}/escape/.."),
+    ] {
+        let (status, body) = operator(
+            &agent,
+            serde_json::json!({"type": "LIST_FILES", "list_files": {"path": path}}),
+        )
+        .await;
+        assert_eq!(status, 403, "{path}: {body}");
+        let (status, v) = get_json(&agent, &format!("/files/browse?path={path}")).await;
+        assert_eq!(status, 403, "{path}: {v}");
+    }
     for path in [
         log,
         format!("{run}/../../../../../../../../../agent.log"),
         "/etc/passwd".to_string(),
+        format!("{task_dir}/escape/passwd"),
+        format!("{task_dir}/pw"),
+        format!("{task_dir}/escape/../etc/passwd"),
+        "/frameworks/files-fw/executors/done/runs/latest/tasks/done/escape/passwd".to_string(),
+        "/frameworks/../../../../../../../../../../../../etc/passwd".to_string(),
     ] {
+        let response = reqwest::get(format!(
+            "http://127.0.0.1:{}/files/download?path={path}",
+            agent.port
+        ))
+        .await
+        .unwrap();
+        assert_eq!(response.status().as_u16(), 403, "download {path}");
         let (status, body) = operator(
             &agent,
             serde_json::json!({"type": "READ_FILE", "read_file": {"path": path, "offset": 0}}),
@@ -1206,6 +1242,29 @@ async fn operators_list_and_read_a_finished_tasks_sandbox_but_nothing_outside() 
     )
     .await;
     assert_eq!(status, 404);
+
+    // A one-message call larger than the body cap: 413, with a reason (the
+    // agent answers before the body is all sent and closes: a client may
+    // see its pipe break first, so try again then).
+    for path in ["/api/v1", "/api/v1/executor"] {
+        let mut answered = None;
+        for _ in 0..5 {
+            let sent = reqwest::Client::new()
+                .post(format!("http://127.0.0.1:{}{path}", agent.port))
+                .header("content-type", "application/json")
+                .body(vec![b' '; 9 << 20])
+                .send()
+                .await;
+            if let Ok(response) = sent {
+                answered = Some(response);
+                break;
+            }
+        }
+        let response = answered.expect("an answer");
+        assert_eq!(response.status().as_u16(), 413, "{path}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains("length limit"), "{path}: {text}");
+    }
 
     // `tepui logs --tail 2` on the finished task, once the agent has
     // forgotten it with its executor: the sandbox is found on disk.

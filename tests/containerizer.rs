@@ -732,3 +732,88 @@ async fn debug_sessions_run_inside_the_task_with_pipes_or_a_terminal() {
     env.c.destroy(&top, Duration::ZERO).await.unwrap();
     env.assert_nothing_left();
 }
+
+/// What a container may not do to the host: mount, load kernel modules,
+/// rename the host, see its processes.
+const HOSTILE_SCRIPT: &str = r#"
+mount -t tmpfs none /mnt 2>/dev/null && echo mount=ok || echo mount=denied
+hostname evil 2>/dev/null && echo hostname=ok || echo hostname=denied
+echo caps=$(grep '^CapEff' /proc/self/status | cut -f2)
+echo procs=$(ls /proc | grep -c '^[0-9]')
+echo pid=$$
+for py in /usr/bin/python3 /usr/local/bin/python3; do
+  [ -x $py ] || continue
+  $py -c "import ctypes,os;l=ctypes.CDLL(None,use_errno=True);r=l.syscall(175,None,0,b'');print('init_module=%d:%s'%(r,os.strerror(ctypes.get_errno())))"
+  break
+done
+true
+"#;
+
+fn field<'a>(out: &'a str, key: &str) -> Option<&'a str> {
+    out.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// Checks a container's HOSTILE_SCRIPT output; `hostname_before` is the
+/// host's name before it ran.
+fn assert_contained(out: &str, hostname_before: &str) {
+    assert_eq!(field(out, "mount"), Some("denied"), "{out}");
+    assert_eq!(field(out, "hostname"), Some("denied"), "{out}");
+    assert_eq!(
+        nix::unistd::gethostname().unwrap().to_string_lossy(),
+        hostname_before,
+        "the host was renamed: {out}"
+    );
+    let caps = u64::from_str_radix(field(out, "caps").unwrap(), 16).unwrap();
+    for (bit, name) in [
+        (16, "SYS_MODULE"),
+        (21, "SYS_ADMIN"),
+        (17, "SYS_RAWIO"),
+        (19, "SYS_PTRACE"),
+    ] {
+        assert_eq!(caps & (1 << bit), 0, "CAP_{name} is effective: {out}");
+    }
+    // Its own pid namespace: it is pid 1's child at most, and sees only
+    // its own few processes.
+    let procs: u32 = field(out, "procs").unwrap().parse().unwrap();
+    assert!(procs <= 4, "sees {procs} processes: {out}");
+    let pid: u32 = field(out, "pid").unwrap().parse().unwrap();
+    assert!(pid <= 2, "{out}");
+    // init_module(2) is refused (no CAP_SYS_MODULE, and seccomp).
+    if let Some(r) = field(out, "init_module") {
+        assert!(r.starts_with("-1:Operation not permitted"), "{out}");
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn default_containers_cannot_mount_load_modules_rename_the_host_or_see_its_processes() {
+    if !common::require_root(
+        "default_containers_cannot_mount_load_modules_rename_the_host_or_see_its_processes",
+    ) {
+        return;
+    }
+    let hostname = nix::unistd::gethostname()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let env = Env::new("hostile");
+    let top = id(&["podH"]);
+    let ready = env.sandbox(&top).join("ready");
+    let script = format!("{HOSTILE_SCRIPT}\ntouch ready; exec sleep 1000");
+    env.c.launch(env.spec(&top, &script)).await.unwrap();
+    wait_for_file(&ready).await;
+    let out = env.stdout(&top);
+    println!("top-level:\n{out}");
+    assert_contained(&out, &hostname);
+    // A task nested in it: the same, in a pid namespace of its own.
+    let task = top.child("t").unwrap();
+    env.c.launch(env.spec(&task, HOSTILE_SCRIPT)).await.unwrap();
+    let t = env.c.wait(&task).await.unwrap();
+    let out = env.stdout(&task);
+    println!("nested:\n{out}");
+    assert_eq!(t.exit_code, Some(0), "{out}");
+    assert_contained(&out, &hostname);
+    assert_eq!(field(&out, "pid"), Some("1"), "{out}");
+    env.c.destroy(&top, Duration::ZERO).await.unwrap();
+    env.assert_nothing_left();
+}

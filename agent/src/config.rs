@@ -66,6 +66,8 @@ pub struct AgentConfig {
     /// `--ssl_*` / `LIBPROCESS_SSL_*`: HTTPS for the agent's server, its
     /// link to the master and its executors.
     pub tls: tepui_proto::tls::TlsSettings,
+    /// Limits on HTTP clients: connections, request heads, bodies.
+    pub http_limits: tepui_proto::server::Limits,
 }
 
 /// `--authenticate_http_*`, `--credentials`, `--jwt_secret_key`, `--acls`,
@@ -122,6 +124,7 @@ impl AgentConfig {
             gc_delay: Duration::from_secs(7 * 24 * 3600),
             auth: AgentAuth::default(),
             tls: Default::default(),
+            http_limits: tepui_proto::server::Limits::default(),
         }
     }
 

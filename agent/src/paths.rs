@@ -142,6 +142,31 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any id a client sends: a valid one is one path component, right
+        /// under its parent; the containerizer's own check agrees or is
+        /// stricter. Nothing panics.
+        #[test]
+        fn ids_never_leave_their_directory(
+            id in "[ -~]{0,12}|(\\.\\.?/?){1,3}|[\\x00-\\xff]{0,8}",
+            parent in proptest::collection::vec("[ -~]{0,6}", 0..3),
+        ) {
+            let root = Path::new("/w/containers");
+            if valid_component(&id) {
+                let joined = root.join(&id);
+                proptest::prop_assert_eq!(joined.parent(), Some(root));
+                proptest::prop_assert!(!joined.ends_with(".."));
+            }
+            let mut parts = parent.clone();
+            parts.push(id.clone());
+            if let Ok(path) = tepui_containerizer::ContainerPath::new(parts) {
+                for part in path.parts() {
+                    proptest::prop_assert!(valid_component(part), "{part:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn ids_that_climb_are_refused() {
         assert!(valid_component("task-1.x"));

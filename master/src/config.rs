@@ -48,6 +48,11 @@ pub struct MasterConfig {
     pub auth: AuthConfig,
     /// `--ssl_*` / `LIBPROCESS_SSL_*`: with a certificate the master serves HTTPS only.
     pub tls: tepui_proto::tls::TlsSettings,
+    /// Limits on HTTP clients: connections, request heads, bodies.
+    pub http_limits: tepui_proto::server::Limits,
+    /// Events queued for one scheduler or operator SUBSCRIBE stream at
+    /// most; a subscriber further behind is dropped.
+    pub subscriber_queue: usize,
 }
 
 /// `--authenticate_*`, `--credentials`, `--jwt_secret_key`, `--acls`.
@@ -84,6 +89,8 @@ impl Default for MasterConfig {
             quorum: None,
             auth: AuthConfig::default(),
             tls: tepui_proto::tls::TlsSettings::default(),
+            http_limits: tepui_proto::server::Limits::default(),
+            subscriber_queue: crate::queue::SUBSCRIBER_QUEUE,
         }
     }
 }

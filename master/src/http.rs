@@ -10,15 +10,38 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
 use bytes::{Bytes, BytesMut};
-use tokio::sync::mpsc;
 
+use crate::queue::EventRx;
 use crate::state::Shared;
+
+/// Serves the master's HTTP APIs on `listener` with its limits
+/// (`MasterConfig::http_limits`); runs until aborted. The one place the
+/// master's server is built.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<Arc<tepui_proto::tls::rustls::ServerConfig>>,
+) {
+    let limits = shared.config.http_limits.clone();
+    let app = router(shared);
+    let forever = std::future::pending::<()>();
+    if let Err(e) = tepui_proto::server::serve(listener, app, limits, tls, forever).await {
+        tracing::error!(error = %e, "server stopped");
+    }
+}
+
+/// Largest agent link request (a re-registration with its tasks).
+const LINK_BODY_BYTES: usize = 64 << 20;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/api/v1/scheduler", post(crate::scheduler_api::handle))
         .route("/api/v1", post(crate::operator_api::handle))
-        .route("/tepui/link/v1", post(crate::link::handle))
+        // An agent's (re-)registration lists every task it runs.
+        .route(
+            "/tepui/link/v1",
+            post(crate::link::handle).layer(axum::extract::DefaultBodyLimit::max(LINK_BODY_BYTES)),
+        )
         .merge(crate::v0::routes())
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -54,14 +77,14 @@ impl Drop for CloseGuard {
 /// `encode` into one chunk; `heartbeat` (if any) is sent whenever the
 /// stream has been idle for `interval`.
 pub fn stream_response<T: Clone + Send + Sync + 'static>(
-    mut rx: mpsc::UnboundedReceiver<T>,
+    rx: EventRx<T>,
     encode: impl Fn(&T, &mut BytesMut) + Send + Sync + 'static,
     heartbeat: Option<(Duration, T)>,
     guard: CloseGuard,
     headers: HeaderMap,
 ) -> Response {
     let stream = futures_util::stream::unfold(
-        (rx_take(&mut rx), encode, heartbeat, guard),
+        (rx, encode, heartbeat, guard),
         |(mut rx, encode, heartbeat, guard)| async move {
             let next = match &heartbeat {
                 Some((interval, beat)) => match tokio::time::timeout(*interval, rx.recv()).await {
@@ -71,20 +94,27 @@ pub fn stream_response<T: Clone + Send + Sync + 'static>(
                 },
                 None => rx.recv().await,
             };
-            let message = next?;
+            let Some(message) = next else {
+                // A subscriber that fell too far behind: break the stream
+                // (the connection is aborted) rather than end it cleanly.
+                return rx.overflowed().then(|| {
+                    let cut = std::io::Error::other("the subscriber reads too slowly");
+                    (Err(cut), (rx, encode, heartbeat, guard))
+                });
+            };
             let mut buf = BytesMut::new();
             encode(&message, &mut buf);
             let mut more = 0;
             // Drain what is already queued into the same chunk.
             while more < 64 {
                 match rx.try_recv() {
-                    Ok(m) => encode(&m, &mut buf),
-                    Err(_) => break,
+                    Some(m) => encode(&m, &mut buf),
+                    None => break,
                 }
                 more += 1;
             }
             Some((
-                Ok::<Bytes, std::convert::Infallible>(buf.freeze()),
+                Ok::<Bytes, std::io::Error>(buf.freeze()),
                 (rx, encode, heartbeat, guard),
             ))
         },
@@ -93,11 +123,6 @@ pub fn stream_response<T: Clone + Send + Sync + 'static>(
     *response.status_mut() = StatusCode::OK;
     response.headers_mut().extend(headers);
     response
-}
-
-fn rx_take<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> mpsc::UnboundedReceiver<T> {
-    let (_tx, empty) = mpsc::unbounded_channel();
-    std::mem::replace(rx, empty)
 }
 
 pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -15,6 +15,7 @@ mod link;
 pub mod metrics;
 mod operations;
 mod operator_api;
+mod queue;
 pub mod registry;
 mod scheduler_api;
 pub mod state;
@@ -109,7 +110,6 @@ pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterErro
         }
         None => (Shared::new(master), None),
     };
-    let app = http::router(shared.clone());
     // An agent cut off the network leaves its link stream open: the
     // heartbeats the master sends on it (every agent_ping_timeout) are never
     // acknowledged, and without a bound TCP would retransmit them for
@@ -124,12 +124,7 @@ pub async fn start(mut config: MasterConfig) -> Result<RunningMaster, MasterErro
     // Set on the listening socket: Linux copies it into every accepted
     // connection (plain or TLS alike).
     set_tcp_user_timeout(&listener, user_timeout);
-    let server = tokio::spawn(async move {
-        let forever = std::future::pending::<()>();
-        if let Err(e) = tepui_proto::tls::serve(listener, app, tls, forever).await {
-            tracing::error!(error = %e, "server stopped");
-        }
-    });
+    let server = tokio::spawn(http::serve(listener, shared.clone(), tls));
     let ticker = tokio::spawn(background(shared.clone()));
     tracing::info!(%addr, scheme = config_scheme, "master listening");
     Ok(RunningMaster {

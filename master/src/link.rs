@@ -107,7 +107,7 @@ fn subscribe(shared: &Arc<Shared>, call: AgentCall) -> Result<Response, ApiError
     let version = call.protocol_version.unwrap_or(LINK_PROTOCOL_VERSION);
     let (agent_id, stream_id, rx) = if version != LINK_PROTOCOL_VERSION {
         // Refused with an ERROR event naming what we speak.
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, rx) = crate::queue::channel(None);
         let _ = tx.send(Box::new(MasterEvent {
             r#type: Some(master_event::Type::Error as i32),
             error: Some(master_event::Error {

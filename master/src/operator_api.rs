@@ -495,7 +495,7 @@ impl Master {
 }
 
 fn subscribe(shared: &Arc<Shared>, out: content::ResponseFormat) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = crate::queue::channel(Some(shared.config.subscriber_queue));
     let mut master = shared.lock();
     let state = get_state(&master);
     let _ = tx.send(Event {

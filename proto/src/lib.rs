@@ -7,7 +7,9 @@
 //! every daemon and client depends on it, so it stays small and pure. The one
 //! exception is opt-in: the `zk` feature (ZooKeeper contention and leader
 //! detection for HA masters) lives here because the master and the agent both
-//! need it and this is the only crate they share.
+//! need it and this is the only crate they share. The `server` feature is the
+//! second: the HTTP server both daemons run, with its limits against hostile
+//! clients, in one place.
 
 pub mod auth;
 pub mod content;
@@ -16,6 +18,8 @@ pub mod generated;
 pub mod json;
 pub mod recordio;
 pub mod resources;
+#[cfg(feature = "server")]
+pub mod server;
 #[cfg(feature = "tls")]
 pub mod tls;
 #[cfg(feature = "zk")]

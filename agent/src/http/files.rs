@@ -53,9 +53,7 @@ impl FileError {
 /// The real, resolved path of `path`, if it lies in one of the agent's
 /// sandboxes.
 pub fn resolve(agent: &Agent, path: &str) -> Result<PathBuf, FileError> {
-    let root = agent.work.root();
-    let slaves = root.join("slaves");
-    let standalone = root.join("containers");
+    let slaves = agent.work.root().join("slaves");
     let virtual_rest = match path.strip_prefix("/frameworks") {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => {
             Some(rest.trim_start_matches('/'))
@@ -76,6 +74,22 @@ pub fn resolve(agent: &Agent, path: &str) -> Result<PathBuf, FileError> {
     wanted = with_latest_run(&wanted);
     let real = std::fs::canonicalize(&wanted)
         .map_err(|_| FileError::NotFound(format!("File '{path}' not found")))?;
+    if in_sandboxes(agent, &real) {
+        Ok(real)
+    } else {
+        Err(outside(path))
+    }
+}
+
+fn outside(path: &str) -> FileError {
+    FileError::Forbidden(format!("'{path}' is outside the agent's sandboxes"))
+}
+
+/// Whether the real (symlink-free) path `real` lies in a sandbox.
+fn in_sandboxes(agent: &Agent, real: &Path) -> bool {
+    let root = agent.work.root();
+    let slaves = root.join("slaves");
+    let standalone = root.join("containers");
     let inside = |base: &Path, frameworks_at: Option<usize>| -> bool {
         let Ok(base) = std::fs::canonicalize(base) else {
             return false;
@@ -92,13 +106,32 @@ pub fn resolve(agent: &Agent, path: &str) -> Result<PathBuf, FileError> {
     // `<agent>/frameworks` holds only the sandbox tree (checkpoints live in
     // `meta/`); its upper levels name frameworks, executors and runs, which
     // lets tools find the sandbox of a task whose executor is gone.
-    if inside(&slaves, Some(1)) || inside(&standalone, None) {
-        Ok(real)
+    inside(&slaves, Some(1)) || inside(&standalone, None)
+}
+
+/// Opens `path` once resolved, without following a link swapped in since,
+/// and checks again what was opened: a task that replaces a directory of
+/// its sandbox with a link between the check and the open gets nothing.
+pub fn open_inside(agent: &Agent, path: &str) -> Result<std::fs::File, FileError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let real = resolve(agent, path)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&real)
+        .map_err(|e| FileError::Io(e.to_string()))?;
+    let opened = opened_path(&file).map_err(|e| FileError::Io(e.to_string()))?;
+    if in_sandboxes(agent, &opened) {
+        Ok(file)
     } else {
-        Err(FileError::Forbidden(format!(
-            "'{path}' is outside the agent's sandboxes"
-        )))
+        Err(outside(path))
     }
+}
+
+/// What an open file really is, from `/proc/self/fd`.
+fn opened_path(file: &std::fs::File) -> std::io::Result<PathBuf> {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
 }
 
 /// Mesos's `runs/latest`: the newest run of the executor.
@@ -162,14 +195,17 @@ fn file_info(shown: String, meta: &std::fs::Metadata) -> FileInfo {
 /// LIST_FILES: a directory's entries, or the file itself. Entry paths are
 /// the requested path plus the name, as Mesos shows them.
 pub fn list(agent: &Agent, path: &str) -> Result<Vec<FileInfo>, FileError> {
-    let real = resolve(agent, path)?;
-    let meta = std::fs::metadata(&real).map_err(|e| FileError::Io(e.to_string()))?;
+    use std::os::fd::AsRawFd;
+    let dir = open_inside(agent, path)?;
+    let meta = dir.metadata().map_err(|e| FileError::Io(e.to_string()))?;
     if !meta.is_dir() {
         return Ok(vec![file_info(path.to_string(), &meta)]);
     }
     let base = path.trim_end_matches('/');
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(&real).map_err(|e| FileError::Io(e.to_string()))? {
+    // Through the open descriptor: the directory that was checked.
+    let fd_path = format!("/proc/self/fd/{}", dir.as_raw_fd());
+    for entry in std::fs::read_dir(&fd_path).map_err(|e| FileError::Io(e.to_string()))? {
         let Ok(entry) = entry else { continue };
         // Dangling links and races with deletion: skip, as `ls` would.
         let Ok(meta) = std::fs::metadata(entry.path()) else {
@@ -190,8 +226,7 @@ pub fn read(
     length: Option<u64>,
 ) -> Result<(u64, Vec<u8>), FileError> {
     use std::io::{Read, Seek, SeekFrom};
-    let real = resolve(agent, path)?;
-    let mut file = std::fs::File::open(&real).map_err(|e| FileError::Io(e.to_string()))?;
+    let mut file = open_inside(agent, path)?;
     let meta = file.metadata().map_err(|e| FileError::Io(e.to_string()))?;
     if meta.is_dir() {
         return Err(FileError::BadRequest(format!(
@@ -333,13 +368,18 @@ pub async fn download(State(agent): State<Arc<Agent>>, Query(q): Query<FilesQuer
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let data = blocking(&agent, move |a| {
-        let real = resolve(a, &path)?;
-        if real.is_dir() {
+        use std::io::Read;
+        let mut file = open_inside(a, &path)?;
+        let meta = file.metadata().map_err(|e| FileError::Io(e.to_string()))?;
+        if meta.is_dir() {
             return Err(FileError::BadRequest(format!(
                 "Cannot download '{path}': it is a directory"
             )));
         }
-        std::fs::read(&real).map_err(|e| FileError::Io(e.to_string()))
+        let mut data = Vec::new();
+        file.read_to_end(&mut data)
+            .map_err(|e| FileError::Io(e.to_string()))?;
+        Ok(data)
     })
     .await;
     match data {

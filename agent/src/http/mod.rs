@@ -141,5 +141,6 @@ pub async fn serve(
     tls: Option<Arc<tepui_proto::tls::rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    tepui_proto::tls::serve(listener, router(agent), tls, shutdown).await
+    let limits = agent.config.http_limits.clone();
+    tepui_proto::server::serve(listener, router(agent), limits, tls, shutdown).await
 }

@@ -28,9 +28,6 @@ use crate::paths::{nested_sandbox, valid_component};
 /// they may call.
 pub const MESOS_VERSION: &str = "1.11.0";
 
-/// Largest one-message request body.
-const MAX_CALL_BYTES: usize = 16 << 20;
-
 /// `POST /api/v1`: a RecordIO request body is ATTACH_CONTAINER_INPUT's
 /// stream; anything else is one Call.
 pub async fn dispatch(
@@ -44,7 +41,9 @@ pub async fn dispatch(
     if streaming {
         return super::io_api::attach_input(agent, caller, headers, body).await;
     }
-    match axum::body::to_bytes(body, MAX_CALL_BYTES).await {
+    // One message: the server's body cap (`http_limits.max_body_bytes`);
+    // the RecordIO input stream above caps each record instead.
+    match axum::body::to_bytes(body, agent.config.http_limits.max_body_bytes).await {
         Ok(bytes) => handle(State(agent), Extension(caller), headers, bytes).await,
         Err(e) => error(413, format!("Cannot read the request body: {e}")),
     }

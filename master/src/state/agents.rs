@@ -5,8 +5,6 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
-use tokio::sync::mpsc;
-
 use tepui_proto::link::{MasterEvent, agent_call, master_event};
 use tepui_proto::resources::{ResourceExt, Resources};
 use tepui_proto::v1::task_status::Reason;
@@ -27,7 +25,7 @@ impl Master {
         &mut self,
         requested_id: Option<String>,
         mut sub: agent_call::Subscribe,
-    ) -> Result<(String, String, mpsc::UnboundedReceiver<Box<MasterEvent>>), ApiError> {
+    ) -> Result<(String, String, crate::queue::EventRx<Box<MasterEvent>>), ApiError> {
         let total = agent_total(&sub)?;
         let id = match requested_id.or_else(|| sub.agent_info.id.as_ref().map(|i| i.value.clone()))
         {
@@ -42,7 +40,7 @@ impl Master {
         let mut info = sub.agent_info.clone();
         info.id = Some(AgentId { value: id.clone() });
         let stream_id = uuid::Uuid::new_v4().to_string();
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = crate::queue::channel(None);
         let known = self.agents.contains_key(&id);
         let (deactivated, draining) = self
             .registry

@@ -6,8 +6,6 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-
 use tepui_proto::link::{MasterEvent, master_event};
 use tepui_proto::v1::framework_info::capability::Type as Capability;
 use tepui_proto::v1::scheduler::{Event, event};
@@ -71,7 +69,7 @@ impl Master {
         &mut self,
         mut info: FrameworkInfo,
         suppressed: Vec<String>,
-    ) -> Result<(String, String, mpsc::UnboundedReceiver<Event>), ApiError> {
+    ) -> Result<(String, String, crate::queue::EventRx<Event>), ApiError> {
         let roles = self.validate_framework_info(&info)?;
         for role in &suppressed {
             if !roles.contains(role) {
@@ -91,7 +89,7 @@ impl Master {
         };
         info.id = Some(FrameworkId { value: id.clone() });
         let stream_id = uuid::Uuid::new_v4().to_string();
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = crate::queue::channel(Some(self.config.subscriber_queue));
         let now = now_secs();
         let failover = self.frameworks.contains_key(&id);
         if let Some(fw) = self.frameworks.get_mut(&id) {

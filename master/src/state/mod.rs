@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use tepui_proto::link::MasterEvent;
 use tepui_proto::resources::Resources;
@@ -73,7 +73,7 @@ impl Shared {
 #[derive(Debug)]
 pub struct SchedulerConn {
     pub stream_id: String,
-    pub tx: mpsc::UnboundedSender<Event>,
+    pub tx: crate::queue::EventTx<Event>,
 }
 
 /// A subscribed agent's stream. Events are boxed: a `MasterEvent` is
@@ -82,7 +82,7 @@ pub struct SchedulerConn {
 #[derive(Debug)]
 pub struct AgentConn {
     pub stream_id: String,
-    pub tx: mpsc::UnboundedSender<Box<MasterEvent>>,
+    pub tx: crate::queue::EventTx<Box<MasterEvent>>,
 }
 
 #[derive(Debug)]
@@ -135,7 +135,7 @@ impl Agent {
 /// An operator SUBSCRIBE stream.
 #[derive(Debug)]
 pub struct OperatorSubscriber {
-    pub tx: mpsc::UnboundedSender<OperatorEvent>,
+    pub tx: crate::queue::EventTx<OperatorEvent>,
 }
 
 pub struct Master {

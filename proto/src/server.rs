@@ -1,0 +1,322 @@
+//! The HTTP/1.1 server both daemons run, with limits against hostile
+//! clients: a cap on connections overall and per client IP (connections
+//! beyond it are closed as soon as they are accepted), a deadline for each
+//! request head (slowloris; it also bounds how long an idle keep-alive
+//! connection waits for its next request) and a default cap on buffered
+//! request bodies (413), and a deadline for a stalled write (a client that
+//! stopped reading).
+//!
+//! Long-lived responses (event streams, long polls) are not timed: once a
+//! request head has arrived the connection lives as long as its response.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Limits on what clients may hold of a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Most connections open at once from one client IP.
+    pub max_connections_per_ip: usize,
+    /// A client must send a whole request head within this; an idle
+    /// keep-alive connection is closed after it too.
+    pub header_read_timeout: Duration,
+    /// A connection whose writes make no progress this long (a client that
+    /// stopped reading its response) is closed. Idle streams are not
+    /// affected: only a pending write is timed.
+    pub write_timeout: Duration,
+    /// Largest request body a handler buffers (`Bytes` extractors); beyond
+    /// it the answer is 413. Streaming handlers set their own caps.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 16_384,
+            max_connections_per_ip: 4_096,
+            header_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(60),
+            max_body_bytes: 8 << 20,
+        }
+    }
+}
+
+/// Open connections, overall and per client IP.
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// One admitted connection; gives its slot back when dropped.
+struct Slot {
+    counts: Arc<Mutex<Counts>>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(n) = counts.per_ip.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+fn admit(counts: &Arc<Mutex<Counts>>, limits: &Limits, ip: IpAddr) -> Option<Slot> {
+    let mut c = counts.lock().unwrap_or_else(PoisonError::into_inner);
+    let from_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
+    if c.total >= limits.max_connections || from_ip >= limits.max_connections_per_ip {
+        return None;
+    }
+    c.total += 1;
+    *c.per_ip.entry(ip).or_insert(0) += 1;
+    Some(Slot {
+        counts: Arc::clone(counts),
+        ip,
+    })
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then stops
+/// accepting, lets open connections finish their requests and returns once
+/// they are closed.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    tls: Option<Arc<crate::tls::rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
+    let router = router.layer(DefaultBodyLimit::max(limits.max_body_bytes));
+    let counts = Arc::new(Mutex::new(Counts::default()));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut refused: u64 = 0;
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors (or a connection reset before
+                    // accept): wait a moment instead of spinning.
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let Some(slot) = admit(&counts, &limits, peer.ip()) else {
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(%peer, refused, "connection limit reached: closing new connections");
+            }
+            drop(stream);
+            continue;
+        };
+        let stream = WriteDeadline::new(stream, limits.write_timeout);
+        spawn_connection(
+            stream,
+            peer,
+            slot,
+            tls.clone(),
+            http.clone(),
+            router.clone(),
+            stopped.clone(),
+        );
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    drop(stopped);
+    stop.closed().await;
+    Ok(())
+}
+
+fn spawn_connection(
+    stream: WriteDeadline,
+    peer: SocketAddr,
+    slot: Slot,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    http: hyper::server::conn::http1::Builder,
+    router: Router,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        let _slot = slot;
+        let Some(tls) = tls else {
+            return drive(TokioIo::new(stream), peer, http, router, stopped).await;
+        };
+        // In the connection's own task: a slow handshake holds up nobody,
+        // and it counts against the client's connection slot.
+        match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+            Ok(Ok(stream)) => drive(TokioIo::new(stream), peer, http, router, stopped).await,
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        }
+    });
+}
+
+/// Serves one connection until it closes, or gracefully once `stopped`.
+async fn drive<I>(
+    io: I,
+    peer: SocketAddr,
+    http: hyper::server::conn::http1::Builder,
+    router: Router,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = TowerToHyperService::new(router);
+    let conn = http.serve_connection(io, service);
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = async { stopped.wait_for(|stop| *stop).await.map(|_| ()) } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection closed");
+    }
+}
+
+/// A TCP stream whose writes fail with `TimedOut` once one has been
+/// pending (the peer's receive window closed) for longer than the limit.
+struct WriteDeadline {
+    stream: TcpStream,
+    limit: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl WriteDeadline {
+    fn new(stream: TcpStream, limit: Duration) -> Self {
+        WriteDeadline {
+            stream,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// After a pending write: starts or checks the stall timer.
+    fn stalled<T>(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<T>> {
+        let limit = self.limit;
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn progressed<T>(
+        &mut self,
+        result: Poll<std::io::Result<T>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<T>> {
+        match result {
+            Poll::Pending => self.stalled(cx),
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+}
+
+impl AsyncRead for WriteDeadline {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteDeadline {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.progressed(result, cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.progressed(result, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let result = Pin::new(&mut self.stream).poll_flush(cx);
+        self.progressed(result, cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admits_up_to_the_caps() {
+        let limits = Limits {
+            max_connections: 3,
+            max_connections_per_ip: 2,
+            ..Limits::default()
+        };
+        let counts = Arc::new(Mutex::new(Counts::default()));
+        let a: IpAddr = [127, 0, 0, 1].into();
+        let b: IpAddr = [127, 0, 0, 2].into();
+        let first = admit(&counts, &limits, a);
+        let second = admit(&counts, &limits, a);
+        assert!(first.is_some() && second.is_some());
+        assert!(admit(&counts, &limits, a).is_none(), "per-IP cap");
+        let third = admit(&counts, &limits, b);
+        assert!(third.is_some());
+        assert!(admit(&counts, &limits, b).is_none(), "overall cap");
+        drop(first);
+        assert!(admit(&counts, &limits, a).is_some(), "a slot came back");
+    }
+}
