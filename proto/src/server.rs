@@ -229,10 +229,20 @@ impl WriteDeadline {
             .stalled
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "the client stopped reading",
-            ))),
+            Poll::Ready(()) => {
+                // An abortive close (RST): the data the client never read
+                // is dropped at once and the client learns the connection
+                // is gone, instead of the kernel probing a zero window until
+                // TCP_USER_TIMEOUT silently discards the socket.
+                // A zero linger never blocks on drop (only a positive one
+                // does, which is what the deprecation warns about).
+                #[allow(deprecated)]
+                let _ = self.stream.set_linger(Some(Duration::ZERO));
+                Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the client stopped reading",
+                )))
+            }
             Poll::Pending => Poll::Pending,
         }
     }
