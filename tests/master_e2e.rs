@@ -168,6 +168,25 @@ impl Scheduler {
     }
 }
 
+/// Stops the agent once its pods are gone (an agent stopped by SIGTERM
+/// leaves running containers, as Mesos's does), then makes sure nothing of
+/// the test is left.
+fn stop_agent(mut agent: Child, dir: &std::path::Path, cgroup_root: &str) {
+    let run = dir.join("agent/run");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline
+        && common::processes_mentioning(&run.to_string_lossy())
+            .iter()
+            .any(|(pid, _)| *pid != agent.id())
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: kill has no memory preconditions; the pid is our child.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let _ = agent.wait();
+    common::kill_leftovers(dir, cgroup_root);
+}
+
 fn task(id: &str, agent: &Value, command: &str) -> Value {
     json!({"name": id, "task_id": {"value": id}, "agent_id": agent,
         "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
@@ -188,7 +207,7 @@ async fn real_master_and_agent_run_tasks_and_survive_a_master_sigkill() {
         &master_args(port, dir.path()),
         dir.path().join("master.log"),
     );
-    let mut agent = spawn(
+    let agent = spawn(
         &[
             "agent".into(),
             format!("--master=127.0.0.1:{port}"),
@@ -285,9 +304,7 @@ async fn real_master_and_agent_run_tasks_and_survive_a_master_sigkill() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // SAFETY: kill has no memory preconditions; the pid is our child.
-    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
-    let _ = agent.wait();
+    stop_agent(agent, dir.path(), &cgroup_root);
     master.kill().unwrap();
     let _ = master.wait();
     for cgroup in common::cgroups_named(&cgroup_root).iter().rev() {
@@ -356,7 +373,7 @@ async fn real_agent_follows_a_zookeeper_leader_change_with_its_running_task() {
         .collect();
     let leader = wait_leader(&ports).await;
     let cgroup_root = format!("tepui-e2e-ha-{}", std::process::id());
-    let mut agent = spawn(
+    let agent = spawn(
         &[
             "agent".into(),
             format!("--master={zk_url}"),
@@ -412,9 +429,7 @@ async fn real_agent_follows_a_zookeeper_leader_change_with_its_running_task() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // SAFETY: kill has no memory preconditions; the pid is our child.
-    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
-    let _ = agent.wait();
+    stop_agent(agent, dir.path(), &cgroup_root);
     for (_, mut m) in masters {
         m.kill().unwrap();
         let _ = m.wait();
@@ -449,7 +464,7 @@ async fn tepui_run_launches_commands_and_task_groups_like_mesos_execute() {
     let base = format!("http://127.0.0.1:{port}");
     let cgroup_root = format!("tepui-e2e-run-{}", std::process::id());
     let mut master = spawn(&master_args(port, &dir), dir.join("master.log"));
-    let mut agent = spawn(
+    let agent = spawn(
         &[
             "agent".into(),
             format!("--master=127.0.0.1:{port}"),
@@ -534,9 +549,7 @@ async fn tepui_run_launches_commands_and_task_groups_like_mesos_execute() {
         "{err}"
     );
 
-    // SAFETY: kill has no memory preconditions; the pid is our child.
-    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
-    let _ = agent.wait();
+    stop_agent(agent, &dir, &cgroup_root);
     master.kill().unwrap();
     let _ = master.wait();
     for cgroup in common::cgroups_named(&cgroup_root).iter().rev() {
