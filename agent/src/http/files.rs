@@ -367,24 +367,29 @@ pub async fn download(State(agent): State<Arc<Agent>>, Query(q): Query<FilesQuer
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let data = blocking(&agent, move |a| {
-        use std::io::Read;
-        let mut file = open_inside(a, &path)?;
+    let opened = blocking(&agent, move |a| {
+        let file = open_inside(a, &path)?;
         let meta = file.metadata().map_err(|e| FileError::Io(e.to_string()))?;
         if meta.is_dir() {
             return Err(FileError::BadRequest(format!(
                 "Cannot download '{path}': it is a directory"
             )));
         }
-        let mut data = Vec::new();
-        file.read_to_end(&mut data)
-            .map_err(|e| FileError::Io(e.to_string()))?;
-        Ok(data)
+        Ok((file, meta.len()))
     })
     .await;
-    match data {
-        Ok(bytes) => {
-            let mut response = Response::new(Body::from(bytes));
+    match opened {
+        Ok((file, len)) => {
+            // Streamed, never held in memory: a sandbox file can be larger
+            // than the agent's memory. Bounded by the size at open, so the
+            // body matches Content-Length even if the file keeps growing.
+            use tokio::io::AsyncReadExt;
+            let reader = tokio::fs::File::from_std(file).take(len);
+            let mut response =
+                Response::new(Body::from_stream(tokio_util::io::ReaderStream::new(reader)));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/octet-stream"),
