@@ -26,7 +26,7 @@ fn duration(flag: &str, value: &str) -> anyhow::Result<std::time::Duration> {
 }
 
 /// `1024`, `512MB`, `2GB` (Mesos's Bytes syntax: B, KB, MB, GB, TB).
-fn bytes(flag: &str, value: &str) -> anyhow::Result<u64> {
+pub(crate) fn bytes(flag: &str, value: &str) -> anyhow::Result<u64> {
     let text = value.trim();
     let split = text
         .find(|c: char| c.is_ascii_alphabetic())
@@ -133,6 +133,7 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
             .transpose()?,
     };
     config.tls = args.tls.settings()?;
+    config.http_limits = args.http.limits()?;
     config.tepui_binary =
         std::env::current_exe().context("cannot find the tepui binary for executors")?;
     config.flags = flags;

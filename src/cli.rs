@@ -191,6 +191,51 @@ impl AgentAddress {
     }
 }
 
+/// Limits on HTTP clients of a daemon (tepui's own flags; Mesos has none).
+#[derive(Debug, Args)]
+pub struct HttpLimitArgs {
+    /// Most HTTP connections open at once; more are closed when accepted.
+    #[arg(long = "http_max_connections", default_value_t = 16_384)]
+    pub http_max_connections: usize,
+    /// Most HTTP connections open at once from one client IP.
+    #[arg(long = "http_max_connections_per_ip", default_value_t = 4_096)]
+    pub http_max_connections_per_ip: usize,
+    /// A client must send a whole request head within this (slowloris); idle keep-alive connections close after it.
+    #[arg(long = "http_header_timeout", default_value = "30secs")]
+    pub http_header_timeout: String,
+    /// A client that stops reading its response for this long is cut (streams that are read are never timed).
+    #[arg(long = "http_write_timeout", default_value = "60secs")]
+    pub http_write_timeout: String,
+    /// Largest one-message request body (Mesos's byte syntax, e.g. 8MB); larger ones get 413.
+    #[arg(long = "http_max_body_size", default_value = "8MB")]
+    pub http_max_body_size: String,
+}
+
+impl HttpLimitArgs {
+    pub fn limits(&self) -> anyhow::Result<tepui_proto::server::Limits> {
+        let duration = |flag: &str, v: &str| {
+            tepui_proto::duration::parse_duration(v)
+                .map_err(|e| anyhow::anyhow!("--{flag}: invalid duration '{v}': {e}"))
+        };
+        if self.http_max_connections == 0 || self.http_max_connections_per_ip == 0 {
+            anyhow::bail!(
+                "--http_max_connections and --http_max_connections_per_ip must be at least 1"
+            );
+        }
+        Ok(tepui_proto::server::Limits {
+            max_connections: self.http_max_connections,
+            max_connections_per_ip: self.http_max_connections_per_ip,
+            header_read_timeout: duration("http_header_timeout", &self.http_header_timeout)?,
+            write_timeout: duration("http_write_timeout", &self.http_write_timeout)?,
+            max_body_bytes: usize::try_from(crate::agent_cmd::bytes(
+                "http_max_body_size",
+                &self.http_max_body_size,
+            )?)
+            .unwrap_or(usize::MAX),
+        })
+    }
+}
+
 /// Mesos's SSL settings of the daemons (`--ssl_*`, also read from
 /// `LIBPROCESS_SSL_*` as libprocess does, and `MESOS_SSL_*`/`TEPUI_SSL_*`).
 #[derive(Debug, Args)]
@@ -469,6 +514,11 @@ pub struct MasterArgs {
     pub auth: crate::auth_flags::HttpAuthArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub http: HttpLimitArgs,
+    /// Events queued for one scheduler or operator SUBSCRIBE stream; a subscriber further behind is dropped.
+    #[arg(long = "subscriber_queue_size", default_value_t = 8_192)]
+    pub subscriber_queue_size: usize,
 }
 
 impl MasterArgs {
@@ -531,6 +581,8 @@ impl MasterArgs {
             zk: self.zk,
             quorum: self.quorum,
             tls: self.tls.settings()?,
+            http_limits: self.http.limits()?,
+            subscriber_queue: self.subscriber_queue_size.max(1),
             auth: tepui_master::AuthConfig {
                 authenticate_frameworks: self.authenticate_frameworks,
                 authenticate_agents: self.authenticate_agents,
@@ -700,6 +752,8 @@ pub struct AgentArgs {
     pub credential: Option<String>,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub http: HttpLimitArgs,
 }
 
 #[cfg(test)]
@@ -709,6 +763,50 @@ mod tests {
     use clap::Parser;
 
     use super::{Cli, Command};
+
+    #[test]
+    fn http_limit_flags_reach_the_master_config_and_bad_ones_are_named() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["tepui", "master"];
+            argv.extend_from_slice(extra);
+            let Command::Master(args) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("not master");
+            };
+            args.into_config()
+        };
+        let config = parse(&[
+            "--http_max_connections=100",
+            "--http_max_connections_per_ip=10",
+            "--http_header_timeout=2secs",
+            "--http_write_timeout=500ms",
+            "--http_max_body_size=1MB",
+            "--subscriber_queue_size=64",
+        ])
+        .unwrap();
+        assert_eq!(config.http_limits.max_connections, 100);
+        assert_eq!(config.http_limits.max_connections_per_ip, 10);
+        assert_eq!(
+            config.http_limits.header_read_timeout,
+            std::time::Duration::from_secs(2)
+        );
+        assert_eq!(
+            config.http_limits.write_timeout,
+            std::time::Duration::from_millis(500)
+        );
+        assert_eq!(config.http_limits.max_body_bytes, 1 << 20);
+        assert_eq!(config.subscriber_queue, 64);
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(defaults.http_limits, tepui_proto::server::Limits::default());
+        let err = parse(&["--http_header_timeout=soon"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--http_header_timeout"), "{err}");
+        let err = parse(&["--http_max_body_size=8XB"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--http_max_body_size"), "{err}");
+        assert!(parse(&["--http_max_connections=0"]).is_err());
+    }
 
     #[test]
     fn ssl_flags_become_tls_settings_with_absolute_paths() {
