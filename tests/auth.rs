@@ -274,7 +274,52 @@ async fn master_endpoints_need_credentials_and_acls_decide() {
     )
     .await;
     assert_eq!(status, 403);
+    // Operator event streams are filtered like GET_STATE: the viewer
+    // principal (no view_frameworks rights) never hears of the framework.
+    let events_of = |principal: &'static str, secret: &'static str| {
+        let base = base.clone();
+        tokio::spawn(async move {
+            let response = reqwest::Client::new()
+                .post(format!("{base}/api/v1"))
+                .header("Authorization", basic_header(principal, secret))
+                .header("Content-Type", "application/json")
+                .header("Accept", "application/json")
+                .body(json!({"type": "SUBSCRIBE"}).to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            let mut body = response.bytes_stream();
+            let mut decoder = tepui_proto::recordio::Decoder::new();
+            let mut events = Vec::new();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, body.next()).await {
+                for record in decoder.feed(&chunk).unwrap() {
+                    events.push(serde_json::from_slice::<Value>(&record).unwrap());
+                }
+            }
+            events
+        })
+    };
+    let (ops_events, viewer_events) = (events_of("ops", "so"), events_of("viewer", "sv"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let s = Scheduler::subscribe(&base, "fw-a", "sa", framework_info("fw-a", "web")).await;
+    let kinds = |events: &[Value]| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| e["type"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let (ops_events, viewer_events) = (ops_events.await.unwrap(), viewer_events.await.unwrap());
+    assert!(
+        kinds(&ops_events).contains(&"FRAMEWORK_ADDED".to_string()),
+        "{ops_events:?}"
+    );
+    assert!(
+        !kinds(&viewer_events).contains(&"FRAMEWORK_ADDED".to_string())
+            && kinds(&viewer_events).contains(&"SUBSCRIBED".to_string()),
+        "{viewer_events:?}"
+    );
     // Calls on the subscription need the framework's own principal.
     let revive = json!({"type": "REVIVE"});
     assert_eq!(s.call_as(Auth::None, revive.clone()).await, 401);

@@ -66,7 +66,7 @@ fn serve(
         streaming,
     )?;
     if streaming {
-        return Ok(subscribe(shared, out));
+        return Ok(subscribe(shared, out, principal.map(str::to_string)));
     }
     let missing = |what: &str| ApiError::bad_request(format!("expecting '{what}' to be present"));
     let mut master = shared.lock();
@@ -494,10 +494,26 @@ impl Master {
     }
 }
 
-fn subscribe(shared: &Arc<Shared>, out: content::ResponseFormat) -> Response {
+fn subscribe(
+    shared: &Arc<Shared>,
+    out: content::ResponseFormat,
+    principal: Option<String>,
+) -> Response {
     let (tx, rx) = crate::queue::channel(Some(shared.config.subscriber_queue));
     let mut master = shared.lock();
-    let state = get_state(&master);
+    let mut state = get_state(&master);
+    {
+        let viewer = Viewer::new(&shared.config.auth, principal.as_deref(), &master);
+        if let Some(f) = &mut state.get_frameworks {
+            viewer.frameworks(f);
+        }
+        if let Some(t) = &mut state.get_tasks {
+            viewer.tasks(t);
+        }
+        if let Some(e) = &mut state.get_executors {
+            viewer.executors(e);
+        }
+    }
     let _ = tx.send(Event {
         r#type: Some(event::Type::Subscribed as i32),
         subscribed: Some(event::Subscribed {
@@ -508,7 +524,7 @@ fn subscribe(shared: &Arc<Shared>, out: content::ResponseFormat) -> Response {
     });
     master
         .operator_subscribers
-        .push(crate::state::OperatorSubscriber { tx });
+        .push(crate::state::OperatorSubscriber { tx, principal });
     drop(master);
     let mut headers = HeaderMap::new();
     headers.insert("content-type", header_value(out.content_type));
@@ -600,6 +616,62 @@ pub fn get_executors(m: &Master) -> response::GetExecutors {
         executors,
         orphan_executors: Vec::new(),
     }
+}
+
+/// Whether an operator event may go to `principal`: events about a
+/// framework or its tasks follow the same `view_frameworks` / `view_tasks`
+/// rules as GET_STATE; agent events are not restricted.
+pub fn visible_to(m: &Master, principal: Option<&str>, event: &Event) -> bool {
+    let auth = &m.config.auth;
+    let framework_user = |id: &str| {
+        m.frameworks
+            .get(id)
+            .map(|f| f.info.user.clone())
+            .or_else(|| {
+                m.completed_frameworks
+                    .iter()
+                    .find(|f| f.id == id)
+                    .map(|f| f.info.user.clone())
+            })
+            .unwrap_or_default()
+    };
+    let framework_ok =
+        |id: &str| auth.allowed(Action::ViewFrameworks, principal, Some(&framework_user(id)));
+    if let Some(added) = &event.task_added {
+        let task = &added.task;
+        let user = task
+            .user
+            .clone()
+            .unwrap_or_else(|| framework_user(&task.framework_id.value));
+        return framework_ok(&task.framework_id.value)
+            && auth.allowed(Action::ViewTasks, principal, Some(&user));
+    }
+    if let Some(updated) = &event.task_updated {
+        let fid = &updated.framework_id.value;
+        let task_id = &updated.status.task_id.value;
+        let user = m
+            .frameworks
+            .get(fid)
+            .and_then(|f| f.tasks.get(task_id))
+            .and_then(|agent| m.agents.get(agent))
+            .and_then(|a| a.tasks.get(&(fid.clone(), task_id.clone())))
+            .and_then(|t| t.user.clone())
+            .unwrap_or_else(|| framework_user(fid));
+        return framework_ok(fid) && auth.allowed(Action::ViewTasks, principal, Some(&user));
+    }
+    let info = event
+        .framework_added
+        .as_ref()
+        .map(|f| &f.framework.framework_info)
+        .or(event
+            .framework_updated
+            .as_ref()
+            .map(|f| &f.framework.framework_info))
+        .or(event.framework_removed.as_ref().map(|f| &f.framework_info));
+    if let Some(info) = info {
+        return auth.allowed(Action::ViewFrameworks, principal, Some(&info.user));
+    }
+    true
 }
 
 /// Drops what the `view_frameworks`, `view_tasks` and `view_executors`

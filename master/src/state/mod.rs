@@ -136,6 +136,9 @@ impl Agent {
 #[derive(Debug)]
 pub struct OperatorSubscriber {
     pub tx: crate::queue::EventTx<OperatorEvent>,
+    /// Who subscribed: events about frameworks, tasks and executors the
+    /// `view_*` ACLs hide from this principal are not sent.
+    pub principal: Option<String>,
 }
 
 pub struct Master {
@@ -294,7 +297,11 @@ impl Master {
     }
 
     pub fn publish(&mut self, event: OperatorEvent) {
-        self.operator_subscribers
-            .retain(|s| s.tx.send(event.clone()).is_ok());
+        let mut subscribers = std::mem::take(&mut self.operator_subscribers);
+        subscribers.retain(|s| {
+            !crate::operator_api::visible_to(self, s.principal.as_deref(), &event)
+                || s.tx.send(event.clone()).is_ok()
+        });
+        self.operator_subscribers = subscribers;
     }
 }
