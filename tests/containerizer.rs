@@ -673,11 +673,14 @@ async fn debug_sessions_run_inside_the_task_with_pipes_or_a_terminal() {
     assert_eq!(t.exit_code, Some(3), "{t:?}");
     env.c.remove(&exec).await.unwrap();
 
-    // A terminal: window size set at launch, resize seen, EOT ends it.
+    // A terminal: the window size given at launch, a resize, EOT ends it.
+    // (libcontainer ignores process.consoleSize: the size is set as soon as
+    // the terminal reaches us, so a program that asks at once may see 0 0
+    // and then gets SIGWINCH; this one asks after its first input.)
     let exec = task.child("exec2").unwrap();
     let mut spec = env.spec(
         &exec,
-        "stty size; read line; stty size; echo got $line; cat",
+        "read first; stty size; read line; stty size; echo got $line; cat",
     );
     spec.kind = ContainerKind::Debug;
     spec.sandbox_dir = env.sandbox(&task);
@@ -706,6 +709,7 @@ async fn debug_sessions_run_inside_the_task_with_pipes_or_a_terminal() {
                 seen.push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         };
+    pty.write_all(b"go\n").await.unwrap();
     read_until(&pty, "24 80", &mut seen).await;
     pty.resize(WindowSize {
         rows: 50,
