@@ -672,12 +672,28 @@ pub async fn logs(client: &Client, id: &str, options: &LogsOptions) -> Result<()
             offset = 0;
             last_rotated = now_rotated;
         }
-        let (size, _) = client.read_file(&path, 0, Some(0)).await?;
+        // Between the logger's rename and its new file, the live file is
+        // briefly missing: that is a rotation in progress, not an error.
+        let size = match client.read_file(&path, 0, Some(0)).await {
+            Ok((size, _)) => size,
+            Err(CliError::Status { status: 404, .. }) if !ended => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if size < offset {
             // Truncated in place: start over.
             offset = 0;
         }
-        let (next, data) = read_to_end(client, &path, offset).await?;
+        let (next, data) = match read_to_end(client, &path, offset).await {
+            Ok(read) => read,
+            Err(CliError::Status { status: 404, .. }) if !ended => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         offset = next;
         out.write_all(&data)?;
         out.flush()?;
