@@ -164,7 +164,6 @@ impl Client {
         &self,
         call: Vec<u8>,
         message: &str,
-        _streaming: bool,
     ) -> Result<reqwest::Response, CliError> {
         let answer = self
             .http

@@ -8,8 +8,9 @@ use serde_json::Value;
 
 use crate::cli::CliError;
 
-/// `host:port` (or URL) of the master's leader.
-async fn master_base(master: &str) -> Result<String, CliError> {
+/// The base URL of a master given as `host:port`, a URL or `zk://` (its
+/// current leader).
+pub async fn master_base(master: &str) -> Result<String, CliError> {
     if master.starts_with("zk://") {
         let url = tepui_proto::zk::ZkUrl::parse(master)
             .map_err(|e| CliError::Usage(format!("--master: {e}")))?;

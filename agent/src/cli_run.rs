@@ -181,33 +181,9 @@ impl Scheduler {
     }
 }
 
-/// The master's base URL; `zk://` finds the leader.
-async fn master_url(master: &str) -> Result<String, CliError> {
-    if master.starts_with("zk://") {
-        let url = tepui_proto::zk::ZkUrl::parse(master)
-            .map_err(|e| CliError::Usage(format!("--master: {e}")))?;
-        let client = url
-            .connect(Duration::from_secs(10))
-            .await
-            .map_err(|e| CliError::Failed(format!("cannot reach ZooKeeper {master}: {e}")))?;
-        let leader = tepui_proto::zk::current_leader(&client, &url.path)
-            .await
-            .map_err(|e| CliError::Failed(format!("cannot read {master}: {e}")))?
-            .ok_or_else(|| CliError::Failed(format!("no leading master in {master}")))?;
-        return Ok(format!("http://{}", leader.endpoint()));
-    }
-    Ok(
-        if master.starts_with("http://") || master.starts_with("https://") {
-            master.trim_end_matches('/').to_string()
-        } else {
-            format!("http://{master}")
-        },
-    )
-}
-
 /// Runs the workload; returns 0 when every task finished, 1 otherwise.
 pub async fn run(workload: Workload, options: &RunOptions) -> Result<i32, CliError> {
-    let base = master_url(&options.master).await?;
+    let base = crate::cli_locate::master_base(&options.master).await?;
     let mut scheduler = Scheduler {
         http: reqwest::Client::new(),
         url: format!("{base}/api/v1/scheduler"),

@@ -65,9 +65,7 @@ pub async fn exec(
         }),
         ..Default::default()
     };
-    let output = client
-        .post_stream(launch.encode_to_vec(), PROTOBUF, true)
-        .await?;
+    let output = client.post_stream(launch.encode_to_vec(), PROTOBUF).await?;
     let _raw = if options.tty {
         RawTerminal::enter()
     } else {
@@ -102,9 +100,7 @@ pub async fn attach(client: &Client, target: &str, interactive: bool) -> Result<
         }),
         ..Default::default()
     };
-    let output = client
-        .post_stream(call.encode_to_vec(), PROTOBUF, true)
-        .await?;
+    let output = client.post_stream(call.encode_to_vec(), PROTOBUF).await?;
     let input = interactive.then(|| tokio::spawn(send_input(client.clone(), id, false)));
     let printed = print_output(output).await;
     if let Some(input) = input {

@@ -233,18 +233,14 @@ pub async fn attach_output(
     if let Some(session) = agent.sessions.get(&path) {
         return output_response(format, session.attach_output(), None, agent);
     }
-    let Some(spec) = agent.containerizer.launch_spec(&path) else {
+    // A terminated container's stream ends at once: its wait below
+    // returns immediately.
+    let (Some(spec), true) = (
+        agent.containerizer.launch_spec(&path),
+        agent.containerizer.knows(&path).await,
+    ) else {
         return error(404, format!("Container {path} not found"));
     };
-    let running = agent
-        .containerizer
-        .list()
-        .await
-        .into_iter()
-        .any(|c| c.container == path && c.termination.is_none());
-    if !running {
-        return error(400, format!("Container {path} is not running"));
-    }
     let (tx, rx) = mpsc::channel(64);
     let agent_for_tail = agent.clone();
     tokio::spawn(async move {

@@ -760,13 +760,9 @@ impl Containerizer {
     /// cgroups and runtime dir go. The sandbox stays (the agent's garbage
     /// collection owns it).
     pub async fn remove(&self, id: &ContainerPath) -> Result<(), ContainerizerError> {
+        // (A pod's dir is made before its cgroup, and recovery cleans pods
+        // that never got a container, so an unknown pod has nothing left.)
         let Some(entry) = self.pod(id.pod()) else {
-            if id.is_top_level() {
-                // An agent killed between creating a pod's cgroup and starting
-                // its supervisor leaves a cgroup no runtime dir describes; the
-                // agent's own records still name the container, so clean up.
-                self.cleanup_pod(id.pod()).await;
-            }
             return Err(ContainerizerError::Unknown(id.clone()));
         };
         let mut pod = entry.lock().await;
