@@ -57,3 +57,28 @@ repair_java() {
   done < <(find /etc/java-17-openjdk -name '*.dpkg-new' 2>/dev/null)
   DEBIAN_FRONTEND=noninteractive dpkg --force-confnew --force-confmiss --configure -a
 }
+
+# The third-party Mesos clients of the journey matrix (tests/journeys.rs):
+# mesos-go's api/v1 from Debian (built offline by the test, GOPATH mode), and
+# pymesos from PyPI in a venv under target/journeys/venv. pymesos needs
+# http-parser, whose C extension does not build on Python 3.11: it is built
+# from its source distribution in pure-Python mode. Fast when already done.
+install_journey_clients() {
+  install_apt_packages golang-go golang-github-mesos-mesos-go-dev python3-venv
+  local venv="$PWD/target/journeys/venv"
+  if "$venv/bin/python" -c 'import pymesos, http_parser' >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "== installing pymesos into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  local src
+  src=$(mktemp -d)
+  "$venv/bin/pip" download -q http-parser --no-deps --no-binary :all: -d "$src"
+  tar -xzf "$src"/http-parser-*.tar.gz -C "$src"
+  sed -i 's/run_setup(not IS_PYPY)/run_setup(False)/' "$src"/http-parser-*/setup.py
+  "$venv/bin/pip" install -q "$src"/http-parser-*/
+  "$venv/bin/pip" install -q pymesos
+  rm -rf "$src"
+  "$venv/bin/python" -c 'import pymesos, http_parser'
+}

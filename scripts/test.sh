@@ -12,6 +12,7 @@ log() { printf '\n== %s\n' "$*"; }
 need_cargo
 install_apt_packages "${TEST_PACKAGES[@]}"
 install_zookeeper
+install_journey_clients
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy 2>/dev/null || true
 
 # --- checks --------------------------------------------------------------------

@@ -1,0 +1,295 @@
+//! The journey matrix (issue 14): schedulers tepui did not write — pymesos
+//! from PyPI (JSON codec) and mesos-go's api/v1 (protobuf codec) — drive a
+//! real `tepui master` and `tepui agent` with real containers and the
+//! loopback OCI registry of scripts/oci-testenv.sh. Cells cross LAUNCH and
+//! LAUNCH_GROUP, the host filesystem and images (by tag, by digest, Docker
+//! schema2), share_cgroups true and false, fetched+extracted URIs, and the
+//! outcomes exit 0, exit 3, OOM, framework KILL and agent SIGKILL+restart,
+//! plus bad image input. Each cell checks the exact state sequence, the
+//! terminal reason and message, the memory limit the task reads from its
+//! own cgroup files, the filesystem it sees, its fetched files and where its
+//! stdout landed (found through the agent's files API). A table of cells
+//! and outcomes is printed.
+//!
+//! Needs (scripts/deps.sh `install_journey_clients`, run by scripts/test.sh):
+//! target/journeys/venv with pymesos, and Debian's golang-go and
+//! golang-github-mesos-mesos-go-dev.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+#[path = "journeys/cells.rs"]
+mod cells;
+#[path = "journeys/clients.rs"]
+mod clients;
+#[path = "journeys/cluster.rs"]
+mod cluster;
+#[path = "journeys/verdict.rs"]
+mod verdict;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cells::{Cell, Client, Env, Launch, Outcome};
+use clients::Scheduler;
+use cluster::Cluster;
+
+/// Cells that fail because of a tepui bug the harness cannot fix, with the
+/// bug. They still run and are shown; the test fails only on the others.
+const KNOWN_FAILURES: &[(&str, &str)] = &[];
+
+const PHASE_TIMEOUT: Duration = Duration::from_secs(150);
+
+/// A prerequisite is missing: skip with why, except under CI=true.
+fn missing(what: &str) {
+    let msg =
+        format!("journey_matrix: {what} (scripts/deps.sh install_journey_clients installs it)");
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{msg}; CI=true forbids skipping");
+    }
+    eprintln!("skipping {msg}");
+}
+
+fn scheduler_of<'a>(schedulers: &'a mut [Scheduler], client: Client) -> &'a mut Scheduler {
+    schedulers.iter_mut().find(|s| s.client == client).unwrap()
+}
+
+fn has_state(s: &Scheduler, task: &str, state: &str) -> bool {
+    s.updates_of(task).iter().any(|u| u["state"] == state)
+}
+
+fn ended(s: &Scheduler, task: &str) -> bool {
+    s.updates_of(task)
+        .iter()
+        .any(|u| verdict::TERMINAL.contains(&u["state"].as_str().unwrap_or("")))
+}
+
+/// Whether the task is RUNNING and has printed its report.
+async fn reported(cluster: &Cluster, s: &Scheduler, cell: &Cell, task: &cells::TaskSpec) -> bool {
+    has_state(s, &task.id, "TASK_RUNNING")
+        && verdict::task_stdout(&cluster.agent_base(), s, cell, task)
+            .await
+            .is_some_and(|out| verdict::report_of(&out).contains_key("ready"))
+}
+
+fn launch_all(schedulers: &mut [Scheduler], cells: &[Cell], env: &Env) {
+    for client in [Client::Pymesos, Client::MesosGo] {
+        let mine: Vec<&Cell> = cells.iter().filter(|c| c.client == client).collect();
+        if !mine.is_empty() {
+            scheduler_of(schedulers, client).launch(&mine, env);
+        }
+    }
+}
+
+/// Runs until every task of `cells` ended (or the phase times out),
+/// killing the subjects of KILL cells once they reported themselves.
+async fn finish(cluster: &Cluster, schedulers: &mut [Scheduler], cells: &[Cell]) {
+    let deadline = Instant::now() + PHASE_TIMEOUT;
+    let mut killed: Vec<String> = Vec::new();
+    loop {
+        let mut all_done = true;
+        for cell in cells {
+            let s = scheduler_of(schedulers, cell.client);
+            for task in &cell.tasks {
+                if !ended(s, &task.id) {
+                    all_done = false;
+                }
+            }
+            if cell.outcome == Outcome::Kill {
+                let subject = cell.tasks.iter().find(|t| t.subject).unwrap();
+                if !killed.contains(&subject.id) && reported(cluster, s, cell, subject).await {
+                    s.kill(&subject.id);
+                    killed.push(subject.id.clone());
+                }
+            }
+        }
+        if all_done {
+            return;
+        }
+        if Instant::now() > deadline {
+            eprintln!("journey_matrix: phase timed out; checking what happened");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The agent-restart phase: once every task runs and reported itself the
+/// agent is SIGKILLed and restarted; once it is back the tasks are let go
+/// (journey-go in their sandboxes) and must finish.
+async fn restart_phase(
+    cluster: &mut Cluster,
+    schedulers: &mut [Scheduler],
+    cells: &[Cell],
+    env: &Env,
+) {
+    launch_all(schedulers, cells, env);
+    let deadline = Instant::now() + PHASE_TIMEOUT;
+    loop {
+        let mut all = true;
+        for cell in cells {
+            let s = scheduler_of(schedulers, cell.client);
+            for task in &cell.tasks {
+                // A task that already ended will not report any more.
+                if !ended(s, &task.id) && !reported(cluster, s, cell, task).await {
+                    all = false;
+                }
+            }
+        }
+        if all {
+            break;
+        }
+        if Instant::now() > deadline {
+            eprintln!("journey_matrix: restart cells never all ran; restarting anyway");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    cluster.kill_and_restart_agent();
+    cluster.wait_agent_up().await;
+    cluster.wait_registered().await;
+    // Release the tasks: journey-go in each task's sandbox (in the executor
+    // sandbox and under tasks/<id> both, so a command task finds it
+    // wherever its sandbox is; this is control, not an assertion).
+    for cell in cells {
+        let s = scheduler_of(schedulers, cell.client);
+        for task in &cell.tasks {
+            let Some(agent_id) = s
+                .updates_of(&task.id)
+                .iter()
+                .find_map(|u| u["agent_id"].as_str().map(str::to_string))
+            else {
+                continue;
+            };
+            let executor = verdict::executor_id(cell, task);
+            if let Some(sandbox) = cluster.executor_sandbox(&agent_id, &s.framework_id, &executor) {
+                let mut places: Vec<PathBuf> = vec![sandbox.join("tasks").join(&task.id)];
+                if cell.launch == Launch::Task {
+                    places.push(sandbox.clone());
+                }
+                for place in places.into_iter().filter(|p| p.is_dir()) {
+                    std::fs::write(place.join("journey-go"), "").unwrap();
+                }
+            }
+        }
+    }
+    finish(cluster, schedulers, cells).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journey_matrix() {
+    if !common::require_root("journey_matrix") {
+        return;
+    }
+    let Some(testenv) = common::oci_testenv("journey_matrix") else {
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = clients::venv_python(root);
+    if !python.exists() {
+        return missing(&format!("{} is missing", python.display()));
+    }
+    let gobin = match clients::build_mesosgo(root) {
+        Ok(bin) => bin,
+        Err(e) => return missing(&e),
+    };
+    let started = Instant::now();
+    let dir = tempfile::Builder::new()
+        .prefix("tepui-journeys-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let cgroup_root = format!("tepui-journeys-{}", std::process::id());
+    let registry = testenv["registries"]["plain"]["host"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let payload = cluster::payload_archive(&dir, cells::PAYLOAD_TEXT);
+    let payload_port = cluster::serve_file(payload);
+    let env = Env {
+        registry: registry.clone(),
+        busybox_digest: testenv["images"]["busybox"]["oci_digest"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        payload_url: format!("http://127.0.0.1:{payload_port}/journey-payload.tar.gz"),
+        closed_port: cluster::free_port(),
+        foreign_tag: cluster::push_foreign_index(&registry).await,
+    };
+
+    let mut cluster = Cluster::start(&dir, &cgroup_root, &registry);
+    cluster.wait_registered().await;
+    let script = root.join("tests/journeys/pymesos/journey.py");
+    let mut schedulers = vec![
+        Scheduler::start(
+            Client::Pymesos,
+            &[python, script],
+            &cluster.master(),
+            &dir.join("pymesos.log"),
+        ),
+        Scheduler::start(
+            Client::MesosGo,
+            &[gobin],
+            &cluster.master(),
+            &dir.join("mesosgo.log"),
+        ),
+    ];
+
+    // JOURNEYS_ONLY=name,name runs only those cells (debugging).
+    let only: Option<Vec<String>> = std::env::var("JOURNEYS_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(str::to_string).collect());
+    let wanted = |c: &Cell| only.as_ref().is_none_or(|o| o.contains(&c.name));
+    let main: Vec<Cell> = cells::main_phase(&env).into_iter().filter(wanted).collect();
+    launch_all(&mut schedulers, &main, &env);
+    finish(&cluster, &mut schedulers, &main).await;
+    println!(
+        "main phase done after {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
+    let restart: Vec<Cell> = cells::restart_phase().into_iter().filter(wanted).collect();
+    if !restart.is_empty() {
+        restart_phase(&mut cluster, &mut schedulers, &restart, &env).await;
+    }
+
+    let mut rows = Vec::new();
+    for cell in main.iter().chain(&restart) {
+        let known = KNOWN_FAILURES
+            .iter()
+            .find(|(name, _)| *name == cell.name)
+            .map(|(_, why)| *why);
+        let s = schedulers.iter().find(|s| s.client == cell.client).unwrap();
+        rows.push(verdict::check(cell, s, &cluster.agent_base(), &env, known).await);
+    }
+    println!(
+        "\njourney matrix ({:.0}s):\n",
+        started.elapsed().as_secs_f64()
+    );
+    verdict::print_table(&rows);
+
+    for s in schedulers {
+        s.teardown();
+    }
+    let agent_log = cluster.log("agent.log");
+    cluster.stop();
+    let failed: Vec<&verdict::Row> = rows
+        .iter()
+        .filter(|r| !r.problems.is_empty() && r.known.is_none())
+        .collect();
+    if failed.is_empty() {
+        tepui_containerizer::safe_remove::remove_tree(&dir).unwrap();
+    } else {
+        let tail: String = agent_log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n");
+        panic!(
+            "{} of {} journey cells failed (logs kept in {}); agent warnings:\n{tail}",
+            failed.len(),
+            rows.len(),
+            dir.display()
+        );
+    }
+}
