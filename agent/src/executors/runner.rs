@@ -325,11 +325,19 @@ impl Runner {
                     self.wait_for(id, container);
                 }
                 Err(e) => {
+                    // The agent's refusal says what failed (the image, its
+                    // registry, the command); who answered adds nothing.
+                    let cause = match e {
+                        ExecutorError::Refused { body, .. } if !body.trim().is_empty() => {
+                            body.trim().to_string()
+                        }
+                        e => e.to_string(),
+                    };
                     self.update(
                         &id,
                         TaskState::TaskFailed,
                         Some(Reason::ContainerLaunchFailed),
-                        &format!("Failed to launch the task's container: {e}"),
+                        &format!("Failed to launch the task's container: {cause}"),
                     )
                     .await;
                     if self.policy == Policy::Group {

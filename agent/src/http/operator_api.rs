@@ -337,7 +337,12 @@ async fn launch(
     }
     match agent.containerizer.launch(spec).await {
         Ok(_) => StatusCode::OK.into_response(),
-        Err(e) => containerizer_error(e),
+        Err(e) => {
+            // The caller (an executor) reports it to the scheduler; the
+            // operator reading the agent's log sees it too.
+            tracing::warn!(container = %path, "launch failed: {e}");
+            containerizer_error(e)
+        }
     }
 }
 

@@ -338,7 +338,11 @@ impl Containerizer {
         let image_err = |message: String| ContainerizerError::Image {
             container: id.clone(),
             image: request.reference.clone(),
-            message,
+            message: if message.contains(&request.reference) {
+                message
+            } else {
+                format!("image '{}': {message}", request.reference)
+            },
         };
         let store = self.images.clone().ok_or_else(|| {
             image_err("container images are not enabled on this agent (--image_providers)".into())
