@@ -431,7 +431,7 @@ fn names(infos: &[tepui_proto::v1::FileInfo]) -> Vec<String> {
 }
 
 /// `tasks/<id>` in the latest run of some executor, the command executor's
-/// (named like the task) first.
+/// (named like the task, its sandbox the task's) first.
 async fn find_task_sandbox(client: &Client, id: &str) -> Option<String> {
     let frameworks = names(&client.list_files("/frameworks").await.ok()?);
     for fw in &frameworks {
@@ -447,6 +447,11 @@ async fn find_task_sandbox(client: &Client, id: &str) -> Option<String> {
             let path = format!("/frameworks/{fw}/executors/{ex}/runs/latest/tasks/{id}");
             if client.list_files(&path).await.is_ok() {
                 return Some(path);
+            }
+            // A command task works in its executor's sandbox (as in Mesos).
+            let run = format!("/frameworks/{fw}/executors/{ex}/runs/latest");
+            if ex == id && client.list_files(&run).await.is_ok() {
+                return Some(run);
             }
         }
     }
