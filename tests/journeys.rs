@@ -34,10 +34,6 @@ use cells::{Cell, Client, Env, Launch, Outcome};
 use clients::Scheduler;
 use cluster::Cluster;
 
-/// Cells that fail because of a tepui bug the harness cannot fix, with the
-/// bug. They still run and are shown; the test fails only on the others.
-const KNOWN_FAILURES: &[(&str, &str)] = &[];
-
 const PHASE_TIMEOUT: Duration = Duration::from_secs(150);
 
 /// A prerequisite is missing: skip with why, except under CI=true.
@@ -50,7 +46,7 @@ fn missing(what: &str) {
     eprintln!("skipping {msg}");
 }
 
-fn scheduler_of<'a>(schedulers: &'a mut [Scheduler], client: Client) -> &'a mut Scheduler {
+fn scheduler_of(schedulers: &mut [Scheduler], client: Client) -> &mut Scheduler {
     schedulers.iter_mut().find(|s| s.client == client).unwrap()
 }
 
@@ -199,7 +195,8 @@ async fn journey_matrix() {
         .tempdir()
         .unwrap()
         .keep();
-    let cgroup_root = format!("tepui-journeys-{}", std::process::id());
+    // tepui-test-*: scripts/check-leftovers.sh looks for these.
+    let cgroup_root = format!("tepui-test-journeys-{}", std::process::id());
     let registry = testenv["registries"]["plain"]["host"]
         .as_str()
         .unwrap()
@@ -254,12 +251,8 @@ async fn journey_matrix() {
 
     let mut rows = Vec::new();
     for cell in main.iter().chain(&restart) {
-        let known = KNOWN_FAILURES
-            .iter()
-            .find(|(name, _)| *name == cell.name)
-            .map(|(_, why)| *why);
         let s = schedulers.iter().find(|s| s.client == cell.client).unwrap();
-        rows.push(verdict::check(cell, s, &cluster.agent_base(), &env, known).await);
+        rows.push(verdict::check(cell, s, &cluster.agent_base(), &env).await);
     }
     println!(
         "\njourney matrix ({:.0}s):\n",
@@ -272,10 +265,7 @@ async fn journey_matrix() {
     }
     let agent_log = cluster.log("agent.log");
     cluster.stop();
-    let failed: Vec<&verdict::Row> = rows
-        .iter()
-        .filter(|r| !r.problems.is_empty() && r.known.is_none())
-        .collect();
+    let failed: Vec<&verdict::Row> = rows.iter().filter(|r| !r.failures().is_empty()).collect();
     if failed.is_empty() {
         tepui_containerizer::safe_remove::remove_tree(&dir).unwrap();
     } else {

@@ -43,6 +43,8 @@ pub enum Image {
     Digest,
     /// busybox:v2s2 (Docker schema2 manifest).
     V2s2,
+    /// multi:latest, a multi-arch OCI index (the host's platform is picked).
+    Index,
     /// A reference that must fail; `why` is shown in the table.
     Bad {
         reference: String,
@@ -57,6 +59,7 @@ impl Image {
             Image::Tag => "tag".into(),
             Image::Digest => "digest".into(),
             Image::V2s2 => "v2s2".into(),
+            Image::Index => "index".into(),
             Image::Bad { why, .. } => format!("bad:{why}"),
         }
     }
@@ -265,8 +268,9 @@ impl Cell {
             Outcome::Exit0 => "exit 0\n",
             Outcome::Exit3 => "exit 3\n",
             // One buffer far past any limit of the matrix: dd touches it
-            // all when it reads into it.
-            Outcome::Oom => "dd if=/dev/zero of=/dev/null bs=900M count=1\necho JOURNEY survived-oom\nexit 0\n",
+            // all when it reads into it. exec: the OOM killer's victim is
+            // the task's own process, not a child the shell outlives.
+            Outcome::Oom => "exec dd if=/dev/zero of=/dev/null bs=900M count=1\n",
             Outcome::Kill | Outcome::BadImage => "sleep 1000\n",
             // The test creates journey-go in the sandbox after the agent
             // is back.
@@ -297,6 +301,7 @@ pub fn image_reference(image: &Image, env: &Env) -> Option<String> {
         Image::Tag => Some(format!("{r}/busybox:latest")),
         Image::Digest => Some(format!("{r}/busybox@{}", env.busybox_digest)),
         Image::V2s2 => Some(format!("{r}/busybox:v2s2")),
+        Image::Index => Some(format!("{r}/multi:latest")),
         Image::Bad { reference, .. } => Some(reference.clone()),
     }
 }
@@ -434,7 +439,7 @@ pub fn main_phase(env: &Env) -> Vec<Cell> {
         Group,
         Some(false),
         Exit3,
-        vec![task("host", Host), task("img", Tag).sibling()],
+        vec![task("host", Host), task("img", Index).sibling()],
     );
     b.cell(
         "p-oom-group",
