@@ -185,10 +185,16 @@ async fn journey_matrix() {
     if !python.exists() {
         return missing(&format!("{} is missing", python.display()));
     }
-    let gobin = match clients::build_mesosgo(root) {
-        Ok(bin) => bin,
-        Err(e) => return missing(&e),
-    };
+    let mesos_go = Path::new("/usr/share/gocode/src/github.com/mesos/mesos-go/api/v1/lib");
+    if !mesos_go.is_dir()
+        || std::process::Command::new("go")
+            .arg("version")
+            .output()
+            .is_err()
+    {
+        return missing("go or golang-github-mesos-mesos-go-dev is not installed");
+    }
+    let gobin = clients::build_mesosgo(root).unwrap();
     let started = Instant::now();
     let dir = tempfile::Builder::new()
         .prefix("tepui-journeys-")

@@ -119,14 +119,20 @@ impl Cluster {
         self.agent = Some(spawn(&self.agent_args, &self.dir.join("agent.log")));
     }
 
-    /// Waits until the restarted agent answers again.
+    /// Waits until the restarted agent is registered with the master again
+    /// (its own `slave/registered` gauge: a new process starts at 0).
     pub async fn wait_agent_up(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while get_json(&format!("{}/state", self.agent_base()))
-            .await
-            .is_none()
-        {
-            assert!(Instant::now() < deadline, "the agent did not come back");
+        loop {
+            let metrics = get_json(&format!("{}/metrics/snapshot", self.agent_base())).await;
+            if metrics.is_some_and(|m| m["slave/registered"] == 1.0) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the agent did not come back: {}",
+                self.log("agent.log")
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -18,15 +18,16 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/gogo/protobuf/jsonpb"
+	"github.com/gogo/protobuf/proto"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
@@ -79,13 +80,11 @@ func (f *framework) call(c *scheduler.Call) error {
 	return err
 }
 
-func decode(raw json.RawMessage, into interface{ Reset() }) error {
+// decode reads Mesos JSON into a generated type; a field this client does
+// not know is an error (AllowUnknownFields false), never silently dropped.
+func decode(raw json.RawMessage, into proto.Message) error {
 	u := jsonpb.Unmarshaler{AllowUnknownFields: false}
-	return u.Unmarshal(strings.NewReader(string(raw)), into.(interface {
-		Reset()
-		String() string
-		ProtoMessage()
-	}))
+	return u.Unmarshal(bytes.NewReader(raw), into)
 }
 
 // operations turns the pending cells into offer operations on `agent`.
