@@ -185,7 +185,15 @@ impl Scheduler {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
+    }
+}
+
+/// A scheduler left running (a panic) is ended with the test.
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }

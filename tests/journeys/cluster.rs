@@ -167,10 +167,15 @@ impl Cluster {
         entries.pop()
     }
 
-    /// Stops everything: the agent once its pods are gone (SIGTERM leaves
-    /// containers running, as Mesos's does), the master, then whatever of
-    /// this test is left (processes, cgroups).
-    pub fn stop(mut self) {
+    /// Stops everything (see the Drop).
+    pub fn stop(self) {}
+}
+
+/// Also on a panic: the agent once its pods are gone (SIGTERM leaves
+/// containers running, as Mesos's does), the master, then whatever of this
+/// test is left (processes, cgroups).
+impl Drop for Cluster {
+    fn drop(&mut self) {
         let run = self.dir.join("agent/run");
         let deadline = Instant::now() + Duration::from_secs(20);
         if let Some(mut agent) = self.agent.take() {
