@@ -55,11 +55,13 @@ impl Row {
 /// behaviour is exactly that divergence.
 ///
 /// Mesos sizes the executor's container for the executor and every task of
-/// a group before any task starts (`Slave::launchExecutor` with the
-/// executor's `allocatedResources`); tepui raises the pod limit as each
-/// nested container launches, so a task of a shared-cgroup group that
-/// starts before its siblings reads a lower limit (at least the executor's
-/// plus its own).
+/// a group before any task starts: tasks are queued "until the
+/// containerizer is updated with new resource limits (MESOS-998)"
+/// (src/slave/slave.cpp, `Slave::__run`; `Slave::launchExecutor` with the
+/// executor's `allocatedResources()`). tepui raises the pod limit as each
+/// nested container launches (and lowers it as each is removed), so a task
+/// of a shared-cgroup group that starts before its siblings reads a lower
+/// limit (at least the executor's plus its own).
 pub const BUG_POD_LIMIT_GROWS: &str = "BUG-POD-LIMIT-GROWS";
 /// Mesos watches only the executor's cgroup when tasks share it
 /// (`CgroupsIsolatorProcess::watch`), so an OOM fails the executor's whole
