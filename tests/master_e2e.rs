@@ -247,7 +247,7 @@ async fn real_master_and_agent_run_tasks_and_survive_a_master_sigkill() {
         let out = Command::new(common::tepui_bin())
             .args(args)
             .env_remove("TEPUI_AGENT")
-            .env("TEPUI_CONFIG", dir.path().join("no-config.toml"))
+            .env("TEPUI_CONFIG", "/dev/null")
             .env("TEPUI_MASTER", format!("127.0.0.1:{port}"))
             .output()
             .unwrap();

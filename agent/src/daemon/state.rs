@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tepui_proto::v1::{FrameworkInfo, TaskGroupInfo, TaskInfo, TaskState, executor};
+use tepui_proto::v1::{FrameworkInfo, TaskGroupInfo, TaskInfo, TaskState, TaskStatus, executor};
 use tokio::sync::mpsc;
 
 use crate::status_updates::StatusUpdateManager;
@@ -45,6 +45,39 @@ pub enum Queued {
 pub struct TaskEntry {
     pub info: TaskInfo,
     pub state: TaskState,
+    /// Its status updates, kept as Mesos's agent keeps `Task.statuses`
+    /// (src/slave/slave.cpp, `Executor::updateTaskState`): one of the same
+    /// state as the last replaces it. Operators read the task's own
+    /// container id from them (`container_status`).
+    pub statuses: Vec<TaskStatus>,
+}
+
+impl TaskEntry {
+    pub fn new(info: TaskInfo, state: TaskState) -> Self {
+        Self {
+            info,
+            state,
+            statuses: Vec::new(),
+        }
+    }
+
+    /// Records an accepted update (its `data` is dropped: it can be large
+    /// and nothing reads it back).
+    pub fn record(&mut self, status: &TaskStatus) {
+        if self
+            .statuses
+            .last()
+            .is_some_and(|s| s.state == status.state)
+        {
+            self.statuses.pop();
+        }
+        let mut kept = status.clone();
+        kept.data = None;
+        self.statuses.push(kept);
+        if let Ok(state) = TaskState::try_from(status.state) {
+            self.state = state;
+        }
+    }
 }
 
 #[derive(Debug)]
