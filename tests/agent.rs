@@ -110,10 +110,12 @@ impl AgentProc {
         runs
     }
 
-    /// Every nested container's stdout under an executor's sandbox.
+    /// A command task's stdout (in its executor's sandbox, as in Mesos)
+    /// and every nested container's stdout under an executor's sandbox.
     fn task_output(&self, fw: &str, ex: &str) -> String {
         let mut out = String::new();
         for run in self.executor_runs(fw, ex) {
+            out.push_str(&std::fs::read_to_string(run.join("stdout")).unwrap_or_default());
             for c in std::fs::read_dir(run.join("containers"))
                 .into_iter()
                 .flatten()
@@ -224,12 +226,16 @@ async fn a_command_task_reports_running_then_finished_with_uuids() {
         None,
     );
 
-    let running = master.nth_update(1, WAIT).await;
+    // Mesos's command executor's sequence: STARTING, RUNNING, FINISHED.
+    let starting = master.nth_update(1, WAIT).await;
+    assert_eq!(state_of(&starting.status), TaskState::TaskStarting);
+    master.acknowledge(&starting);
+    let running = master.nth_update(2, WAIT).await;
     assert_eq!(state_of(&running.status), TaskState::TaskRunning);
     assert_eq!(running.status.uuid.as_ref().map(|u| u.len()), Some(16));
     assert_eq!(running.executor_id.as_ref().unwrap().value, "t1");
     master.acknowledge(&running);
-    let finished = master.nth_update(2, WAIT).await;
+    let finished = master.nth_update(3, WAIT).await;
     assert_eq!(
         state_of(&finished.status),
         TaskState::TaskFinished,
@@ -247,7 +253,10 @@ async fn a_command_task_reports_running_then_finished_with_uuids() {
         .await;
     let out = agent.task_output("cmd-fw", "t1");
     assert!(out.starts_with("hello from /"), "{out}");
-    assert_eq!(states(&master, "t1"), ["TASK_RUNNING", "TASK_FINISHED"]);
+    assert_eq!(
+        states(&master, "t1"),
+        ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"]
+    );
     agent.assert_pods_gone().await;
 }
 
@@ -476,21 +485,22 @@ async fn updates_survive_agent_sigkills_at_three_points_and_executors_resubscrib
             ack_all(m, &mut acked);
             distinct_states(m, "early")
                 .last()
-                .filter(|s| *s != "TASK_RUNNING")
+                .filter(|s| *s != "TASK_STARTING" && *s != "TASK_RUNNING")
                 .cloned()
         })
         .await;
     let early = distinct_states(&master, "early");
     assert!(
-        early == ["TASK_RUNNING", "TASK_FINISHED"] || early == ["TASK_LOST"],
+        early == ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"] || early == ["TASK_LOST"],
         "mid-launch crash gave {early:?}"
     );
 
-    // 2. TASK_RUNNING sent but not acknowledged when the agent dies.
+    // 2. An update (TASK_STARTING, the first) sent but not acknowledged
+    // when the agent dies.
     let before = master.updates().len();
     master.run_task(&fw, command_task("middle", "sleep 2"), None);
     let running = master
-        .wait_for("RUNNING of the middle task", WAIT, |m| {
+        .wait_for("STARTING of the middle task", WAIT, |m| {
             m.updates()[before..]
                 .iter()
                 .find(|u| u.status.task_id.value == "middle")
@@ -503,7 +513,7 @@ async fn updates_survive_agent_sigkills_at_three_points_and_executors_resubscrib
     subscribed(&master, 3).await;
     // The same update (same uuid) comes again from the checkpoint.
     master
-        .wait_for("RUNNING to be resent", WAIT, |m| {
+        .wait_for("STARTING to be resent", WAIT, |m| {
             m.updates()[acked..]
                 .iter()
                 .any(|u| u.status.uuid == running.status.uuid)
@@ -520,7 +530,8 @@ async fn updates_survive_agent_sigkills_at_three_points_and_executors_resubscrib
     master
         .wait_for("FINISHED of the middle task", WAIT, |m| {
             ack_all(m, &mut acked);
-            (distinct_states(m, "middle") == ["TASK_RUNNING", "TASK_FINISHED"]).then_some(())
+            (distinct_states(m, "middle") == ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"])
+                .then_some(())
         })
         .await;
     let log = agent.log();
@@ -562,7 +573,7 @@ async fn killing_a_command_task_reports_task_killed() {
     master
         .wait_for("RUNNING", WAIT, |m| {
             ack_all(m, &mut acked);
-            (states(m, "victim") == ["TASK_RUNNING"]).then_some(())
+            (states(m, "victim") == ["TASK_STARTING", "TASK_RUNNING"]).then_some(())
         })
         .await;
     master.kill_task(&fw, "victim");
@@ -668,7 +679,7 @@ async fn sigterm_stops_the_agent_but_not_its_tasks() {
     master
         .wait_for("RUNNING", WAIT, |m| {
             ack_all(m, &mut acked);
-            (states(m, "long") == ["TASK_RUNNING"]).then_some(())
+            (states(m, "long") == ["TASK_STARTING", "TASK_RUNNING"]).then_some(())
         })
         .await;
     let mut child = agent.child.take().unwrap();
@@ -1131,12 +1142,12 @@ async fn operators_list_and_read_a_finished_tasks_sandbox_but_nothing_outside() 
         .map(|f| f["path"].as_str().unwrap())
         .collect();
     assert!(
-        paths.contains(&format!("{run}/tasks").as_str()),
+        paths.contains(&format!("{run}/stdout").as_str()),
         "{paths:?}"
     );
 
-    // The task's stdout through its `tasks/<id>` link: size + a slice.
-    let stdout = format!("{run}/tasks/done/stdout");
+    // A command task's stdout is its executor's, as in Mesos: size + a slice.
+    let stdout = format!("{run}/stdout");
     let (status, body) = operator(
         &agent,
         serde_json::json!({"type": "READ_FILE",
@@ -1150,7 +1161,7 @@ async fn operators_list_and_read_a_finished_tasks_sandbox_but_nothing_outside() 
     assert_eq!(read["read_file"]["data"], "dHdv", "{body}");
 
     // The virtual Mesos path names the same file.
-    let virtual_path = "/frameworks/files-fw/executors/done/runs/latest/tasks/done/stdout";
+    let virtual_path = "/frameworks/files-fw/executors/done/runs/latest/stdout";
     let (status, v) = get_json(
         &agent,
         &format!("/files/read?path={virtual_path}&offset=4&length=3"),
@@ -1162,7 +1173,7 @@ async fn operators_list_and_read_a_finished_tasks_sandbox_but_nothing_outside() 
     assert_eq!(v, serde_json::json!({"data": "", "offset": 14}));
     let (_, v) = get_json(&agent, &format!("/files/read?path={stdout}&offset=8")).await;
     assert_eq!(v, serde_json::json!({"data": "three\n", "offset": 8}));
-    let (status, v) = get_json(&agent, &format!("/files/browse?path={run}/tasks/done")).await;
+    let (status, v) = get_json(&agent, &format!("/files/browse?path={run}")).await;
     assert_eq!(status, 200, "{v}");
     let entry = v
         .as_array()
@@ -1190,7 +1201,7 @@ async fn operators_list_and_read_a_finished_tasks_sandbox_but_nothing_outside() 
     // Outside the sandboxes: the agent's own files, a climb out, /etc, and
     // the task's links to /etc (through every file endpoint).
     let log = agent.dir.join("agent.log").to_string_lossy().into_owned();
-    let task_dir = format!("{run}/tasks/done");
+    let task_dir = run.clone();
     assert!(
         std::fs::symlink_metadata(format!("{task_dir}/escape")).is_ok(),
         "the task made its link"
@@ -1216,7 +1227,7 @@ async fn operators_list_and_read_a_finished_tasks_sandbox_but_nothing_outside() 
         format!("{task_dir}/escape/passwd"),
         format!("{task_dir}/pw"),
         format!("{task_dir}/escape/../etc/passwd"),
-        "/frameworks/files-fw/executors/done/runs/latest/tasks/done/escape/passwd".to_string(),
+        "/frameworks/files-fw/executors/done/runs/latest/escape/passwd".to_string(),
         "/frameworks/../../../../../../../../../../../../etc/passwd".to_string(),
     ] {
         let response = reqwest::get(format!(
@@ -1375,7 +1386,7 @@ async fn the_cli_shows_follows_across_rotations_and_kills_running_tasks() {
         .executor_runs("cli-fw", "chatty")
         .pop()
         .unwrap()
-        .join("tasks/chatty/stdout.1");
+        .join("stdout.1");
     assert!(rotated.exists(), "no rotation happened");
 
     let (code, _, err) = tepui_cli(&agent, &["kill", "victim"]).await;
@@ -1407,7 +1418,7 @@ async fn top_shows_a_busy_tasks_cpu_and_memory() {
     master
         .wait_for("RUNNING", WAIT, |m| {
             ack_all(m, &mut acked);
-            (states(m, "spin") == ["TASK_RUNNING"]).then_some(())
+            (states(m, "spin") == ["TASK_STARTING", "TASK_RUNNING"]).then_some(())
         })
         .await;
     let out = Command::new(common::tepui_bin())

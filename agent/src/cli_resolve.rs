@@ -287,8 +287,8 @@ fn names(infos: &[tepui_proto::v1::FileInfo]) -> Vec<String> {
 }
 
 /// `tasks/<id>` in the latest run of some executor, the command executor's
-/// (named like the task) first: without a master, all that is left of a
-/// task whose executor ended.
+/// (named like the task, its sandbox the task's) first: without a master,
+/// all that is left of a task whose executor ended.
 async fn find_task_sandbox(client: &Client, id: &str) -> Option<String> {
     let frameworks = names(&client.list_files("/frameworks").await.ok()?);
     for fw in &frameworks {
@@ -304,6 +304,11 @@ async fn find_task_sandbox(client: &Client, id: &str) -> Option<String> {
             let path = format!("/frameworks/{fw}/executors/{ex}/runs/latest/tasks/{id}");
             if client.list_files(&path).await.is_ok() {
                 return Some(path);
+            }
+            // A command task works in its executor's sandbox (as in Mesos).
+            let run = format!("/frameworks/{fw}/executors/{ex}/runs/latest");
+            if ex == id && client.list_files(&run).await.is_ok() {
+                return Some(run);
             }
         }
     }

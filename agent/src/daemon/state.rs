@@ -135,6 +135,12 @@ impl State {
         self.frameworks.get_mut(fw)?.executors.get_mut(ex)
     }
 
+    /// The executor whose top-level container is `container`.
+    pub fn executor_of_container(&self, container: &str) -> Option<&Executor> {
+        let (fw, ex) = self.containers.get(container)?;
+        self.executor(fw, ex)
+    }
+
     /// The executor running (or about to run) a task.
     pub fn executor_of_task(&self, fw: &str, task: &str) -> Option<(&str, &Executor)> {
         let framework = self.frameworks.get(fw)?;

@@ -288,6 +288,10 @@ impl Runner {
             {
                 continue;
             }
+            // Mesos's executors send TASK_STARTING before launching
+            // (`src/launcher/executor.cpp` CommandExecutor::launch,
+            // `src/launcher/default_executor.cpp` DefaultExecutor::launchGroup).
+            self.update(&id, TaskState::TaskStarting, None, "").await;
             let container = ContainerId {
                 value: uuid::Uuid::new_v4().to_string(),
                 parent: Some(Box::new(own.clone())),
@@ -305,7 +309,12 @@ impl Runner {
             };
             match self.launch_container(&call).await {
                 Ok(_) => {
-                    self.link_task_sandbox(&id, &container.value);
+                    // A command task works in the executor's own sandbox
+                    // (the agent puts it there); a task group's tasks get
+                    // Mesos's `tasks/<task id>` links.
+                    if self.policy == Policy::Group {
+                        self.link_task_sandbox(&id, &container.value);
+                    }
                     if let Some(run) = self.tasks.get_mut(&id) {
                         run.container = Some(container.clone());
                     }
@@ -316,11 +325,19 @@ impl Runner {
                     self.wait_for(id, container);
                 }
                 Err(e) => {
+                    // The agent's refusal says what failed (the image, its
+                    // registry, the command); who answered adds nothing.
+                    let cause = match e {
+                        ExecutorError::Refused { body, .. } if !body.trim().is_empty() => {
+                            body.trim().to_string()
+                        }
+                        e => e.to_string(),
+                    };
                     self.update(
                         &id,
                         TaskState::TaskFailed,
                         Some(Reason::ContainerLaunchFailed),
-                        &format!("Failed to launch the task's container: {e}"),
+                        &format!("Failed to launch the task's container: {cause}"),
                     )
                     .await;
                     if self.policy == Policy::Group {

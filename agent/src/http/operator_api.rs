@@ -22,6 +22,7 @@ use tepui_proto::v1::{
 use super::auth::Caller;
 use super::{accepted_format, debug_api, decode_call, error, message_response};
 use crate::daemon::Agent;
+use crate::daemon::state::ExecutorKind;
 use crate::paths::{nested_sandbox, valid_component};
 
 /// The Mesos API level tepui implements; clients compare it to decide what
@@ -292,6 +293,9 @@ async fn launch(
     };
     let (kind, sandbox) = match path.parent() {
         Some(parent) => match agent.containerizer.launch_spec(&parent) {
+            Some(spec) if runs_a_command_task(agent, &parent).await => {
+                (ContainerKind::Task, spec.sandbox_dir.clone())
+            }
             Some(spec) => (
                 ContainerKind::Task,
                 nested_sandbox(&spec.sandbox_dir, path.leaf()),
@@ -333,8 +337,29 @@ async fn launch(
     }
     match agent.containerizer.launch(spec).await {
         Ok(_) => StatusCode::OK.into_response(),
-        Err(e) => containerizer_error(e),
+        Err(e) => {
+            // The caller (an executor) reports it to the scheduler; the
+            // operator reading the agent's log sees it too.
+            tracing::warn!(container = %path, "launch failed: {e}");
+            containerizer_error(e)
+        }
     }
+}
+
+/// Whether `parent` is the container of a built-in command executor. Its
+/// task then works in the executor's own sandbox and writes to the
+/// executor's `stdout`/`stderr`, where Mesos's command executor, which runs
+/// the task as its child, leaves them (`src/launcher/executor.cpp`,
+/// `CommandExecutor::launch`): the URIs fetched for the task, its output and
+/// its files are where every Mesos tool looks for a command task's.
+async fn runs_a_command_task(agent: &Arc<Agent>, parent: &ContainerPath) -> bool {
+    parent.is_top_level()
+        && agent
+            .state
+            .lock()
+            .await
+            .executor_of_container(parent.leaf())
+            .is_some_and(|e| e.kind == ExecutorKind::Command)
 }
 
 /// UPDATE_CONTAINER (a tepui extension): live requests and limits.

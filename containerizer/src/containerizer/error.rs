@@ -41,7 +41,8 @@ pub enum ContainerizerError {
         message: String,
     },
     /// Pulling or provisioning the container's image failed.
-    #[error("container {container}: image {image}: {message}")]
+    /// `message` names the image (see `Containerizer::provision`).
+    #[error("{message}")]
     Image {
         container: ContainerPath,
         image: String,

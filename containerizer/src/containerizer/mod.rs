@@ -287,20 +287,13 @@ impl Containerizer {
                 container: id.clone(),
                 source,
             })?;
-        let provisioned = self.provision(&mut spec).await?;
-        if let Some(rootfs) = &spec.rootfs
-            && !rootfs.is_dir()
-        {
-            return Err(ContainerizerError::MissingRootfs {
-                container: id,
-                rootfs: rootfs.clone(),
-            });
+        if id.is_top_level() {
+            // The pod's rootfs dir must be a shared mount before anything
+            // is provisioned in it: launch_pod provisions after that.
+            return self.launch_pod(spec).await;
         }
-        let result = if id.is_top_level() {
-            self.launch_pod(spec).await
-        } else {
-            self.launch_nested(spec, session).await
-        };
+        let provisioned = self.provision_checked(&mut spec).await?;
+        let result = self.launch_nested(spec, session).await;
         if result.is_err()
             && let (Some(store), Some(rootfs)) = (&self.images, provisioned)
             && let Err(e) = store.release(&rootfs)
@@ -308,6 +301,27 @@ impl Containerizer {
             tracing::warn!(container = %id, "image rootfs left after a failed launch: {e}");
         }
         result
+    }
+
+    /// [`provision`](Self::provision), then checks that the rootfs the
+    /// container will pivot into is there.
+    async fn provision_checked(
+        &self,
+        spec: &mut LaunchSpec,
+    ) -> Result<Option<Rootfs>, ContainerizerError> {
+        let provisioned = self.provision(spec).await?;
+        if let Some(rootfs) = &spec.rootfs
+            && !rootfs.is_dir()
+        {
+            if let (Some(store), Some(rootfs)) = (&self.images, &provisioned) {
+                let _ = store.release(rootfs);
+            }
+            return Err(ContainerizerError::MissingRootfs {
+                container: spec.container_id.clone(),
+                rootfs: rootfs.clone(),
+            });
+        }
+        Ok(provisioned)
     }
 
     /// Pulls the spec's image and assembles its rootfs (overlay, or a copy)
@@ -324,7 +338,11 @@ impl Containerizer {
         let image_err = |message: String| ContainerizerError::Image {
             container: id.clone(),
             image: request.reference.clone(),
-            message,
+            message: if message.contains(&request.reference) {
+                message
+            } else {
+                format!("image '{}': {message}", request.reference)
+            },
         };
         let store = self.images.clone().ok_or_else(|| {
             image_err("container images are not enabled on this agent (--image_providers)".into())
@@ -460,7 +478,7 @@ impl Containerizer {
         }
     }
 
-    async fn launch_pod(&self, spec: LaunchSpec) -> Result<Launched, ContainerizerError> {
+    async fn launch_pod(&self, mut spec: LaunchSpec) -> Result<Launched, ContainerizerError> {
         let id = spec.container_id.clone();
         let pod_name = id.pod().to_string();
         let entry = Arc::new(Mutex::new(Pod {
@@ -487,7 +505,7 @@ impl Containerizer {
                 resources: spec.resources,
             },
         );
-        let result = self.start_pod(&mut pod, &spec).await;
+        let result = self.start_pod(&mut pod, &mut spec).await;
         if let Err(e) = &result {
             tracing::warn!(container = %id, "launch failed: {e}");
             self.cleanup_pod(&pod_name).await;
@@ -499,9 +517,9 @@ impl Containerizer {
     async fn start_pod(
         &self,
         pod: &mut Pod,
-        spec: &LaunchSpec,
+        spec: &mut LaunchSpec,
     ) -> Result<Launched, ContainerizerError> {
-        let id = &spec.container_id;
+        let id = &spec.container_id.clone();
         let cgroup_err = |source| ContainerizerError::Cgroup {
             container: id.clone(),
             source,
@@ -515,6 +533,16 @@ impl Containerizer {
             path: pod_dir.clone(),
             source,
         })?;
+        if let Some(store) = &self.images {
+            store
+                .prepare_pod(id.pod())
+                .map_err(|e| ContainerizerError::Launch {
+                    container: id.clone(),
+                    message: format!("cannot prepare the pod's image dir: {e}"),
+                })?;
+        }
+        // (Undone by cleanup_pod with the rest of the pod on a failure.)
+        self.provision_checked(spec).await?;
         let pod_cgroup = self.pod_cgroup(id.pod());
         self.cgroups.create(&pod_cgroup).map_err(cgroup_err)?;
         let own = limits_of(&spec.resources);
@@ -837,6 +865,8 @@ impl Containerizer {
         let cgroups = self.cgroups.clone();
         let cgroup = self.pod_cgroup(pod);
         let dir = self.rt.pod(pod);
+        let images = self.images.clone();
+        let pod_name = pod.to_string();
         let done = tokio::task::spawn_blocking(move || {
             // Usually empty: killing (freezing on v1) an empty cgroup costs
             // milliseconds for nothing.
@@ -849,6 +879,11 @@ impl Containerizer {
             }
             if let Err(e) = safe_remove::remove_tree(&dir) {
                 tracing::warn!(dir = %dir.display(), "pod dir left: {e}");
+            }
+            if let Some(store) = images
+                && let Err(e) = store.release_pod(&pod_name)
+            {
+                tracing::warn!(pod = pod_name, "pod image dir left: {e}");
             }
         })
         .await;

@@ -10,9 +10,12 @@
 //! - `containers/<pod>/<container>/`: a provisioned rootfs, with
 //!   `image.json` naming the image and layers it mounts, which GC keeps.
 //!
-//! Mount ownership: [`ImageStore::provision`] mounts the overlay in the
-//! calling process's mount namespace (the agent's; the supervisor's private
-//! namespace is a slave of it, so the container sees it), and
+//! Mount ownership: [`ImageStore::prepare_pod`] makes `containers/<pod>` a
+//! shared mount before the pod's supervisor starts; [`ImageStore::provision`]
+//! mounts the overlay below it in the calling process's mount namespace (the
+//! agent's; the supervisor's private namespace is a slave of it, and the
+//! shared pod dir propagates the mount into it even where the host's `/` is
+//! private), and
 //! [`ImageStore::release`] unmounts it and removes the container's dirs
 //! through [`safe_remove`](crate::safe_remove). Nothing in the layer store
 //! is ever a mount point.
@@ -21,6 +24,7 @@ mod command;
 mod error;
 mod gc;
 mod layers;
+mod pod_mount;
 mod rootfs;
 mod whiteout;
 
@@ -260,6 +264,25 @@ impl ImageStore {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// `containers/<pod>`: where the rootfses of a pod's containers go.
+    pub fn pod_dir(&self, pod: &str) -> PathBuf {
+        self.root.join("containers").join(pod)
+    }
+
+    /// Before a pod's supervisor starts: makes the pod's rootfs dir a shared
+    /// mount, so rootfses provisioned later for its nested containers reach
+    /// the supervisor's mount namespace (see `pod_mount`).
+    pub fn prepare_pod(&self, pod: &str) -> Result<(), ImageError> {
+        pod_mount::share(&self.pod_dir(pod))
+    }
+
+    /// Once a pod is gone: removes its rootfs dir and the mount made by
+    /// [`prepare_pod`](Self::prepare_pod). Rootfses still mounted below
+    /// (a pod cleaned up after a crash) are detached with it.
+    pub fn release_pod(&self, pod: &str) -> Result<(), ImageError> {
+        pod_mount::unshare_and_remove(&self.pod_dir(pod))
     }
 
     pub fn metrics(&self) -> &ImageMetrics {

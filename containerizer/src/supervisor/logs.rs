@@ -8,6 +8,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -34,10 +35,17 @@ impl Default for LogPolicy {
 }
 
 /// One output file with size-bounded rotation.
+///
+/// A file may have two writers: a command task writes into its command
+/// executor's `stdout`/`stderr` (where Mesos puts a command task's output).
+/// Each writer follows the other's rotations and counts the other's
+/// appends: before writing it re-reads the live file's identity and size.
 #[derive(Debug)]
 pub struct RotatingFile {
     path: PathBuf,
     file: File,
+    /// (device, inode) of `file`.
+    identity: (u64, u64),
     size: u64,
     policy: LogPolicy,
 }
@@ -45,13 +53,30 @@ pub struct RotatingFile {
 impl RotatingFile {
     pub fn open(path: &Path, policy: LogPolicy) -> std::io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        let size = file.metadata()?.len();
+        let meta = file.metadata()?;
         Ok(Self {
             path: path.to_path_buf(),
             file,
-            size,
+            identity: (meta.dev(), meta.ino()),
+            size: meta.len(),
             policy,
         })
+    }
+
+    /// Catches up with another writer of the same path: reopens the live
+    /// file when it was rotated away, and takes its current size.
+    fn follow(&mut self) -> std::io::Result<()> {
+        match std::fs::metadata(&self.path) {
+            Ok(meta) if (meta.dev(), meta.ino()) == self.identity => {
+                self.size = meta.len();
+                Ok(())
+            }
+            _ => {
+                let reopened = Self::open(&self.path, self.policy)?;
+                *self = reopened;
+                Ok(())
+            }
+        }
     }
 
     fn rotated(&self, n: u32) -> PathBuf {
@@ -77,6 +102,8 @@ impl RotatingFile {
                 .create(true)
                 .append(true)
                 .open(&self.path)?;
+            let meta = self.file.metadata()?;
+            self.identity = (meta.dev(), meta.ino());
         }
         self.size = 0;
         Ok(())
@@ -86,6 +113,9 @@ impl RotatingFile {
     /// larger than the bound is split across files.
     pub fn write(&mut self, mut data: &[u8]) -> std::io::Result<()> {
         let max = self.policy.max_bytes;
+        if max > 0 {
+            self.follow()?;
+        }
         while !data.is_empty() {
             if max > 0 && self.size >= max {
                 self.rotate()?;
@@ -222,6 +252,30 @@ mod tests {
         file.write(b"12").unwrap();
         assert_eq!(read(&path), "2");
         assert_eq!(read(&dir.path().join("stdout.1")), "xyz1");
+    }
+
+    #[test]
+    fn two_writers_of_one_file_share_its_size_and_follow_each_others_rotations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stdout");
+        let policy = LogPolicy {
+            max_bytes: 4,
+            keep: 2,
+        };
+        let mut executor = RotatingFile::open(&path, policy).unwrap();
+        let mut task = RotatingFile::open(&path, policy).unwrap();
+        executor.write(b"ab").unwrap();
+        task.write(b"cd").unwrap();
+        assert_eq!(read(&path), "abcd", "the task counted the executor's bytes");
+        task.write(b"ef").unwrap();
+        assert_eq!(read(&dir.path().join("stdout.1")), "abcd");
+        executor.write(b"gh").unwrap();
+        assert_eq!(read(&path), "efgh", "the executor followed the rotation");
+        executor.write(b"i").unwrap();
+        task.write(b"j").unwrap();
+        assert_eq!(read(&path), "ij");
+        assert_eq!(read(&dir.path().join("stdout.1")), "efgh");
+        assert_eq!(read(&dir.path().join("stdout.2")), "abcd");
     }
 
     #[test]
