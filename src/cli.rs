@@ -393,6 +393,8 @@ fn positive_seconds(text: &str) -> Result<std::time::Duration, String> {
     std::time::Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }
 
+/// A task's CPU(s), MEM and limits are its own container's (`-` where it
+/// has none: a `share_cgroups` task's limits are its pod's).
 #[derive(Debug, Args)]
 pub struct PsArgs {
     #[command(flatten)]

@@ -402,4 +402,41 @@ mod tests {
         assert_eq!(container_str(&nested), "pod.child");
         assert_eq!(own_container_id(&Task::default()), None);
     }
+
+    #[test]
+    fn the_executors_container_stands_in_only_for_a_started_task_naming_none() {
+        let executor = Container {
+            container_id: ContainerId {
+                value: "pod".into(),
+                parent: None,
+            },
+            executor_id: Some(tepui_proto::v1::ExecutorId { value: "ex".into() }),
+            framework_id: Some(tepui_proto::v1::FrameworkId { value: "fw".into() }),
+            ..Default::default()
+        };
+        let task = |state: TaskState| Task {
+            state: state as i32,
+            executor_id: Some(tepui_proto::v1::ExecutorId { value: "ex".into() }),
+            framework_id: tepui_proto::v1::FrameworkId { value: "fw".into() },
+            ..Default::default()
+        };
+        let containers = [executor];
+        let (found, stand_in) = task_container(&containers, &task(TaskState::TaskRunning));
+        assert_eq!(found.map(|c| c.container_id.value.as_str()), Some("pod"));
+        assert!(stand_in);
+        for state in [TaskState::TaskStaging, TaskState::TaskFinished] {
+            let (found, stand_in) = task_container(&containers, &task(state));
+            assert!(found.is_none() && !stand_in, "{state:?}");
+        }
+        // A named container that has ended: nothing stands in for it.
+        let mut named = task(TaskState::TaskRunning);
+        named.statuses = vec![status(
+            TaskState::TaskRunning,
+            Some(ContainerId {
+                value: "gone".into(),
+                parent: None,
+            }),
+        )];
+        assert!(matches!(task_container(&containers, &named), (None, false)));
+    }
 }

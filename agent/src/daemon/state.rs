@@ -165,3 +165,36 @@ pub struct RunRecord {
     #[serde(default)]
     pub completed: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_keeps_one_status_per_state_in_a_row_without_data() {
+        let status = |state: TaskState, uuid: u8| TaskStatus {
+            state: state as i32,
+            uuid: Some(vec![uuid].into()),
+            data: Some(vec![1, 2, 3].into()),
+            ..Default::default()
+        };
+        let mut entry = TaskEntry::new(TaskInfo::default(), TaskState::TaskStaging);
+        entry.record(&status(TaskState::TaskRunning, 1));
+        entry.record(&status(TaskState::TaskRunning, 2));
+        entry.record(&status(TaskState::TaskFinished, 3));
+        let kept: Vec<(i32, Option<u8>)> = entry
+            .statuses
+            .iter()
+            .map(|s| (s.state, s.uuid.as_ref().map(|u| u[0])))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                (TaskState::TaskRunning as i32, Some(2)),
+                (TaskState::TaskFinished as i32, Some(3))
+            ]
+        );
+        assert!(entry.statuses.iter().all(|s| s.data.is_none()));
+        assert_eq!(entry.state, TaskState::TaskFinished);
+    }
+}
