@@ -237,7 +237,7 @@ fn group(image: &str) -> Value {
                           {"name": "mem", "type": "SCALAR", "scalar": {"value": mem}}],
             "limits": limits,
             // The shell stays PID 1 (no exec of a last command).
-            "command": {"value": format!("echo {name}-out; while true; do sleep 1; done")},
+            "command": {"value": format!("echo {name}-out; while true; do sleep 0.2; echo {name}-tick; done")},
             "container": {"type": "MESOS", "linux_info": {"share_cgroups": false}}})
     };
     let web = task("web", 32.0, json!({"cpus": 0.5, "mem": 64}));
@@ -391,6 +391,25 @@ fn the_cli_acts_on_each_task_of_a_group_and_sees_the_cluster_through_the_master(
         assert_eq!(pty.exit_code(WAIT), Some(code));
     }
 
+    // attach streams each task's own output.
+    for id in ["web-task", "img-task"] {
+        let mut attach = Command::new(common::tepui_bin())
+            .args(["attach", "--master", master, id])
+            .env("TEPUI_CONFIG", "/dev/null")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(attach.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let _ = attach.kill();
+        let _ = attach.wait();
+        let tick = format!("{}-tick\n", id.trim_end_matches("-task"));
+        assert_eq!(line, tick, "{id}");
+    }
+
     // top names each task's container.
     let top = cluster.json(&[
         "top",
@@ -500,8 +519,15 @@ fn the_cli_acts_on_each_task_of_a_group_and_sees_the_cluster_through_the_master(
             .ends_with("/tasks/web-task"),
         "{inspected}"
     );
-    assert_eq!(cluster.via_master(&["logs", "web-task"]), "web-out\n");
-    assert_eq!(cluster.via_master(&["logs", "img-task"]), "img-out\n");
+    for (id, name) in [("web-task", "web"), ("img-task", "img")] {
+        let out = cluster.via_master(&["logs", id]);
+        assert!(
+            out.starts_with(&format!("{name}-out\n{name}-tick\n")),
+            "{id}: {out}"
+        );
+        let tail = cluster.via_master(&["logs", "--tail", "1", id]);
+        assert_eq!(tail, format!("{name}-tick\n"), "{id}");
+    }
 
     // `tepui run` passes a failed command's exit code through.
     let (code, out, err) = cluster.cli(&["run", "--master", master, "--", "exit 3"]);

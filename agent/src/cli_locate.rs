@@ -120,13 +120,21 @@ impl Master {
         Ok(out)
     }
 
-    /// The task named `id` (its latest entry when ids were reused).
+    /// The task named `id`: a live one before ended ones (ids are unique
+    /// per framework only), the latest ended one otherwise.
     pub async fn task(&self, id: &str) -> Result<Option<(TaskList, Task)>, CliError> {
-        Ok(self
+        let mut named: Vec<(TaskList, Task)> = self
             .tasks()
             .await?
             .into_iter()
-            .find(|(_, t)| t.task_id.value == id))
+            .filter(|(_, t)| t.task_id.value == id)
+            .collect();
+        Ok(
+            match named.iter().position(|(l, _)| *l != TaskList::Completed) {
+                Some(live) => Some(named.swap_remove(live)),
+                None => named.pop(),
+            },
+        )
     }
 
     /// GET_AGENTS's `agents` (Mesos JSON).

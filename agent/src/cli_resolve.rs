@@ -144,7 +144,7 @@ pub async fn resolve(scope: &Scope, id: &str) -> Result<Target, CliError> {
     };
     let tasks = agent.tasks().await?;
     let containers = agent.containers().await?;
-    if let Some(task) = all_tasks(&tasks).find(|t| t.task_id.value == id) {
+    if let Some(task) = pick(all_tasks(&tasks).filter(|t| t.task_id.value == id), id)? {
         return on_agent(agent, &containers, task.clone()).await;
     }
     if let Some(container) = containers
@@ -187,6 +187,32 @@ pub async fn resolve(scope: &Scope, id: &str) -> Result<Target, CliError> {
         });
     }
     Err(CliError::NotFound(id.to_string()))
+}
+
+/// The one task an id names: task ids are unique per framework only. The
+/// live one wins over ended ones; two live ones are ambiguous.
+fn pick<'a>(
+    candidates: impl Iterator<Item = &'a Task>,
+    id: &str,
+) -> Result<Option<&'a Task>, CliError> {
+    let all: Vec<&Task> = candidates.collect();
+    let live: Vec<&Task> = all
+        .iter()
+        .copied()
+        .filter(|t| !TaskState::try_from(t.state).is_ok_and(is_terminal))
+        .collect();
+    match live.as_slice() {
+        [one] => Ok(Some(one)),
+        [] => Ok(all.last().copied()),
+        many => Err(CliError::Failed(format!(
+            "task id '{id}' is running in {} frameworks ({}): name its container instead (`tepui ps` shows them)",
+            many.len(),
+            many.iter()
+                .map(|t| t.framework_id.value.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
 }
 
 async fn on_agent(agent: Client, containers: &[Container], task: Task) -> Result<Target, CliError> {
