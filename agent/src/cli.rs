@@ -472,10 +472,10 @@ async fn read_to_end(
 
 async fn task_ended(client: &Client, id: &str) -> Result<bool, CliError> {
     let tasks = client.tasks().await?;
-    Ok(crate::cli_resolve::all_tasks(&tasks)
-        .find(|t| t.task_id.value == id)
-        .and_then(|t| tepui_proto::v1::TaskState::try_from(t.state).ok())
-        .is_none_or(is_terminal))
+    Ok(!crate::cli_resolve::all_tasks(&tasks).any(|t| {
+        t.task_id.value == id
+            && !tepui_proto::v1::TaskState::try_from(t.state).is_ok_and(is_terminal)
+    }))
 }
 
 /// `tepui logs`: prints a task's stdout (or stderr); with `follow`, keeps

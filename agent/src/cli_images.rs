@@ -17,7 +17,14 @@ use crate::cli_locate::Scope;
 pub async fn ls(scope: &Scope, json_output: bool) -> Result<(), CliError> {
     let mut listed: Vec<(String, Value)> = Vec::new();
     for (_, label, client) in scope.agents().await? {
-        listed.push((label, client.get_json("/tepui/v1/images").await?));
+        match client.get_json("/tepui/v1/images").await {
+            Ok(images) => listed.push((label, images)),
+            // One agent down must not hide the others' images.
+            Err(e) if scope.agent.is_none() => {
+                let _ = writeln!(std::io::stderr(), "tepui: agent {label}: {e}");
+            }
+            Err(e) => return Err(e),
+        }
     }
     let cluster = scope.master.is_some();
     let mut out = std::io::stdout().lock();

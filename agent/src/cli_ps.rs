@@ -108,7 +108,8 @@ pub async fn ps(scope: &Scope, all: bool, json_output: bool) -> Result<(), CliEr
             tasks.push((task, view));
         }
     } else if let Some(agent) = &scope.agent {
-        framework_names = agent_framework_names(agent).await?;
+        // Names are a nicety: an agent that will not say still lists tasks.
+        framework_names = agent_framework_names(agent).await.unwrap_or_default();
         let listed = agent.tasks().await?;
         for task in all_tasks(&listed) {
             let ended = TaskState::try_from(task.state).is_ok_and(is_terminal);
@@ -253,8 +254,19 @@ pub async fn top(
     loop {
         let mut rows = Vec::new();
         for (_, label, client) in &agents {
-            let containers = client.containers().await?;
-            let tasks = client.tasks().await?;
+            let listed = match client.containers().await {
+                Ok(containers) => client.tasks().await.map(|tasks| (containers, tasks)),
+                Err(e) => Err(e),
+            };
+            let (containers, tasks) = match listed {
+                Ok(listed) => listed,
+                // One agent down must not stop the view of the others.
+                Err(e) if scope.agent.is_none() => {
+                    let _ = writeln!(std::io::stderr(), "tepui: agent {label}: {e}");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             // Container -> the task it runs.
             let mut owners: HashMap<String, String> = HashMap::new();
             for task in all_tasks(&tasks) {
