@@ -508,9 +508,12 @@ impl Agent {
         let (reason, message) = match &termination {
             Ok(t) if t.oom_killed => (
                 Reason::ContainerLimitationMemory,
-                format!(
-                    "Memory limit exceeded: the container was OOM-killed (peak {} bytes)",
-                    t.peak_memory_bytes.unwrap_or(0)
+                crate::http::operator_api::oom_message(
+                    t,
+                    self.containerizer
+                        .launch_spec(&t.container)
+                        .map(|s| s.resources)
+                        .as_ref(),
                 ),
             ),
             Ok(t) => (

@@ -11,7 +11,7 @@ mod executor_api;
 mod files;
 mod images_api;
 mod io_api;
-mod operator_api;
+pub(crate) mod operator_api;
 mod v0;
 
 use std::sync::Arc;

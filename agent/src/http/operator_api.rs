@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tepui_containerizer::spec::{ContainerKind, LaunchSpec, ResourceRequest};
+use tepui_containerizer::spec::{ContainerKind, LaunchSpec, Limit, ResourceRequest};
 use tepui_containerizer::supervisor::protocol::Termination;
 use tepui_containerizer::{ContainerPath, ContainerizerError};
 use tepui_proto::v1::agent::{Call, Response as AgentResponse, call, response};
@@ -380,17 +380,42 @@ async fn update(agent: &Arc<Agent>, c: call::UpdateContainer) -> Response {
     }
 }
 
-/// Mesos's WAIT_CONTAINER answer for a termination.
-pub fn wait_answer(t: &Termination) -> (i32, Option<TaskState>, Option<Reason>, Option<String>) {
+/// The message of an OOM kill, in the words of Mesos's memory isolator
+/// (`MemorySubsystemProcess::oom` in
+/// src/slave/containerizer/mesos/isolators/cgroups/subsystems/memory.cpp:
+/// "Memory limit exceeded: Requested: ..MB Maximum Used: ..MB"), naming the
+/// container. `requested` is the container's own memory limit (its request
+/// when it has no limit); with `share_cgroups` the pod's limit applied.
+pub fn oom_message(t: &Termination, requested: Option<&ResourceRequest>) -> String {
+    const MB: u64 = 1 << 20;
+    let limit = requested.and_then(|r| match r.mem_limit_mb {
+        Some(Limit::Finite(mb)) => Some(format!("{}MB", mb.round() as u64)),
+        Some(Limit::Unlimited) => Some("unlimited".to_string()),
+        None => r.mem_mb.map(|mb| format!("{}MB", mb.round() as u64)),
+    });
+    let peak = t
+        .peak_memory_bytes
+        .map(|b| format!("{}MB", b.div_ceil(MB)))
+        .unwrap_or_else(|| "unknown".to_string());
+    format!(
+        "Memory limit exceeded: Requested: {} Maximum Used: {peak} (container {} was OOM-killed)",
+        limit.unwrap_or_else(|| "unknown".to_string()),
+        t.container
+    )
+}
+
+/// Mesos's WAIT_CONTAINER answer for a termination; `requested` is the
+/// container's resource request (for the OOM message).
+pub fn wait_answer(
+    t: &Termination,
+    requested: Option<&ResourceRequest>,
+) -> (i32, Option<TaskState>, Option<Reason>, Option<String>) {
     if t.oom_killed {
         return (
             t.status,
             Some(TaskState::TaskFailed),
             Some(Reason::ContainerLimitationMemory),
-            Some(format!(
-                "Memory limit exceeded: the container was OOM-killed (peak {} bytes)",
-                t.peak_memory_bytes.unwrap_or(0)
-            )),
+            Some(oom_message(t, requested)),
         );
     }
     // An operator's KILL (`tepui kill`): executors report the task killed,
@@ -419,7 +444,8 @@ async fn wait(
     };
     match agent.containerizer.wait(&path).await {
         Ok(t) => {
-            let (exit_status, state, reason, message) = wait_answer(&t);
+            let requested = agent.containerizer.launch_spec(&path).map(|s| s.resources);
+            let (exit_status, state, reason, message) = wait_answer(&t, requested.as_ref());
             let mut response = AgentResponse::default();
             if nested {
                 response.r#type = Some(response::Type::WaitNestedContainer as i32);
