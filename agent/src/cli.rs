@@ -117,6 +117,13 @@ impl Client {
         &self.address
     }
 
+    /// The agent's address as operators write it (`host:port`).
+    pub fn label(&self) -> &str {
+        self.address
+            .split_once("://")
+            .map_or(self.address.as_str(), |(_, rest)| rest)
+    }
+
     pub fn is_https(&self) -> bool {
         self.address.starts_with("https://")
     }

@@ -225,12 +225,7 @@ impl Scope {
         match (&self.agent, &self.master) {
             (Some(agent), _) => {
                 let id = agent.agent_id().await.ok();
-                let label = agent
-                    .address()
-                    .split_once("://")
-                    .map_or(agent.address(), |(_, rest)| rest)
-                    .to_string();
-                Ok(vec![(id, label, agent.clone())])
+                Ok(vec![(id, agent.label().to_string(), agent.clone())])
             }
             (None, Some(master)) => Ok(master
                 .agents()

@@ -361,7 +361,7 @@ pub async fn inspect(scope: &Scope, id: &str) -> Result<(), CliError> {
             .as_ref()
             .or(target.container.as_ref().map(|c| &c.container_id))
             .map(container_str),
-        "agent": target.agent.address(),
+        "agent": target.agent.label(),
         "sandbox": target.sandbox,
         "note": target.note,
     });
