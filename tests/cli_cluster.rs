@@ -40,7 +40,7 @@ struct Cluster {
 impl Cluster {
     fn start(registry: &str) -> Self {
         let dir = tempfile::tempdir().unwrap().keep();
-        let cgroup_root = format!("tepui-cli-cluster-{}", std::process::id());
+        let cgroup_root = format!("tepui-test-cli-{}", std::process::id());
         let (master_port, agent_port) = (free_port(), free_port());
         let spawn = |args: Vec<String>, log: &str| {
             Command::new(common::tepui_bin())
