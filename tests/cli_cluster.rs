@@ -529,10 +529,26 @@ fn the_cli_acts_on_each_task_of_a_group_and_sees_the_cluster_through_the_master(
         assert_eq!(tail, format!("{name}-tick\n"), "{id}");
     }
 
-    // `tepui run` passes a failed command's exit code through.
-    let (code, out, err) = cluster.cli(&["run", "--master", master, "--", "exit 3"]);
+    // `tepui run` passes a failed command's exit code through; the
+    // command task's output is in its executor's sandbox.
+    let (code, out, err) = cluster.cli(&[
+        "run",
+        "--master",
+        master,
+        "--name",
+        "cmd",
+        "--",
+        "echo cmd-out; exit 3",
+    ]);
     assert_eq!(code, Some(3), "{out}{err}");
     assert!(out.contains("Command exited with status 3"), "{out}");
+    let id = out
+        .split_whitespace()
+        .find(|w| w.starts_with("cmd-"))
+        .unwrap_or_else(|| panic!("no task id in {out}"));
+    assert_eq!(cluster.via_master(&["logs", id]), "cmd-out\n");
+    let inspected = cluster.json(&["inspect", id]);
+    assert_eq!(inspected["task"]["state"], "TASK_FAILED", "{inspected}");
 
     // The daemons' logs are files: no colour codes in them.
     for log in ["master.log", "agent.log"] {
