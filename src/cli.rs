@@ -11,8 +11,21 @@ pub enum ExitStatus {
     Success = 0,
     /// The command ran and failed (the message says why).
     Failure = 1,
-    // 2 is clap's usage error.
+    /// A usage error (clap's own exit code for bad arguments).
+    Usage = 2,
 }
+
+/// A usage error found after parsing (an option that cannot apply): exit 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 impl From<ExitStatus> for ExitCode {
     fn from(status: ExitStatus) -> Self {
@@ -61,6 +74,12 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Show live statistics of running containers.
     Top(TopArgs),
+    /// Show the cluster through its master: leader, agents, frameworks, tasks by state, resources.
+    Status(MasterOnlyArgs),
+    /// List the agents a master knows, with their resources used/total.
+    Agents(MasterOnlyArgs),
+    /// List the frameworks a master knows.
+    Frameworks(MasterOnlyArgs),
     /// Launch a command task or a task group (Mesos JSON) through the master, like mesos-execute.
     Run(RunArgs),
     /// List, pull and prune container images on an agent.
@@ -148,24 +167,12 @@ impl AgentAddress {
         })
     }
 
-    /// A client for the agent (flag, environment, config file, default),
-    /// with credentials when given.
-    pub fn client(&self) -> anyhow::Result<tepui_agent::cli::Client> {
+    /// The agent and the master named by flag, environment or config file.
+    fn named(
+        &self,
+    ) -> anyhow::Result<(Option<String>, Option<String>, crate::cli_config::CliConfig)> {
         let config = crate::cli_config::CliConfig::load()?;
         let agent = self
-            .agent
-            .clone()
-            .or(config.get("agent").map(str::to_string))
-            .unwrap_or_else(|| DEFAULT_AGENT.to_string());
-        self.connect(&agent, &config)
-    }
-
-    /// A client for the agent that runs `target`: the agent named by flag,
-    /// environment or config file; else, with a master, the one the master
-    /// says runs the task; else the default.
-    pub fn client_for(&self, target: &str) -> anyhow::Result<tepui_agent::cli::Client> {
-        let config = crate::cli_config::CliConfig::load()?;
-        let named = self
             .agent
             .clone()
             .or(config.get("agent").map(str::to_string));
@@ -173,21 +180,93 @@ impl AgentAddress {
             .master
             .clone()
             .or(config.get("master").map(str::to_string));
-        let agent = match (named, master) {
-            (Some(agent), _) => agent,
-            (None, Some(master)) => {
-                let authorization = self
-                    .credentials(&config)
-                    .map(|(p, s)| tepui_proto::auth::basic_header(&p, &s));
-                tepui_agent::cli::block_on(tepui_agent::cli_locate::agent_of_task(
-                    &master,
-                    target,
-                    authorization.as_deref(),
-                ))?
-            }
-            (None, None) => DEFAULT_AGENT.to_string(),
+        Ok((agent, master, config))
+    }
+
+    /// One agent, for commands that act on one (`images pull`, `prune`):
+    /// a master alone cannot say which, so it is refused (exit 2).
+    pub fn client(&self, command: &str) -> anyhow::Result<tepui_agent::cli::Client> {
+        let (agent, master, config) = self.named()?;
+        if agent.is_none() && master.is_some() {
+            return Err(UsageError(format!(
+                "`tepui {command}` acts on one agent: name it with --agent (a master names many)"
+            ))
+            .into());
+        }
+        self.connect(agent.as_deref().unwrap_or(DEFAULT_AGENT), &config)
+    }
+
+    /// Where to look: the named agent, the named master (and the agents it
+    /// knows), both, or else the default agent.
+    pub fn scope(&self) -> anyhow::Result<tepui_agent::cli_locate::Scope> {
+        let (agent, master, config) = self.named()?;
+        let template = self.connect(agent.as_deref().unwrap_or(DEFAULT_AGENT), &config)?;
+        let master = match master {
+            Some(m) => Some(tepui_agent::cli::block_on(
+                tepui_agent::cli_locate::Master::connect(&m, &template),
+            )?),
+            None => None,
         };
-        self.connect(&agent, &config)
+        let agent = (agent.is_some() || master.is_none()).then(|| template.clone());
+        Ok(tepui_agent::cli_locate::Scope {
+            agent,
+            master,
+            template,
+        })
+    }
+}
+
+/// The master the cluster commands (`status`, `agents`, `frameworks`) ask.
+#[derive(Debug, Args)]
+pub struct MasterOnlyArgs {
+    /// The master: `host:port`, `http(s)://...` or `zk://host:port/path`;
+    /// else `TEPUI_MASTER`, the config file's `master`, then 127.0.0.1:5050.
+    #[arg(long, env = "TEPUI_MASTER")]
+    pub master: Option<String>,
+    /// Principal to authenticate as (HTTP Basic).
+    #[arg(long, env = "TEPUI_PRINCIPAL")]
+    pub principal: Option<String>,
+    /// The principal's secret.
+    #[arg(
+        long,
+        env = "TEPUI_SECRET",
+        requires = "principal",
+        hide_env_values = true
+    )]
+    pub secret: Option<String>,
+    /// CA certificates (PEM) to trust for an `https` master.
+    #[arg(long = "ca_file", env = "TEPUI_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Client certificate (PEM).
+    #[arg(long = "cert_file", env = "TEPUI_CERT_FILE", requires = "key_file")]
+    pub cert_file: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long = "key_file", env = "TEPUI_KEY_FILE", requires = "cert_file")]
+    pub key_file: Option<std::path::PathBuf>,
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// The default master when nothing names one.
+const DEFAULT_MASTER: &str = "127.0.0.1:5050";
+
+impl MasterOnlyArgs {
+    pub fn master(&self) -> anyhow::Result<tepui_agent::cli_locate::Master> {
+        let as_agent = AgentAddress {
+            agent: None,
+            master: self.master.clone(),
+            principal: self.principal.clone(),
+            secret: self.secret.clone(),
+            ca_file: self.ca_file.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+        };
+        let (_, master, config) = as_agent.named()?;
+        let master = master.unwrap_or_else(|| DEFAULT_MASTER.to_string());
+        let template = as_agent.connect(&master, &config)?;
+        Ok(tepui_agent::cli::block_on(
+            tepui_agent::cli_locate::Master::connect(&master, &template),
+        )?)
     }
 }
 
@@ -293,9 +372,9 @@ pub enum OutputFormat {
 pub struct TopArgs {
     #[command(flatten)]
     pub agent: AgentAddress,
-    /// Seconds between refreshes.
-    #[arg(long, default_value_t = 2.0)]
-    pub interval: f64,
+    /// Seconds between refreshes (more than 0).
+    #[arg(long, default_value = "2", value_parser = positive_seconds)]
+    pub interval: std::time::Duration,
     /// Stop after this many refreshes (default: until interrupted).
     #[arg(long)]
     pub iterations: Option<u32>,
@@ -303,10 +382,26 @@ pub struct TopArgs {
     pub output: OutputFormat,
 }
 
+/// A number of seconds above 0.
+fn positive_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(format!("must be more than 0 seconds, not {text}"));
+    }
+    std::time::Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+}
+
+/// A task's CPU(s), MEM and limits are its own container's (`-` where it
+/// has none: a `share_cgroups` task's limits are its pod's).
 #[derive(Debug, Args)]
 pub struct PsArgs {
     #[command(flatten)]
     pub agent: AgentAddress,
+    /// Also list tasks that have ended.
+    #[arg(long, short)]
+    pub all: bool,
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 }
@@ -359,7 +454,7 @@ pub struct RunArgs {
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     /// The shell command, after `--`.
-    #[arg(last = true)]
+    #[arg(last = true, required_unless_present_any = ["task", "task_group"])]
     pub command: Vec<String>,
 }
 
@@ -436,8 +531,8 @@ pub struct KillArgs {
     pub agent: AgentAddress,
     /// A task id or a container id.
     pub target: String,
-    /// The signal number (default: SIGKILL).
-    #[arg(long, short)]
+    /// The signal, a number or a name (HUP, SIGTERM; default: KILL).
+    #[arg(long, short, value_parser = tepui_agent::cli::parse_signal)]
     pub signal: Option<i32>,
 }
 

@@ -1,7 +1,8 @@
 //! The operator CLI's config file: defaults for `--agent`, `--master`,
 //! `--principal` and `--secret` after flags and environment variables.
-//! `$TEPUI_CONFIG`, else `$XDG_CONFIG_HOME/tepui/config.toml`, else
-//! `~/.config/tepui/config.toml`; `key = "value"` lines, `#` comments.
+//! `$TEPUI_CONFIG` (which must exist), else
+//! `$XDG_CONFIG_HOME/tepui/config.toml`, else `~/.config/tepui/config.toml`
+//! (optional); `key = "value"` lines, `#` comments.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,13 +15,18 @@ pub struct CliConfig {
 
 impl CliConfig {
     pub fn load() -> anyhow::Result<Self> {
-        let Some(path) = config_path() else {
+        let Some((path, named)) = config_path() else {
             return Ok(Self::default());
         };
         match std::fs::read_to_string(&path) {
             Ok(text) => Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+            // The default file is optional; one named by TEPUI_CONFIG is not.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => Ok(Self::default()),
+            Err(e) => Err(anyhow::anyhow!(
+                "cannot read the config file {}{}: {e}",
+                path.display(),
+                if named { " (TEPUI_CONFIG)" } else { "" }
+            )),
         }
     }
 
@@ -52,14 +58,16 @@ impl CliConfig {
     }
 }
 
-fn config_path() -> Option<PathBuf> {
+/// The config file, and whether `TEPUI_CONFIG` named it.
+fn config_path() -> Option<(PathBuf, bool)> {
     if let Some(path) = std::env::var_os("TEPUI_CONFIG") {
-        return Some(PathBuf::from(path));
+        return Some((PathBuf::from(path), true));
     }
     if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME") {
-        return Some(PathBuf::from(dir).join("tepui/config.toml"));
+        return Some((PathBuf::from(dir).join("tepui/config.toml"), false));
     }
-    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config/tepui/config.toml"))
+    std::env::var_os("HOME")
+        .map(|home| (PathBuf::from(home).join(".config/tepui/config.toml"), false))
 }
 
 #[cfg(test)]

@@ -25,18 +25,51 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(status) => status,
         Err(err) => {
-            eprintln!("tepui: {err:#}");
-            ExitStatus::Failure.into()
+            eprintln!("tepui: {}", message(&err));
+            if is_usage(&err) {
+                ExitStatus::Usage.into()
+            } else {
+                ExitStatus::Failure.into()
+            }
         }
     }
+}
+
+/// The error and its causes, each said once: many errors already quote
+/// their source in their own message.
+fn message(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+/// Usage errors found after parsing exit 2, like clap's.
+fn is_usage(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<cli::UsageError>().is_some()
+        || matches!(
+            err.downcast_ref::<ops::CliError>(),
+            Some(ops::CliError::Usage(_))
+        )
 }
 
 fn init_tracing(level: Option<&str>, format: cli::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TEPUI_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level.unwrap_or("info")))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal, never into files or the
+    // journal.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         cli::LogFormat::Text => builder.init(),
@@ -73,50 +106,64 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             agent_cmd::run_executor(true).map(Into::into)
         }
         Command::Ps(args) => {
-            let client = args.agent.client()?;
-            ops::block_on(ops::ps(&client, args.output == cli::OutputFormat::Json))?;
+            let scope = args.agent.scope()?;
+            ops::block_on(tepui_agent::cli_ps::ps(
+                &scope,
+                args.all,
+                args.output == cli::OutputFormat::Json,
+            ))?;
             Ok(ExitStatus::Success.into())
         }
         Command::Logs(args) => {
-            let client = args.agent.client_for(&args.task)?;
+            let scope = args.agent.scope()?;
             let options = ops::LogsOptions {
                 stderr: args.stderr,
                 tail: args.tail,
                 follow: args.follow,
             };
-            ops::block_on(ops::logs(&client, &args.task, &options))?;
+            ops::block_on(ops::logs(&scope, &args.task, &options))?;
             Ok(ExitStatus::Success.into())
         }
         Command::Kill(args) => {
-            let client = args.agent.client_for(&args.target)?;
-            ops::block_on(ops::kill(&client, &args.target, args.signal))?;
+            let scope = args.agent.scope()?;
+            ops::block_on(tepui_agent::cli_resolve::kill(
+                &scope,
+                &args.target,
+                args.signal,
+            ))?;
             Ok(ExitStatus::Success.into())
         }
         Command::Top(args) => {
-            let client = args.agent.client()?;
-            let interval = std::time::Duration::try_from_secs_f64(args.interval.max(0.1))
-                .unwrap_or(std::time::Duration::from_secs(2));
-            ops::block_on(ops::top(
-                &client,
-                interval,
+            let scope = args.agent.scope()?;
+            ops::block_on(tepui_agent::cli_ps::top(
+                &scope,
+                args.interval,
                 args.iterations,
                 args.output == cli::OutputFormat::Json,
             ))?;
             Ok(ExitStatus::Success.into())
         }
         Command::Inspect(args) => {
-            let client = args.agent.client_for(&args.target)?;
-            ops::block_on(ops::inspect(&client, &args.target))?;
+            let scope = args.agent.scope()?;
+            ops::block_on(tepui_agent::cli_resolve::inspect(&scope, &args.target))?;
             Ok(ExitStatus::Success.into())
         }
         Command::Exec(args) => {
-            let client = args.agent.client_for(&args.target)?;
+            let scope = args.agent.scope()?;
+            // As `docker exec -t`: the caller's TERM, else xterm.
+            let term = args.tty.then(|| {
+                std::env::var("TERM")
+                    .ok()
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| "xterm".to_string())
+            });
             let options = tepui_agent::cli_session::ExecOptions {
                 interactive: args.interactive,
                 tty: args.tty,
+                term,
             };
             let code = ops::block_on(tepui_agent::cli_session::exec(
-                &client,
+                &scope,
                 &args.target,
                 &args.command,
                 &options,
@@ -124,20 +171,38 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
         }
         Command::Attach(args) => {
-            let client = args.agent.client_for(&args.target)?;
+            let scope = args.agent.scope()?;
             ops::block_on(tepui_agent::cli_session::attach(
-                &client,
+                &scope,
                 &args.target,
                 args.interactive,
             ))?;
+            Ok(ExitStatus::Success.into())
+        }
+        Command::Status(args) => {
+            let master = args.master()?;
+            let json = args.output == cli::OutputFormat::Json;
+            ops::block_on(tepui_agent::cli_cluster::status(&master, json))?;
+            Ok(ExitStatus::Success.into())
+        }
+        Command::Agents(args) => {
+            let master = args.master()?;
+            let json = args.output == cli::OutputFormat::Json;
+            ops::block_on(tepui_agent::cli_cluster::agents(&master, json))?;
+            Ok(ExitStatus::Success.into())
+        }
+        Command::Frameworks(args) => {
+            let master = args.master()?;
+            let json = args.output == cli::OutputFormat::Json;
+            ops::block_on(tepui_agent::cli_cluster::frameworks(&master, json))?;
             Ok(ExitStatus::Success.into())
         }
         Command::Images(args) => {
             use tepui_agent::cli_images;
             match args.action {
                 cli::ImagesAction::Ls { agent, output } => {
-                    let client = agent.client()?;
-                    ops::block_on(cli_images::ls(&client, output == cli::OutputFormat::Json))?;
+                    let scope = agent.scope()?;
+                    ops::block_on(cli_images::ls(&scope, output == cli::OutputFormat::Json))?;
                 }
                 cli::ImagesAction::Pull(args) => pull(args)?,
                 cli::ImagesAction::Prune {
@@ -145,7 +210,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     exclude,
                     output,
                 } => {
-                    let client = agent.client()?;
+                    let client = agent.client("images prune")?;
                     ops::block_on(cli_images::prune(
                         &client,
                         &exclude,
@@ -164,7 +229,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn pull(args: cli::PullArgs) -> anyhow::Result<()> {
-    let client = args.agent.client()?;
+    let client = args.agent.client("pull")?;
     ops::block_on(tepui_agent::cli_images::pull(
         &client,
         &args.reference,
@@ -178,9 +243,6 @@ fn run_workload(args: cli::RunArgs) -> anyhow::Result<ExitCode> {
     let workload = match (&args.task, &args.task_group) {
         (Some(path), _) => cli_run::load_workload(path, false)?,
         (None, Some(path)) => cli_run::load_workload(path, true)?,
-        (None, None) if args.command.is_empty() => {
-            anyhow::bail!("tepui run needs a command after '--', --task or --task_group")
-        }
         (None, None) => cli_run::Workload::Command {
             name: args.name.clone(),
             command: args.command.join(" "),

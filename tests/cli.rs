@@ -25,6 +25,9 @@ fn help_lists_every_public_subcommand_and_hides_internal_ones() {
         "kill",
         "inspect",
         "top",
+        "status",
+        "agents",
+        "frameworks",
         "run",
         "images",
         "pull",
@@ -124,4 +127,73 @@ fn master_serves_http_until_killed() {
     drop(child);
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(body.contains("\"version\":\"1.11.0\""), "{body}");
+}
+
+/// `tepui ARGS` with nothing from the environment or a config file.
+fn tepui_clean(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tepui"))
+        .args(args)
+        .env_remove("TEPUI_AGENT")
+        .env_remove("TEPUI_MASTER")
+        .env("TEPUI_CONFIG", "/dev/null")
+        .output()
+        .expect("tepui runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A loopback address nothing listens on.
+fn closed_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let address = listener.local_addr().expect("its address").to_string();
+    drop(listener);
+    address
+}
+
+#[test]
+fn usage_errors_exit_2_and_failures_exit_1() {
+    let nowhere = closed_address();
+    // Refused before anything runs: exit 2.
+    for args in [
+        vec!["top", "--interval", "0"],
+        vec!["top", "--interval", "-1"],
+        vec!["kill", "--signal", "NOSUCH", "t"],
+        vec!["run"],
+        vec!["images", "pull", "--master", &nowhere, "busybox"],
+        vec!["images", "prune", "--master", &nowhere],
+    ] {
+        let (code, err) = tepui_clean(&args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+    }
+    // Signal names are taken: the call gets as far as the (absent) agent.
+    for signal in ["HUP", "SIGHUP", "term", "15"] {
+        let (code, err) = tepui_clean(&["kill", "--signal", signal, "--agent", &nowhere, "t"]);
+        assert_eq!(code, Some(1), "{signal}: {err}");
+        assert!(err.contains("cannot reach the agent"), "{signal}: {err}");
+    }
+    // Each cause is said once.
+    let (code, err) = tepui_clean(&["ps", "--agent", &nowhere]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.matches("Connection refused").count(), 1, "{err}");
+    // The cluster verbs need a master that answers.
+    for verb in ["status", "agents", "frameworks"] {
+        let (code, err) = tepui_clean(&[verb, "--master", &nowhere]);
+        assert_eq!(code, Some(1), "{verb}: {err}");
+        assert!(err.contains(&nowhere), "{verb}: {err}");
+    }
+}
+
+#[test]
+fn a_config_file_named_by_tepui_config_must_exist() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tepui"))
+        .args(["ps"])
+        .env_remove("TEPUI_AGENT")
+        .env("TEPUI_CONFIG", "/nonexistent/tepui.toml")
+        .output()
+        .expect("tepui runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/tepui.toml"), "{err}");
 }

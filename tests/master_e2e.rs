@@ -247,7 +247,7 @@ async fn real_master_and_agent_run_tasks_and_survive_a_master_sigkill() {
         let out = Command::new(common::tepui_bin())
             .args(args)
             .env_remove("TEPUI_AGENT")
-            .env("TEPUI_CONFIG", dir.path().join("no-config.toml"))
+            .env("TEPUI_CONFIG", "/dev/null")
             .env("TEPUI_MASTER", format!("127.0.0.1:{port}"))
             .output()
             .unwrap();
@@ -497,11 +497,11 @@ async fn tepui_run_launches_commands_and_task_groups_like_mesos_execute() {
         out.contains("TASK_RUNNING") && out.contains("TASK_FINISHED"),
         "{out}"
     );
-    // A failing command exits 1 with the failure shown.
+    // A failing command exits with its own code, the failure shown.
     let (code, out, _) = run(strings(&["--name", "bad", "--", "exit 3"]))
         .await
         .unwrap();
-    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(code, Some(3), "{out}");
     assert!(out.contains("TASK_FAILED"), "{out}");
 
     // The documentation's kind of task group: requests, limits with

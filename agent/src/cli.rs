@@ -1,14 +1,16 @@
-//! The operator CLI's client side (`tepui ps`, `logs`, `kill`, `inspect`):
-//! plain operator API v1 calls (protobuf) against one agent.
+//! The operator CLI's client side: operator API v1 calls (protobuf)
+//! against one agent, and `tepui logs`. Task resolution is in
+//! `cli_resolve`, listings in `cli_ps`, the master's view in `cli_locate`
+//! and `cli_cluster`.
 
 use std::io::Write;
 use std::time::Duration;
 
 use prost::Message;
-use serde_json::{Value, json};
 use tepui_proto::v1::agent::{Call, Response, call, response};
-use tepui_proto::v1::{ContainerId, ResourceStatistics, Task};
 
+use crate::cli_locate::Scope;
+use crate::cli_resolve::{Target, resolve};
 use crate::status_updates::is_terminal;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,10 @@ pub enum CliError {
     Protocol(String),
     #[error("{0}")]
     Failed(String),
+    /// A task id that names nothing (the message names the id and where
+    /// it was looked for).
+    #[error("{0}")]
+    Unknown(String),
     #[error("TLS: {0}")]
     Tls(#[from] tepui_proto::tls::TlsError),
 }
@@ -86,6 +92,45 @@ impl Client {
             identity: None,
             explicit_scheme,
         }
+    }
+
+    /// The same TLS settings and credentials towards another agent; an
+    /// address without a scheme gets this one's.
+    pub fn with_address(&self, address: &str) -> Self {
+        let explicit_scheme = address.starts_with("http://") || address.starts_with("https://");
+        let address = if explicit_scheme {
+            address.trim_end_matches('/').to_string()
+        } else if self.is_https() {
+            format!("https://{address}")
+        } else {
+            format!("http://{address}")
+        };
+        Client {
+            address,
+            explicit_scheme,
+            ..self.clone()
+        }
+    }
+
+    /// The agent's base URL.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The agent's address as operators write it (`host:port`).
+    pub fn label(&self) -> &str {
+        self.address
+            .split_once("://")
+            .map_or(self.address.as_str(), |(_, rest)| rest)
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.address.starts_with("https://")
+    }
+
+    /// The HTTP client (TLS settings, credentials), for the master too.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// Trusts `ca_file` (in addition to the built-in roots) and presents
@@ -250,7 +295,7 @@ impl Client {
         .await
     }
 
-    async fn containers(&self) -> Result<Vec<response::get_containers::Container>, CliError> {
+    pub async fn containers(&self) -> Result<Vec<response::get_containers::Container>, CliError> {
         let r = self
             .call(Call {
                 r#type: Some(call::Type::GetContainers as i32),
@@ -264,9 +309,29 @@ impl Client {
         Ok(r.get_containers.unwrap_or_default().containers)
     }
 
-    async fn tasks(&self) -> Result<response::GetTasks, CliError> {
+    pub async fn tasks(&self) -> Result<response::GetTasks, CliError> {
         let r = self.simple(call::Type::GetTasks).await?;
         Ok(r.get_tasks.unwrap_or_default())
+    }
+
+    /// The agent's id (GET_AGENT).
+    pub async fn agent_id(&self) -> Result<String, CliError> {
+        let r = self.simple(call::Type::GetAgent).await?;
+        r.get_agent
+            .and_then(|a| a.agent_info)
+            .and_then(|i| i.id)
+            .map(|id| id.value)
+            .ok_or_else(|| CliError::Protocol("GET_AGENT named no agent id".into()))
+    }
+
+    /// The agent's `--work_dir` (its `/flags`), where sandboxes of ended
+    /// executors are found as Mesos's CLI finds them.
+    pub async fn work_dir(&self) -> Result<String, CliError> {
+        let flags = self.get_json("/flags").await?;
+        flags["flags"]["work_dir"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| CliError::Protocol("/flags has no work_dir".into()))
     }
 
     /// Up to `length` bytes of a file from `offset`; (file size, data).
@@ -291,7 +356,7 @@ impl Client {
         Ok((r.size, r.data.to_vec()))
     }
 
-    async fn list_files(&self, path: &str) -> Result<Vec<tepui_proto::v1::FileInfo>, CliError> {
+    pub async fn list_files(&self, path: &str) -> Result<Vec<tepui_proto::v1::FileInfo>, CliError> {
         let r = self
             .call(Call {
                 r#type: Some(call::Type::ListFiles as i32),
@@ -314,161 +379,6 @@ async fn check_status(answer: reqwest::Response) -> Result<reqwest::Response, Cl
     Err(CliError::Status { status, body })
 }
 
-fn all_tasks(t: &response::GetTasks) -> impl Iterator<Item = &Task> {
-    t.pending_tasks
-        .iter()
-        .chain(&t.queued_tasks)
-        .chain(&t.launched_tasks)
-        .chain(&t.terminated_tasks)
-}
-
-fn container_str(id: &ContainerId) -> String {
-    match &id.parent {
-        Some(parent) => format!("{}.{}", container_str(parent), id.value),
-        None => id.value.clone(),
-    }
-}
-
-/// What a task or container id names on the agent.
-#[derive(Debug, Default)]
-pub struct Target {
-    pub task: Option<Task>,
-    pub container: Option<response::get_containers::Container>,
-    /// The sandbox (an operator API path), when it can be named.
-    pub sandbox: Option<String>,
-}
-
-fn executor_container<'a>(
-    containers: &'a [response::get_containers::Container],
-    task: &Task,
-) -> Option<&'a response::get_containers::Container> {
-    containers.iter().find(|c| {
-        c.container_id.parent.is_none()
-            && c.framework_id.as_ref() == Some(&task.framework_id)
-            && c.executor_id.as_ref() == task.executor_id.as_ref()
-    })
-}
-
-/// The task's own (nested) container: named by its status updates, else
-/// the executor's only nested container (a command task's).
-fn task_container<'a>(
-    containers: &'a [response::get_containers::Container],
-    task: &Task,
-) -> Option<&'a response::get_containers::Container> {
-    let named = task
-        .statuses
-        .iter()
-        .rev()
-        .find_map(|s| s.container_status.as_ref()?.container_id.clone());
-    if let Some(id) = named {
-        return containers.iter().find(|c| c.container_id == id);
-    }
-    let executor = executor_container(containers, task)?;
-    let mut nested = containers
-        .iter()
-        .filter(|c| c.container_id.parent.as_deref() == Some(&executor.container_id));
-    match (nested.next(), nested.next()) {
-        (Some(only), None) => Some(only),
-        _ => Some(executor),
-    }
-}
-
-pub async fn resolve(client: &Client, id: &str) -> Result<Target, CliError> {
-    let tasks = client.tasks().await?;
-    let containers = client.containers().await?;
-    if let Some(task) = all_tasks(&tasks).find(|t| t.task_id.value == id) {
-        let container = task_container(&containers, task).cloned();
-        let run = executor_container(&containers, task)
-            .map_or_else(|| "latest".to_string(), |c| c.container_id.value.clone());
-        let executor = task
-            .executor_id
-            .as_ref()
-            .map_or_else(|| task.task_id.value.clone(), |e| e.value.clone());
-        let base = format!(
-            "/frameworks/{}/executors/{executor}/runs/{run}",
-            task.framework_id.value
-        );
-        // Built-in executors link `tasks/<id>` to the task's sandbox; a
-        // custom executor's task writes into the executor's sandbox.
-        let linked = format!("{base}/tasks/{id}");
-        let sandbox = if client.list_files(&linked).await.is_ok() {
-            linked
-        } else {
-            base
-        };
-        return Ok(Target {
-            task: Some(task.clone()),
-            container,
-            sandbox: Some(sandbox),
-        });
-    }
-    if let Some(container) = containers
-        .into_iter()
-        .find(|c| c.container_id.value == id || container_str(&c.container_id) == id)
-    {
-        return Ok(Target {
-            task: None,
-            container: Some(container),
-            sandbox: None,
-        });
-    }
-    // The agent forgets a task once its executor is gone; its sandbox stays.
-    let sandbox = find_task_sandbox(client, id)
-        .await
-        .ok_or_else(|| CliError::NotFound(id.to_string()))?;
-    Ok(Target {
-        task: None,
-        container: None,
-        sandbox: Some(sandbox),
-    })
-}
-
-fn names(infos: &[tepui_proto::v1::FileInfo]) -> Vec<String> {
-    infos
-        .iter()
-        .filter_map(|f| f.path.rsplit('/').next().map(str::to_string))
-        .collect()
-}
-
-/// `tasks/<id>` in the latest run of some executor, the command executor's
-/// (named like the task, its sandbox the task's) first.
-async fn find_task_sandbox(client: &Client, id: &str) -> Option<String> {
-    let frameworks = names(&client.list_files("/frameworks").await.ok()?);
-    for fw in &frameworks {
-        let executors = names(
-            &client
-                .list_files(&format!("/frameworks/{fw}/executors"))
-                .await
-                .unwrap_or_default(),
-        );
-        let mut ordered: Vec<&String> = executors.iter().filter(|e| *e == id).collect();
-        ordered.extend(executors.iter().filter(|e| *e != id));
-        for ex in ordered {
-            let path = format!("/frameworks/{fw}/executors/{ex}/runs/latest/tasks/{id}");
-            if client.list_files(&path).await.is_ok() {
-                return Some(path);
-            }
-            // A command task works in its executor's sandbox (as in Mesos).
-            let run = format!("/frameworks/{fw}/executors/{ex}/runs/latest");
-            if ex == id && client.list_files(&run).await.is_ok() {
-                return Some(run);
-            }
-        }
-    }
-    None
-}
-
-fn stats_columns(s: Option<&ResourceStatistics>) -> (f64, u64, u64) {
-    let Some(s) = s else { return (0.0, 0, 0) };
-    let cpu = s.cpus_user_time_secs.unwrap_or(0.0) + s.cpus_system_time_secs.unwrap_or(0.0);
-    let mem = s
-        .mem_rss_bytes
-        .or(s.mem_total_bytes)
-        .or(s.mem_anon_bytes)
-        .unwrap_or(0);
-    (cpu, mem, s.mem_limit_bytes.unwrap_or(0))
-}
-
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
@@ -484,106 +394,46 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// `tepui ps`: running tasks, then containers no task accounts for.
-pub async fn ps(client: &Client, json_output: bool) -> Result<(), CliError> {
-    let tasks = client.tasks().await?;
-    let containers = client.containers().await?;
-    let mut rows = Vec::new();
-    let mut shown = Vec::new();
-    for task in tasks.queued_tasks.iter().chain(&tasks.launched_tasks) {
-        let container = task_container(&containers, task);
-        if let Some(c) = container {
-            shown.push(c.container_id.clone());
-            if let Some(e) = executor_container(&containers, task) {
-                shown.push(e.container_id.clone());
+/// Writes rows as columns as wide as their widest cell (the last one
+/// unpadded); columns whose header starts with `>` are right-aligned.
+pub fn write_table(
+    out: &mut impl Write,
+    header: &[&str],
+    rows: &[Vec<String>],
+) -> std::io::Result<()> {
+    let names: Vec<&str> = header.iter().map(|h| h.trim_start_matches('>')).collect();
+    let mut widths: Vec<usize> = names.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[&str]| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let last = i + 1 == cells.len();
+            let right = header.get(i).is_some_and(|h| h.starts_with('>'));
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            if right {
+                text.push_str(&" ".repeat(pad));
+                text.push_str(cell);
+            } else {
+                text.push_str(cell);
+                if !last {
+                    text.push_str(&" ".repeat(pad));
+                }
+            }
+            if !last {
+                text.push_str("  ");
             }
         }
-        let (cpu, mem, limit) =
-            stats_columns(container.and_then(|c| c.resource_statistics.as_ref()));
-        let state = tepui_proto::v1::TaskState::try_from(task.state)
-            .map_or_else(|_| task.state.to_string(), |s| s.as_str_name().to_string());
-        rows.push(json!({
-            "id": task.task_id.value,
-            "kind": "task",
-            "state": state,
-            "container_id": container.map(|c| container_str(&c.container_id)),
-            "framework_id": task.framework_id.value,
-            "cpu_time_secs": cpu,
-            "mem_bytes": mem,
-            "mem_limit_bytes": limit,
-        }));
+        text
+    };
+    writeln!(out, "{}", line(&names))?;
+    for row in rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        writeln!(out, "{}", line(&cells))?;
     }
-    for c in containers
-        .iter()
-        .filter(|c| !shown.contains(&c.container_id))
-    {
-        let (cpu, mem, limit) = stats_columns(c.resource_statistics.as_ref());
-        rows.push(json!({
-            "id": container_str(&c.container_id),
-            "kind": "container",
-            "state": "RUNNING",
-            "container_id": container_str(&c.container_id),
-            "framework_id": c.framework_id.as_ref().map(|f| f.value.clone()),
-            "cpu_time_secs": cpu,
-            "mem_bytes": mem,
-            "mem_limit_bytes": limit,
-        }));
-    }
-    let mut out = std::io::stdout().lock();
-    if json_output {
-        writeln!(out, "{}", Value::Array(rows))?;
-        return Ok(());
-    }
-    writeln!(
-        out,
-        "{:<36} {:<10} {:<16} {:>9} {:>10} {:>10}",
-        "ID", "KIND", "STATE", "CPU(s)", "MEM", "LIMIT"
-    )?;
-    for r in &rows {
-        let bytes = |k: &str| human_bytes(r[k].as_u64().unwrap_or(0));
-        writeln!(
-            out,
-            "{:<36} {:<10} {:<16} {:>9.2} {:>10} {:>10}",
-            r["id"].as_str().unwrap_or(""),
-            r["kind"].as_str().unwrap_or(""),
-            r["state"].as_str().unwrap_or(""),
-            r["cpu_time_secs"].as_f64().unwrap_or(0.0),
-            bytes("mem_bytes"),
-            bytes("mem_limit_bytes"),
-        )?;
-    }
-    Ok(())
-}
-
-/// `tepui inspect`: the task and its container, as JSON.
-pub async fn inspect(client: &Client, id: &str) -> Result<(), CliError> {
-    let target = resolve(client, id).await?;
-    let value = json!({
-        "task": target.task.as_ref().map(tepui_proto::json::to_value),
-        "container": target.container.as_ref().map(tepui_proto::json::to_value),
-        "sandbox": target.sandbox,
-    });
-    let text = serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string());
-    writeln!(std::io::stdout().lock(), "{text}")?;
-    Ok(())
-}
-
-/// `tepui kill`: KILL_CONTAINER on the task's container.
-pub async fn kill(client: &Client, id: &str, signal: Option<i32>) -> Result<(), CliError> {
-    let target = resolve(client, id).await?;
-    let container = target
-        .container
-        .ok_or_else(|| CliError::NotFound(format!("{id} (no running container)")))?;
-    client
-        .call(Call {
-            r#type: Some(call::Type::KillContainer as i32),
-            kill_container: Some(call::KillContainer {
-                container_id: container.container_id,
-                signal,
-            }),
-            ..Default::default()
-        })
-        .await?;
     Ok(())
 }
 
@@ -629,19 +479,20 @@ async fn read_to_end(
 
 async fn task_ended(client: &Client, id: &str) -> Result<bool, CliError> {
     let tasks = client.tasks().await?;
-    Ok(all_tasks(&tasks)
-        .find(|t| t.task_id.value == id)
-        .and_then(|t| tepui_proto::v1::TaskState::try_from(t.state).ok())
-        .is_none_or(is_terminal))
+    Ok(!crate::cli_resolve::all_tasks(&tasks).any(|t| {
+        t.task_id.value == id
+            && !tepui_proto::v1::TaskState::try_from(t.state).is_ok_and(is_terminal)
+    }))
 }
 
 /// `tepui logs`: prints a task's stdout (or stderr); with `follow`, keeps
 /// printing across rotations until the task ends.
-pub async fn logs(client: &Client, id: &str, options: &LogsOptions) -> Result<(), CliError> {
-    let target = resolve(client, id).await?;
+pub async fn logs(scope: &Scope, id: &str, options: &LogsOptions) -> Result<(), CliError> {
+    let target: Target = resolve(scope, id).await?;
+    let client = &target.agent;
     let sandbox = target
         .sandbox
-        .ok_or_else(|| CliError::NotFound(format!("{id} (not a task with a sandbox)")))?;
+        .ok_or_else(|| CliError::NotFound(format!("{id} (no sandbox found for it)")))?;
     let name = if options.stderr { "stderr" } else { "stdout" };
     let path = format!("{sandbox}/{name}");
     let rotated = format!("{sandbox}/{name}.1");
@@ -708,6 +559,27 @@ pub async fn logs(client: &Client, id: &str, options: &LogsOptions) -> Result<()
     }
 }
 
+/// A signal given as a number or a name (`HUP`, `SIGHUP`, `term`), as
+/// `kill(1)` takes it.
+pub fn parse_signal(text: &str) -> Result<i32, String> {
+    if let Ok(n) = text.parse::<i32>() {
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(format!("{n} is not a signal number (1-64)"))
+        };
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| format!("'{text}' is not a signal (a number, or a name like HUP, SIGTERM)"))
+}
+
 /// Runs one CLI future on a small runtime of its own.
 pub fn block_on<T>(
     f: impl std::future::Future<Output = Result<T, CliError>>,
@@ -722,80 +594,37 @@ pub fn block_on<T>(
     result
 }
 
-/// `tepui top`: live statistics of every running container (nested ones
-/// included), refreshed every `interval`; CPU as a share of one core over
-/// the interval. `iterations` bounds the refreshes (scripts, tests).
-pub async fn top(
-    client: &Client,
-    interval: std::time::Duration,
-    iterations: Option<u32>,
-    json_output: bool,
-) -> Result<(), CliError> {
-    let cpu_of = |s: Option<&ResourceStatistics>| stats_columns(s).0;
-    let mut previous: std::collections::HashMap<String, (f64, f64)> = Default::default();
-    let mut round = 0;
-    loop {
-        let containers = client.containers().await?;
-        let mut rows = Vec::new();
-        for c in &containers {
-            let id = container_str(&c.container_id);
-            let stats = c.resource_statistics.as_ref();
-            let cpu = cpu_of(stats);
-            let at = stats.map_or(0.0, |s| s.timestamp);
-            let percent = previous.get(&id).and_then(|(cpu0, at0)| {
-                (at > *at0).then(|| ((cpu - cpu0) / (at - at0) * 100.0).max(0.0))
-            });
-            previous.insert(id.clone(), (cpu, at));
-            let (_, mem, limit) = stats_columns(stats);
-            rows.push(json!({
-                "container_id": id,
-                "executor": c.executor_name.clone().or_else(|| c.executor_id.as_ref().map(|e| e.value.clone())),
-                "cpu_percent": percent,
-                "cpu_time_secs": cpu,
-                "mem_bytes": mem,
-                "mem_limit_bytes": limit,
-                "processes": stats.and_then(|s| s.processes),
-            }));
-        }
-        // The first round has no rate yet: it only primes the counters.
-        if round > 0 {
-            let mut out = std::io::stdout().lock();
-            if json_output {
-                writeln!(out, "{}", Value::Array(rows))?;
-            } else {
-                writeln!(
-                    out,
-                    "{:<60} {:>7} {:>10} {:>10} {:>6}",
-                    "CONTAINER", "CPU%", "MEM", "LIMIT", "PROCS"
-                )?;
-                for r in &rows {
-                    writeln!(
-                        out,
-                        "{:<60} {:>7} {:>10} {:>10} {:>6}",
-                        r["container_id"].as_str().unwrap_or(""),
-                        r["cpu_percent"]
-                            .as_f64()
-                            .map_or_else(|| "-".to_string(), |p| format!("{p:.1}")),
-                        human_bytes(r["mem_bytes"].as_u64().unwrap_or(0)),
-                        human_bytes(r["mem_limit_bytes"].as_u64().unwrap_or(0)),
-                        r["processes"].as_u64().unwrap_or(0),
-                    )?;
-                }
-                writeln!(out)?;
-            }
-            out.flush()?;
-        }
-        round += 1;
-        if iterations.is_some_and(|n| round > n) {
-            return Ok(());
-        }
-        tokio::time::sleep(interval).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signals_are_numbers_or_names() {
+        assert_eq!(parse_signal("9"), Ok(9));
+        assert_eq!(parse_signal("HUP"), Ok(libc::SIGHUP));
+        assert_eq!(parse_signal("sigterm"), Ok(libc::SIGTERM));
+        assert_eq!(parse_signal("SIGKILL"), Ok(libc::SIGKILL));
+        assert!(parse_signal("0").is_err());
+        assert!(parse_signal("NOPE").unwrap_err().contains("NOPE"));
+    }
+
+    #[test]
+    fn tables_align_their_columns() {
+        let mut out = Vec::new();
+        write_table(
+            &mut out,
+            &["ID", ">MEM", "STATE"],
+            &[
+                vec!["a".into(), "1B".into(), "TASK_RUNNING".into()],
+                vec!["long-id".into(), "10.0MiB".into(), "-".into()],
+            ],
+        )
+        .unwrap_or_default();
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "ID           MEM  STATE\na             1B  TASK_RUNNING\nlong-id  10.0MiB  -\n"
+        );
+    }
 
     #[test]
     fn tail_takes_the_last_lines() {

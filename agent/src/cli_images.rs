@@ -9,37 +9,74 @@ use serde_json::Value;
 use tepui_proto::v1::agent::{Call, call};
 use tepui_proto::v1::{Image, image};
 
-use crate::cli::{CliError, Client, human_bytes};
+use crate::cli::{CliError, Client, human_bytes, write_table};
+use crate::cli_locate::Scope;
 
-/// `tepui images ls`.
-pub async fn ls(client: &Client, json_output: bool) -> Result<(), CliError> {
-    let images: Value = client.get_json("/tepui/v1/images").await?;
+/// `tepui images ls`: one agent's images, or with a master every agent's
+/// (each with an `agent` field and column).
+pub async fn ls(scope: &Scope, json_output: bool) -> Result<(), CliError> {
+    let mut listed: Vec<(String, Value)> = Vec::new();
+    for (_, label, client) in scope.agents().await? {
+        match client.get_json("/tepui/v1/images").await {
+            Ok(images) => listed.push((label, images)),
+            // One agent down must not hide the others' images.
+            Err(e) if scope.agent.is_none() => {
+                let _ = writeln!(std::io::stderr(), "tepui: agent {label}: {e}");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let cluster = scope.master.is_some();
     let mut out = std::io::stdout().lock();
     if json_output {
-        writeln!(out, "{images}")?;
+        if !cluster && let Some((_, images)) = listed.first() {
+            writeln!(out, "{images}")?;
+            return Ok(());
+        }
+        let all: Vec<Value> = listed
+            .iter()
+            .flat_map(|(label, images)| {
+                images
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |mut image| {
+                        image["agent"] = Value::String(label.clone());
+                        image
+                    })
+            })
+            .collect();
+        writeln!(out, "{}", Value::Array(all))?;
         return Ok(());
     }
-    writeln!(
-        out,
-        "{:<50} {:<19} {:>7} {:>10} IN USE",
-        "REFERENCE", "DIGEST", "LAYERS", "SIZE"
-    )?;
-    for image in images.as_array().into_iter().flatten() {
-        let digest = image["manifest_digest"].as_str().unwrap_or("");
-        writeln!(
-            out,
-            "{:<50} {:<19} {:>7} {:>10} {}",
-            image["reference"].as_str().unwrap_or(""),
-            short_digest(digest),
-            image["layers"].as_array().map_or(0, Vec::len),
-            human_bytes(image["bytes"].as_u64().unwrap_or(0)),
-            if image["in_use"].as_bool().unwrap_or(false) {
-                "yes"
-            } else {
-                "no"
-            },
-        )?;
+    let mut header = vec!["REFERENCE", "DIGEST", ">LAYERS", ">SIZE", "IN USE"];
+    if cluster {
+        header.insert(0, "AGENT");
     }
+    let mut rows = Vec::new();
+    for (label, images) in &listed {
+        for image in images.as_array().into_iter().flatten() {
+            let digest = image["manifest_digest"].as_str().unwrap_or("");
+            let mut row = vec![
+                image["reference"].as_str().unwrap_or("").to_string(),
+                short_digest(digest).to_string(),
+                image["layers"].as_array().map_or(0, Vec::len).to_string(),
+                human_bytes(image["bytes"].as_u64().unwrap_or(0)),
+                if image["in_use"].as_bool().unwrap_or(false) {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .to_string(),
+            ];
+            if cluster {
+                row.insert(0, label.clone());
+            }
+            rows.push(row);
+        }
+    }
+    write_table(&mut out, &header, &rows)?;
     Ok(())
 }
 

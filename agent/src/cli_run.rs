@@ -3,7 +3,7 @@
 //! scheduler API v1 (JSON): subscribe, take the first offer that fits,
 //! ACCEPT with LAUNCH or LAUNCH_GROUP, print and acknowledge every status
 //! update, tear down once every task ended. Exit status 0 when all tasks
-//! finished.
+//! finished, else the failed task's own exit code (1 when it has none).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -58,9 +58,9 @@ pub struct RunOptions {
 /// a bad file fails before anything is launched, naming the field.
 pub fn load_workload(path: &std::path::Path, group: bool) -> Result<Workload, CliError> {
     let bytes = std::fs::read(path)
-        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+        .map_err(|e| CliError::Failed(format!("cannot read {}: {e}", path.display())))?;
     let mut value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| CliError::Usage(format!("{} is not JSON: {e}", path.display())))?;
+        .map_err(|e| CliError::Failed(format!("{} is not JSON: {e}", path.display())))?;
     // The document's ACCEPT payload nests it; take what we need from it.
     if group && let Some(inner) = value.pointer("/launch_group/task_group") {
         value = inner.clone();
@@ -71,13 +71,13 @@ pub fn load_workload(path: &std::path::Path, group: bool) -> Result<Workload, Cl
             fill_ids(task, "check");
         }
         tepui_proto::json::from_value::<TaskGroupInfo>(&check).map_err(|e| {
-            CliError::Usage(format!("{}: not a TaskGroupInfo: {e}", path.display()))
+            CliError::Failed(format!("{}: not a TaskGroupInfo: {e}", path.display()))
         })?;
         Ok(Workload::TaskGroup(value))
     } else {
         fill_ids(&mut check, "check");
         tepui_proto::json::from_value::<TaskInfo>(&check)
-            .map_err(|e| CliError::Usage(format!("{}: not a TaskInfo: {e}", path.display())))?;
+            .map_err(|e| CliError::Failed(format!("{}: not a TaskInfo: {e}", path.display())))?;
         Ok(Workload::Task(value))
     }
 }
@@ -181,7 +181,8 @@ impl Scheduler {
     }
 }
 
-/// Runs the workload; returns 0 when every task finished, 1 otherwise.
+/// Runs the workload; returns 0 when every task finished, else the failed
+/// task's exit code (see `run_exit_code`).
 pub async fn run(workload: Workload, options: &RunOptions) -> Result<i32, CliError> {
     let base = crate::cli_locate::master_base(&options.master).await?;
     let mut scheduler = Scheduler {
@@ -230,6 +231,8 @@ pub async fn run(workload: Workload, options: &RunOptions) -> Result<i32, CliErr
     let mut decoder = recordio::Decoder::new();
     let mut launched: Vec<String> = Vec::new();
     let mut finished: BTreeMap<String, String> = BTreeMap::new();
+    // Each failed task's code, in the order they ended.
+    let mut failures: Vec<Option<i32>> = Vec::new();
     let deadline = tokio::time::Instant::now() + options.offer_timeout;
     loop {
         let next = if launched.is_empty() {
@@ -291,13 +294,18 @@ pub async fn run(workload: Workload, options: &RunOptions) -> Result<i32, CliErr
                             }))
                             .await?;
                     }
-                    if TERMINAL.contains(&state.as_str()) && launched.contains(&task) {
+                    if TERMINAL.contains(&state.as_str())
+                        && launched.contains(&task)
+                        && !finished.contains_key(&task)
+                    {
+                        if state != "TASK_FINISHED" {
+                            failures.push(task_exit_code(status["message"].as_str()));
+                        }
                         finished.insert(task, state);
                     }
                     if !launched.is_empty() && finished.len() == launched.len() {
                         teardown(&scheduler).await?;
-                        let ok = finished.values().all(|s| s == "TASK_FINISHED");
-                        return Ok(if ok { 0 } else { 1 });
+                        return Ok(run_exit_code(&failures));
                     }
                 }
                 "ERROR" => {
@@ -310,6 +318,30 @@ pub async fn run(workload: Workload, options: &RunOptions) -> Result<i32, CliErr
             }
         }
     }
+}
+
+/// The exit code a failed task's message tells: the built-in executors say
+/// "Command exited with status N" or "Command terminated with signal N"
+/// (`executors/runner.rs`); 128 + N for a signal, as shells do.
+fn task_exit_code(message: Option<&str>) -> Option<i32> {
+    let message = message?;
+    let number = |prefix: &str| -> Option<i32> {
+        let rest = &message[message.find(prefix)? + prefix.len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    number("Command exited with status ")
+        .filter(|n| (1..=255).contains(n))
+        .or_else(|| number("Command terminated with signal ").map(|n| 128 + n))
+}
+
+/// `tepui run`'s exit status: 0 when every task finished, else the code
+/// of the first failed task whose command said one, else 1.
+fn run_exit_code(failures: &[Option<i32>]) -> i32 {
+    if failures.is_empty() {
+        return 0;
+    }
+    failures.iter().find_map(|c| *c).unwrap_or(1)
 }
 
 /// Takes the first offer that fits (once), declines the rest. Returns the
@@ -487,4 +519,26 @@ fn report(options: &RunOptions, event: &Value) -> Result<(), CliError> {
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_tasks_own_exit_code_is_passed_through() {
+        assert_eq!(
+            task_exit_code(Some("Command exited with status 3")),
+            Some(3)
+        );
+        assert_eq!(
+            task_exit_code(Some("Command terminated with signal 9")),
+            Some(137)
+        );
+        assert_eq!(task_exit_code(Some("Task killed")), None);
+        assert_eq!(task_exit_code(None), None);
+        assert_eq!(run_exit_code(&[]), 0);
+        assert_eq!(run_exit_code(&[None, Some(3)]), 3);
+        assert_eq!(run_exit_code(&[None]), 1);
+    }
 }

@@ -12,12 +12,16 @@ use futures_util::StreamExt;
 use prost::Message;
 use tepui_proto::recordio;
 use tepui_proto::v1::agent::{Call, ProcessIo, call, process_io};
-use tepui_proto::v1::{CommandInfo, ContainerId, ContainerInfo, DurationInfo, TtyInfo, tty_info};
+use tepui_proto::v1::{
+    CommandInfo, ContainerId, ContainerInfo, DurationInfo, Environment, TtyInfo, environment,
+    tty_info,
+};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use crate::cli::{CliError, Client, resolve};
-use crate::status_updates::is_terminal;
+use crate::cli::{CliError, Client};
+use crate::cli_locate::Scope;
+use crate::cli_resolve::resolve;
 
 const PROTOBUF: &str = "application/x-protobuf";
 const HEARTBEAT: Duration = Duration::from_secs(30);
@@ -25,17 +29,22 @@ const HEARTBEAT: Duration = Duration::from_secs(30);
 pub struct ExecOptions {
     pub interactive: bool,
     pub tty: bool,
+    /// `TERM` for the command when it gets a terminal (as `docker exec -t`
+    /// passes the caller's).
+    pub term: Option<String>,
 }
 
 /// Runs `command` in a debug container inside `target`'s container and
 /// returns its exit code (128 + signal when it was killed).
 pub async fn exec(
-    client: &Client,
+    scope: &Scope,
     target: &str,
     command: &[String],
     options: &ExecOptions,
 ) -> Result<i32, CliError> {
-    let parent = running_container(client, target).await?;
+    let found = resolve(scope, target).await?;
+    let parent = found.running(target)?;
+    let client = &found.agent;
     let Some((program, _)) = command.split_first() else {
         return Err(CliError::Usage("exec needs a command after '--'".into()));
     };
@@ -59,6 +68,16 @@ pub async fn exec(
                 shell: Some(false),
                 value: Some(program.clone()),
                 arguments: command.to_vec(),
+                environment: options.term.as_ref().filter(|_| options.tty).map(|term| {
+                    Environment {
+                        variables: vec![environment::Variable {
+                            name: "TERM".into(),
+                            r#type: Some(environment::variable::Type::Value as i32),
+                            value: Some(term.clone()),
+                            secret: None,
+                        }],
+                    }
+                }),
                 ..Default::default()
             }),
             container,
@@ -91,8 +110,10 @@ pub async fn exec(
 
 /// Streams a container's output (and with `interactive`, our stdin to it)
 /// until it ends.
-pub async fn attach(client: &Client, target: &str, interactive: bool) -> Result<(), CliError> {
-    let id = running_container(client, target).await?;
+pub async fn attach(scope: &Scope, target: &str, interactive: bool) -> Result<(), CliError> {
+    let found = resolve(scope, target).await?;
+    let id = found.running(target)?;
+    let client = &found.agent;
     let call = Call {
         r#type: Some(call::Type::AttachContainerOutput as i32),
         attach_container_output: Some(call::AttachContainerOutput {
@@ -107,20 +128,6 @@ pub async fn attach(client: &Client, target: &str, interactive: bool) -> Result<
         input.abort();
     }
     printed
-}
-
-/// The container a task or container id names, if it is running.
-async fn running_container(client: &Client, target: &str) -> Result<ContainerId, CliError> {
-    let found = resolve(client, target).await?;
-    if let Some(task) = &found.task
-        && tepui_proto::v1::TaskState::try_from(task.state).is_ok_and(is_terminal)
-    {
-        return Err(CliError::NotRunning(target.to_string()));
-    }
-    match found.container {
-        Some(c) => Ok(c.container_id),
-        None => Err(CliError::NotRunning(target.to_string())),
-    }
 }
 
 /// Prints DATA records to stdout/stderr as they come.

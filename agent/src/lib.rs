@@ -9,8 +9,11 @@
 
 pub mod checkpoint;
 pub mod cli;
+pub mod cli_cluster;
 pub mod cli_images;
 pub mod cli_locate;
+pub mod cli_ps;
+pub mod cli_resolve;
 pub mod cli_run;
 pub mod cli_session;
 pub mod config;

@@ -208,15 +208,17 @@ impl StatusUpdateManager {
         self.streams.values().filter_map(|s| s.next_send).min()
     }
 
-    /// Replays a task's log after a restart.
+    /// Replays a task's log after a restart; returns every update it holds,
+    /// in order (acknowledged ones too).
     pub fn recover(
         &mut self,
         key: &TaskKey,
         log: &Path,
         executor_id: Option<&ExecutorId>,
-    ) -> Result<(), UpdateError> {
+    ) -> Result<Vec<TaskStatus>, UpdateError> {
         let records = checkpoint::read_updates(log)?;
         let stream = self.stream(key, log, executor_id);
+        let mut all = Vec::new();
         for record in records {
             match record {
                 UpdateRecord::Update(status) => {
@@ -225,6 +227,7 @@ impl StatusUpdateManager {
                         stream.seen.insert(uuid.to_vec());
                     }
                     stream.latest_state = TaskState::try_from(status.state).ok();
+                    all.push(status.clone());
                     stream.pending.push_back(status);
                 }
                 UpdateRecord::Ack(uuid) => {
@@ -237,7 +240,7 @@ impl StatusUpdateManager {
         if !stream.pending.is_empty() {
             stream.next_send = Some(Instant::now());
         }
-        Ok(())
+        Ok(all)
     }
 
     pub fn latest_state(&self, key: &TaskKey) -> Option<TaskState> {

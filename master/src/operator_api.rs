@@ -590,7 +590,9 @@ pub fn get_tasks(m: &Master) -> response::GetTasks {
             }
         }
     }
-    for f in m.frameworks.values() {
+    // Torn-down frameworks' tasks too, as Mesos's master lists them
+    // (src/master/readonly_handler.cpp, jsonifyGetTasks).
+    for f in m.frameworks.values().chain(m.completed_frameworks.iter()) {
         completed.extend(f.completed_tasks.iter().cloned());
     }
     response::GetTasks {

@@ -200,6 +200,7 @@ impl Agent {
             task: task.clone(),
         };
         let new_state = TaskState::try_from(status.state).unwrap_or(TaskState::TaskLost);
+        let kept = status.clone();
         let accepted = state
             .updates
             .update(&key, &log, Some(&call.executor_id), status)
@@ -212,6 +213,7 @@ impl Agent {
                 .executor_mut(&fw, &ex)
                 .and_then(|e| e.tasks.get_mut(&task))
             {
+                entry.record(&kept);
                 entry.state = new_state;
             }
             self.updates_ready.notify_one();

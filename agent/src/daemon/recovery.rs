@@ -123,9 +123,13 @@ impl Agent {
                                 &self.work.task_updates(&fw, &ex, &run, &task),
                                 Some(&executor_id),
                             );
-                            if !tolerate(recovered.map_err(|e| e.to_string()))? {
-                                continue;
-                            }
+                            let history = match recovered {
+                                Ok(history) => history,
+                                Err(e) => {
+                                    tolerate(Err(e.to_string()))?;
+                                    continue;
+                                }
+                            };
                             let info = match checkpoint::read_message::<TaskInfo>(
                                 &self.work.task_file(&fw, &ex, &run, &task),
                             ) {
@@ -140,13 +144,12 @@ impl Agent {
                                     .updates
                                     .latest_state(&key)
                                     .unwrap_or(TaskState::TaskStaging);
-                                tasks.insert(
-                                    task.clone(),
-                                    TaskEntry {
-                                        info,
-                                        state: task_state,
-                                    },
-                                );
+                                let mut entry = TaskEntry::new(info, task_state);
+                                for status in &history {
+                                    entry.record(status);
+                                }
+                                entry.state = task_state;
+                                tasks.insert(task.clone(), entry);
                             }
                         }
                         if run_record.completed {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tepui_proto::v1::{FrameworkInfo, TaskGroupInfo, TaskInfo, TaskState, executor};
+use tepui_proto::v1::{FrameworkInfo, TaskGroupInfo, TaskInfo, TaskState, TaskStatus, executor};
 use tokio::sync::mpsc;
 
 use crate::status_updates::StatusUpdateManager;
@@ -45,6 +45,39 @@ pub enum Queued {
 pub struct TaskEntry {
     pub info: TaskInfo,
     pub state: TaskState,
+    /// Its status updates, kept as Mesos's agent keeps `Task.statuses`
+    /// (src/slave/slave.cpp, `Executor::updateTaskState`): one of the same
+    /// state as the last replaces it. Operators read the task's own
+    /// container id from them (`container_status`).
+    pub statuses: Vec<TaskStatus>,
+}
+
+impl TaskEntry {
+    pub fn new(info: TaskInfo, state: TaskState) -> Self {
+        Self {
+            info,
+            state,
+            statuses: Vec::new(),
+        }
+    }
+
+    /// Records an accepted update (its `data` is dropped: it can be large
+    /// and nothing reads it back).
+    pub fn record(&mut self, status: &TaskStatus) {
+        if self
+            .statuses
+            .last()
+            .is_some_and(|s| s.state == status.state)
+        {
+            self.statuses.pop();
+        }
+        let mut kept = status.clone();
+        kept.data = None;
+        self.statuses.push(kept);
+        if let Ok(state) = TaskState::try_from(status.state) {
+            self.state = state;
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -131,4 +164,37 @@ pub struct RunRecord {
     /// terminal updates): a later recovery must not do it again.
     #[serde(default)]
     pub completed: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_keeps_one_status_per_state_in_a_row_without_data() {
+        let status = |state: TaskState, uuid: u8| TaskStatus {
+            state: state as i32,
+            uuid: Some(vec![uuid].into()),
+            data: Some(vec![1, 2, 3].into()),
+            ..Default::default()
+        };
+        let mut entry = TaskEntry::new(TaskInfo::default(), TaskState::TaskStaging);
+        entry.record(&status(TaskState::TaskRunning, 1));
+        entry.record(&status(TaskState::TaskRunning, 2));
+        entry.record(&status(TaskState::TaskFinished, 3));
+        let kept: Vec<(i32, Option<u8>)> = entry
+            .statuses
+            .iter()
+            .map(|s| (s.state, s.uuid.as_ref().map(|u| u[0])))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                (TaskState::TaskRunning as i32, Some(2)),
+                (TaskState::TaskFinished as i32, Some(3))
+            ]
+        );
+        assert!(entry.statuses.iter().all(|s| s.data.is_none()));
+        assert_eq!(entry.state, TaskState::TaskFinished);
+    }
 }

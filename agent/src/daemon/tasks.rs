@@ -197,10 +197,7 @@ impl Agent {
             for task in &tasks {
                 executor.tasks.insert(
                     task.task_id.value.clone(),
-                    TaskEntry {
-                        info: task.clone(),
-                        state: TaskState::TaskStaging,
-                    },
+                    TaskEntry::new(task.clone(), TaskState::TaskStaging),
                 );
             }
             let event = launch_event(&work);
@@ -252,10 +249,7 @@ impl Agent {
         for task in &tasks {
             executor.tasks.insert(
                 task.task_id.value.clone(),
-                TaskEntry {
-                    info: task.clone(),
-                    state: TaskState::TaskStaging,
-                },
+                TaskEntry::new(task.clone(), TaskState::TaskStaging),
             );
             self.checkpoint_task(&fw, &ex, &container_id, task);
         }
@@ -679,15 +673,25 @@ impl Agent {
         let executor_id = ExecutorId {
             value: ex.to_string(),
         };
-        match state.updates.update(&key, &log, Some(&executor_id), status) {
-            Ok(Accepted::New { .. }) => self.updates_ready.notify_one(),
-            Ok(Accepted::Duplicate) => {}
-            Err(e) => tracing::error!("cannot record the agent's update for {task}: {e}"),
-        }
+        let kept = status.clone();
+        let recorded = match state.updates.update(&key, &log, Some(&executor_id), status) {
+            Ok(Accepted::New { .. }) => {
+                self.updates_ready.notify_one();
+                true
+            }
+            Ok(Accepted::Duplicate) => false,
+            Err(e) => {
+                tracing::error!("cannot record the agent's update for {task}: {e}");
+                false
+            }
+        };
         if let Some(entry) = state
             .executor_mut(fw, ex)
             .and_then(|e| e.tasks.get_mut(task))
         {
+            if recorded {
+                entry.record(&kept);
+            }
             entry.state = task_state;
         }
     }

@@ -8,7 +8,7 @@ use tepui_proto::v1::{Task, TaskState};
 
 use super::Agent;
 use super::state::Queued;
-use crate::status_updates::{TaskKey, is_terminal};
+use crate::status_updates::is_terminal;
 
 impl Agent {
     /// GET_STATE: frameworks, executors and tasks (queued, launched,
@@ -19,7 +19,7 @@ impl Agent {
         let mut frameworks = Vec::new();
         let mut executors = Vec::new();
         let mut tasks = response::GetTasks::default();
-        for (fw, framework) in &state.frameworks {
+        for framework in state.frameworks.values() {
             frameworks.push(response::get_frameworks::Framework {
                 framework_info: framework.info.clone(),
             });
@@ -38,11 +38,6 @@ impl Agent {
                     })
                     .collect();
                 for (id, entry) in &executor.tasks {
-                    let key = TaskKey {
-                        framework: fw.clone(),
-                        task: id.clone(),
-                    };
-                    let statuses = state.updates.unacknowledged(&key);
                     let task = Task {
                         name: entry.info.name.clone(),
                         task_id: entry.info.task_id.clone(),
@@ -51,7 +46,8 @@ impl Agent {
                         agent_id: agent_id.clone(),
                         state: entry.state as i32,
                         resources: entry.info.resources.clone(),
-                        statuses,
+                        statuses: entry.statuses.clone(),
+                        limits: entry.info.limits.clone(),
                         labels: entry.info.labels.clone(),
                         container: entry.info.container.clone(),
                         ..Default::default()
