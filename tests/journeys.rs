@@ -77,11 +77,47 @@ fn launch_all(schedulers: &mut [Scheduler], cells: &[Cell], env: &Env) {
     }
 }
 
-/// Runs until every task of `cells` ended (or the phase times out),
-/// killing the subjects of KILL cells once they reported themselves.
+/// Lets a task that waits for `journey-go` in its sandbox go on. The file
+/// goes into the executor sandbox and under tasks/<id> both, so a command
+/// task finds it wherever its sandbox is (control, not an assertion).
+fn release(cluster: &Cluster, s: &Scheduler, cell: &Cell, task: &cells::TaskSpec) {
+    let Some(agent_id) = s
+        .updates_of(&task.id)
+        .iter()
+        .find_map(|u| u["agent_id"].as_str().map(str::to_string))
+    else {
+        return;
+    };
+    let executor = verdict::executor_id(cell, task);
+    if let Some(sandbox) = cluster.executor_sandbox(&agent_id, &s.framework_id, &executor) {
+        let mut places: Vec<PathBuf> = vec![sandbox.join("tasks").join(&task.id)];
+        if cell.launch == Launch::Task {
+            places.push(sandbox.clone());
+        }
+        for place in places.into_iter().filter(|p| p.is_dir()) {
+            std::fs::write(place.join("journey-go"), "").unwrap();
+        }
+    }
+}
+
+/// Whether every task of the cell reported itself (or already ended, and
+/// never will).
+async fn all_reported(cluster: &Cluster, s: &Scheduler, cell: &Cell) -> bool {
+    for task in &cell.tasks {
+        if !ended(s, &task.id) && !reported(cluster, s, cell, task).await {
+            return false;
+        }
+    }
+    true
+}
+
+/// Runs until every task of `cells` ended (or the phase times out). Once
+/// every task of a cell reported itself, the subject of a KILL cell is
+/// killed and a waiting subject (a group's exit 3 or OOM) is let go, so
+/// its siblings are never ended while still reporting.
 async fn finish(cluster: &Cluster, schedulers: &mut [Scheduler], cells: &[Cell]) {
     let deadline = Instant::now() + PHASE_TIMEOUT;
-    let mut killed: Vec<String> = Vec::new();
+    let mut acted: Vec<String> = Vec::new();
     loop {
         let mut all_done = true;
         for cell in cells {
@@ -91,11 +127,14 @@ async fn finish(cluster: &Cluster, schedulers: &mut [Scheduler], cells: &[Cell])
                     all_done = false;
                 }
             }
-            if cell.outcome == Outcome::Kill {
+            let waits = cell.outcome == Outcome::Kill || cell.subject_waits();
+            if waits && !acted.contains(&cell.name) && all_reported(cluster, s, cell).await {
+                acted.push(cell.name.clone());
                 let subject = cell.tasks.iter().find(|t| t.subject).unwrap();
-                if !killed.contains(&subject.id) && reported(cluster, s, cell, subject).await {
+                if cell.outcome == Outcome::Kill {
                     s.kill(&subject.id);
-                    killed.push(subject.id.clone());
+                } else {
+                    release(cluster, s, cell, subject);
                 }
             }
         }
@@ -124,12 +163,8 @@ async fn restart_phase(
     loop {
         let mut all = true;
         for cell in cells {
-            let s = scheduler_of(schedulers, cell.client);
-            for task in &cell.tasks {
-                // A task that already ended will not report any more.
-                if !ended(s, &task.id) && !reported(cluster, s, cell, task).await {
-                    all = false;
-                }
+            if !all_reported(cluster, scheduler_of(schedulers, cell.client), cell).await {
+                all = false;
             }
         }
         if all {
@@ -144,29 +179,10 @@ async fn restart_phase(
     cluster.kill_and_restart_agent();
     cluster.wait_agent_up().await;
     cluster.wait_registered().await;
-    // Release the tasks: journey-go in each task's sandbox (in the executor
-    // sandbox and under tasks/<id> both, so a command task finds it
-    // wherever its sandbox is; this is control, not an assertion).
     for cell in cells {
         let s = scheduler_of(schedulers, cell.client);
         for task in &cell.tasks {
-            let Some(agent_id) = s
-                .updates_of(&task.id)
-                .iter()
-                .find_map(|u| u["agent_id"].as_str().map(str::to_string))
-            else {
-                continue;
-            };
-            let executor = verdict::executor_id(cell, task);
-            if let Some(sandbox) = cluster.executor_sandbox(&agent_id, &s.framework_id, &executor) {
-                let mut places: Vec<PathBuf> = vec![sandbox.join("tasks").join(&task.id)];
-                if cell.launch == Launch::Task {
-                    places.push(sandbox.clone());
-                }
-                for place in places.into_iter().filter(|p| p.is_dir()) {
-                    std::fs::write(place.join("journey-go"), "").unwrap();
-                }
-            }
+            release(cluster, s, cell, task);
         }
     }
     finish(cluster, schedulers, cells).await;
@@ -271,21 +287,31 @@ async fn journey_matrix() {
     }
     let agent_log = cluster.log("agent.log");
     cluster.stop();
-    let failed: Vec<&verdict::Row> = rows.iter().filter(|r| !r.failures().is_empty()).collect();
-    if failed.is_empty() {
-        tepui_containerizer::safe_remove::remove_tree(&dir).unwrap();
-    } else {
-        let tail: String = agent_log
-            .lines()
-            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
-            .take(40)
-            .collect::<Vec<_>>()
-            .join("\n");
-        panic!(
-            "{} of {} journey cells failed (logs kept in {}); agent warnings:\n{tail}",
-            failed.len(),
-            rows.len(),
-            dir.display()
-        );
+    // Nothing of the cluster may outlive it: a mount left under the work
+    // dir is a leak (it is detached here so the machine stays clean, and
+    // fails the test).
+    let leaked = common::mounts_under(&dir);
+    for mount in &leaked {
+        let path = std::ffi::CString::new(mount.as_str()).unwrap();
+        // SAFETY: a NUL-terminated path; detaching has no memory effects.
+        unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
     }
+    let failed: Vec<&verdict::Row> = rows.iter().filter(|r| !r.failures().is_empty()).collect();
+    if failed.is_empty() && leaked.is_empty() {
+        tepui_containerizer::safe_remove::remove_tree(&dir).unwrap();
+        return;
+    }
+    let tail: String = agent_log
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .take(40)
+        .collect::<Vec<_>>()
+        .join("\n");
+    panic!(
+        "{} of {} journey cells failed, {} mounts left behind {leaked:?} (logs kept in {}); agent warnings:\n{tail}",
+        failed.len(),
+        rows.len(),
+        leaked.len(),
+        dir.display()
+    );
 }

@@ -143,6 +143,13 @@ pub const PAYLOAD_TEXT: &str = "journey payload v1";
 const MIB: f64 = 1024.0 * 1024.0;
 
 impl Cell {
+    /// A group's subject that would end the group (exit 3, OOM) waits for
+    /// `journey-go` in its sandbox, which the test writes once every task
+    /// reported itself: a sibling is never killed mid-report.
+    pub fn subject_waits(&self) -> bool {
+        self.launch == Launch::Group && matches!(self.outcome, Outcome::Exit3 | Outcome::Oom)
+    }
+
     pub fn image_label(&self) -> String {
         let mut labels: Vec<String> = self.tasks.iter().map(|t| t.image.label()).collect();
         labels.dedup();
@@ -256,6 +263,11 @@ impl Cell {
             );
         }
         s.push_str("echo JOURNEY ready\n");
+        // The restart cells wait for the agent to be back; a group's
+        // subject that ends the group waits for its siblings' reports.
+        if self.outcome == Outcome::AgentRestart || (t.subject && self.subject_waits()) {
+            s.push_str(WAIT_FOR_GO);
+        }
         let action = if t.subject {
             self.outcome
         } else {
@@ -272,15 +284,14 @@ impl Cell {
             // the task's own process, not a child the shell outlives.
             Outcome::Oom => "exec dd if=/dev/zero of=/dev/null bs=900M count=1\n",
             Outcome::Kill | Outcome::BadImage => "sleep 1000\n",
-            // The test creates journey-go in the sandbox after the agent
-            // is back.
-            Outcome::AgentRestart => {
-                "while [ ! -e \"$MESOS_SANDBOX/journey-go\" ]; do sleep 1; done\necho JOURNEY after-restart\nexit 0\n"
-            }
+            Outcome::AgentRestart => "echo JOURNEY after-restart\nexit 0\n",
         });
         s
     }
 }
+
+/// Waits until the test writes `journey-go` into the sandbox.
+const WAIT_FOR_GO: &str = "while [ ! -e \"$MESOS_SANDBOX/journey-go\" ]; do sleep 0.2; done\n";
 
 /// What every task prints about itself: its memory cgroup, the limit of the
 /// cgroup mounted at /sys/fs/cgroup/memory (its own), the kernel's
