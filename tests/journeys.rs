@@ -281,6 +281,20 @@ async fn journey_matrix() {
         started.elapsed().as_secs_f64()
     );
     verdict::print_table(&rows);
+    // What a scheduler reported that belongs to no cell (a refused call, a
+    // master ERROR event) is a failure too.
+    let stray: Vec<String> = schedulers
+        .iter()
+        .flat_map(|s| {
+            s.problems()
+                .into_iter()
+                .map(move |p| format!("{}: {p}", s.client.name()))
+        })
+        .filter(|p| !rows.iter().any(|r| p.contains(&r.cell)))
+        .collect();
+    for p in &stray {
+        println!("scheduler problem: {p}");
+    }
 
     for s in schedulers {
         s.teardown();
@@ -297,7 +311,7 @@ async fn journey_matrix() {
         unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
     }
     let failed: Vec<&verdict::Row> = rows.iter().filter(|r| !r.failures().is_empty()).collect();
-    if failed.is_empty() && leaked.is_empty() {
+    if failed.is_empty() && leaked.is_empty() && stray.is_empty() {
         tepui_containerizer::safe_remove::remove_tree(&dir).unwrap();
         return;
     }
@@ -308,9 +322,10 @@ async fn journey_matrix() {
         .collect::<Vec<_>>()
         .join("\n");
     panic!(
-        "{} of {} journey cells failed, {} mounts left behind {leaked:?} (logs kept in {}); agent warnings:\n{tail}",
+        "{} of {} journey cells failed, {} scheduler problems, {} mounts left behind {leaked:?} (logs kept in {}); agent warnings:\n{tail}",
         failed.len(),
         rows.len(),
+        stray.len(),
         leaked.len(),
         dir.display()
     );
