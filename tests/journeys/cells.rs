@@ -156,10 +156,10 @@ impl Cell {
         labels.join("+")
     }
     pub fn share_label(&self) -> &'static str {
-        match (self.launch, self.share_cgroups) {
-            (_, Some(true)) => "true",
-            (_, Some(false)) => "false",
-            (_, None) => "true (unset)",
+        match self.share_cgroups {
+            Some(true) => "true",
+            Some(false) => "false",
+            None => "true (unset)",
         }
     }
     pub fn uris_label(&self) -> &'static str {
