@@ -72,11 +72,14 @@ impl Scheduler {
         let stdout = child.stdout.take().unwrap();
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
+        let t0 = Instant::now();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stdout).lines() {
                 let Ok(line) = line else { return };
-                let event = serde_json::from_str(&line)
+                let mut event = serde_json::from_str(&line)
                     .unwrap_or_else(|_| json!({"type": "garbage", "line": line}));
+                // When the scheduler reported it (ms since it started).
+                event["received_ms"] = json!(t0.elapsed().as_millis() as u64);
                 sink.lock().unwrap().push(event);
             }
         });
@@ -158,6 +161,15 @@ impl Scheduler {
             .into_iter()
             .filter(|e| e["type"] == "update" && e["task_id"] == task)
             .collect()
+    }
+
+    /// When the scheduler put the cell's operation into an ACCEPT (ms since
+    /// it started).
+    pub fn launched_ms(&self, cell: &str) -> Option<u64> {
+        self.events()
+            .iter()
+            .find(|e| e["type"] == "launched" && e["cell"] == cell)
+            .and_then(|e| e["received_ms"].as_u64())
     }
 
     /// Problems the scheduler reported (call errors, cells it could not

@@ -2,6 +2,7 @@
 //! what its tasks wrote about themselves into their sandboxes.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -161,6 +162,10 @@ fn str_of(v: &Value, key: &str) -> String {
 
 const UNLIMITED: u64 = 1 << 62;
 
+/// How soon a launch with a bad image must fail: the agent's default pull
+/// stall timeout (`--fetcher_stall_timeout`, 1 minute).
+const BAD_IMAGE_BOUND: Duration = Duration::from_secs(60);
+
 pub async fn check(cell: &Cell, s: &Scheduler, agent: &str, env: &Env) -> Row {
     let mut problems = Problems::default();
     let mut states_col = Vec::new();
@@ -205,6 +210,18 @@ pub async fn check(cell: &Cell, s: &Scheduler, agent: &str, env: &Env) -> Row {
             }
             if reason.is_empty() {
                 problems.fail(format!("{}: terminal update without a reason", task.id));
+            }
+            // Within the pull timeout (the agent's --fetcher_stall_timeout,
+            // 1 minute): a bad image fails fast.
+            let took = s
+                .launched_ms(&cell.name)
+                .zip(last["received_ms"].as_u64())
+                .map(|(from, to)| Duration::from_millis(to.saturating_sub(from)));
+            if took.is_none_or(|t| t > BAD_IMAGE_BOUND) {
+                problems.fail(format!(
+                    "{}: failed {took:?} after its launch, not within {BAD_IMAGE_BOUND:?}",
+                    task.id
+                ));
             }
             if !message.contains(&reference) {
                 problems.fail(format!(
