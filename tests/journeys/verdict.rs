@@ -70,15 +70,6 @@ pub const BUG_POD_LIMIT_GROWS: &str = "BUG-POD-LIMIT-GROWS";
 /// tepui fails the task that ran out and kills its siblings (TASK_KILLED).
 pub const BUG_SHARED_OOM_SIBLINGS: &str = "BUG-SHARED-OOM-SIBLINGS";
 
-/// Two pulls of one image at once on a fresh store: both write the image's
-/// record with `write_atomic`, whose temp name (`.<name>.tmp-<pid>`) is the
-/// same for every writer of the agent process; the first rename takes the
-/// other's temp file, whose rename then fails: "image store: writing
-/// '<store>/images/<digest>.json': No such file or directory"
-/// (containerizer/src/atomic.rs). The task fails to launch and its group
-/// is killed. Intermittent.
-pub const BUG_CONCURRENT_PULL_RECORD: &str = "BUG-CONCURRENT-PULL-RECORD";
-
 #[derive(Default)]
 struct Problems(Vec<(String, Option<&'static str>)>);
 
@@ -434,36 +425,8 @@ pub async fn check(cell: &Cell, s: &Scheduler, agent: &str, env: &Env) -> Row {
         outcome: cell.outcome.label(),
         states: states_col.join(" "),
         reason: reason_col.join(","),
-        problems: excuse_pull_race(cell, s, problems.0),
+        problems: problems.0,
     }
-}
-
-/// Every problem of a cell whose image launch hit the concurrent-pull
-/// record race is that bug's consequence.
-fn excuse_pull_race(
-    cell: &Cell,
-    s: &Scheduler,
-    problems: Vec<(String, Option<&'static str>)>,
-) -> Vec<(String, Option<&'static str>)> {
-    let raced = cell.tasks.iter().any(|t| {
-        s.updates_of(&t.id).iter().any(|u| {
-            let m = str_of(u, "message");
-            m.contains("image store: writing") && m.contains(".json': No such file or directory")
-        })
-    });
-    problems
-        .into_iter()
-        .map(|(p, known)| {
-            (
-                p,
-                if raced {
-                    Some(BUG_CONCURRENT_PULL_RECORD)
-                } else {
-                    known
-                },
-            )
-        })
-        .collect()
 }
 
 pub fn print_table(rows: &[Row]) {
