@@ -64,11 +64,6 @@ impl Row {
 /// of a shared-cgroup group that starts before its siblings reads a lower
 /// limit (at least the executor's plus its own).
 pub const BUG_POD_LIMIT_GROWS: &str = "BUG-POD-LIMIT-GROWS";
-/// Mesos watches only the executor's cgroup when tasks share it
-/// (`CgroupsIsolatorProcess::watch`), so an OOM fails the executor's whole
-/// container: every task TASK_FAILED with REASON_CONTAINER_LIMITATION_MEMORY.
-/// tepui fails the task that ran out and kills its siblings (TASK_KILLED).
-pub const BUG_SHARED_OOM_SIBLINGS: &str = "BUG-SHARED-OOM-SIBLINGS";
 
 #[derive(Default)]
 struct Problems(Vec<(String, Option<&'static str>)>);
@@ -242,35 +237,22 @@ pub async fn check(cell: &Cell, s: &Scheduler, agent: &str, env: &Env) -> Row {
         expected.push("TASK_RUNNING");
         expected.push(end);
         let shared_group = cell.launch == Launch::Group && shared_cgroups(cell);
-        let oom_sibling_killed = shared_group
-            && cell.outcome == Outcome::Oom
-            && !task.subject
-            && str_of(last, "state") == "TASK_KILLED"
-            && reason.is_empty();
         if states != expected {
-            problems.maybe_known(
-                format!(
-                    "{}: states {states:?}, expected {expected:?} (last message {message:?})",
-                    task.id
-                ),
-                oom_sibling_killed,
-                BUG_SHARED_OOM_SIBLINGS,
-            );
+            problems.fail(format!(
+                "{}: states {states:?}, expected {expected:?} (last message {message:?})",
+                task.id
+            ));
         }
         // Reason and message of the terminal update.
         match end_reason {
             Some(r) if reason != r => {
-                problems.maybe_known(
-                    format!("{}: reason {reason:?}, expected {r} ({message:?})", task.id),
-                    oom_sibling_killed,
-                    BUG_SHARED_OOM_SIBLINGS,
-                );
+                problems.fail(format!(
+                    "{}: reason {reason:?}, expected {r} ({message:?})",
+                    task.id
+                ));
             }
-            // Mesos's executors give a failed command no reason; tepui's
-            // say REASON_COMMAND_EXECUTOR_FAILED, which is tolerated.
-            None if !(reason.is_empty()
-                || (end == "TASK_FAILED" && reason == "REASON_COMMAND_EXECUTOR_FAILED")) =>
-            {
+            // Mesos's executors give a failed command no reason.
+            None if !reason.is_empty() => {
                 problems.fail(format!(
                     "{}: unexpected reason {reason:?} ({message:?})",
                     task.id
@@ -293,14 +275,10 @@ pub async fn check(cell: &Cell, s: &Scheduler, agent: &str, env: &Env) -> Row {
         if end_reason == Some("REASON_CONTAINER_LIMITATION_MEMORY")
             && !message.to_lowercase().contains("memory")
         {
-            problems.maybe_known(
-                format!(
-                    "{}: OOM message {message:?} does not mention memory",
-                    task.id
-                ),
-                oom_sibling_killed,
-                BUG_SHARED_OOM_SIBLINGS,
-            );
+            problems.fail(format!(
+                "{}: OOM message {message:?} does not mention memory",
+                task.id
+            ));
         }
 
         // Where its stdout landed, and what the task saw.

@@ -77,6 +77,18 @@ struct Runner {
     pending: Arc<Mutex<Unacknowledged>>,
     inputs: mpsc::UnboundedSender<Input>,
     shutting_down: bool,
+    /// Set when a task ran out of the group's shared memory: the reason
+    /// and message its killed siblings end with.
+    group_limitation: Option<(Reason, String)>,
+}
+
+/// `container.linux_info.share_cgroups`, true unless set to false.
+fn shares_cgroups(task: &TaskInfo) -> bool {
+    task.container
+        .as_ref()
+        .and_then(|c| c.linux_info.as_ref())
+        .and_then(|l| l.share_cgroups)
+        != Some(false)
 }
 
 fn is_terminal(state: TaskState) -> bool {
@@ -104,6 +116,7 @@ pub async fn run(policy: Policy) -> Result<(), ExecutorError> {
         pending,
         inputs: tx,
         shutting_down: false,
+        group_limitation: None,
     };
     while let Some(input) = rx.recv().await {
         match input {
@@ -536,6 +549,8 @@ impl Runner {
                         Some(Reason::TaskHealthCheckStatusUpdated),
                         why,
                     )
+                } else if killing && let Some((reason, why)) = self.group_limitation.clone() {
+                    (TaskState::TaskFailed, Some(reason), why)
                 } else if killing {
                     (TaskState::TaskKilled, None, "Task killed".to_string())
                 } else if wait.state == Some(TaskState::TaskKilled as i32) {
@@ -551,15 +566,17 @@ impl Runner {
                         "Command exited with status 0".to_string(),
                     )
                 } else if libc::WIFEXITED(status) {
+                    // No reason: Mesos's executors give a failed command
+                    // none (`DefaultExecutor::waited`, `CommandExecutor::reaped`).
                     (
                         TaskState::TaskFailed,
-                        Some(Reason::CommandExecutorFailed),
+                        None,
                         format!("Command exited with status {}", libc::WEXITSTATUS(status)),
                     )
                 } else {
                     (
                         TaskState::TaskFailed,
-                        Some(Reason::CommandExecutorFailed),
+                        None,
                         format!("Command terminated with signal {}", libc::WTERMSIG(status)),
                     )
                 }
@@ -570,6 +587,26 @@ impl Runner {
                 format!("Lost the task's container: {e}"),
             ),
         };
+        // A task that shares the pod's cgroups ran out of the pod's
+        // memory: in Mesos that limit is the executor container's, whose
+        // destruction fails every task of the group with the limitation
+        // (`CgroupsIsolatorProcess::watch` watches only the executor's
+        // cgroup; `Slave::executorTerminated`). Its siblings end the same way.
+        if self.policy == Policy::Group
+            && reason == Some(Reason::ContainerLimitationMemory)
+            && self.group_limitation.is_none()
+            && self
+                .tasks
+                .get(task)
+                .is_some_and(|t| shares_cgroups(&t.info))
+        {
+            self.group_limitation = Some((
+                Reason::ContainerLimitationMemory,
+                format!(
+                    "{message}; the task group's shared memory limit was exceeded by task {task}"
+                ),
+            ));
+        }
         self.update(task, state, reason, &message).await;
         if self.policy == Policy::Group && state != TaskState::TaskFinished {
             self.kill_all(None).await;
