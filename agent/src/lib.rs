@@ -25,6 +25,7 @@ mod log_tail;
 pub mod paths;
 mod record_stream;
 pub mod status_updates;
+mod task_info;
 pub mod tls;
 
 use std::sync::Arc;

@@ -51,30 +51,12 @@ impl Row {
     }
 }
 
-/// Known tepui divergences from Mesos, recorded instead of failed on (the
-/// journey report tells the lead). Each is excused only where the observed
-/// behaviour is exactly that divergence.
-///
-/// Mesos sizes the executor's container for the executor and every task of
-/// a group before any task starts: tasks are queued "until the
-/// containerizer is updated with new resource limits (MESOS-998)"
-/// (src/slave/slave.cpp, `Slave::__run`; `Slave::launchExecutor` with the
-/// executor's `allocatedResources()`). tepui raises the pod limit as each
-/// nested container launches (and lowers it as each is removed), so a task
-/// of a shared-cgroup group that starts before its siblings reads a lower
-/// limit (at least the executor's plus its own).
-pub const BUG_POD_LIMIT_GROWS: &str = "BUG-POD-LIMIT-GROWS";
-
 #[derive(Default)]
 struct Problems(Vec<(String, Option<&'static str>)>);
 
 impl Problems {
     fn fail(&mut self, problem: String) {
         self.0.push((problem, None));
-    }
-    /// A problem that is the known bug `bug` when `is_bug`.
-    fn maybe_known(&mut self, problem: String, is_bug: bool, bug: &'static str) {
-        self.0.push((problem, is_bug.then_some(bug)));
     }
 }
 
@@ -236,7 +218,6 @@ pub async fn check(cell: &Cell, s: &Scheduler, agent: &str, env: &Env) -> Row {
         }
         expected.push("TASK_RUNNING");
         expected.push(end);
-        let shared_group = cell.launch == Launch::Group && shared_cgroups(cell);
         if states != expected {
             problems.fail(format!(
                 "{}: states {states:?}, expected {expected:?} (last message {message:?})",
@@ -313,21 +294,12 @@ pub async fn check(cell: &Cell, s: &Scheduler, agent: &str, env: &Env) -> Row {
             _ => false,
         };
         if !ok {
-            // Only a limit between the executor's plus the task's own and
-            // the full pod's is the known per-launch growth.
-            let floor = ((cell.executor_mem + task.mem) * 1024.0 * 1024.0) as u64;
-            let partial = shared_group
-                && matches!((want, effective), (Some(w), Some(e)) if e < w && e >= floor);
-            problems.maybe_known(
-                format!(
-                    "{}: effective memory limit {effective:?}, expected {want:?} (cgroup {:?}, own limit {:?})",
-                    task.id,
-                    report.get("cgroup"),
-                    report.get("mem_limit")
-                ),
-                partial,
-                BUG_POD_LIMIT_GROWS,
-            );
+            problems.fail(format!(
+                "{}: effective memory limit {effective:?}, expected {want:?} (cgroup {:?}, own limit {:?})",
+                task.id,
+                report.get("cgroup"),
+                report.get("mem_limit")
+            ));
         }
         if !shared_cgroups(cell)
             && number("mem_limit") != want

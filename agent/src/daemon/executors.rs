@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::Agent;
 use super::state::{Phase, Queued};
 use super::tasks::queued_event;
-use crate::status_updates::{Accepted, TaskKey};
+use crate::status_updates::{Accepted, TaskKey, is_terminal};
 
 /// Why an executor call is refused; `status` is the HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -208,12 +208,14 @@ impl Agent {
                 status: 500,
                 message: e.to_string(),
             })?;
+        let mut ended = false;
         if let Accepted::New { .. } = accepted {
             if let Some(entry) = state
                 .executor_mut(&fw, &ex)
                 .and_then(|e| e.tasks.get_mut(&task))
             {
                 entry.record(&kept);
+                ended = is_terminal(new_state) && !is_terminal(entry.state);
                 entry.state = new_state;
             }
             self.updates_ready.notify_one();
@@ -228,6 +230,11 @@ impl Agent {
                 }),
                 ..Default::default()
             });
+        }
+        drop(state);
+        if ended {
+            // The ended task's share of the pod is given back.
+            self.size_executor_pod(&fw, &ex).await;
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ mod executors;
 mod fetch;
 mod gc;
 mod link_loop;
+mod pod_size;
 mod recovery;
 pub mod sessions;
 pub mod state;

@@ -208,6 +208,8 @@ impl Agent {
             for task in &tasks {
                 self.checkpoint_task(&fw, &ex, &container, task);
             }
+            drop(state);
+            self.size_executor_pod(&fw, &ex).await;
             return;
         }
 
@@ -417,6 +419,8 @@ impl Agent {
                     .executors_launched
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::info!(framework = %fw, executor = %ex, container = %container_id, pid = launched.pid, "executor launched");
+                // Before the executor can subscribe and get its tasks.
+                self.size_executor_pod(&fw, &ex).await;
                 self.watch_executor(fw.clone(), ex.clone(), container_id.clone());
                 self.registration_timer(
                     fw,

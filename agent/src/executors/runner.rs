@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use super::client::{AgentClient, ExecutorEnv, ExecutorError};
 use super::health::{Timing, Tracker, Verdict, check_once};
+use crate::task_info::shares_cgroups;
 
 /// Mesos's default kill grace period for tasks of the default executor.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3);
@@ -80,15 +81,6 @@ struct Runner {
     /// Set when a task ran out of the group's shared memory: the reason
     /// and message its killed siblings end with.
     group_limitation: Option<(Reason, String)>,
-}
-
-/// `container.linux_info.share_cgroups`, true unless set to false.
-fn shares_cgroups(task: &TaskInfo) -> bool {
-    task.container
-        .as_ref()
-        .and_then(|c| c.linux_info.as_ref())
-        .and_then(|l| l.share_cgroups)
-        != Some(false)
 }
 
 fn is_terminal(state: TaskState) -> bool {

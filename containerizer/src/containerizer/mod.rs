@@ -107,6 +107,9 @@ struct Pod {
     share_cgroups: Option<bool>,
     /// How the containers of a dead supervisor ended (from its records).
     dead: BTreeMap<ContainerPath, Termination>,
+    /// The agent's view of the pod's live tasks and their `share_cgroups`
+    /// ([`Containerizer::size_pod`]); `None` until it says.
+    sized: Option<(Vec<ResourceRequest>, bool)>,
 }
 
 /// A container found by [`Containerizer::recover`].
@@ -486,6 +489,7 @@ impl Containerizer {
             members: BTreeMap::new(),
             share_cgroups: None,
             dead: BTreeMap::new(),
+            sized: None,
         }));
         let mut pod = entry
             .clone()
@@ -695,18 +699,61 @@ impl Containerizer {
     /// Sets the limits of the pod's cgroups from its members (see
     /// `pod_limits`). Lowering below current use is refused by the cgroup
     /// layer.
+    /// Sizes a pod by its live tasks, before they launch and as they end:
+    /// Mesos resizes the executor's container to the executor plus its live
+    /// tasks before it hands the executor its tasks, and again when a task
+    /// ends (`Slave::__run` "queue tasks until the containerizer is updated
+    /// with new resource limits (MESOS-998)", `Slave::statusUpdate` ->
+    /// `containerizer->update`). With `share_cgroups` the pod's cgroup then
+    /// holds the group's whole limit from the start: a task that starts
+    /// before its siblings sees the limit it will run under, not a partial
+    /// sum. Without it each task's own cgroup carries its own limit and
+    /// this only records the view.
+    pub async fn size_pod(
+        &self,
+        top: &ContainerPath,
+        tasks: Vec<ResourceRequest>,
+        share_cgroups: bool,
+    ) -> Result<(), ContainerizerError> {
+        for request in &tasks {
+            limits_of(request)
+                .validate()
+                .map_err(|source| ContainerizerError::Limits {
+                    container: top.clone(),
+                    source,
+                })?;
+        }
+        let Some(entry) = self.pod(top.pod()) else {
+            return Err(ContainerizerError::Unknown(top.clone()));
+        };
+        let mut pod = entry.lock().await;
+        pod.sized = Some((tasks, share_cgroups));
+        self.apply_pod_limits(top.pod(), &pod)
+            .map_err(|source| ContainerizerError::Cgroup {
+                container: top.clone(),
+                source,
+            })
+    }
+
     fn apply_pod_limits(&self, pod_name: &str, pod: &Pod) -> Result<(), CgroupError> {
         let Some((top, executor)) = pod.members.iter().find(|(id, _)| id.is_top_level()) else {
             return Ok(());
         };
-        let tasks: Vec<(&ContainerPath, cgroups::Limits)> = pod
-            .members
-            .iter()
-            .filter(|(_, m)| m.kind == ContainerKind::Task)
-            .map(|(id, m)| (id, limits_of(&m.resources)))
-            .collect();
-        let task_limits: Vec<cgroups::Limits> = tasks.iter().map(|(_, l)| *l).collect();
-        let share = pod.share_cgroups.unwrap_or(true);
+        let share = pod
+            .share_cgroups
+            .or(pod.sized.as_ref().map(|(_, share)| *share))
+            .unwrap_or(true);
+        let task_limits: Vec<cgroups::Limits> = match &pod.sized {
+            // Shared: the pod's limit is the executor's plus its live
+            // tasks', launched or not (see `size_pod`).
+            Some((tasks, _)) if share => tasks.iter().map(limits_of).collect(),
+            _ => pod
+                .members
+                .values()
+                .filter(|m| m.kind == ContainerKind::Task)
+                .map(|m| limits_of(&m.resources))
+                .collect(),
+        };
         let split = pod_limits(&limits_of(&executor.resources), &task_limits, share);
         self.cgroups
             .update(&self.pod_cgroup(pod_name), &split.parent)?;
@@ -1062,6 +1109,7 @@ impl Containerizer {
                 members: BTreeMap::new(),
                 share_cgroups: None,
                 dead: BTreeMap::new(),
+                sized: None,
             };
             if recovered.client.is_none() {
                 let cgroups = self.cgroups.clone();
