@@ -844,7 +844,17 @@ impl Containerizer {
         let live = pod.client.clone();
         let rootfses = self.image_rootfses(id);
         match &live {
-            Some(client) => client.remove(id).await.map_err(|e| self.remote(id, e))?,
+            Some(client) => match client.remove(id).await {
+                Ok(()) => {}
+                // Its supervisor is gone (it exited or was killed) and its
+                // pod is being removed: what it left (processes in the
+                // cgroups, the cgroups, mounts, dirs) is cleaned up below
+                // rather than kept forever.
+                Err(SupervisorError::Io(e)) if id.is_top_level() => {
+                    tracing::warn!(container = %id, "supervisor unreachable ({e}): cleaning its pod up");
+                }
+                Err(e) => return Err(self.remote(id, e)),
+            },
             None if !pod.dead.contains_key(id) => {
                 return Err(ContainerizerError::Unknown(id.clone()));
             }
