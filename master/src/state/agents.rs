@@ -188,6 +188,26 @@ impl Master {
                 ..Default::default()
             },
         );
+        // A framework torn down while this agent was away still runs here:
+        // shut it down now, as Mesos's `Master::__reregisterSlave` does for
+        // frameworks it has completed.
+        for fw_info in &sub.frameworks {
+            if let Some(fid) = fw_info.id.as_ref()
+                && self.removed_frameworks.contains(&fid.value)
+            {
+                tracing::info!(agent = %id, framework = %fid.value, "shutting down a removed framework on a re-registered agent");
+                self.send_agent(
+                    &id,
+                    MasterEvent {
+                        r#type: Some(master_event::Type::ShutdownFramework as i32),
+                        shutdown_framework: Some(master_event::ShutdownFramework {
+                            framework_id: fid.clone(),
+                        }),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
         if !self.operator_subscribers.is_empty() {
             let snapshot = self.agent_snapshot(&id);
             self.publish(operator::Event {
