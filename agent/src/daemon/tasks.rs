@@ -424,6 +424,25 @@ impl Agent {
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::info!(framework = %fw, executor = %ex, container = %container_id, pid = launched.pid, "executor launched");
                 self.watch_executor(fw.clone(), ex.clone(), container_id.clone());
+                // SHUTDOWN_FRAMEWORK (a TEARDOWN) may have come while the
+                // URIs were fetched or the container was being created: its
+                // kill found no container then, so this one goes now; the
+                // watcher above reaps it and reports EXECUTOR_EXITED.
+                // (Mesos's `Slave::executorLaunched` destroys a container
+                // whose executor is already TERMINATING the same way.)
+                let unwanted = {
+                    let state = self.state.lock().await;
+                    state.executor(&fw, &ex).is_none_or(|e| {
+                        e.container_id != container_id || e.phase == Phase::Terminating
+                    })
+                };
+                if unwanted {
+                    tracing::info!(framework = %fw, executor = %ex, container = %container_id, "executor shut down while it launched: destroying it");
+                    if let Ok(id) = ContainerPath::new(vec![container_id]) {
+                        let _ = self.containerizer.kill(&id, Duration::ZERO).await;
+                    }
+                    return;
+                }
                 self.registration_timer(
                     fw,
                     ex,
@@ -443,6 +462,7 @@ impl Agent {
                     &format!("Failed to launch container: {message}"),
                 );
                 self.forget_executor(&mut state, &fw, &ex);
+                state.containers.remove(&container_id);
             }
         }
     }
