@@ -15,18 +15,25 @@ use tepui_master::MasterConfig;
 use crate::agent_cmd::{apply_image_flags, duration, from_file, shutdown_signal};
 use crate::cli::{DevArgs, ExitStatus};
 
-/// The work dir, and whether we made it (and so remove it at the end).
-fn work_dir(given: Option<PathBuf>) -> anyhow::Result<(PathBuf, bool)> {
-    if let Some(dir) = given {
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create the work dir {}", dir.display()))?;
-        return Ok((std::path::absolute(&dir).unwrap_or(dir), false));
+/// The work dir, and whether it is ours to make (and so to remove at the end).
+fn work_dir(given: Option<PathBuf>) -> (PathBuf, bool) {
+    match given {
+        Some(dir) => (std::path::absolute(&dir).unwrap_or(dir), false),
+        None => (
+            std::env::temp_dir().join(format!("tepui-dev-{}", std::process::id())),
+            true,
+        ),
     }
-    let dir = std::env::temp_dir().join(format!("tepui-dev-{}", std::process::id()));
-    // A dir of that name left by an earlier process with our pid is not ours.
-    std::fs::create_dir(&dir)
-        .with_context(|| format!("cannot create the work dir {}", dir.display()))?;
-    Ok((dir, true))
+}
+
+fn make_work_dir(dir: &Path, ours: bool) -> anyhow::Result<()> {
+    let made = if ours {
+        // A dir of that name left by an earlier process with our pid is not ours.
+        std::fs::create_dir(dir)
+    } else {
+        std::fs::create_dir_all(dir)
+    };
+    made.with_context(|| format!("cannot create the work dir {}", dir.display()))
 }
 
 fn agent_config(args: &mut DevArgs, work: &Path) -> anyhow::Result<AgentConfig> {
@@ -72,7 +79,7 @@ fn agent_config(args: &mut DevArgs, work: &Path) -> anyhow::Result<AgentConfig> 
 }
 
 pub fn run_dev(mut args: DevArgs) -> anyhow::Result<ExitStatus> {
-    let (work, created) = work_dir(args.work_dir.take())?;
+    let (work, created) = work_dir(args.work_dir.take());
     let tls = args.tls.settings()?;
     let scheme = tls.scheme();
     let master = MasterConfig {
@@ -85,6 +92,8 @@ pub fn run_dev(mut args: DevArgs) -> anyhow::Result<ExitStatus> {
     let mut agent = agent_config(&mut args, &work)?;
     agent.tls = tls;
     let cgroups_root = agent.cgroups_root.clone();
+    // Only once the flags are known good: a refused start leaves nothing.
+    make_work_dir(&work, created)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
