@@ -45,7 +45,8 @@ pub enum Command {
     Master(Box<MasterArgs>),
     /// Run the agent daemon: executor and operator APIs, containerizer.
     Agent(Box<AgentArgs>),
-    /// Run a master and an agent in one process on loopback, with a temporary work dir.
+    /// Run a master and an agent in one process on loopback, with a temporary work dir;
+    /// on SIGTERM or Ctrl-C its pods are destroyed and the temporary work dir removed.
     Dev(DevArgs),
     /// List tasks and containers with state, cpu, memory and limits.
     Ps(PsArgs),

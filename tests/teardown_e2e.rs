@@ -42,6 +42,7 @@ fn spawn(args: &[String], log: PathBuf) -> Child {
 struct Cluster {
     dir: PathBuf,
     base: String,
+    agent_url: String,
     cgroup_root: String,
     master: Child,
     agent: Child,
@@ -67,11 +68,12 @@ impl Cluster {
             ],
             dir.join("master.log"),
         );
+        let agent_port = free_port();
         let mut args = vec![
             "agent".into(),
             format!("--master=127.0.0.1:{port}"),
             "--ip=127.0.0.1".into(),
-            format!("--port={}", free_port()),
+            format!("--port={agent_port}"),
             format!("--work_dir={}", dir.join("agent/work").display()),
             format!("--runtime_dir={}", dir.join("agent/run").display()),
             format!("--cgroups_root={cgroup_root}"),
@@ -103,6 +105,7 @@ impl Cluster {
         Cluster {
             dir,
             base,
+            agent_url: format!("http://127.0.0.1:{agent_port}"),
             cgroup_root,
             master,
             agent,
@@ -150,6 +153,32 @@ impl Cluster {
             assert!(
                 Instant::now() < deadline,
                 "{what}: left behind: supervisors {supervisors:?}, cgroups {cgroups:?}, mounts {mounts:?}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The agent forgets a framework it shut down once its executors are
+    /// gone, with its unacknowledged updates (nobody would acknowledge them).
+    async fn await_agent_forgot(&self, framework_id: &str, what: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let state: Value = match reqwest::get(format!("{}/state", self.agent_url)).await {
+                Ok(r) => serde_json::from_slice(&r.bytes().await.unwrap()).unwrap(),
+                Err(e) => panic!("{what}: agent /state: {e}"),
+            };
+            let known = state["frameworks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|f| f["id"] == framework_id);
+            if !known {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: the agent still has {framework_id}: {state}\n{}",
                 self.logs()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -270,6 +299,9 @@ async fn teardown_of_running_tasks_gives_the_whole_agent_back_and_leaves_nothing
         cluster
             .await_nothing_left(&format!("teardown round {round}"))
             .await;
+        cluster
+            .await_agent_forgot(&s.framework_id, &format!("teardown round {round}"))
+            .await;
     }
     cluster.stop();
 }
@@ -309,6 +341,9 @@ async fn teardown_racing_the_launch_leaves_no_executor_supervisor_cgroup_or_hold
             .await;
         cluster
             .assert_whole_agent_offered(&format!("round {round}, 2s later"))
+            .await;
+        cluster
+            .await_agent_forgot(&s.framework_id, &format!("race round {round}"))
             .await;
     }
     cluster.stop();

@@ -184,6 +184,7 @@ impl Agent {
             .or_insert_with(|| Framework {
                 info: framework.clone(),
                 executors: Default::default(),
+                shutting_down: false,
             });
         framework_entry.info = framework.clone();
         if let Err(e) = checkpoint::write_message(&self.work.framework_file(&fw), &framework) {
@@ -463,6 +464,7 @@ impl Agent {
                 );
                 self.forget_executor(&mut state, &fw, &ex);
                 state.containers.remove(&container_id);
+                self.finish_framework_shutdown(&mut state, &fw);
             }
         }
     }
@@ -569,6 +571,7 @@ impl Agent {
                     &message,
                 );
                 self.forget_executor(&mut state, fw, ex);
+                self.finish_framework_shutdown(&mut state, fw);
             }
             self.mark_run_completed(fw, ex, container_id);
             self.schedule_gc(fw, ex, container_id);
@@ -645,6 +648,32 @@ impl Agent {
             };
             self.agent_update_locked(state, fw, ex, Some(&container), &task, s, r, message);
         }
+    }
+
+    /// A framework shut down (torn down at the master) whose last executor
+    /// is gone is forgotten with its unacknowledged updates: the master
+    /// dropped its tasks, so nobody would ever acknowledge them and they
+    /// would be retried forever. Mesos's `Slave::removeFramework` does the
+    /// same (`taskStatusUpdateManager->cleanup`).
+    pub(super) fn finish_framework_shutdown(&self, state: &mut State, fw: &str) {
+        let done = state
+            .frameworks
+            .get(fw)
+            .is_some_and(|f| f.shutting_down && f.executors.is_empty());
+        if !done {
+            return;
+        }
+        state.frameworks.remove(fw);
+        let keys: Vec<TaskKey> = state
+            .updates
+            .pending_tasks()
+            .filter(|(key, ..)| key.framework == fw)
+            .map(|(key, ..)| key.clone())
+            .collect();
+        for key in &keys {
+            state.updates.forget(key);
+        }
+        tracing::info!(framework = %fw, dropped_updates = keys.len(), "framework shut down");
     }
 
     /// Drops the executor from memory; its tasks' update streams live on
@@ -780,6 +809,14 @@ impl Agent {
     pub async fn shutdown_framework(self: &Arc<Self>, fw: &str) {
         let containers: Vec<String> = {
             let mut state = self.state.lock().await;
+            let Some(framework) = state.frameworks.get_mut(fw) else {
+                return;
+            };
+            framework.shutting_down = true;
+            if framework.executors.is_empty() {
+                self.finish_framework_shutdown(&mut state, fw);
+                return;
+            }
             let Some(framework) = state.frameworks.get_mut(fw) else {
                 return;
             };
