@@ -425,3 +425,52 @@ async fn teardown_with_a_running_executor_returns_all_its_resources() {
     assert_eq!(offered(&s.offers(5).await), (4.0, 1024.0));
     master.abort();
 }
+
+// A TEARDOWN while the agent is away cannot reach it; when it re-registers
+// with the framework's task, the master does not take the task back and
+// tells the agent to shut the framework down (Mesos's
+// `Master::_reregisterSlave` / `__reregisterSlave`), so the agent's whole
+// total is offered again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teardown_while_the_agent_is_away_reaches_it_when_it_returns() {
+    let master = common::master().await;
+    let agent = TestAgent::start(master.addr, "cpus:4;mem:1024", false).await;
+    let mut s = Scheduler::subscribe(master.addr, Format::Json, framework("away", &["a"])).await;
+    let offers = s.offers(5).await;
+    launch(&mut s, &offers[0], "t").await;
+    s.await_state("t", TaskState::TaskRunning, 5).await;
+    agent.disconnect();
+    common::eventually(10, async || {
+        let state = get_json(master.addr, "/master/state").await;
+        (state["slaves"][0]["active"] == false).then_some(())
+    })
+    .await;
+    s.simple(scall::Type::Teardown).await;
+    let id = s.framework_id.clone();
+    assert!(
+        !agent
+            .state
+            .lock()
+            .unwrap()
+            .shutdown_frameworks
+            .contains(&id)
+    );
+
+    agent.connect().await;
+    common::eventually(5, async || {
+        agent
+            .state
+            .lock()
+            .unwrap()
+            .shutdown_frameworks
+            .contains(&id)
+            .then_some(())
+    })
+    .await;
+    let state = get_json(master.addr, "/master/state").await;
+    let used = &state["slaves"][0]["used_resources"];
+    assert_eq!(used["cpus"].as_f64().unwrap_or(0.0), 0.0, "{used}");
+    let mut next = Scheduler::subscribe(master.addr, Format::Json, framework("next", &["a"])).await;
+    assert_eq!(offered(&next.offers(5).await), (4.0, 1024.0));
+    master.abort();
+}

@@ -100,6 +100,12 @@ impl Master {
             {
                 executor_framework.insert(e.value.clone(), fid.clone());
             }
+            // Tasks of a framework torn down while the agent was away are
+            // not taken back (the agent is told to shut it down below), as
+            // in Mesos's `Master::_reregisterSlave`: they hold nothing.
+            if self.removed_frameworks.contains(&fid) {
+                continue;
+            }
             if !is_terminal(task.state) {
                 let entry = used.entry(fid.clone()).or_default();
                 for r in &task.resources {
@@ -125,6 +131,9 @@ impl Master {
                     None => continue,
                 },
             };
+            if self.removed_frameworks.contains(&fid) {
+                continue;
+            }
             let entry = used.entry(fid.clone()).or_default();
             for r in &e.resources {
                 *entry += r;
