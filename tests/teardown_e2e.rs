@@ -114,11 +114,22 @@ impl Cluster {
 
     fn logs(&self) -> String {
         let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
-        format!(
+        let mut out = format!(
             "--- agent.log\n{}\n--- master.log\n{}",
             read("agent.log"),
             read("master.log")
-        )
+        );
+        // Pods left behind keep their supervisor's log.
+        let pods = self.dir.join("agent/run/pods");
+        for pod in std::fs::read_dir(pods).into_iter().flatten().flatten() {
+            let log = std::fs::read_to_string(pod.path().join("supervisor.log"));
+            out += &format!(
+                "\n--- {}/supervisor.log\n{}",
+                pod.path().display(),
+                log.unwrap_or_default()
+            );
+        }
+        out
     }
 
     /// `tepui supervise` processes of this agent (their command line names

@@ -769,7 +769,19 @@ impl Containerizer {
         let live = pod.client.clone();
         let rootfses = self.image_rootfses(id);
         match &live {
-            Some(client) => client.remove(id).await.map_err(|e| self.remote(id, e))?,
+            Some(client) => match client.remove(id).await {
+                Ok(()) => {}
+                // The supervisor already exited (a stop request raced the
+                // end of its last container): nobody answers for the pod
+                // any more, and what it left (cgroups, dir) is cleaned below
+                // as for a dead pod, rather than left for good.
+                Err(crate::supervisor::SupervisorError::Io(e))
+                    if id.is_top_level() && !self.rt.supervisor_socket(id.pod()).exists() =>
+                {
+                    tracing::warn!(container = %id, "supervisor gone before the removal ({e}): cleaning up its pod");
+                }
+                Err(e) => return Err(self.remote(id, e)),
+            },
             None if !pod.dead.contains_key(id) => {
                 return Err(ContainerizerError::Unknown(id.clone()));
             }
