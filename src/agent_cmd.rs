@@ -6,10 +6,10 @@ use tepui_agent::{AgentConfig, RecoverMode};
 use tepui_containerizer::cgroups::CgroupMode;
 use tepui_proto::duration::parse_duration;
 
-use crate::cli::{AgentArgs, CgroupsFlag, ExitStatus, RecoverFlag};
+use crate::cli::{AgentArgs, CgroupsFlag, ExitStatus, ImageArgs, RecoverFlag};
 
 /// Mesos reads any flag value `file:///path` from that file.
-fn from_file(flag: &str, value: Option<String>) -> anyhow::Result<Option<String>> {
+pub(crate) fn from_file(flag: &str, value: Option<String>) -> anyhow::Result<Option<String>> {
     match value {
         Some(v) if v.starts_with("file://") && flag != "resources" => {
             let path = &v["file://".len()..];
@@ -21,7 +21,7 @@ fn from_file(flag: &str, value: Option<String>) -> anyhow::Result<Option<String>
     }
 }
 
-fn duration(flag: &str, value: &str) -> anyhow::Result<std::time::Duration> {
+pub(crate) fn duration(flag: &str, value: &str) -> anyhow::Result<std::time::Duration> {
     parse_duration(value).with_context(|| format!("--{flag}"))
 }
 
@@ -45,6 +45,21 @@ pub(crate) fn bytes(flag: &str, value: &str) -> anyhow::Result<u64> {
         _ => bail!("--{flag}: unknown unit '{unit}' in '{value}' (B, KB, MB, GB, TB)"),
     };
     Ok(number.saturating_mul(scale))
+}
+
+/// The image flags `tepui agent` and `tepui dev` share.
+pub(crate) fn apply_image_flags(config: &mut AgentConfig, args: ImageArgs) -> anyhow::Result<()> {
+    config.image_providers = args.image_providers;
+    config.docker_registry = args.docker_registry;
+    config.docker_config = from_file("docker_config", args.docker_config)?;
+    config.docker_insecure_registries = args.docker_insecure_registries;
+    if let Some(path) = &args.docker_registry_ca_file {
+        // Checked now: a bad file would otherwise only show in the first pull.
+        std::fs::metadata(path)
+            .with_context(|| format!("--docker_registry_ca_file: {}", path.display()))?;
+    }
+    config.docker_registry_ca_file = args.docker_registry_ca_file;
+    Ok(())
 }
 
 pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
@@ -99,10 +114,7 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     };
     config.strict = args.strict;
     config.default_role = args.default_role;
-    config.image_providers = args.image_providers;
-    config.docker_registry = args.docker_registry;
-    config.docker_config = from_file("docker_config", args.docker_config)?;
-    config.docker_insecure_registries = args.docker_insecure_registries;
+    apply_image_flags(&mut config, args.images)?;
     config.fetcher_cache_dir = args.fetcher_cache_dir;
     config.fetcher_cache_size_bytes = bytes("fetcher_cache_size", &args.fetcher_cache_size)?;
     config.image_gc_max_bytes = args

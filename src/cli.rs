@@ -58,7 +58,8 @@ pub enum Command {
     Master(Box<MasterArgs>),
     /// Run the agent daemon: executor and operator APIs, containerizer.
     Agent(Box<AgentArgs>),
-    /// Run a master and an agent in one process on loopback, with a temporary work dir.
+    /// Run a master and an agent in one process on loopback, with a temporary work dir;
+    /// on SIGTERM or Ctrl-C its pods are destroyed and the temporary work dir removed.
     Dev(DevArgs),
     /// List tasks and containers with state, cpu, memory and limits.
     Ps(PsArgs),
@@ -703,11 +704,24 @@ pub struct DevArgs {
     pub master_port: u16,
     #[arg(long = "agent_port", default_value_t = 5051)]
     pub agent_port: u16,
-    /// The agent's resources (default: detected).
+    /// The agent's resources, e.g. `cpus:2;mem:2048` (default: detected).
     #[arg(long)]
     pub resources: Option<String>,
+    /// The agent's attributes, e.g. `rack:a;zone:eu-1`.
+    #[arg(long)]
+    pub attributes: Option<String>,
+    /// Accepted for compatibility, as by `tepui agent`; cgroups cpu/mem isolation is always on.
+    #[arg(long, default_value = "cgroups/cpu,cgroups/mem")]
+    pub isolation: String,
     #[arg(long = "cgroups_root", default_value = "tepui-dev")]
     pub cgroups_root: String,
+    #[arg(long = "executor_shutdown_grace_period", default_value = "5secs")]
+    pub executor_shutdown_grace_period: String,
+    /// Time between allocation cycles of the master (events also trigger one).
+    #[arg(long = "allocation_interval", default_value = "1secs")]
+    pub allocation_interval: String,
+    #[command(flatten)]
+    pub images: ImageArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
 }
@@ -749,6 +763,27 @@ pub enum RecoverFlag {
 pub enum CgroupsFlag {
     V1,
     V2,
+}
+
+/// Where container images come from: the agent's flags, shared with
+/// `tepui dev` so both pull the same way.
+#[derive(Debug, Default, Args)]
+pub struct ImageArgs {
+    /// Image support: `docker` (container images in `ContainerInfo.mesos.image`); unset: none.
+    #[arg(long = "image_providers")]
+    pub image_providers: Option<String>,
+    /// Where image references without a host go (`https://registry-1.docker.io`, `http://10.0.0.1:5000`).
+    #[arg(long = "docker_registry")]
+    pub docker_registry: Option<String>,
+    /// Docker `config.json` credentials (the JSON, or `file:///path`).
+    #[arg(long = "docker_config")]
+    pub docker_config: Option<String>,
+    /// Registries (`host:port`, comma-separated) spoken to over plain http.
+    #[arg(long = "docker_insecure_registries", value_delimiter = ',')]
+    pub docker_insecure_registries: Vec<String>,
+    /// CA certificates (PEM file) trusted for https registries, besides the system's.
+    #[arg(long = "docker_registry_ca_file")]
+    pub docker_registry_ca_file: Option<std::path::PathBuf>,
 }
 
 /// `tepui agent`: Mesos's agent flags (also read from `MESOS_<FLAG>` /
@@ -801,15 +836,8 @@ pub struct AgentArgs {
     pub strict: bool,
     #[arg(long = "default_role", default_value = "*")]
     pub default_role: String,
-    #[arg(long = "image_providers")]
-    pub image_providers: Option<String>,
-    #[arg(long = "docker_registry")]
-    pub docker_registry: Option<String>,
-    #[arg(long = "docker_config")]
-    pub docker_config: Option<String>,
-    /// Registries (`host:port`, comma-separated) spoken to over plain http.
-    #[arg(long = "docker_insecure_registries", value_delimiter = ',')]
-    pub docker_insecure_registries: Vec<String>,
+    #[command(flatten)]
+    pub images: ImageArgs,
     #[arg(long = "fetcher_cache_dir")]
     pub fetcher_cache_dir: Option<std::path::PathBuf>,
     /// Bytes, or with a unit: `2GB`, `512MB`.

@@ -68,6 +68,12 @@ pub struct AgentConfig {
     pub tls: tepui_proto::tls::TlsSettings,
     /// Limits on HTTP clients: connections, request heads, bodies.
     pub http_limits: tepui_proto::server::Limits,
+    /// Destroy every pod when the agent stops instead of leaving them for
+    /// the next agent to recover (`tepui dev`: nothing recovers its work dir).
+    pub destroy_pods_on_shutdown: bool,
+    /// `--docker_registry_ca_file`: extra CA certificates (PEM) trusted for
+    /// https registries, on top of the system's.
+    pub docker_registry_ca_file: Option<PathBuf>,
 }
 
 /// `--authenticate_http_*`, `--credentials`, `--jwt_secret_key`, `--acls`,
@@ -125,6 +131,8 @@ impl AgentConfig {
             auth: AgentAuth::default(),
             tls: Default::default(),
             http_limits: tepui_proto::server::Limits::default(),
+            destroy_pods_on_shutdown: false,
+            docker_registry_ca_file: None,
         }
     }
 

@@ -38,7 +38,8 @@ const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs the agent until `shutdown` resolves: recovers, serves HTTP, keeps
 /// the link to the master. Containers and supervisors keep running after
-/// it returns (a restarted agent recovers them).
+/// it returns (a restarted agent recovers them), unless
+/// `destroy_pods_on_shutdown` asks for them to be destroyed first.
 pub async fn run(
     config: AgentConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -74,7 +75,7 @@ pub async fn run(
         token.cancelled().await;
         tokio::time::sleep(SHUTDOWN_DRAIN).await;
     };
-    tokio::select! {
+    let served = tokio::select! {
         served = http::serve(Arc::clone(&agent), listener, tls, stop) => {
             served.map_err(|source| AgentError::Listen {
                 address: address.to_string(),
@@ -82,7 +83,14 @@ pub async fn run(
             })
         }
         () = drained => Ok(()),
+    };
+    if agent.config.destroy_pods_on_shutdown {
+        let left = agent.destroy_all_pods().await;
+        if !left.is_empty() {
+            tracing::warn!(pods = ?left, "pods left running: they could not be destroyed");
+        }
     }
+    served
 }
 
 /// `Type=notify` units: READY=1 once recovered and listening.

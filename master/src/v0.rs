@@ -1,6 +1,7 @@
 //! The v0 endpoints existing clients and tools read: `/version`, `/state`
 //! (`/master/state`), `/state-summary`, `/tasks`, `/slaves`, `/frameworks`,
-//! `/roles`, `/redirect`, `/metrics/snapshot` and Prometheus `/metrics`.
+//! `/roles`, `/redirect`, `/metrics/snapshot` and Prometheus `/metrics`;
+//! and the one v0 write operators still script, `POST /teardown`.
 //! Field names follow Mesos's JSON (`slaves`, `pid`, `used_resources`).
 
 #![allow(deprecated)] // FrameworkInfo.role is what v0 clients read.
@@ -39,7 +40,8 @@ pub fn routes() -> Router<Arc<Shared>> {
             .route(&format!("{prefix}/roles"), get(roles))
             .route(&format!("{prefix}/roles.json"), get(roles))
             .route(&format!("{prefix}/redirect"), get(redirect))
-            .route(&format!("{prefix}/health"), get(|| async { "" }));
+            .route(&format!("{prefix}/health"), get(|| async { "" }))
+            .route(&format!("{prefix}/teardown"), axum::routing::post(teardown));
     }
     r.route("/version", get(version))
         .route("/metrics/snapshot", get(metrics_snapshot))
@@ -456,4 +458,83 @@ async fn prometheus(State(s): State<Arc<Shared>>) -> Response {
         crate::metrics::prometheus(&s.lock()),
     )
         .into_response()
+}
+
+/// `POST /master/teardown` with the form body `frameworkId=<id>`: Mesos's
+/// v0 TEARDOWN (`Master::Http::teardown`), the same removal as the v1 call.
+async fn teardown(
+    State(s): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+    body: axum::body::Bytes,
+) -> Response {
+    let answer = (|| {
+        let auth = &s.config.auth;
+        let principal = caller.authenticated(auth.authenticate_http_readwrite)?;
+        let body = String::from_utf8_lossy(&body);
+        let id = body
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("frameworkId="))
+            .map(form_decode)
+            .ok_or_else(|| {
+                crate::error::ApiError::bad_request("Missing 'frameworkId' query parameter")
+            })?;
+        let mut master = s.lock();
+        let Some(fw) = master.frameworks.get(&id) else {
+            return Err(crate::error::ApiError::bad_request(format!(
+                "No framework found with specified ID: {id}"
+            )));
+        };
+        auth.authorize(
+            Action::TeardownFrameworks,
+            principal,
+            fw.info.principal.as_deref(),
+        )?;
+        master.remove_framework(&id);
+        Ok(())
+    })();
+    match answer {
+        Ok(()) => {
+            s.allocate_now.notify_one();
+            axum::http::StatusCode::OK.into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `application/x-www-form-urlencoded` value: `+` and `%XX`.
+fn form_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn form_values_are_decoded() {
+        assert_eq!(super::form_decode("a-b_0001"), "a-b_0001");
+        assert_eq!(super::form_decode("a%2Db+c"), "a-b c");
+        assert_eq!(super::form_decode("50%"), "50%");
+        assert_eq!(super::form_decode("%zz"), "%zz");
+    }
 }

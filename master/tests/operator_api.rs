@@ -318,3 +318,159 @@ async fn messages_teardown_update_framework_and_offer_timeout() {
     .await;
     master.abort();
 }
+
+/// cpus and mem offered on one agent, summed over the offers.
+fn offered(offers: &[Offer]) -> (f64, f64) {
+    let mut total = (0.0, 0.0);
+    for r in offers.iter().flat_map(|o| &o.resources) {
+        let v = r.scalar.as_ref().map_or(0.0, |s| s.value);
+        match r.name.as_str() {
+            "cpus" => total.0 += v,
+            "mem" => total.1 += v,
+            _ => {}
+        }
+    }
+    total
+}
+
+// Mesos's `Master::removeFramework` recovers live tasks' resources
+// (`removeTask`) and every executor's (`removeExecutor`) before the framework
+// leaves the allocator: a TEARDOWN with a task and its executor still running
+// must give the agent's whole total back, and the executor's later exit must
+// not give it back twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teardown_with_a_running_executor_returns_all_its_resources() {
+    let master = common::master().await;
+    let agent = TestAgent::start(master.addr, "cpus:4;mem:1024", false).await;
+    for round in 0..3 {
+        let mut s = Scheduler::subscribe(master.addr, Format::Json, framework("t", &["a"])).await;
+        let offers = s.offers(5).await;
+        assert_eq!(offered(&offers), (4.0, 1024.0), "round {round}");
+        let offer = &offers[0];
+        let mut task_res = tepui_proto::resources::parse_resources("cpus:1;mem:64", "*").unwrap();
+        task_res.allocate("a");
+        let mut exec_res = tepui_proto::resources::parse_resources("cpus:0.5;mem:96", "*").unwrap();
+        exec_res.allocate("a");
+        s.ok(Call {
+            r#type: Some(scall::Type::Accept as i32),
+            accept: Some(scall::Accept {
+                offer_ids: vec![offer.id.clone()],
+                operations: vec![tepui_proto::v1::offer::Operation {
+                    r#type: Some(tepui_proto::v1::offer::operation::Type::Launch as i32),
+                    launch: Some(tepui_proto::v1::offer::operation::Launch {
+                        task_infos: vec![tepui_proto::v1::TaskInfo {
+                            name: "t".into(),
+                            task_id: tepui_proto::v1::TaskId { value: "t".into() },
+                            agent_id: offer.agent_id.clone(),
+                            resources: task_res.into_vec(),
+                            executor: Some(tepui_proto::v1::ExecutorInfo {
+                                r#type: Some(tepui_proto::v1::executor_info::Type::Custom as i32),
+                                executor_id: tepui_proto::v1::ExecutorId {
+                                    value: "exec".into(),
+                                },
+                                command: Some(tepui_proto::v1::CommandInfo {
+                                    value: Some("./executor".into()),
+                                    ..Default::default()
+                                }),
+                                resources: exec_res.into_vec(),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }],
+                    }),
+                    ..Default::default()
+                }],
+                filters: Some(tepui_proto::v1::Filters {
+                    refuse_seconds: Some(0.0),
+                }),
+            }),
+            ..Default::default()
+        })
+        .await;
+        s.await_state("t", TaskState::TaskRunning, 5).await;
+        let used = get_json(master.addr, "/master/state").await;
+        let agent_used = &used["slaves"][0]["used_resources"];
+        assert_eq!(agent_used["cpus"].as_f64(), Some(1.5), "{agent_used}");
+        assert_eq!(agent_used["mem"].as_f64(), Some(160.0), "{agent_used}");
+
+        s.simple(scall::Type::Teardown).await;
+        let id = s.framework_id.clone();
+        common::eventually(5, async || {
+            agent
+                .state
+                .lock()
+                .unwrap()
+                .shutdown_frameworks
+                .contains(&id)
+                .then_some(())
+        })
+        .await;
+        // The agent's late reports of what it tore down change nothing.
+        agent.update(&id, "t", TaskState::TaskKilled).await;
+        agent.executor_exited(&id, "exec").await;
+        let state = get_json(master.addr, "/master/state").await;
+        let agent_used = &state["slaves"][0]["used_resources"];
+        assert_eq!(
+            agent_used["cpus"].as_f64().unwrap_or(0.0),
+            0.0,
+            "{agent_used}"
+        );
+        assert_eq!(
+            agent_used["mem"].as_f64().unwrap_or(0.0),
+            0.0,
+            "{agent_used}"
+        );
+    }
+    let mut s = Scheduler::subscribe(master.addr, Format::Json, framework("last", &["a"])).await;
+    assert_eq!(offered(&s.offers(5).await), (4.0, 1024.0));
+    master.abort();
+}
+
+// A TEARDOWN while the agent is away cannot reach it; when it re-registers
+// with the framework's task, the master does not take the task back and
+// tells the agent to shut the framework down (Mesos's
+// `Master::_reregisterSlave` / `__reregisterSlave`), so the agent's whole
+// total is offered again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teardown_while_the_agent_is_away_reaches_it_when_it_returns() {
+    let master = common::master().await;
+    let agent = TestAgent::start(master.addr, "cpus:4;mem:1024", false).await;
+    let mut s = Scheduler::subscribe(master.addr, Format::Json, framework("away", &["a"])).await;
+    let offers = s.offers(5).await;
+    launch(&mut s, &offers[0], "t").await;
+    s.await_state("t", TaskState::TaskRunning, 5).await;
+    agent.disconnect();
+    common::eventually(10, async || {
+        let state = get_json(master.addr, "/master/state").await;
+        (state["slaves"][0]["active"] == false).then_some(())
+    })
+    .await;
+    s.simple(scall::Type::Teardown).await;
+    let id = s.framework_id.clone();
+    assert!(
+        !agent
+            .state
+            .lock()
+            .unwrap()
+            .shutdown_frameworks
+            .contains(&id)
+    );
+
+    agent.connect().await;
+    common::eventually(5, async || {
+        agent
+            .state
+            .lock()
+            .unwrap()
+            .shutdown_frameworks
+            .contains(&id)
+            .then_some(())
+    })
+    .await;
+    let state = get_json(master.addr, "/master/state").await;
+    let used = &state["slaves"][0]["used_resources"];
+    assert_eq!(used["cpus"].as_f64().unwrap_or(0.0), 0.0, "{used}");
+    let mut next = Scheduler::subscribe(master.addr, Format::Json, framework("next", &["a"])).await;
+    assert_eq!(offered(&next.offers(5).await), (4.0, 1024.0));
+    master.abort();
+}

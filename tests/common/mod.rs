@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod fake_master;
+pub mod json_scheduler;
 pub mod pty;
 
 use std::path::{Path, PathBuf};

@@ -14,6 +14,7 @@ mod recovery;
 pub mod sessions;
 pub mod state;
 mod tasks;
+mod teardown;
 mod views;
 
 use std::path::Path;
@@ -286,6 +287,7 @@ fn images_config(
     }
     let mut registry = tepui_fetcher::registry::RegistryConfig {
         http_hosts: config.docker_insecure_registries.clone(),
+        ca_bundle: config.docker_registry_ca_file.clone(),
         ..Default::default()
     };
     if let Some(default) = &config.docker_registry {

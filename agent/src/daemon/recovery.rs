@@ -80,6 +80,7 @@ impl Agent {
                     Framework {
                         info,
                         executors: Default::default(),
+                        shutting_down: false,
                     },
                 );
                 for ex in dirs(&self.work.framework_meta(&fw).join("executors")) {

@@ -108,6 +108,9 @@ impl Executor {
 pub struct Framework {
     pub info: FrameworkInfo,
     pub executors: BTreeMap<String, Executor>,
+    /// SHUTDOWN_FRAMEWORK came: once its last executor is gone the
+    /// framework and its pending updates are dropped.
+    pub shutting_down: bool,
 }
 
 impl Framework {

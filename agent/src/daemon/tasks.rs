@@ -184,6 +184,7 @@ impl Agent {
             .or_insert_with(|| Framework {
                 info: framework.clone(),
                 executors: Default::default(),
+                shutting_down: false,
             });
         framework_entry.info = framework.clone();
         if let Err(e) = checkpoint::write_message(&self.work.framework_file(&fw), &framework) {
@@ -422,6 +423,25 @@ impl Agent {
                 // Before the executor can subscribe and get its tasks.
                 self.size_executor_pod(&fw, &ex).await;
                 self.watch_executor(fw.clone(), ex.clone(), container_id.clone());
+                // SHUTDOWN_FRAMEWORK (a TEARDOWN) may have come while the
+                // URIs were fetched or the container was being created: its
+                // kill found no container then, so this one goes now; the
+                // watcher above reaps it and reports EXECUTOR_EXITED.
+                // (Mesos's `Slave::executorLaunched` destroys a container
+                // whose executor is already TERMINATING the same way.)
+                let unwanted = {
+                    let state = self.state.lock().await;
+                    state.executor(&fw, &ex).is_none_or(|e| {
+                        e.container_id != container_id || e.phase == Phase::Terminating
+                    })
+                };
+                if unwanted {
+                    tracing::info!(framework = %fw, executor = %ex, container = %container_id, "executor shut down while it launched: destroying it");
+                    if let Ok(id) = ContainerPath::new(vec![container_id]) {
+                        let _ = self.containerizer.kill(&id, Duration::ZERO).await;
+                    }
+                    return;
+                }
                 self.registration_timer(
                     fw,
                     ex,
@@ -441,6 +461,8 @@ impl Agent {
                     &format!("Failed to launch container: {message}"),
                 );
                 self.forget_executor(&mut state, &fw, &ex);
+                state.containers.remove(&container_id);
+                self.finish_framework_shutdown(&mut state, &fw);
             }
         }
     }
@@ -550,6 +572,7 @@ impl Agent {
                     &message,
                 );
                 self.forget_executor(&mut state, fw, ex);
+                self.finish_framework_shutdown(&mut state, fw);
             }
             self.mark_run_completed(fw, ex, container_id);
             self.schedule_gc(fw, ex, container_id);
@@ -626,6 +649,32 @@ impl Agent {
             };
             self.agent_update_locked(state, fw, ex, Some(&container), &task, s, r, message);
         }
+    }
+
+    /// A framework shut down (torn down at the master) whose last executor
+    /// is gone is forgotten with its unacknowledged updates: the master
+    /// dropped its tasks, so nobody would ever acknowledge them and they
+    /// would be retried forever. Mesos's `Slave::removeFramework` does the
+    /// same (`taskStatusUpdateManager->cleanup`).
+    pub(super) fn finish_framework_shutdown(&self, state: &mut State, fw: &str) {
+        let done = state
+            .frameworks
+            .get(fw)
+            .is_some_and(|f| f.shutting_down && f.executors.is_empty());
+        if !done {
+            return;
+        }
+        state.frameworks.remove(fw);
+        let keys: Vec<TaskKey> = state
+            .updates
+            .pending_tasks()
+            .filter(|(key, ..)| key.framework == fw)
+            .map(|(key, ..)| key.clone())
+            .collect();
+        for key in &keys {
+            state.updates.forget(key);
+        }
+        tracing::info!(framework = %fw, dropped_updates = keys.len(), "framework shut down");
     }
 
     /// Drops the executor from memory; its tasks' update streams live on
@@ -771,6 +820,14 @@ impl Agent {
     pub async fn shutdown_framework(self: &Arc<Self>, fw: &str) {
         let containers: Vec<String> = {
             let mut state = self.state.lock().await;
+            let Some(framework) = state.frameworks.get_mut(fw) else {
+                return;
+            };
+            framework.shutting_down = true;
+            if framework.executors.is_empty() {
+                self.finish_framework_shutdown(&mut state, fw);
+                return;
+            }
             let Some(framework) = state.frameworks.get_mut(fw) else {
                 return;
             };

@@ -335,14 +335,21 @@ async fn launch(
     {
         return error(400, message);
     }
-    match agent.containerizer.launch(spec).await {
-        Ok(_) => StatusCode::OK.into_response(),
-        Err(e) => {
+    // Run to the end even if the caller hangs up (an executor killed by a
+    // TEARDOWN mid-pull): a launch dropped half-way would leave its image
+    // rootfs mounted with nobody to release it; finished, it either fails
+    // (and releases it) or yields a container its pod's removal cleans up.
+    let launcher = agent.clone();
+    let launched = tokio::spawn(async move { launcher.containerizer.launch(spec).await }).await;
+    match launched {
+        Ok(Ok(_)) => StatusCode::OK.into_response(),
+        Ok(Err(e)) => {
             // The caller (an executor) reports it to the scheduler; the
             // operator reading the agent's log sees it too.
             tracing::warn!(container = %path, "launch failed: {e}");
             containerizer_error(e)
         }
+        Err(e) => error(500, format!("the launch failed: {e}")),
     }
 }
 

@@ -846,12 +846,14 @@ impl Containerizer {
         match &live {
             Some(client) => match client.remove(id).await {
                 Ok(()) => {}
-                // Its supervisor is gone (it exited or was killed) and its
-                // pod is being removed: what it left (processes in the
-                // cgroups, the cgroups, mounts, dirs) is cleaned up below
-                // rather than kept forever.
-                Err(SupervisorError::Io(e)) if id.is_top_level() => {
-                    tracing::warn!(container = %id, "supervisor unreachable ({e}): cleaning its pod up");
+                // The supervisor already exited (a stop request raced the
+                // end of its last container): nobody answers for the pod
+                // any more, and what it left (cgroups, dir) is cleaned below
+                // as for a dead pod, rather than left for good.
+                Err(crate::supervisor::SupervisorError::Io(e))
+                    if id.is_top_level() && !self.rt.supervisor_socket(id.pod()).exists() =>
+                {
+                    tracing::warn!(container = %id, "supervisor gone before the removal ({e}): cleaning up its pod");
                 }
                 Err(e) => return Err(self.remote(id, e)),
             },

@@ -711,7 +711,10 @@ impl Server {
             return;
         };
         if let Ok(pids) = cgroups.processes(cgroup) {
-            for pid in pids.into_iter().filter(|p| *p != init.as_raw()) {
+            // A task on its way out whose pid is already released may be
+            // listed as 0, and kill(0) would signal our own process group:
+            // this supervisor (`fs::sigkill` refuses it the same way).
+            for pid in pids.into_iter().filter(|p| *p > 0 && *p != init.as_raw()) {
                 let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
             }
         }

@@ -131,10 +131,38 @@ fn host_of(url: &str) -> &str {
 }
 
 fn transfer(url: &str, e: &reqwest::Error) -> RegistryError {
+    let mut cause = crate::http::describe(e);
+    if let Some(hint) = plain_http_hint(url, &cause) {
+        cause.push_str(&hint);
+    }
     RegistryError::Transfer {
         url: url.to_string(),
-        cause: crate::http::describe(e),
+        cause,
     }
+}
+
+/// A TLS handshake answered in plain text fails with an error that never
+/// says why; the usual reason is a plain-http registry not listed in
+/// `--docker_insecure_registries` (the operator's fix, so the message names
+/// it). rustls reports the plain-text answer as a record of an invalid
+/// content type; OpenSSL-style wording is matched too.
+fn plain_http_hint(url: &str, cause: &str) -> Option<String> {
+    let tls_on_plain = [
+        "InvalidContentType",
+        "corrupt message",
+        "wrong version number",
+        "http request to an https server",
+    ];
+    let lower = cause.to_ascii_lowercase();
+    let matched = tls_on_plain
+        .iter()
+        .any(|p| lower.contains(&p.to_ascii_lowercase()));
+    (url.starts_with("https://") && matched).then(|| {
+        format!(
+            " (is it a plain-http registry? add {} to --docker_insecure_registries)",
+            host_of(url)
+        )
+    })
 }
 
 impl RegistryClient {
@@ -661,4 +689,62 @@ async fn read_limited(resp: reqwest::Response, url: &str) -> Result<Vec<u8>, Reg
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_tls_error_from_a_plain_http_host_names_the_flag() {
+        let hint = plain_http_hint(
+            "https://10.0.0.1:5000/v2/busybox/manifests/latest",
+            "received corrupt message of type InvalidContentType",
+        )
+        .unwrap();
+        assert_eq!(
+            hint,
+            " (is it a plain-http registry? add 10.0.0.1:5000 to --docker_insecure_registries)"
+        );
+        // Other failures, and plain http itself, get no such hint.
+        assert!(plain_http_hint("https://h:1/v2/", "connection refused").is_none());
+        assert!(plain_http_hint("http://h:1/v2/", "corrupt message").is_none());
+    }
+
+    /// A real handshake against a plain-text HTTP server on loopback: the
+    /// error the client reports carries the hint.
+    #[tokio::test]
+    async fn pulling_over_https_from_a_plain_http_server_says_what_to_do() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let _ = conn.read(&mut buf).await;
+                    let _ = conn
+                        .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .await;
+                });
+            }
+        });
+        let client = RegistryClient::new(RegistryConfig {
+            retries: 0,
+            ..RegistryConfig::default()
+        })
+        .unwrap();
+        let reference =
+            crate::registry::Reference::parse(&format!("{host}/busybox:latest")).unwrap();
+        let repos = client.repositories(&reference, None).unwrap();
+        assert!(repos[0].base.starts_with("https://"), "{}", repos[0].base);
+        let err = client.resolve(&repos[0], &reference).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("add {host} to --docker_insecure_registries")),
+            "{text}"
+        );
+    }
 }

@@ -100,6 +100,12 @@ impl Master {
             {
                 executor_framework.insert(e.value.clone(), fid.clone());
             }
+            // Tasks of a framework torn down while the agent was away are
+            // not taken back (the agent is told to shut it down below), as
+            // in Mesos's `Master::_reregisterSlave`: they hold nothing.
+            if self.removed_frameworks.contains(&fid) {
+                continue;
+            }
             if !is_terminal(task.state) {
                 let entry = used.entry(fid.clone()).or_default();
                 for r in &task.resources {
@@ -125,6 +131,9 @@ impl Master {
                     None => continue,
                 },
             };
+            if self.removed_frameworks.contains(&fid) {
+                continue;
+            }
             let entry = used.entry(fid.clone()).or_default();
             for r in &e.resources {
                 *entry += r;
@@ -188,6 +197,26 @@ impl Master {
                 ..Default::default()
             },
         );
+        // A framework torn down while this agent was away still runs here:
+        // shut it down now, as Mesos's `Master::__reregisterSlave` does for
+        // frameworks it has completed.
+        for fw_info in &sub.frameworks {
+            if let Some(fid) = fw_info.id.as_ref()
+                && self.removed_frameworks.contains(&fid.value)
+            {
+                tracing::info!(agent = %id, framework = %fid.value, "shutting down a removed framework on a re-registered agent");
+                self.send_agent(
+                    &id,
+                    MasterEvent {
+                        r#type: Some(master_event::Type::ShutdownFramework as i32),
+                        shutdown_framework: Some(master_event::ShutdownFramework {
+                            framework_id: fid.clone(),
+                        }),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
         if !self.operator_subscribers.is_empty() {
             let snapshot = self.agent_snapshot(&id);
             self.publish(operator::Event {

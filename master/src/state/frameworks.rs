@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use tepui_proto::link::{MasterEvent, master_event};
+use tepui_proto::resources::Resources;
 use tepui_proto::v1::framework_info::capability::Type as Capability;
 use tepui_proto::v1::scheduler::{Event, event};
 use tepui_proto::v1::{FrameworkId, FrameworkInfo, master as operator};
@@ -228,6 +229,13 @@ impl Master {
                     ..Default::default()
                 },
             );
+            // What the framework still holds on the agent goes back to the
+            // allocator before the framework leaves it, as Mesos's
+            // `Master::removeFramework` does through `removeTask` (live tasks)
+            // and `removeExecutor` (every executor), each calling
+            // `allocator->recoverResources`. The agent's later TASK_KILLED
+            // and EXECUTOR_EXITED then find nothing and recover nothing twice.
+            let mut held = Resources::default();
             if let Some(agent) = self.agents.get_mut(&agent_id) {
                 let keys: Vec<_> = agent
                     .tasks
@@ -238,12 +246,24 @@ impl Master {
                 for key in keys {
                     if let Some(mut task) = agent.tasks.remove(&key) {
                         if !super::tasks::is_terminal(task.state) {
+                            // Terminal tasks returned theirs with the update.
+                            held += Resources::from(task.resources.clone());
                             task.state = tepui_proto::v1::TaskState::TaskKilled as i32;
                         }
                         fw.completed_tasks.push_back(task);
                     }
                 }
-                agent.executors.retain(|(f, _), _| f != framework_id);
+                agent.executors.retain(|(f, _), executor| {
+                    if f == framework_id {
+                        held += Resources::from(executor.resources.clone());
+                    }
+                    f != framework_id
+                });
+            }
+            if !held.is_empty() {
+                tracing::info!(framework = %framework_id, agent = %agent_id, resources = %crate::validation::display(&held), "recovering the resources of a removed framework");
+                self.allocator
+                    .recover(framework_id, &agent_id, &held, None, Instant::now());
             }
         }
         if let Some(conn) = fw.conn.take() {

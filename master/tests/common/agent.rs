@@ -319,6 +319,42 @@ impl TestAgent {
         assert_eq!(status, 202);
     }
 
+    /// EXECUTOR_EXITED, as the agent reports the end of an executor.
+    pub async fn executor_exited(&self, framework_id: &str, executor_id: &str) {
+        let (agent_id, stream_id) = {
+            let s = self.state.lock().unwrap();
+            (s.agent_id.clone().unwrap(), s.stream_id.clone().unwrap())
+        };
+        let call_msg = AgentCall {
+            protocol_version: Some(1),
+            r#type: Some(agent_call::Type::ExecutorExited as i32),
+            agent_id: Some(AgentId { value: agent_id }),
+            executor_exited: Some(agent_call::ExecutorExited {
+                framework_id: FrameworkId {
+                    value: framework_id.to_string(),
+                },
+                executor_id: ExecutorId {
+                    value: executor_id.to_string(),
+                },
+                status: Some(9),
+            }),
+            ..Default::default()
+        };
+        let addr = *self.master.lock().unwrap();
+        let (status, _, _) = call(
+            addr,
+            "POST",
+            "/tepui/link/v1",
+            &[
+                ("content-type", "application/x-protobuf"),
+                ("Tepui-Link-Stream-Id", &stream_id),
+            ],
+            call_msg.encode_to_vec(),
+        )
+        .await;
+        assert_eq!(status, 202);
+    }
+
     pub fn running_tasks(&self) -> usize {
         self.state
             .lock()
