@@ -55,7 +55,9 @@ fn agent_config(args: &mut DevArgs, work: &Path) -> anyhow::Result<AgentConfig> 
         std::env::current_exe().context("cannot find the tepui binary for executors")?;
     agent.destroy_pods_on_shutdown = true;
     let mut flags = vec![
-        ("work_dir".to_string(), work.display().to_string()),
+        // The agent's own work dir (sandboxes are found below it, as on a
+        // real agent), not dev's top dir.
+        ("work_dir".to_string(), work.join("agent").display().to_string()),
         ("cgroups_root".to_string(), args.cgroups_root.clone()),
         ("isolation".to_string(), args.isolation.clone()),
     ];
