@@ -15,13 +15,24 @@ install_zookeeper
 install_journey_clients
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy 2>/dev/null || true
 
-# --- checks --------------------------------------------------------------------
+# --- stage 1: fast and unprivileged ---------------------------------------------
+# Format, lints, and the unit tests beside the code (fake cgroupfs, no root,
+# no network): minutes, and a failure here stops before the slow stages.
 export CARGO_TERM_COLOR=never
-log "cargo fmt --check"
+stage_started=$SECONDS
+timings=()
+stage_done() { timings+=("$1: $((SECONDS - stage_started)) s"); stage_started=$SECONDS; }
+
+log "stage 1: cargo fmt --check"
 cargo fmt --all -- --check
-log "cargo clippy -D warnings"
+log "stage 1: cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-log "OCI test registries: scripts/oci-testenv.sh up"
+log "stage 1: unit tests (no root needed)"
+cargo test --workspace --locked --lib --bins
+stage_done "stage 1 (fmt, clippy, unit tests)"
+
+# --- stage 2: root, real cgroups, registries, ZooKeeper, end to end ---------------
+log "stage 2: OCI test registries: scripts/oci-testenv.sh up"
 # Installs docker-registry, skopeo, umoci, apache2-utils and busybox-static
 # with apt when missing (the registry's system service is kept from starting),
 # builds the test images offline into target/oci-testenv/oci, starts three
@@ -30,8 +41,13 @@ log "OCI test registries: scripts/oci-testenv.sh up"
 # image tests read. Idempotent: what is already built or running is reused.
 bash scripts/oci-testenv.sh --dir "$PWD/target/oci-testenv" up
 trap 'bash scripts/oci-testenv.sh --dir "$PWD/target/oci-testenv" stop' EXIT
-log "cargo test"
-cargo test --workspace --locked
-log "nothing left behind"
+log "stage 2: integration and end-to-end tests (as root; the journey matrix with pymesos and mesos-go among them)"
+cargo test --workspace --locked --test '*'
+log "stage 2: doc tests"
+cargo test --workspace --locked --doc
+log "stage 2: nothing left behind"
 bash scripts/check-leftovers.sh
+stage_done "stage 2 (integration, end to end, leftovers)"
+
 log "all tests passed"
+printf '  %s\n' "${timings[@]}"
