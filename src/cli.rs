@@ -111,6 +111,13 @@ pub struct AgentAddress {
     /// runs the task; else `TEPUI_MASTER` or the config file's `master`.
     #[arg(long, env = "TEPUI_MASTER")]
     pub master: Option<String>,
+    #[command(flatten)]
+    pub auth: ClientAuth,
+}
+
+/// How the CLI proves who it is and whom it trusts (to agents and masters).
+#[derive(Debug, Clone, Args)]
+pub struct ClientAuth {
     /// Principal to authenticate as (HTTP Basic).
     #[arg(long, env = "TEPUI_PRINCIPAL")]
     pub principal: Option<String>,
@@ -122,11 +129,11 @@ pub struct AgentAddress {
         hide_env_values = true
     )]
     pub secret: Option<String>,
-    /// CA certificates (PEM) to trust for an `https` agent, besides the
-    /// built-in roots; with it, an agent given as `host:port` is reached over https.
+    /// CA certificates (PEM) to trust for an `https` agent or master, besides
+    /// the built-in roots; with it, an address given as `host:port` is reached over https.
     #[arg(long = "ca_file", env = "TEPUI_CA_FILE")]
     pub ca_file: Option<std::path::PathBuf>,
-    /// Client certificate (PEM) for agents run with `--ssl_require_client_cert`.
+    /// Client certificate (PEM) for daemons run with `--ssl_require_client_cert`.
     #[arg(long = "cert_file", env = "TEPUI_CERT_FILE", requires = "key_file")]
     pub cert_file: Option<std::path::PathBuf>,
     /// The client certificate's private key (PEM).
@@ -140,10 +147,12 @@ const DEFAULT_AGENT: &str = "127.0.0.1:5051";
 impl AgentAddress {
     fn credentials(&self, config: &crate::cli_config::CliConfig) -> Option<(String, String)> {
         let principal = self
+            .auth
             .principal
             .clone()
             .or(config.get("principal").map(str::to_string))?;
         let secret = self
+            .auth
             .secret
             .clone()
             .or(config.get("secret").map(str::to_string))
@@ -158,9 +167,10 @@ impl AgentAddress {
         config: &crate::cli_config::CliConfig,
     ) -> anyhow::Result<tepui_agent::cli::Client> {
         let mut client = tepui_agent::cli::Client::new(address);
-        let identity = self.cert_file.as_deref().zip(self.key_file.as_deref());
-        if self.ca_file.is_some() || identity.is_some() {
-            client = client.with_tls(self.ca_file.as_deref(), identity)?;
+        let auth = &self.auth;
+        let identity = auth.cert_file.as_deref().zip(auth.key_file.as_deref());
+        if auth.ca_file.is_some() || identity.is_some() {
+            client = client.with_tls(auth.ca_file.as_deref(), identity)?;
         }
         Ok(match self.credentials(config) {
             Some((p, s)) => client.with_credentials(&p, &s),
@@ -224,26 +234,8 @@ pub struct MasterOnlyArgs {
     /// else `TEPUI_MASTER`, the config file's `master`, then 127.0.0.1:5050.
     #[arg(long, env = "TEPUI_MASTER")]
     pub master: Option<String>,
-    /// Principal to authenticate as (HTTP Basic).
-    #[arg(long, env = "TEPUI_PRINCIPAL")]
-    pub principal: Option<String>,
-    /// The principal's secret.
-    #[arg(
-        long,
-        env = "TEPUI_SECRET",
-        requires = "principal",
-        hide_env_values = true
-    )]
-    pub secret: Option<String>,
-    /// CA certificates (PEM) to trust for an `https` master.
-    #[arg(long = "ca_file", env = "TEPUI_CA_FILE")]
-    pub ca_file: Option<std::path::PathBuf>,
-    /// Client certificate (PEM).
-    #[arg(long = "cert_file", env = "TEPUI_CERT_FILE", requires = "key_file")]
-    pub cert_file: Option<std::path::PathBuf>,
-    /// The client certificate's private key (PEM).
-    #[arg(long = "key_file", env = "TEPUI_KEY_FILE", requires = "cert_file")]
-    pub key_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub auth: ClientAuth,
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 }
@@ -256,11 +248,7 @@ impl MasterOnlyArgs {
         let as_agent = AgentAddress {
             agent: None,
             master: self.master.clone(),
-            principal: self.principal.clone(),
-            secret: self.secret.clone(),
-            ca_file: self.ca_file.clone(),
-            cert_file: self.cert_file.clone(),
-            key_file: self.key_file.clone(),
+            auth: self.auth.clone(),
         };
         let (_, master, config) = as_agent.named()?;
         let master = master.unwrap_or_else(|| DEFAULT_MASTER.to_string());

@@ -57,7 +57,10 @@ fn agent_config(args: &mut DevArgs, work: &Path) -> anyhow::Result<AgentConfig> 
     let mut flags = vec![
         // The agent's own work dir (sandboxes are found below it, as on a
         // real agent), not dev's top dir.
-        ("work_dir".to_string(), work.join("agent").display().to_string()),
+        (
+            "work_dir".to_string(),
+            work.join("agent").display().to_string(),
+        ),
         ("cgroups_root".to_string(), args.cgroups_root.clone()),
         ("isolation".to_string(), args.isolation.clone()),
     ];

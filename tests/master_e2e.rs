@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use common::json_scheduler::JsonScheduler;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -65,109 +65,6 @@ async fn wait_agents(base: &str, n: usize) {
 }
 
 /// A JSON scheduler: the SUBSCRIBE stream decoded into events.
-struct Scheduler {
-    base: String,
-    stream_id: String,
-    framework_id: String,
-    events: tokio::sync::mpsc::UnboundedReceiver<Value>,
-    client: reqwest::Client,
-}
-
-impl Scheduler {
-    async fn subscribe(base: &str, id: Option<&str>) -> Scheduler {
-        let client = reqwest::Client::new();
-        let mut info = json!({"user": "root", "name": "e2e", "failover_timeout": 300.0,
-            "checkpoint": true, "capabilities": [{"type": "PARTITION_AWARE"}]});
-        let mut call = json!({"type": "SUBSCRIBE"});
-        if let Some(id) = id {
-            info["id"] = json!({"value": id});
-            call["framework_id"] = json!({"value": id});
-        }
-        call["subscribe"] = json!({"framework_info": info});
-        let resp = client
-            .post(format!("{base}/api/v1/scheduler"))
-            .header("Content-Type", "application/json")
-            .header("Accept", "application/json")
-            .body(call.to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        let stream_id = resp.headers()["Mesos-Stream-Id"]
-            .to_str()
-            .unwrap()
-            .to_string();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut bytes = resp.bytes_stream();
-        tokio::spawn(async move {
-            let mut decoder = tepui_proto::recordio::Decoder::new();
-            while let Some(Ok(chunk)) = bytes.next().await {
-                for record in decoder.feed(&chunk).unwrap() {
-                    let event: Value = serde_json::from_slice(&record).unwrap();
-                    if tx.send(event).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        let first = tokio::time::timeout(WAIT, rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(first["type"], "SUBSCRIBED");
-        let framework_id = first["subscribed"]["framework_id"]["value"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        Scheduler {
-            base: base.to_string(),
-            stream_id,
-            framework_id,
-            events: rx,
-            client,
-        }
-    }
-
-    async fn call(&self, mut body: Value) -> u16 {
-        body["framework_id"] = json!({"value": self.framework_id});
-        self.client
-            .post(format!("{}/api/v1/scheduler", self.base))
-            .header("Content-Type", "application/json")
-            .header("Mesos-Stream-Id", &self.stream_id)
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
-
-    async fn next(&mut self, kind: &str) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let e = tokio::time::timeout(left, self.events.recv())
-                .await
-                .unwrap_or_else(|_| panic!("no {kind}"))
-                .expect("stream open");
-            if e["type"] == kind {
-                return e;
-            }
-        }
-    }
-
-    /// The next status update, acknowledged.
-    async fn update(&mut self) -> Value {
-        let status = self.next("UPDATE").await["update"]["status"].clone();
-        if status.get("uuid").is_some() {
-            let ack = json!({"type": "ACKNOWLEDGE", "acknowledge": {
-                "agent_id": status["agent_id"], "task_id": status["task_id"], "uuid": status["uuid"]}});
-            assert_eq!(self.call(ack).await, 202);
-        }
-        status
-    }
-}
-
 /// Stops the agent once its pods are gone (an agent stopped by SIGTERM
 /// leaves running containers, as Mesos's does), then makes sure nothing of
 /// the test is left.
@@ -222,7 +119,7 @@ async fn real_master_and_agent_run_tasks_and_survive_a_master_sigkill() {
     );
     wait_agents(&base, 1).await;
 
-    let mut s = Scheduler::subscribe(&base, None).await;
+    let mut s = JsonScheduler::subscribe_as(&base, "e2e", None).await;
     let offer = s.next("OFFERS").await["offers"]["offers"][0].clone();
     let accept = json!({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [
         {"type": "LAUNCH", "launch": {"task_infos": [
@@ -271,7 +168,7 @@ async fn real_master_and_agent_run_tasks_and_survive_a_master_sigkill() {
         dir.path().join("master2.log"),
     );
     wait_agents(&base, 1).await;
-    let mut s = Scheduler::subscribe(&base, Some(&framework_id)).await;
+    let mut s = JsonScheduler::subscribe_as(&base, "e2e", Some(&framework_id)).await;
     assert_eq!(s.framework_id, framework_id);
     assert_eq!(
         s.call(json!({"type": "RECONCILE", "reconcile": {}})).await,
@@ -388,7 +285,7 @@ async fn real_agent_follows_a_zookeeper_leader_change_with_its_running_task() {
     );
     let base = format!("http://127.0.0.1:{leader}");
     wait_agents(&base, 1).await;
-    let mut s = Scheduler::subscribe(&base, None).await;
+    let mut s = JsonScheduler::subscribe_as(&base, "e2e", None).await;
     let offer = s.next("OFFERS").await["offers"]["offers"][0].clone();
     let accept = json!({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [
         {"type": "LAUNCH", "launch": {"task_infos": [task("long", &offer["agent_id"], "sleep 1000")]}}]}});
@@ -411,7 +308,7 @@ async fn real_agent_follows_a_zookeeper_leader_change_with_its_running_task() {
         "real agent re-registered with the new leader {:.2}s after the leader's SIGKILL",
         died.elapsed().as_secs_f64()
     );
-    let mut s = Scheduler::subscribe(&base, Some(&framework_id)).await;
+    let mut s = JsonScheduler::subscribe_as(&base, "e2e", Some(&framework_id)).await;
     assert_eq!(
         s.call(json!({"type": "RECONCILE", "reconcile": {}})).await,
         202

@@ -19,10 +19,21 @@ pub struct JsonScheduler {
 
 impl JsonScheduler {
     pub async fn subscribe(base: &str, name: &str) -> JsonScheduler {
+        Self::subscribe_as(base, name, None).await
+    }
+
+    /// SUBSCRIBE, as the framework `id` when given (a failed-over
+    /// scheduler re-subscribing).
+    pub async fn subscribe_as(base: &str, name: &str, id: Option<&str>) -> JsonScheduler {
         let client = reqwest::Client::new();
-        let info = json!({"user": "root", "name": name, "failover_timeout": 300.0,
+        let mut info = json!({"user": "root", "name": name, "failover_timeout": 300.0,
             "checkpoint": true, "capabilities": [{"type": "PARTITION_AWARE"}]});
-        let call = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": info}});
+        let mut call = json!({"type": "SUBSCRIBE"});
+        if let Some(id) = id {
+            info["id"] = json!({"value": id});
+            call["framework_id"] = json!({"value": id});
+        }
+        call["subscribe"] = json!({"framework_info": info});
         let resp = client
             .post(format!("{base}/api/v1/scheduler"))
             .header("Content-Type", "application/json")
