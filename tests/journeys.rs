@@ -330,3 +330,159 @@ async fn journey_matrix() {
         dir.display()
     );
 }
+
+/// Mesos's image and volume semantics in one task group through pymesos:
+/// `shell: false` with `arguments` and no `value` runs the image's
+/// Cmd[0] with the task's arguments after it (`arguments` replace the rest of Cmd;
+/// `DockerRuntimeIsolatorProcess::getLaunchCommand`); the task's environment
+/// is merged over the image's Env; the image's WorkingDir is the cwd and
+/// the sandbox is at `MESOS_SANDBOX` (`/mnt/mesos/sandbox`); a
+/// `sandbox_path` PARENT volume is shared by an image task and a host-fs
+/// task of the group; a read-only `host_path` volume shows a host
+/// directory in the image task and refuses writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_rules_and_volumes_of_a_task_group() {
+    if !common::require_root("image_rules_and_volumes_of_a_task_group") {
+        return;
+    }
+    let Some(testenv) = common::oci_testenv("image_rules_and_volumes_of_a_task_group") else {
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = clients::venv_python(root);
+    if !python.exists() {
+        return missing(&format!("{} is missing", python.display()));
+    }
+    let registry = testenv["registries"]["plain"]["host"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = tempfile::Builder::new()
+        .prefix("tepui-image-rules-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let host_dir = dir.join("hostdata");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("hello"), "from the host\n").unwrap();
+    let cgroup_root = format!("tepui-test-image-rules-{}", std::process::id());
+    let cluster = Cluster::start(&dir, &cgroup_root, &registry);
+    cluster.wait_registered().await;
+    let script = root.join("tests/journeys/pymesos/journey.py");
+    let mut s = Scheduler::start(
+        Client::Pymesos,
+        &[python, script],
+        &cluster.master(),
+        &dir.join("pymesos.log"),
+    );
+
+    let resources = serde_json::json!([
+        {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+        {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}
+    ]);
+    let image = serde_json::json!({"type": "DOCKER", "docker": {"name": format!("{registry}/busybox:latest")}});
+    let shared = |container_path: &str| {
+        serde_json::json!({"mode": "RW", "container_path": container_path,
+            "source": {"type": "SANDBOX_PATH", "sandbox_path": {"type": "PARENT", "path": "shared"}}})
+    };
+    let tasks = serde_json::json!([
+        {"name": "args", "task_id": {"value": "rules-args"}, "resources": resources,
+         // Cmd is ["sh"]: Cmd[0] runs with the arguments after it.
+         "command": {"shell": false, "arguments": ["-c", "echo ran from arguments"]},
+         "container": {"type": "MESOS", "mesos": {"image": image}}},
+        {"name": "image", "task_id": {"value": "rules-image"}, "resources": resources,
+         "command": {"value": concat!(
+             "echo \"cwd=$(pwd) sandbox=$MESOS_SANDBOX mine=$MINE path=$PATH\"; ",
+             "echo shared-by-image > /shared/note; ",
+             "cat /hostdata/hello; ",
+             "if touch /hostdata/x 2>/dev/null; then echo host-rw; else echo host-ro; fi; ",
+             "test -d \"$MESOS_SANDBOX\" && echo sandbox-ok"),
+          "environment": {"variables": [{"name": "MINE", "value": "set-by-the-task"}]}},
+         "container": {"type": "MESOS", "mesos": {"image": image},
+            "volumes": [shared("/shared"),
+                        {"mode": "RO", "container_path": "/hostdata",
+                         "source": {"type": "HOST_PATH", "host_path": {"path": host_dir.to_str().unwrap()}}}]}},
+        {"name": "host", "task_id": {"value": "rules-host"}, "resources": resources,
+         "command": {"value": "for i in $(seq 100); do test -s shared/note && break; sleep 0.1; done; echo \"host read: $(cat shared/note)\""},
+         "container": {"type": "MESOS", "volumes": [shared("shared")]}}
+    ]);
+    s.launch_raw(vec![serde_json::json!({
+        "cell": "image-rules", "launch": "LAUNCH_GROUP",
+        "executor": {"type": "DEFAULT", "executor_id": {"value": "image-rules-executor"},
+                     "resources": resources},
+        "tasks": tasks,
+    })]);
+
+    let ids = ["rules-args", "rules-image", "rules-host"];
+    let deadline = Instant::now() + PHASE_TIMEOUT;
+    let states = |s: &Scheduler, id: &str| -> Vec<String> {
+        s.updates_of(id)
+            .iter()
+            .filter_map(|u| u["state"].as_str().map(str::to_string))
+            .collect()
+    };
+    while !ids.iter().all(|id| {
+        states(&s, id)
+            .last()
+            .is_some_and(|st| st != "TASK_STARTING" && st != "TASK_RUNNING")
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "the group did not end: {:?}\n{}",
+            ids.iter().map(|id| states(&s, id)).collect::<Vec<_>>(),
+            cluster.log("agent.log")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for id in ids {
+        assert_eq!(
+            states(&s, id),
+            ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"],
+            "{id}: {:?}",
+            ids.iter()
+                .map(|id| (id, s.updates_of(id).last().map(|u| u["message"].clone())))
+                .collect::<Vec<_>>()
+        );
+    }
+    let agent = cluster.agent_base();
+    let read = |task: &str| {
+        let agent = agent.clone();
+        let fw = s.framework_id.clone();
+        let rel = format!("tasks/{task}/stdout");
+        async move {
+            cluster::read_sandbox_file(&agent, &fw, "image-rules-executor", &rel)
+                .await
+                .unwrap_or_default()
+        }
+    };
+    let args = read("rules-args").await;
+    assert_eq!(args.trim(), "ran from arguments", "{args:?}");
+    let image_out = read("rules-image").await;
+    for want in [
+        // The image's WorkingDir ("/"), the sandbox where Mesos mounts it,
+        // the task's variable beside the image's PATH.
+        "cwd=/ sandbox=/mnt/mesos/sandbox mine=set-by-the-task path=/usr/local/sbin:",
+        "from the host",
+        "host-ro",
+        "sandbox-ok",
+    ] {
+        assert!(image_out.contains(want), "{want:?} not in {image_out:?}");
+    }
+    let host_out = read("rules-host").await;
+    assert!(
+        host_out.contains("host read: shared-by-image"),
+        "{host_out:?}"
+    );
+    assert!(
+        !host_dir.join("x").exists(),
+        "a read-only volume was written"
+    );
+    s.teardown();
+    cluster.stop();
+    assert!(
+        common::mounts_under(&dir).is_empty(),
+        "mounts left: {:?}",
+        common::mounts_under(&dir)
+    );
+    let _ = tepui_containerizer::safe_remove::remove_tree(&dir);
+}

@@ -150,6 +150,12 @@ impl Scheduler {
         self.send(json!({"op": "launch", "cells": cells}));
     }
 
+    /// Launches cells given as the driver's JSON (`{"cell", "launch",
+    /// "tasks", "executor"}`), for tasks the matrix does not generate.
+    pub fn launch_raw(&mut self, cells: Vec<Value>) {
+        self.send(json!({"op": "launch", "cells": cells}));
+    }
+
     pub fn kill(&mut self, task: &str) {
         self.send(json!({"op": "kill", "task_id": task}));
     }

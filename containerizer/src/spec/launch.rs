@@ -579,9 +579,15 @@ impl LaunchSpec {
             }
             _ => {}
         }
+        // Without a value, an executable (shell=false) comes from the image:
+        // its Entrypoint, else Cmd[0] (Mesos's docker/runtime rules; see
+        // `images::apply_image_config`, which refuses an image with neither).
+        let from_image = !self.command.shell && self.image.is_some();
         match (&self.command.value, self.command.shell) {
             (None, true) => return Err(SpecError::MissingShellCommand),
+            (None, false) if from_image => {}
             (None, false) => return Err(SpecError::MissingExecutable),
+            (Some(value), _) if value.is_empty() && from_image => {}
             (Some(value), _) if value.is_empty() => {
                 return Err(if self.command.shell {
                     SpecError::MissingShellCommand

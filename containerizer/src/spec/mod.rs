@@ -75,6 +75,7 @@ pub use launch::{
     RLimit, ResourceRequest, SandboxOf, SeccompMode, Tty, VolumeMode, VolumeSource, VolumeSpec,
     WindowSize,
 };
+pub(crate) use mounts::volume_host_source;
 pub use mounts::{MASKED_PATHS, READONLY_PATHS, sandbox_volume_sources, shm_tmpfs_options};
 pub use process::{DEFAULT_PATH, SHELL};
 pub use resources::{linux_resources, oom_score_adj};

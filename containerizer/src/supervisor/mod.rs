@@ -15,6 +15,7 @@ mod runtime;
 mod server;
 mod shm;
 mod signals;
+mod volumes;
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;

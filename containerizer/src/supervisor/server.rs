@@ -602,8 +602,8 @@ impl Server {
         } else {
             view.shm_dir = parent_shm;
         }
-        let written = build_spec(launch, &ctx)
-            .map_err(|e| e.to_string())
+        let written = super::volumes::create_sandbox_sources(launch, &ctx)
+            .and_then(|()| build_spec(launch, &ctx).map_err(|e| e.to_string()))
             .and_then(|spec| {
                 view.cwd = spec.process().as_ref().map(|p| p.cwd().clone());
                 let bundle = self.rt.bundle(id);
