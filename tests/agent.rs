@@ -344,6 +344,81 @@ async fn when_one_task_of_a_group_fails_the_other_is_killed_within_its_grace_per
     agent.assert_pods_gone().await;
 }
 
+/// `kill -9` of a pod's supervisor while its tasks run: the agent notices,
+/// kills every process left in the pod's cgroups (re-parented ones too),
+/// removes the cgroups, and only then reports the tasks ended, saying the
+/// supervisor died.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_supervisor_takes_its_containers_and_cgroups_with_it() {
+    if !common::require_root("a_killed_supervisor_takes_its_containers_and_cgroups_with_it") {
+        return;
+    }
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start("supkill", &master);
+    subscribed(&master, 1).await;
+    let fw = framework("supkill", true);
+    let mut one = command_task("one", "sleep 1000");
+    one.agent_id = Default::default();
+    let mut two = command_task("two", "sleep 1000 & sleep 1000");
+    two.agent_id = Default::default();
+    master.send(MasterEvent {
+        r#type: Some(master_event::Type::RunTaskGroup as i32),
+        run_task_group: Some(master_event::RunTaskGroup {
+            framework: fw.clone(),
+            executor: default_executor("supkill-pod", &fw),
+            task_group: TaskGroupInfo {
+                tasks: vec![one, two],
+            },
+        }),
+        ..Default::default()
+    });
+    let mut acked = 0;
+    master
+        .wait_for("both tasks to run", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (states(m, "one").contains(&"TASK_RUNNING".to_string())
+                && states(m, "two").contains(&"TASK_RUNNING".to_string()))
+            .then_some(())
+        })
+        .await;
+    let run = agent.dir.join("run");
+    let supervisors: Vec<(u32, String)> = common::processes_mentioning(&run.to_string_lossy())
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains("supervise"))
+        .collect();
+    assert_eq!(supervisors.len(), 1, "{supervisors:?}");
+    let sleeps_before = common::sleeping_in(&agent.cgroup_root);
+    assert!(sleeps_before, "the tasks' sleeps run in the pod's cgroups");
+    // SAFETY: kill has no memory preconditions; the pid is the supervisor's.
+    unsafe { libc::kill(supervisors[0].0 as i32, libc::SIGKILL) };
+
+    master
+        .wait_for("both tasks to end", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (states(m, "one").iter().any(|s| s == "TASK_FAILED")
+                && states(m, "two").iter().any(|s| s == "TASK_FAILED"))
+            .then_some(())
+        })
+        .await;
+    // By the time the tasks are reported, nothing of the pod runs.
+    assert!(
+        !common::sleeping_in(&agent.cgroup_root),
+        "a task's process outlived its supervisor"
+    );
+    let failed = master
+        .updates()
+        .into_iter()
+        .find(|u| u.status.task_id.value == "one" && state_of(&u.status) == TaskState::TaskFailed)
+        .unwrap();
+    assert!(
+        failed.status.message().contains("supervisor died"),
+        "{:?}",
+        failed.status
+    );
+    executors_exited(&master, 1, &mut acked).await;
+    agent.assert_pods_gone().await;
+}
+
 /// A custom executor written against nothing but Mesos's documented
 /// environment and executor HTTP API (JSON), in Python.
 const PYTHON_EXECUTOR: &str = r#"

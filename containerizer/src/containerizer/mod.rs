@@ -780,7 +780,82 @@ impl Containerizer {
                 .clone()
                 .ok_or_else(|| ContainerizerError::Unknown(id.clone()))?
         };
-        client.wait(id).await.map_err(|e| self.remote(id, e))
+        match client.wait(id).await {
+            Ok(t) => Ok(t),
+            Err(e @ (SupervisorError::Io(_) | SupervisorError::Protocol { .. }))
+                if !self.supervisor_alive(id.pod()) =>
+            {
+                tracing::warn!(container = %id, "the pod's supervisor died ({e}): killing what it left");
+                Ok(self.supervisor_died(id).await)
+            }
+            Err(e) => Err(self.remote(id, e)),
+        }
+    }
+
+    /// Whether the pod's supervisor process still runs (a zombie does not).
+    fn supervisor_alive(&self, pod: &str) -> bool {
+        let Some(pid) = std::fs::read_to_string(self.rt.supervisor_pid(pod))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        else {
+            return false;
+        };
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                // `pid (comm) state ...`: comm may hold spaces and parens.
+                let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+                Some(state != 'Z' && state != 'X')
+            })
+            .unwrap_or(false)
+    }
+
+    /// A supervisor died under a live pod: nothing watches its containers
+    /// any more, so every process left in the pod's cgroups is killed (the
+    /// cgroup, not a pid list: re-parented processes included) and each
+    /// container is recorded as ended by that, so waiters learn it and the
+    /// pod's removal cleans cgroups, mounts and dirs. Returns how `id` ended.
+    async fn supervisor_died(&self, id: &ContainerPath) -> Termination {
+        let cgroups = self.cgroups.clone();
+        let cgroup = self.pod_cgroup(id.pod());
+        let killed = tokio::task::spawn_blocking(move || cgroups.kill_all(&cgroup)).await;
+        if let Ok(Err(e)) = killed {
+            tracing::warn!(
+                pod = id.pod(),
+                "processes of a dead supervisor's pod left: {e}"
+            );
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let ended = |container: &ContainerPath| Termination {
+            container: container.clone(),
+            status: libc::SIGKILL,
+            exit_code: None,
+            signal: None,
+            oom_killed: false,
+            killed_by_request: false,
+            started_at: 0.0,
+            finished_at: now,
+            peak_memory_bytes: None,
+            message: Some(
+                "the pod's supervisor died: its containers were killed and their cgroups removed"
+                    .to_string(),
+            ),
+        };
+        let Some(entry) = self.pod(id.pod()) else {
+            return ended(id);
+        };
+        let mut pod = entry.lock().await;
+        pod.client = None;
+        let members: Vec<ContainerPath> = pod.members.keys().cloned().collect();
+        for member in members.iter().chain(std::iter::once(id)) {
+            pod.dead
+                .entry(member.clone())
+                .or_insert_with(|| ended(member));
+        }
+        pod.dead.get(id).cloned().unwrap_or_else(|| ended(id))
     }
 
     fn remote(&self, id: &ContainerPath, source: SupervisorError) -> ContainerizerError {
