@@ -159,6 +159,23 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // After a failed assertion tasks may still run: tear their
+        // frameworks down so that the agent ends their pods cleanly.
+        let frameworks = std::panic::catch_unwind(|| {
+            get_json(&self.master_addr, "/master/frameworks")["frameworks"].clone()
+        });
+        for f in frameworks
+            .ok()
+            .as_ref()
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let body = format!("frameworkId={}", f["id"].as_str().unwrap_or_default());
+            let master = self.master_addr.clone();
+            let _ =
+                std::panic::catch_unwind(move || http(&master, "POST", "/master/teardown", &body));
+        }
         if let Some(mut agent) = self.agent.take() {
             let run = self.dir.join("agent/run");
             let deadline = Instant::now() + Duration::from_secs(15);
@@ -434,9 +451,11 @@ fn libprocess_routing_and_jsonp_on_both_daemons() {
         "/master/tasks/",
         "/slaves/",
         "/metrics/snapshot/",
+        "/master/flags/",
     ] {
         get_json(&master, path);
     }
+    assert!(get_json(&master, "/master/flags")["flags"].is_object());
     assert!(get_json(&master, "/master/state/x")["slaves"].is_array());
     assert_eq!(http(&master, "GET", "/no/such/route", "").0, 404);
     // The v1 APIs are routes of the `master` process too.

@@ -40,6 +40,7 @@ pub fn routes() -> Router<Arc<Shared>> {
             .route(&format!("{prefix}/roles"), get(roles))
             .route(&format!("{prefix}/roles.json"), get(roles))
             .route(&format!("{prefix}/redirect"), get(redirect))
+            .route(&format!("{prefix}/flags"), get(flags))
             .route(&format!("{prefix}/health"), get(|| async { "" }))
             .route(&format!("{prefix}/teardown"), axum::routing::post(teardown));
     }
@@ -273,6 +274,18 @@ fn state_json(m: &Master) -> Value {
 
 fn json_response(v: Value) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
+}
+
+/// `/master/flags`: `{"flags": {name: value}}` (src/master/http.cpp,
+/// `Master::Http::flags`), the flags as given.
+async fn flags(State(s): State<Arc<Shared>>) -> Response {
+    let flags: serde_json::Map<String, Value> = s
+        .config
+        .flags
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    json_response(json!({ "flags": flags }))
 }
 
 async fn version() -> Response {
