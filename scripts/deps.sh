@@ -82,3 +82,21 @@ install_journey_clients() {
   rm -rf "$src"
   "$venv/bin/python" -c 'import pymesos, http_parser'
 }
+
+# The Mesos CLI (`mesos agent|framework|task ...`) of tests/mesos_cli.rs:
+# avmesos-cli, the maintained fork of Mesos's `cli_new`, from PyPI in a venv
+# under target/mesos-cli/venv. It declares Python >= 3.12 but runs on 3.11
+# (Debian 12's), hence --ignore-requires-python. Fast when already done.
+install_mesos_cli() {
+  install_apt_packages python3-venv
+  local venv="$PWD/target/mesos-cli/venv"
+  if "$venv/bin/python" -c 'import avmesos.cli' >/dev/null 2>&1 \
+      && "$venv/bin/pip" show avmesos-cli 2>/dev/null | grep -qx 'Version: 1.3.0'; then
+    return 0
+  fi
+  echo "== installing avmesos-cli into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --ignore-requires-python avmesos-cli==1.3.0
+  "$venv/bin/python" -c 'import avmesos.cli'
+}

@@ -53,6 +53,11 @@ enum Class {
 }
 
 fn classify(path: &str) -> Class {
+    // `/master/api/v1` is `/api/v1`: the routes of the master's process.
+    let path = match path.strip_prefix("/master") {
+        Some(api) if api.starts_with("/api/") => api,
+        _ => path,
+    };
     match path {
         "/api/v1/scheduler" => Class::Scheduler,
         "/api/v1" => Class::Operator,

@@ -33,16 +33,35 @@ pub async fn serve(
 /// Largest agent link request (a re-registration with its tasks).
 const LINK_BODY_BYTES: usize = 64 << 20;
 
+/// The master's libprocess processes: paths under none of them belong to
+/// the `master` process, as Mesos's master delegates them.
+const PROCESSES: tepui_proto::libprocess::Processes = tepui_proto::libprocess::Processes {
+    delegate: "master",
+    processes: &["master", "metrics", "version", "tepui", "files", "logging"],
+};
+
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/api/v1/scheduler", post(crate::scheduler_api::handle))
-        .route("/api/v1", post(crate::operator_api::handle))
+    let mut api = Router::new();
+    // Mesos's master serves its APIs as routes of the `master` process.
+    for prefix in ["", "/master"] {
+        api = api
+            .route(
+                &format!("{prefix}/api/v1/scheduler"),
+                post(crate::scheduler_api::handle),
+            )
+            .route(
+                &format!("{prefix}/api/v1"),
+                post(crate::operator_api::handle),
+            );
+    }
+    let router = api
         // An agent's (re-)registration lists every task it runs.
         .route(
             "/tepui/link/v1",
             post(crate::link::handle).layer(axum::extract::DefaultBodyLimit::max(LINK_BODY_BYTES)),
         )
         .merge(crate::v0::routes())
+        .layer(axum::middleware::from_fn(tepui_proto::libprocess::jsonp))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             crate::auth::middleware,
@@ -52,7 +71,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
             shared.clone(),
             crate::ha::gate,
         ))
-        .with_state(shared)
+        .with_state(shared);
+    tepui_proto::libprocess::routing(router, PROCESSES)
 }
 
 /// Runs `on_close` when the response body is dropped: the peer went away

@@ -40,6 +40,7 @@ pub fn routes() -> Router<Arc<Shared>> {
             .route(&format!("{prefix}/roles"), get(roles))
             .route(&format!("{prefix}/roles.json"), get(roles))
             .route(&format!("{prefix}/redirect"), get(redirect))
+            .route(&format!("{prefix}/flags"), get(flags))
             .route(&format!("{prefix}/health"), get(|| async { "" }))
             .route(&format!("{prefix}/teardown"), axum::routing::post(teardown));
     }
@@ -93,7 +94,7 @@ fn task_json(t: &Task) -> Value {
         .resources
         .iter()
         .find_map(|r| r.allocation_role().map(str::to_string));
-    json!({
+    let mut v = json!({
         "id": t.task_id.value,
         "name": t.name,
         "framework_id": t.framework_id.value,
@@ -102,13 +103,41 @@ fn task_json(t: &Task) -> Value {
         "state": state,
         "role": role,
         "resources": resource_map(&resources),
-        "statuses": t.statuses.iter().map(|s| json!({
-            "state": tepui_proto::v1::TaskState::try_from(s.state).map(|x| x.as_str_name()).unwrap_or(""),
-            "timestamp": s.timestamp.unwrap_or(0.0),
-        })).collect::<Vec<_>>(),
+        "statuses": t.statuses.iter().map(status_json).collect::<Vec<_>>(),
         "container": t.container.as_ref().map(tepui_proto::json::to_value),
         "labels": t.labels.as_ref().map(|l| tepui_proto::json::to_value(l)["labels"].clone()),
-    })
+    });
+    // Mesos writes an optional field only when it is set, never `null`.
+    if let Some(o) = v.as_object_mut() {
+        o.retain(|_, x| !x.is_null());
+    }
+    v
+}
+
+/// A task status as Mesos's model JSON writes it (src/common/http.cpp,
+/// `json(JSON::ObjectWriter*, const TaskStatus&)`): state, timestamp, and
+/// `labels`, `container_status`, `healthy` only when set. The Mesos CLI
+/// finds a task's container (`task exec`, `task attach`) in
+/// `container_status.container_id`.
+fn status_json(s: &tepui_proto::v1::TaskStatus) -> Value {
+    let mut v = json!({
+        "state": tepui_proto::v1::TaskState::try_from(s.state).map(|x| x.as_str_name()).unwrap_or(""),
+        "timestamp": s.timestamp.unwrap_or(0.0),
+    });
+    let o = v.as_object_mut().expect("an object");
+    if let Some(labels) = &s.labels {
+        o.insert(
+            "labels".into(),
+            tepui_proto::json::to_value(labels)["labels"].clone(),
+        );
+    }
+    if let Some(c) = &s.container_status {
+        o.insert("container_status".into(), tepui_proto::json::to_value(c));
+    }
+    if let Some(h) = s.healthy {
+        o.insert("healthy".into(), json!(h));
+    }
+    v
 }
 
 fn agent_json(m: &Master, id: &str) -> Value {
@@ -247,6 +276,18 @@ fn json_response(v: Value) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
 }
 
+/// `/master/flags`: `{"flags": {name: value}}` (src/master/http.cpp,
+/// `Master::Http::flags`), the flags as given.
+async fn flags(State(s): State<Arc<Shared>>) -> Response {
+    let flags: serde_json::Map<String, Value> = s
+        .config
+        .flags
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    json_response(json!({ "flags": flags }))
+}
+
 async fn version() -> Response {
     json_response(json!({
         "version": VERSION,
@@ -339,10 +380,12 @@ async fn tasks(
         auth.allowed(Action::ViewFrameworks, principal, Some(&fw_user))
             && auth.allowed(Action::ViewTasks, principal, Some(&user))
     };
-    let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(100);
-    let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let (limit, offset) = page_options(&q);
+    // Running, unreachable and completed tasks of registered and completed
+    // frameworks, as Mesos's `/tasks` lists them
+    // (src/master/readonly_handler.cpp, `ReadOnlyHandler::tasks`).
     let mut all: Vec<&Task> = m.agents.values().flat_map(|a| a.tasks.values()).collect();
-    for f in m.frameworks.values() {
+    for f in m.frameworks.values().chain(m.completed_frameworks.iter()) {
         all.extend(f.completed_tasks.iter());
     }
     let keep = |t: &&Task| {
@@ -352,11 +395,15 @@ async fn tasks(
             && q.get("agent_id").is_none_or(|v| *v == t.agent_id.value)
             && visible(t)
     };
-    let mut list: Vec<&Task> = all.into_iter().filter(keep).collect();
-    list.sort_by(|a, b| a.task_id.value.cmp(&b.task_id.value));
-    if q.get("order").is_some_and(|o| o == "desc") {
-        list.reverse();
-    }
+    // A task listed both by its agent and in its framework's history
+    // (torn down while its agent was still reporting it) counts once.
+    let mut seen = std::collections::HashSet::new();
+    let mut list: Vec<&Task> = all
+        .into_iter()
+        .filter(keep)
+        .filter(|t| seen.insert((&t.framework_id.value, &t.task_id.value)))
+        .collect();
+    sort_tasks(&mut list, q.get("order").is_some_and(|o| o == "asc"));
     let page: Vec<Value> = list
         .into_iter()
         .skip(offset)
@@ -364,6 +411,48 @@ async fn tasks(
         .map(task_json)
         .collect();
     json_response(json!({ "tasks": page }))
+}
+
+/// Mesos's default page size of `/tasks` (src/master/constants.hpp).
+const TASK_LIMIT: usize = 100;
+
+/// `limit` and `offset` of `/tasks` as Mesos reads them
+/// (src/master/readonly_handler.cpp, `ReadOnlyHandler::tasks`): each is
+/// `numify<int>`-ed and a value that does not parse falls back to its
+/// default (100, 0) rather than failing the request; a negative number,
+/// cast to `size_t`, is no limit (`limit=-1`, which the Mesos CLI sends) or
+/// an offset past every task.
+fn page_options(q: &HashMap<String, String>) -> (usize, usize) {
+    let number = |key: &str| q.get(key).and_then(|v| v.trim().parse::<i32>().ok());
+    let limit = match number("limit") {
+        Some(n) if n < 0 => usize::MAX,
+        Some(n) => n as usize,
+        None => TASK_LIMIT,
+    };
+    let offset = match number("offset") {
+        Some(n) if n < 0 => usize::MAX,
+        Some(n) => n as usize,
+        None => 0,
+    };
+    (limit, offset)
+}
+
+/// Mesos's `TaskComparator` (src/master/readonly_handler.cpp): by the
+/// timestamp of each task's first recorded status, descending unless
+/// `order=asc`; a task without statuses sorts first ascending, last
+/// descending. Ties keep the task id order, so pages are stable.
+fn sort_tasks(list: &mut [&Task], ascending: bool) {
+    list.sort_by(|a, b| a.task_id.value.cmp(&b.task_id.value));
+    let time = |t: &Task| t.statuses.first().map(|s| s.timestamp.unwrap_or(0.0));
+    list.sort_by(|a, b| {
+        let order = match (time(a), time(b)) {
+            (None, None) => std::cmp::Ordering::Equal,
+            (None, Some(_)) => std::cmp::Ordering::Less,
+            (Some(_), None) => std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) => x.total_cmp(&y),
+        };
+        if ascending { order } else { order.reverse() }
+    });
 }
 
 async fn slaves(

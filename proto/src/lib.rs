@@ -16,6 +16,8 @@ pub mod content;
 pub mod duration;
 pub mod generated;
 pub mod json;
+#[cfg(feature = "server")]
+pub mod libprocess;
 pub mod recordio;
 pub mod resources;
 #[cfg(feature = "server")]

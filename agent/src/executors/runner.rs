@@ -293,14 +293,20 @@ impl Runner {
             {
                 continue;
             }
-            // Mesos's executors send TASK_STARTING before launching
-            // (`src/launcher/executor.cpp` CommandExecutor::launch,
-            // `src/launcher/default_executor.cpp` DefaultExecutor::launchGroup).
-            self.update(&id, TaskState::TaskStarting, None, "").await;
             let container = ContainerId {
                 value: uuid::Uuid::new_v4().to_string(),
                 parent: Some(Box::new(own.clone())),
             };
+            // Mesos's executors send TASK_STARTING before launching
+            // (`src/launcher/executor.cpp` CommandExecutor::launch,
+            // `src/launcher/default_executor.cpp` DefaultExecutor::launchGroup),
+            // already naming the task's container: the default executor
+            // records it before `createTaskStatus`, and the Mesos CLI reads
+            // it from a task's first status (`task exec`, `task attach`).
+            if let Some(run) = self.tasks.get_mut(&id) {
+                run.container = Some(container.clone());
+            }
+            self.update(&id, TaskState::TaskStarting, None, "").await;
             let call = agent::Call {
                 r#type: Some(agent::call::Type::LaunchContainer as i32),
                 launch_container: Some(agent::call::LaunchContainer {

@@ -72,7 +72,8 @@ enum Class {
 }
 
 fn classify(path: &str) -> Class {
-    match path {
+    // `/slave(1)/x` is `/x`: the routes of the agent's libprocess process.
+    match path.strip_prefix("/slave(1)").unwrap_or(path) {
         "/api/v1/executor" => Class::Executor,
         "/api/v1" => Class::Operator,
         "/health" | "/version" => Class::Open,

@@ -26,34 +26,56 @@ use tepui_proto::content::{self, ContentError, MessageFormat, RequestFormat, Res
 
 use crate::daemon::Agent;
 
+/// The agent's libprocess processes: paths under none of them belong to
+/// `slave(1)`, the process Mesos's agent delegates to.
+const PROCESSES: tepui_proto::libprocess::Processes = tepui_proto::libprocess::Processes {
+    delegate: "slave(1)",
+    processes: &[
+        "slave(1)", "files", "metrics", "version", "tepui", "logging",
+    ],
+};
+
 pub fn router(agent: Arc<Agent>) -> Router {
-    Router::new()
-        .route("/api/v1/executor", post(executor_api::handle))
-        .route("/api/v1", post(operator_api::dispatch))
-        .route("/health", get(v0::health))
+    let mut slave = Router::new();
+    // Mesos's agent serves these as routes of its `slave(1)` process; the
+    // bare paths are what its delegate answers.
+    for prefix in ["", "/slave(1)"] {
+        slave = slave
+            .route(
+                &format!("{prefix}/api/v1/executor"),
+                post(executor_api::handle),
+            )
+            .route(&format!("{prefix}/api/v1"), post(operator_api::dispatch))
+            .route(&format!("{prefix}/health"), get(v0::health))
+            .route(&format!("{prefix}/state"), get(v0::state))
+            .route(&format!("{prefix}/state.json"), get(v0::state))
+            .route(&format!("{prefix}/flags"), get(v0::flags))
+            .route(
+                &format!("{prefix}/monitor/statistics"),
+                get(debug_api::monitor_statistics),
+            )
+            .route(
+                &format!("{prefix}/monitor/statistics.json"),
+                get(debug_api::monitor_statistics),
+            )
+            .route(&format!("{prefix}/containers"), get(debug_api::containers));
+    }
+    let router = slave
         .route("/version", get(v0::version))
-        .route("/state", get(v0::state))
-        .route("/state.json", get(v0::state))
-        .route("/slave(1)/state", get(v0::state))
-        .route("/flags", get(v0::flags))
         .route("/metrics/snapshot", get(v0::metrics_snapshot))
         .route("/metrics", get(v0::prometheus))
         .route("/files/browse", get(files::browse))
         .route("/files/read", get(files::read_v0))
         .route("/files/download", get(files::download))
-        .route("/monitor/statistics", get(debug_api::monitor_statistics))
-        .route(
-            "/monitor/statistics.json",
-            get(debug_api::monitor_statistics),
-        )
-        .route("/containers", get(debug_api::containers))
         .route("/tepui/v1/images", get(images_api::list))
         .route("/tepui/v1/images/pull", post(images_api::pull))
+        .layer(axum::middleware::from_fn(tepui_proto::libprocess::jsonp))
         .layer(axum::middleware::from_fn_with_state(
             agent.clone(),
             auth::middleware,
         ))
-        .with_state(agent)
+        .with_state(agent);
+    tepui_proto::libprocess::routing(router, PROCESSES)
 }
 
 /// A plain-text error answer, as Mesos gives them.

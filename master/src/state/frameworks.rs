@@ -249,6 +249,7 @@ impl Master {
                             // Terminal tasks returned theirs with the update.
                             held += Resources::from(task.resources.clone());
                             task.state = tepui_proto::v1::TaskState::TaskKilled as i32;
+                            task.statuses.push(framework_removed(&task, framework_id));
                         }
                         fw.completed_tasks.push_back(task);
                     }
@@ -411,4 +412,26 @@ fn framework_event(
         _ => e.framework_updated = Some(operator::event::FrameworkUpdated { framework }),
     }
     e
+}
+
+/// The status Mesos's master records for a live task of a removed framework
+/// (src/master/master.cpp, `Master::removeFramework` -> `updateTask`):
+/// TASK_KILLED from the master, REASON_FRAMEWORK_REMOVED. Its `statuses`
+/// end with it, which is the state the Mesos CLI's `task list -a` shows.
+fn framework_removed(
+    task: &tepui_proto::v1::Task,
+    framework_id: &str,
+) -> tepui_proto::v1::TaskStatus {
+    use tepui_proto::v1::task_status::{Reason, Source};
+    tepui_proto::v1::TaskStatus {
+        task_id: task.task_id.clone(),
+        state: tepui_proto::v1::TaskState::TaskKilled as i32,
+        message: Some(format!("Framework {framework_id} removed")),
+        source: Some(Source::Master as i32),
+        reason: Some(Reason::FrameworkRemoved as i32),
+        agent_id: Some(task.agent_id.clone()),
+        executor_id: task.executor_id.clone(),
+        timestamp: Some(now_secs()),
+        ..Default::default()
+    }
 }

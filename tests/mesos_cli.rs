@@ -1,0 +1,585 @@
+//! The Mesos CLI (`avmesos-cli` 1.3.0, the maintained fork of Mesos's
+//! `cli_new`), unchanged, against a real `tepui master` and `tepui agent`,
+//! through a config file as its users write one; and the libprocess
+//! behaviour it and other Mesos tools rely on (routing, JSONP, `/tasks`
+//! paging), each checked on the real processes against the Mesos function
+//! it follows. The CLI's venv is made by scripts/deps.sh
+//! (`install_mesos_cli`, called by scripts/test.sh); this test installs
+//! nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Where scripts/deps.sh (`install_mesos_cli`) puts the CLI.
+fn venv() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/mesos-cli/venv")
+}
+
+/// A master and an agent; on drop nothing of them is left.
+struct Cluster {
+    dir: PathBuf,
+    cgroup_root: String,
+    master: Child,
+    agent: Option<Child>,
+    master_addr: String,
+    agent_addr: String,
+    config: PathBuf,
+}
+
+impl Cluster {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap().keep();
+        // One name per cluster: the tests of this file run in parallel.
+        static CLUSTERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = CLUSTERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let cgroup_root = format!("tepui-test-mesoscli-{}-{n}", std::process::id());
+        let (master_port, agent_port) = (free_port(), free_port());
+        let spawn = |args: Vec<String>, log: &str| {
+            Command::new(common::tepui_bin())
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.join(log)).unwrap())
+                .spawn()
+                .unwrap()
+        };
+        let master = spawn(
+            vec![
+                "master".into(),
+                "--ip=127.0.0.1".into(),
+                format!("--port={master_port}"),
+                format!("--work_dir={}", dir.join("master").display()),
+                "--allocation_interval=100ms".into(),
+            ],
+            "master.log",
+        );
+        let agent = spawn(
+            vec![
+                "agent".into(),
+                format!("--master=127.0.0.1:{master_port}"),
+                "--ip=127.0.0.1".into(),
+                format!("--port={agent_port}"),
+                format!("--work_dir={}", dir.join("agent/work").display()),
+                format!("--runtime_dir={}", dir.join("agent/run").display()),
+                format!("--cgroups_root={cgroup_root}"),
+                "--resources=cpus:2;mem:2048;disk:1024".into(),
+            ],
+            "agent.log",
+        );
+        // The CLI's own config file format (avmesos/cli/config.py), found
+        // through MESOS_CLI_CONFIG instead of ~/.mesos/config.toml.
+        let config = dir.join("config.toml");
+        std::fs::write(
+            &config,
+            format!("[master]\naddress = \"127.0.0.1:{master_port}\"\n\n[agent]\ntimeout = 10\n"),
+        )
+        .unwrap();
+        Cluster {
+            dir,
+            cgroup_root,
+            master,
+            agent: Some(agent),
+            master_addr: format!("127.0.0.1:{master_port}"),
+            agent_addr: format!("127.0.0.1:{agent_port}"),
+            config,
+        }
+    }
+
+    /// `mesos ARGS` with `stdin`: (exit code, stdout, stderr).
+    fn mesos(&self, args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+        let venv = venv();
+        let bin = venv.join("bin");
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut child = Command::new(bin.join("mesos-cli"))
+            .args(args)
+            .env("PATH", path)
+            .env("VIRTUAL_ENV", &venv)
+            .env("MESOS_CLI_CONFIG", &self.config)
+            .env("HOME", &self.dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).unwrap();
+        drop(input);
+        let deadline = Instant::now() + WAIT;
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `mesos ARGS`, which must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.mesos(args, "");
+        assert_eq!(
+            code,
+            Some(0),
+            "mesos {args:?}: {err}{out}\nagent log:\n{}",
+            self.log("agent.log")
+        );
+        out
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // After a failed assertion tasks may still run: tear their
+        // frameworks down so that the agent ends their pods cleanly.
+        let frameworks = std::panic::catch_unwind(|| {
+            get_json(&self.master_addr, "/master/frameworks")["frameworks"].clone()
+        });
+        for f in frameworks
+            .ok()
+            .as_ref()
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let body = format!("frameworkId={}", f["id"].as_str().unwrap_or_default());
+            let master = self.master_addr.clone();
+            let _ =
+                std::panic::catch_unwind(move || http(&master, "POST", "/master/teardown", &body));
+        }
+        if let Some(mut agent) = self.agent.take() {
+            let run = self.dir.join("agent/run");
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline
+                && common::processes_mentioning(&run.to_string_lossy())
+                    .iter()
+                    .any(|(pid, _)| *pid != agent.id())
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // SAFETY: kill has no memory preconditions; the pid is our child.
+            unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+            let _ = agent.wait();
+        }
+        let _ = self.master.kill();
+        let _ = self.master.wait();
+        common::kill_leftovers(&self.dir, &self.cgroup_root);
+        for cgroup in common::cgroups_named(&self.cgroup_root).iter().rev() {
+            let _ = std::fs::remove_dir(cgroup);
+        }
+        if let Err(e) = tepui_containerizer::safe_remove::remove_tree(&self.dir) {
+            eprintln!("leaving {}: {e}", self.dir.display());
+        }
+    }
+}
+
+/// One plain HTTP/1.1 exchange: (status, content type, body).
+fn http(addr: &str, method: &str, target: &str, body: &str) -> (u16, String, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        s,
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+            .unwrap_or_default()
+    };
+    let body = if header("transfer-encoding").eq_ignore_ascii_case("chunked") {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (status, header("content-type"), body)
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = &tail[n + 2..];
+    }
+    out
+}
+
+fn get_json(addr: &str, target: &str) -> Value {
+    let (status, kind, body) = http(addr, "GET", target, "");
+    assert_eq!(status, 200, "GET {target}: {body}");
+    assert!(kind.starts_with("application/json"), "GET {target}: {kind}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {target}: {e}: {body}"))
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A default-executor task group: a long-running task to exec into, and a
+/// second one that stays up too.
+fn group() -> Value {
+    let task = |name: &str| {
+        json!({"name": name, "task_id": {"value": format!("{name}-task")},
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                          {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}],
+            "labels": {"labels": [{"key": "journey", "value": "mesos-cli"}]},
+            "command": {"value": "while true; do sleep 0.2; done"}})
+    };
+    json!({"tasks": [task("web"), task("db")]})
+}
+
+/// Every table row of `mesos ... list` output whose first column is `id`.
+fn row<'a>(table: &'a str, id: &str) -> Option<&'a str> {
+    table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(id))
+}
+
+#[test]
+fn the_mesos_cli_works_unchanged_against_tepui() {
+    let test = "the_mesos_cli_works_unchanged_against_tepui";
+    if !common::require_root(test) {
+        return;
+    }
+    assert!(
+        venv().join("bin/mesos-cli").exists(),
+        "{}: no Mesos CLI; run `. scripts/deps.sh; install_mesos_cli` (scripts/test.sh does)",
+        venv().display()
+    );
+    let cluster = Cluster::start();
+    let master = cluster.master_addr.clone();
+    wait_until("the agent to register", || {
+        std::net::TcpStream::connect(&master).is_ok()
+            && get_json(&master, "/master/slaves")["slaves"]
+                .as_array()
+                .is_some_and(|a| a.len() == 1 && a[0]["active"] == true)
+    });
+    let agent_id = get_json(&master, "/master/slaves")["slaves"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // `mesos agent list`: GET /slaves (id, hostname, active).
+    let out = cluster.ok(&["agent", "list"]);
+    let line = row(&out, &agent_id).unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("True"), "{out}");
+    assert!(out.starts_with("Agent ID"), "{out}");
+
+    let file = cluster.dir.join("group.json");
+    std::fs::write(&file, group().to_string()).unwrap();
+    let mut run = Command::new(common::tepui_bin())
+        .args(["run", &format!("--master={master}"), "--task_group"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("both tasks to run", || {
+        let tasks = get_json(&master, "/master/tasks")["tasks"].clone();
+        tasks
+            .as_array()
+            .is_some_and(|t| t.len() == 2 && t.iter().all(|t| t["state"] == "TASK_RUNNING"))
+    });
+    let framework_id = get_json(&master, "/master/frameworks")["frameworks"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // `mesos framework list` (-a): GET /master/frameworks/ (a trailing `/`).
+    for args in [&["framework", "list"][..], &["framework", "list", "-a"]] {
+        let out = cluster.ok(args);
+        let line = row(&out, &framework_id).unwrap_or_else(|| panic!("{args:?}: {out}"));
+        assert!(line.contains("True") && line.contains("tepui-run"), "{out}");
+    }
+    // `mesos framework inspect ID`: the framework's JSON without its tasks.
+    let out = cluster.ok(&["framework", "inspect", &framework_id]);
+    let fw: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(fw["id"], json!(framework_id), "{fw}");
+    assert_eq!(fw["active"], json!(true), "{fw}");
+    assert!(fw.get("tasks").is_none(), "{fw}");
+
+    // `mesos task list`: GET /tasks?order=asc&limit=-1, the running ones.
+    let out = cluster.ok(&["task", "list"]);
+    for id in ["web-task", "db-task"] {
+        let line = row(&out, id).unwrap_or_else(|| panic!("{out}"));
+        assert!(
+            line.contains("TASK_RUNNING") && line.contains(&framework_id),
+            "{out}"
+        );
+    }
+
+    // `mesos task inspect ID`: the task's model JSON; its statuses name
+    // its container (a nested container of the executor's).
+    let out = cluster.ok(&["task", "inspect", "web-task"]);
+    let task: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(task["id"], "web-task", "{task}");
+    assert_eq!(task["slave_id"], json!(agent_id), "{task}");
+    let status = &task["statuses"][0];
+    let container = &status["container_status"]["container_id"];
+    assert!(container["value"].is_string(), "{task}");
+    assert!(container["parent"]["value"].is_string(), "{task}");
+    assert!(
+        status.get("healthy").is_none_or(Value::is_boolean),
+        "{task}"
+    );
+    assert_eq!(task["labels"][0]["key"], "journey", "{task}");
+    assert!(
+        task.as_object().unwrap().values().all(|v| !v.is_null()),
+        "{task}"
+    );
+
+    // `mesos task exec`: LAUNCH_NESTED_CONTAINER_SESSION below the task's
+    // container, then WAIT_CONTAINER for the exit code.
+    let (code, out, err) = cluster.mesos(&["task", "exec", "web-task", "echo", "hi"], "");
+    assert_eq!((code, out.as_str()), (Some(0), "hi\n"), "{err}");
+    // -i: stdin piped through ATTACH_CONTAINER_INPUT.
+    let (code, out, err) = cluster.mesos(
+        &["task", "exec", "-i", "web-task", "cat"],
+        "piped line one\nline two\n",
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "piped line one\nline two\n"),
+        "{err}"
+    );
+    // The command's exit code is the CLI's.
+    let (code, _, err) = cluster.mesos(&["task", "exec", "db-task", "sh", "-c", "exit 7"], "");
+    assert_eq!(code, Some(7), "{err}");
+    // TEARDOWN (v0, as the web UI and scripts send it): the framework is
+    // done, its tasks are history.
+    let (status, _, body) = http(
+        &master,
+        "POST",
+        "/master/teardown",
+        &format!("frameworkId={framework_id}"),
+    );
+    assert_eq!(status, 200, "{body}");
+    wait_until("the tasks to be killed", || {
+        get_json(&master, "/tasks?limit=-1")["tasks"]
+            .as_array()
+            .is_some_and(|t| t.len() == 2 && t.iter().all(|t| t["state"] == "TASK_KILLED"))
+    });
+    let _ = run.kill();
+    let _ = run.wait();
+    let out = cluster.ok(&["task", "list", "-a"]);
+    for id in ["web-task", "db-task"] {
+        let line = row(&out, id).unwrap_or_else(|| panic!("{out}"));
+        assert!(line.contains("TASK_KILLED"), "{out}");
+    }
+    let out = cluster.ok(&["task", "list"]);
+    assert!(row(&out, "web-task").is_none(), "{out}");
+    // A completed framework is not among `frameworks`, as in Mesos.
+    let out = cluster.ok(&["framework", "list", "-a"]);
+    assert!(row(&out, &framework_id).is_none(), "{out}");
+    let completed = get_json(&master, "/master/frameworks/")["completed_frameworks"].clone();
+    assert_eq!(completed[0]["id"], json!(framework_id), "{completed}");
+}
+
+/// libprocess's path resolution on both daemons (3rdparty/libprocess/src/
+/// process.cpp, `ProcessBase::consume`: the trailing `/` is trimmed, the
+/// longest registered prefix answers; `ProcessManager::handle`: a path
+/// under no process goes to the delegate, `master` or `slave(1)`), and
+/// JSONP (3rdparty/libprocess/src/http.cpp, `OK::OK(json, jsonp)`).
+#[test]
+fn libprocess_routing_and_jsonp_on_both_daemons() {
+    let test = "libprocess_routing_and_jsonp_on_both_daemons";
+    if !common::require_root(test) {
+        return;
+    }
+    let cluster = Cluster::start();
+    let (master, agent) = (cluster.master_addr.clone(), cluster.agent_addr.clone());
+    wait_until("the agent to register", || {
+        std::net::TcpStream::connect(&master).is_ok()
+            && get_json(&master, "/master/slaves")["slaves"]
+                .as_array()
+                .is_some_and(|a| a.len() == 1)
+    });
+
+    // Master: trailing `/`, longest prefix, delegate.
+    for path in [
+        "/master/frameworks/",
+        "/frameworks/",
+        "/master/state/",
+        "/master/state/not/a/route",
+        "/master/tasks/",
+        "/slaves/",
+        "/metrics/snapshot/",
+        "/master/flags/",
+    ] {
+        get_json(&master, path);
+    }
+    assert!(get_json(&master, "/master/flags")["flags"].is_object());
+    assert!(get_json(&master, "/master/state/x")["slaves"].is_array());
+    assert_eq!(http(&master, "GET", "/no/such/route", "").0, 404);
+    // The v1 APIs are routes of the `master` process too.
+    let (status, _, body) = http(
+        &master,
+        "POST",
+        "/master/api/v1",
+        "{\"type\":\"GET_HEALTH\"}",
+    );
+    assert!(status == 200 || status == 415, "{status} {body}");
+
+    // Agent: every route also under `/slave(1)/`.
+    for path in [
+        "/slave(1)/state",
+        "/slave(1)/state/",
+        "/slave(1)/state.json",
+        "/slave(1)/flags",
+        "/slave(1)/monitor/statistics",
+        "/slave(1)/monitor/statistics.json",
+        "/slave(1)/containers",
+        "/state/",
+        "/flags/",
+        "/containers/",
+        "/monitor/statistics/",
+    ] {
+        get_json(&agent, path);
+    }
+    assert_eq!(http(&agent, "GET", "/slave(1)/health", "").0, 200);
+    assert_eq!(http(&agent, "GET", "/health/", "").0, 200);
+    assert_eq!(http(&agent, "GET", "/slave(1)/nothing", "").0, 404);
+
+    // JSONP on both daemons' JSON endpoints.
+    for (addr, path) in [
+        (&master, "/master/state"),
+        (&master, "/master/state-summary"),
+        (&master, "/master/roles"),
+        (&master, "/metrics/snapshot"),
+        (&master, "/master/frameworks/"),
+        (&agent, "/slave(1)/state"),
+        (&agent, "/metrics/snapshot"),
+    ] {
+        for callback in ["cb", "angular.callbacks._0"] {
+            let (status, kind, body) = http(addr, "GET", &format!("{path}?jsonp={callback}"), "");
+            assert_eq!(status, 200, "{path}: {body}");
+            assert_eq!(kind, "text/javascript", "{path}");
+            let json = body
+                .strip_prefix(&format!("{callback}("))
+                .and_then(|b| b.strip_suffix(')'))
+                .unwrap_or_else(|| panic!("{path}: {body}"));
+            serde_json::from_str::<Value>(json).unwrap_or_else(|e| panic!("{path}: {e}"));
+        }
+        // Reflected into a script: anything but an identifier is refused.
+        for bad in ["alert(1)//", "a%3Bb", "%3Cscript%3E", "1x"] {
+            let (status, _, _) = http(addr, "GET", &format!("{path}?jsonp={bad}"), "");
+            assert_eq!(status, 400, "{path}?jsonp={bad}");
+        }
+    }
+}
+
+/// `/tasks` paging as Mesos reads it (src/master/readonly_handler.cpp,
+/// `ReadOnlyHandler::tasks`): `numify<int>` of `limit` and `offset`; what
+/// does not parse is the default (100, 0); a negative limit is no limit.
+#[test]
+fn tasks_paging_follows_mesos() {
+    let test = "tasks_paging_follows_mesos";
+    if !common::require_root(test) {
+        return;
+    }
+    let cluster = Cluster::start();
+    let master = cluster.master_addr.clone();
+    wait_until("the agent to register", || {
+        std::net::TcpStream::connect(&master).is_ok()
+            && get_json(&master, "/master/slaves")["slaves"]
+                .as_array()
+                .is_some_and(|a| a.len() == 1)
+    });
+    let file = cluster.dir.join("group.json");
+    std::fs::write(&file, group().to_string()).unwrap();
+    let mut run = Command::new(common::tepui_bin())
+        .args(["run", &format!("--master={master}"), "--task_group"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("both tasks to run", || {
+        get_json(&master, "/master/tasks")["tasks"]
+            .as_array()
+            .is_some_and(|t| t.len() == 2 && t.iter().all(|t| t["state"] == "TASK_RUNNING"))
+    });
+    let count = |q: &str| {
+        get_json(&master, &format!("/master/tasks?{q}"))["tasks"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count("limit=-1"), 2);
+    assert_eq!(count("limit=1"), 1);
+    assert_eq!(count("limit=abc"), 2);
+    assert_eq!(count("offset=1"), 1);
+    assert_eq!(count("offset=zz"), 2);
+    assert_eq!(count("offset=-1"), 0);
+    assert_eq!(count("unknown=1"), 2);
+    // Ordered by status time: ascending is the reverse of the default.
+    let ids = |q: &str| -> Vec<Value> {
+        get_json(&master, &format!("/master/tasks?{q}"))["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].clone())
+            .collect()
+    };
+    let mut asc = ids("order=asc");
+    asc.reverse();
+    let time = |t: &Value| t["statuses"][0]["timestamp"].as_f64().unwrap();
+    let tasks = get_json(&master, "/master/tasks")["tasks"].clone();
+    let tasks = tasks.as_array().unwrap();
+    assert!(time(&tasks[0]) >= time(&tasks[1]), "{tasks:?}");
+    if time(&tasks[0]) > time(&tasks[1]) {
+        assert_eq!(asc, ids(""));
+    }
+    let framework_id = tasks[0]["framework_id"].as_str().unwrap().to_string();
+    let body = format!("frameworkId={framework_id}");
+    assert_eq!(http(&master, "POST", "/master/teardown", &body).0, 200);
+    let _ = run.kill();
+    let _ = run.wait();
+}
