@@ -743,16 +743,28 @@ impl Containerizer {
             .share_cgroups
             .or(pod.sized.as_ref().map(|(_, share)| *share))
             .unwrap_or(true);
+        let launched = pod
+            .members
+            .values()
+            .filter(|m| m.kind == ContainerKind::Task)
+            .map(|m| m.resources);
         let task_limits: Vec<cgroups::Limits> = match &pod.sized {
             // Shared: the pod's limit is the executor's plus its live
-            // tasks', launched or not (see `size_pod`).
-            Some((tasks, _)) if share => tasks.iter().map(limits_of).collect(),
-            _ => pod
-                .members
-                .values()
-                .filter(|m| m.kind == ContainerKind::Task)
-                .map(|m| limits_of(&m.resources))
-                .collect(),
+            // tasks', launched or not (see `size_pod`): the launched ones,
+            // and the agent's tasks none of them stands for yet.
+            Some((tasks, _)) if share => {
+                let mut pending = tasks.clone();
+                let mut all = Vec::new();
+                for resources in launched {
+                    if let Some(i) = pending.iter().position(|r| *r == resources) {
+                        pending.swap_remove(i);
+                    }
+                    all.push(limits_of(&resources));
+                }
+                all.extend(pending.iter().map(limits_of));
+                all
+            }
+            _ => launched.map(|r| limits_of(&r)).collect(),
         };
         let split = pod_limits(&limits_of(&executor.resources), &task_limits, share);
         self.cgroups
@@ -1048,7 +1060,16 @@ impl Containerizer {
             return Err(ContainerizerError::Unknown(id.clone()));
         };
         let previous = std::mem::replace(&mut member.resources, resources);
+        // The agent's view of the pod (`size_pod`) follows the change.
+        let resize = |pod: &mut Pod, from: ResourceRequest, to: ResourceRequest| {
+            if let Some((tasks, _)) = &mut pod.sized
+                && let Some(entry) = tasks.iter_mut().find(|r| **r == from)
+            {
+                *entry = to;
+            }
+        };
         let kind = member.kind;
+        resize(&mut pod, previous, resources);
         let own_cgroup = kind == ContainerKind::Task && pod.share_cgroups == Some(false);
         let cgroup_err = |source| ContainerizerError::Cgroup {
             container: id.clone(),
@@ -1073,6 +1094,7 @@ impl Containerizer {
                 if let Some(member) = pod.members.get_mut(id) {
                     member.resources = previous;
                 }
+                resize(&mut pod, resources, previous);
                 // Undo a partial pod update (parent changed, executor not).
                 let _ = self.apply_pod_limits(id.pod(), &pod);
                 Err(cgroup_err(e))
