@@ -108,7 +108,7 @@ pub fn oci_testenv(test: &str) -> Option<serde_json::Value> {
 
 /// Test teardown after a failure: SIGKILLs every process whose command line
 /// mentions `dir` and every process in a cgroup named `cgroup_root`, then
-/// removes those cgroups (leaf first).
+/// removes those cgroups (leaf first) and detaches the mounts under `dir`.
 pub fn kill_leftovers(dir: &Path, cgroup_root: &str) {
     for (pid, _) in processes_mentioning(&dir.to_string_lossy()) {
         // SAFETY: signalling a pid just read from /proc.
@@ -125,6 +125,13 @@ pub fn kill_leftovers(dir: &Path, cgroup_root: &str) {
     std::thread::sleep(std::time::Duration::from_millis(200));
     for cgroup in cgroups_named(cgroup_root).iter().rev() {
         let _ = std::fs::remove_dir(cgroup);
+    }
+    // What the agent would have unmounted had its pods been removed (image
+    // rootfses, each pod's shared image dir): deepest first, detached.
+    let mut mounts = mounts_under(dir);
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for mount in mounts {
+        let _ = nix::mount::umount2(mount.as_str(), nix::mount::MntFlags::MNT_DETACH);
     }
 }
 
