@@ -30,18 +30,12 @@ pub async fn serve(
     }
 }
 
-/// Largest agent link request (a re-registration with its tasks).
-const LINK_BODY_BYTES: usize = 64 << 20;
-
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/api/v1/scheduler", post(crate::scheduler_api::handle))
         .route("/api/v1", post(crate::operator_api::handle))
-        // An agent's (re-)registration lists every task it runs.
-        .route(
-            "/tepui/link/v1",
-            post(crate::link::handle).layer(axum::extract::DefaultBodyLimit::max(LINK_BODY_BYTES)),
-        )
+        // The link reads its own body: its cap depends on who calls.
+        .route("/tepui/link/v1", post(crate::link::handle))
         .merge(crate::v0::routes())
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
