@@ -346,9 +346,9 @@ mod tests {
     #[test]
     fn an_unlogged_update_goes_out_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("too-long").join("updates.jsonl");
+        let log = dir.path().join("x".repeat(300)).join("updates.jsonl");
         let mut m = StatusUpdateManager::default();
-        // The logged update cannot be written (its directory is missing):
+        // The logged update cannot be written (ENAMETOOLONG):
         // the caller falls back to memory, and the update still goes out.
         assert!(
             m.update(&key(), &log, None, status(TaskState::TaskError, 1))
