@@ -154,9 +154,11 @@ impl Agent {
         let ex = info.executor_id.value.clone();
         // The master validated these (`tepui_proto::ids`); checked again
         // before anything touches the disk, with the field named.
-        let bad = [("framework_id", &fw), ("executor_id", &ex)]
-            .into_iter()
-            .chain(tasks.iter().map(|t| ("task_id", &t.task_id.value)))
+        // Task ids first: a command task's executor id is its task id.
+        let bad = tasks
+            .iter()
+            .map(|t| ("task_id", &t.task_id.value))
+            .chain([("framework_id", &fw), ("executor_id", &ex)])
             .find_map(|(field, id)| tepui_proto::ids::check(field, id).err());
         if let Some(bad) = bad {
             let mut state = self.state.lock().await;
