@@ -322,3 +322,66 @@ async fn the_link_caps_bodies_by_trust() {
     assert!(answer.starts_with("401"), "{answer}");
     master.abort();
 }
+
+/// Mesos's `quota::validate`: NaN, infinite, negative and too large values
+/// are refused, as is a quota on the default role `*`; a good one applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_quota_refuses_values_no_quota_can_have() {
+    use prost::Message;
+    use tepui_proto::v1::master::{Call as OperatorCall, call as op};
+    use tepui_proto::v1::quota::QuotaConfig;
+    let master = common::master().await;
+    let post = |role: &str, field: &str, name: &str, value: f64| {
+        let mut config = QuotaConfig {
+            role: role.into(),
+            ..Default::default()
+        };
+        let scalar = tepui_proto::v1::value::Scalar { value };
+        match field {
+            "guarantees" => config.guarantees.insert(name.into(), scalar),
+            _ => config.limits.insert(name.into(), scalar),
+        };
+        let call = OperatorCall {
+            r#type: Some(op::Type::UpdateQuota as i32),
+            update_quota: Some(op::UpdateQuota {
+                quota_configs: vec![config],
+                force: None,
+            }),
+            ..Default::default()
+        };
+        let addr = master.addr;
+        async move {
+            let (status, _, body) = common::http::call(
+                addr,
+                "POST",
+                "/api/v1",
+                &[("content-type", "application/x-protobuf")],
+                call.encode_to_vec(),
+            )
+            .await;
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    for (field, name, value) in [
+        ("guarantees", "cpus", f64::NAN),
+        ("limits", "cpus", f64::NAN),
+        ("guarantees", "cpus", -1.0),
+        ("limits", "mem", -5.0),
+        ("limits", "mem", f64::INFINITY),
+        ("guarantees", "mem", 1e300),
+        ("limits", "cpus", 1e13),
+    ] {
+        let (status, body) = post("q", field, name, value).await;
+        assert_eq!(status, 400, "{field} {name} {value}: {body}");
+        assert!(
+            body.contains(&format!("'QuotaConfig.{field}'")) && body.contains(name),
+            "{body}"
+        );
+    }
+    let (status, body) = post("*", "guarantees", "cpus", 1.0).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("'*'"), "{body}");
+    let (status, body) = post("q", "guarantees", "cpus", 1.0).await;
+    assert_eq!(status, 200, "{body}");
+    master.abort();
+}
