@@ -2187,3 +2187,70 @@ async fn ids_that_are_not_one_path_component_never_reach_the_disk() {
         .await;
     agent.assert_pods_gone().await;
 }
+
+/// The agent API's smaller hostile inputs, each a 400 naming the field: a
+/// signal number kill(2) refuses, a container asking for more than the
+/// host has (`mem: 1e308`) or a NaN, and an image reference that cannot
+/// name an image. The agent keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_api_refuses_out_of_range_input_naming_the_field() {
+    if !common::require_root("the_agent_api_refuses_out_of_range_input_naming_the_field") {
+        return;
+    }
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start_with("hostile", &master, &["--image_providers", "docker"]);
+    subscribed(&master, 1).await;
+    let launch = |id: &str, mem: serde_json::Value| {
+        serde_json::json!({"type": "LAUNCH_CONTAINER", "launch_container": {
+            "container_id": {"value": id},
+            "command": {"value": "sleep 300"},
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                          {"name": "mem", "type": "SCALAR", "scalar": {"value": mem}}]}})
+    };
+    for mem in [
+        serde_json::json!(1e308),
+        serde_json::json!(4096),
+        serde_json::json!(-1),
+    ] {
+        let (status, body) = operator(&agent, launch("big", mem.clone())).await;
+        assert_eq!(status, 400, "{mem}: {body}");
+        assert!(body.contains("'resources' mem"), "{mem}: {body}");
+    }
+    let (status, body) = operator(&agent, launch("c", serde_json::json!(32))).await;
+    assert_eq!(status, 200, "{body}");
+    for signal in [0, -5, 1000] {
+        let call = serde_json::json!({"type": "KILL_CONTAINER", "kill_container": {
+            "container_id": {"value": "c"}, "signal": signal}});
+        let (status, body) = operator(&agent, call).await;
+        assert_eq!(status, 400, "{signal}: {body}");
+        assert!(body.contains("'kill_container.signal'"), "{signal}: {body}");
+    }
+    // The container is untouched by the refused calls; a real kill works.
+    let call = |kind: &str, field: &str| serde_json::json!({"type": kind, field: {"container_id": {"value": "c"}}});
+    let (status, body) = operator(&agent, call("KILL_CONTAINER", "kill_container")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = operator(&agent, call("WAIT_CONTAINER", "wait_container")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = operator(&agent, call("REMOVE_CONTAINER", "remove_container")).await;
+    assert_eq!(status, 200, "{body}");
+
+    for reference in ["a@b", "UPPER/Case", "a b", "a@sha256:zz"] {
+        let response = reqwest::Client::new()
+            .post(format!(
+                "http://127.0.0.1:{}/tepui/v1/images/pull",
+                agent.port
+            ))
+            .body(serde_json::json!({ "reference": reference }).to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, 400, "{reference}: {body}");
+        assert!(
+            body.contains("'reference' is invalid"),
+            "{reference}: {body}"
+        );
+    }
+    agent.assert_pods_gone().await;
+}
