@@ -255,4 +255,27 @@ async fn ids_that_are_not_one_path_component_are_refused_end_to_end() {
     assert_eq!(s.call(accept).await, 202);
     s.await_all(&["good"], "TASK_FINISHED").await;
     assert_eq!(s.call(json!({"type": "TEARDOWN"})).await, 202);
+    // The good task's pod goes before the daemons stop: no supervisor,
+    // cgroup or mount left.
+    let run = cluster.dir.join("run");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let supervisors: Vec<_> = common::processes_mentioning(&run.to_string_lossy())
+            .into_iter()
+            .filter(|(_, cmd)| cmd.contains("supervise"))
+            .collect();
+        let cgroups: Vec<_> = common::cgroups_named(&cluster.cgroup_root)
+            .into_iter()
+            .filter(|c| !c.ends_with(&cluster.cgroup_root))
+            .collect();
+        let mounts = common::mounts_under(&cluster.dir);
+        if supervisors.is_empty() && cgroups.is_empty() && mounts.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left behind: {supervisors:?} {cgroups:?} {mounts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
