@@ -2131,3 +2131,201 @@ async fn images_are_pulled_with_progress_listed_and_pruned_through_the_cli() {
     assert_eq!(out.trim(), "[]");
     agent.assert_pods_gone().await;
 }
+
+/// Entries of `dir` (names only): what a test compares before and after.
+fn entries(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Ids that are not one path component, sent straight to the agent (as a
+/// master that did not validate them would): every task ends TASK_ERROR
+/// (REASON_TASK_INVALID) naming the field, and nothing is written outside
+/// the work dir, not even the status update's checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_that_are_not_one_path_component_never_reach_the_disk() {
+    if !common::require_root("ids_that_are_not_one_path_component_never_reach_the_disk") {
+        return;
+    }
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start("badids", &master);
+    subscribed(&master, 1).await;
+    let pid = std::process::id();
+    // `<dir>/work/meta/frameworks/../../../x` is `<dir>/x`: outside the work
+    // dir; the long climb reaches /tmp.
+    let deep = format!("../../../../../../../../../../../../tmp/tepui-escape-{pid}");
+    let bad: Vec<String> = vec![
+        "../../../escaped".into(),
+        deep.clone(),
+        "a/b".into(),
+        "..".into(),
+        "a\0b".into(),
+        "x".repeat(256),
+    ];
+    let outside_before = entries(&agent.dir);
+    let root_before = entries(std::path::Path::new("/"));
+    // (task id, field named, how many such updates): a bad task id is
+    // sent twice, as a command task and in a task group.
+    let mut expected: Vec<(String, &str, usize)> = Vec::new();
+    for (i, id) in bad.iter().enumerate() {
+        // A command task with a bad task id.
+        let fw = framework("badids", true);
+        master.run_task(&fw, command_task(id, "true"), None);
+        expected.push((id.clone(), "task_id", 2));
+        // A bad framework id.
+        let mut fw = framework("badids", true);
+        fw.id = Some(tepui_proto::v1::FrameworkId { value: id.clone() });
+        let task = format!("fw-{i}");
+        master.run_task(&fw, command_task(&task, "true"), None);
+        expected.push((task, "framework_id", 1));
+        // A custom executor with a bad executor id.
+        let fw = framework("badids", true);
+        let task = format!("ex-{i}");
+        let mut executor = default_executor(id, &fw);
+        executor.r#type = Some(executor_info::Type::Custom as i32);
+        executor.command = Some(CommandInfo {
+            value: Some("true".into()),
+            ..Default::default()
+        });
+        master.run_task(&fw, command_task(&task, "true"), Some(executor));
+        expected.push((task, "executor_id", 1));
+        // A task group with one bad task id.
+        let mut bad_task = command_task(id, "true");
+        bad_task.agent_id = Default::default();
+        let mut good_task = command_task(&format!("group-{i}"), "true");
+        good_task.agent_id = Default::default();
+        master.send(MasterEvent {
+            r#type: Some(master_event::Type::RunTaskGroup as i32),
+            run_task_group: Some(master_event::RunTaskGroup {
+                framework: fw.clone(),
+                executor: default_executor(&format!("pod-{i}"), &fw),
+                task_group: TaskGroupInfo {
+                    tasks: vec![good_task, bad_task],
+                },
+            }),
+            ..Default::default()
+        });
+        // Its good task ends with it, for the bad one's id.
+        expected.push((format!("group-{i}"), "task_id", 1));
+    }
+    let mut acked = 0;
+    for (task, field, count) in &expected {
+        let updates = master
+            .wait_for(&format!("TASK_ERROR for {task:?}"), WAIT, |m| {
+                ack_all(m, &mut acked);
+                let mine: Vec<_> = m
+                    .updates()
+                    .into_iter()
+                    .filter(|u| &u.status.task_id.value == task)
+                    .collect();
+                (mine.len() >= *count).then_some(mine)
+            })
+            .await;
+        assert_eq!(updates.len(), *count, "{task:?}");
+        for update in updates {
+            let message = update.status.message.clone().unwrap_or_default();
+            assert!(
+                message.contains(&format!("'{field}'")),
+                "{task:?}: {message}"
+            );
+            assert_eq!(state_of(&update.status), TaskState::TaskError, "{task:?}");
+            assert_eq!(
+                update.status.reason,
+                Some(tepui_proto::v1::task_status::Reason::TaskInvalid as i32),
+                "{task:?}"
+            );
+        }
+    }
+    // Nothing appeared next to the work dir, at `/` or where the climb
+    // would have landed.
+    assert_eq!(entries(&agent.dir), outside_before, "{}", agent.log());
+    assert_eq!(entries(std::path::Path::new("/")), root_before);
+    assert!(!std::path::Path::new(&format!("/tmp/tepui-escape-{pid}")).exists());
+    assert!(!agent.dir.join("escaped").exists());
+    // No executor was started for any of them.
+    assert!(agent.executor_runs("badids-fw", "pod-0").is_empty());
+
+    // The agent keeps serving: a good task runs to the end.
+    let fw = framework("badids", true);
+    master.run_task(&fw, command_task("good", "true"), None);
+    master
+        .wait_for("the good task to finish", WAIT, |m| {
+            ack_all(m, &mut acked);
+            states(m, "good")
+                .contains(&"TASK_FINISHED".to_string())
+                .then_some(())
+        })
+        .await;
+    agent.assert_pods_gone().await;
+}
+
+/// The agent API's smaller hostile inputs, each a 400 naming the field: a
+/// signal number kill(2) refuses, a container asking for more than the
+/// host has (`mem: 1e308`) or a NaN, and an image reference that cannot
+/// name an image. The agent keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_api_refuses_out_of_range_input_naming_the_field() {
+    if !common::require_root("the_agent_api_refuses_out_of_range_input_naming_the_field") {
+        return;
+    }
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start_with("hostile", &master, &["--image_providers", "docker"]);
+    subscribed(&master, 1).await;
+    let launch = |id: &str, mem: serde_json::Value| {
+        serde_json::json!({"type": "LAUNCH_CONTAINER", "launch_container": {
+            "container_id": {"value": id},
+            "command": {"value": "sleep 300"},
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                          {"name": "mem", "type": "SCALAR", "scalar": {"value": mem}}]}})
+    };
+    for mem in [
+        serde_json::json!(1e308),
+        serde_json::json!(4096),
+        serde_json::json!(-1),
+    ] {
+        let (status, body) = operator(&agent, launch("big", mem.clone())).await;
+        assert_eq!(status, 400, "{mem}: {body}");
+        assert!(body.contains("'resources' mem"), "{mem}: {body}");
+    }
+    let (status, body) = operator(&agent, launch("c", serde_json::json!(32))).await;
+    assert_eq!(status, 200, "{body}");
+    for signal in [0, -5, 1000] {
+        let call = serde_json::json!({"type": "KILL_CONTAINER", "kill_container": {
+            "container_id": {"value": "c"}, "signal": signal}});
+        let (status, body) = operator(&agent, call).await;
+        assert_eq!(status, 400, "{signal}: {body}");
+        assert!(body.contains("'kill_container.signal'"), "{signal}: {body}");
+    }
+    // The container is untouched by the refused calls; a real kill works.
+    let call = |kind: &str, field: &str| serde_json::json!({"type": kind, field: {"container_id": {"value": "c"}}});
+    let (status, body) = operator(&agent, call("KILL_CONTAINER", "kill_container")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = operator(&agent, call("WAIT_CONTAINER", "wait_container")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = operator(&agent, call("REMOVE_CONTAINER", "remove_container")).await;
+    assert_eq!(status, 200, "{body}");
+
+    for reference in ["a@b", "UPPER/Case", "a b", "a@sha256:zz"] {
+        let response = reqwest::Client::new()
+            .post(format!(
+                "http://127.0.0.1:{}/tepui/v1/images/pull",
+                agent.port
+            ))
+            .body(serde_json::json!({ "reference": reference }).to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, 400, "{reference}: {body}");
+        assert!(
+            body.contains("'reference' is invalid"),
+            "{reference}: {body}"
+        );
+    }
+    agent.assert_pods_gone().await;
+}

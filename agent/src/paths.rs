@@ -114,9 +114,11 @@ pub fn nested_sandbox(parent_sandbox: &Path, leaf: &str) -> PathBuf {
     parent_sandbox.join("containers").join(leaf)
 }
 
-/// Ids become path components: refuse anything that could climb out.
+/// Ids become path components: refuse anything that could climb out or
+/// not fit one component (Mesos's `validateID` rules, shared with the
+/// master in `tepui_proto::ids`).
 pub fn valid_component(id: &str) -> bool {
-    !id.is_empty() && id != "." && id != ".." && !id.contains('/') && !id.contains('\0')
+    tepui_proto::ids::is_valid(id)
 }
 
 #[cfg(test)]
@@ -170,7 +172,8 @@ mod tests {
     #[test]
     fn ids_that_climb_are_refused() {
         assert!(valid_component("task-1.x"));
-        for bad in ["", ".", "..", "a/b", "a\0"] {
+        let long = "x".repeat(256);
+        for bad in ["", ".", "..", "a/b", "a\0", "a\\b", "a\nb", long.as_str()] {
             assert!(!valid_component(bad), "{bad:?}");
         }
     }

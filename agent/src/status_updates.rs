@@ -32,7 +32,11 @@ pub struct Outgoing {
 
 #[derive(Debug)]
 struct Stream {
-    log: PathBuf,
+    /// Where the stream is checkpointed; `None` for a stream kept in memory
+    /// only (its ids cannot be a path, or its log could not be written):
+    /// the master still learns the update, it just does not survive a
+    /// restart.
+    log: Option<PathBuf>,
     executor_id: Option<ExecutorId>,
     pending: VecDeque<TaskStatus>,
     seen: HashSet<Vec<u8>>,
@@ -81,11 +85,11 @@ impl StatusUpdateManager {
     fn stream(
         &mut self,
         key: &TaskKey,
-        log: &Path,
+        log: Option<&Path>,
         executor_id: Option<&ExecutorId>,
     ) -> &mut Stream {
         self.streams.entry(key.clone()).or_insert_with(|| Stream {
-            log: log.to_path_buf(),
+            log: log.map(Path::to_path_buf),
             executor_id: executor_id.cloned(),
             pending: VecDeque::new(),
             seen: HashSet::new(),
@@ -103,6 +107,29 @@ impl StatusUpdateManager {
         executor_id: Option<&ExecutorId>,
         status: TaskStatus,
     ) -> Result<Accepted, UpdateError> {
+        self.insert(key, Some(log), executor_id, status)
+    }
+
+    /// Queues an update without checkpointing it: for an update the agent
+    /// writes itself about a task whose ids cannot become a path, or whose
+    /// log cannot be written (the task must still end, never hang in
+    /// STAGING).
+    pub fn update_unlogged(
+        &mut self,
+        key: &TaskKey,
+        executor_id: Option<&ExecutorId>,
+        status: TaskStatus,
+    ) -> Result<Accepted, UpdateError> {
+        self.insert(key, None, executor_id, status)
+    }
+
+    fn insert(
+        &mut self,
+        key: &TaskKey,
+        log: Option<&Path>,
+        executor_id: Option<&ExecutorId>,
+        status: TaskStatus,
+    ) -> Result<Accepted, UpdateError> {
         let uuid = status
             .uuid
             .as_ref()
@@ -113,10 +140,16 @@ impl StatusUpdateManager {
             })?
             .to_vec();
         let stream = self.stream(key, log, executor_id);
+        if log.is_none() {
+            // From now on the stream lives in memory only.
+            stream.log = None;
+        }
         if stream.seen.contains(&uuid) {
             return Ok(Accepted::Duplicate);
         }
-        checkpoint::append_update(&stream.log, &UpdateRecord::Update(Box::new(status.clone())))?;
+        if let Some(log) = &stream.log {
+            checkpoint::append_update(log, &UpdateRecord::Update(Box::new(status.clone())))?;
+        }
         stream.seen.insert(uuid);
         stream.latest_state = TaskState::try_from(status.state).ok();
         stream.pending.push_back(status);
@@ -147,7 +180,9 @@ impl StatusUpdateManager {
         if !front_matches {
             return Ok(None);
         }
-        checkpoint::append_update(&stream.log, &UpdateRecord::Ack(uuid.to_vec()))?;
+        if let Some(log) = &stream.log {
+            checkpoint::append_update(log, &UpdateRecord::Ack(uuid.to_vec()))?;
+        }
         stream.pending.pop_front();
         stream.backoff = RETRY_MIN;
         stream.next_send = if stream.pending.is_empty() {
@@ -217,7 +252,7 @@ impl StatusUpdateManager {
         executor_id: Option<&ExecutorId>,
     ) -> Result<Vec<TaskStatus>, UpdateError> {
         let records = checkpoint::read_updates(log)?;
-        let stream = self.stream(key, log, executor_id);
+        let stream = self.stream(key, Some(log), executor_id);
         let mut all = Vec::new();
         for record in records {
             match record {
@@ -306,6 +341,34 @@ mod tests {
             framework: "fw".into(),
             task: "t".into(),
         }
+    }
+
+    #[test]
+    fn an_unlogged_update_goes_out_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("x".repeat(300)).join("updates.jsonl");
+        let mut m = StatusUpdateManager::default();
+        // The logged update cannot be written (ENAMETOOLONG):
+        // the caller falls back to memory, and the update still goes out.
+        assert!(
+            m.update(&key(), &log, None, status(TaskState::TaskError, 1))
+                .is_err()
+        );
+        assert_eq!(
+            m.update_unlogged(&key(), None, status(TaskState::TaskError, 1))
+                .unwrap(),
+            Accepted::New { front: true }
+        );
+        let due = m.due(Instant::now());
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].status.state, TaskState::TaskError as i32);
+        assert_eq!(
+            m.acknowledge(&key(), &[1; 16]).unwrap(),
+            None,
+            "the ack needs no log either"
+        );
+        assert!(m.is_done(&key()));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

@@ -30,9 +30,6 @@ pub async fn serve(
     }
 }
 
-/// Largest agent link request (a re-registration with its tasks).
-const LINK_BODY_BYTES: usize = 64 << 20;
-
 /// The master's libprocess processes: paths under none of them belong to
 /// the `master` process, as Mesos's master delegates them.
 const PROCESSES: tepui_proto::libprocess::Processes = tepui_proto::libprocess::Processes {
@@ -55,11 +52,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
             );
     }
     let router = api
-        // An agent's (re-)registration lists every task it runs.
-        .route(
-            "/tepui/link/v1",
-            post(crate::link::handle).layer(axum::extract::DefaultBodyLimit::max(LINK_BODY_BYTES)),
-        )
+        // The link reads its own body: its cap depends on who calls.
+        .route("/tepui/link/v1", post(crate::link::handle))
         .merge(crate::v0::routes())
         .layer(axum::middleware::from_fn(tepui_proto::libprocess::jsonp))
         .layer(axum::middleware::from_fn_with_state(

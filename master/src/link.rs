@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -21,12 +21,38 @@ use crate::state::agents::LINK_PROTOCOL_VERSION;
 
 pub const STREAM_ID: &str = "Tepui-Link-Stream-Id";
 
+/// Largest link request from an agent that authenticated (a re-registration
+/// lists every task it runs).
+const AUTHENTICATED_BODY_BYTES: usize = 64 << 20;
+
+/// The body cap matches trust: an unauthenticated caller gets the server's
+/// cap like every other endpoint (`--http_max_body_size`, 8 MiB), so
+/// anyone who can reach the port cannot make the master buffer 64 MiB per
+/// connection; an agent that authenticated (`--authenticate_agents`) may
+/// send more. The body is read incrementally and refused (413) as soon as
+/// it passes the cap.
+fn body_cap(shared: &Shared, caller: &crate::auth::Caller) -> usize {
+    if caller.principal.is_some() {
+        AUTHENTICATED_BODY_BYTES.max(shared.config.http_limits.max_body_bytes)
+    } else {
+        shared.config.http_limits.max_body_bytes
+    }
+}
+
 pub async fn handle(
     State(shared): State<Arc<Shared>>,
     Extension(caller): Extension<crate::auth::Caller>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let cap = body_cap(&shared, &caller);
+    let body: Bytes = match axum::body::to_bytes(body, cap).await {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::new(413, format!("request body over {cap} bytes: {e}"))
+                .into_response();
+        }
+    };
     match serve(&shared, &caller, &headers, &body) {
         Ok(r) => r,
         Err(e) => e.into_response(),

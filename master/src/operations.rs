@@ -37,6 +37,15 @@ pub fn convert(
                 .as_ref()
                 .map(|c| c.volumes.clone())
                 .unwrap_or_default();
+            // A persistent volume's id names its directory on the agent
+            // (Mesos's `validateID` in `validateCreate`).
+            for id in volumes
+                .iter()
+                .filter_map(|v| v.disk.as_ref()?.persistence.as_ref())
+                .map(|p| &p.id)
+            {
+                tepui_proto::ids::check("volumes.disk.persistence.id", id)?;
+            }
             let to = parse(&volumes)?;
             if to.iter().any(|r| !r.is_persistent_volume()) {
                 return Err("CREATE needs persistent volumes (disk.persistence set)".into());
@@ -146,4 +155,49 @@ fn unpersisted(volumes: &Resources) -> Resources {
             r
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tepui_proto::v1::resource::DiskInfo;
+    use tepui_proto::v1::resource::disk_info::Persistence;
+    use tepui_proto::v1::{Resource, offer::operation};
+
+    fn create(id: &str) -> Operation {
+        let mut volume: Resource = tepui_proto::resources::parse_resources("disk(web):64", "*")
+            .unwrap()
+            .into_vec()[0]
+            .clone();
+        volume.disk = Some(DiskInfo {
+            persistence: Some(Persistence {
+                id: id.into(),
+                principal: None,
+            }),
+            ..Default::default()
+        });
+        Operation {
+            r#type: Some(OpType::Create as i32),
+            create: Some(operation::Create {
+                volumes: vec![volume],
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_persistent_volume_id_must_be_one_path_component() {
+        for bad in ["..", "../../etc", "a/b", "a\0b"] {
+            let e = convert(&create(bad), OpType::Create, &["web".into()], None).unwrap_err();
+            assert!(e.contains("'volumes.disk.persistence.id'"), "{bad:?}: {e}");
+        }
+        let long = "v".repeat(256);
+        assert!(convert(&create(&long), OpType::Create, &["web".into()], None).is_err());
+        let e = convert(&create("data-1"), OpType::Create, &["web".into()], None);
+        assert!(
+            e.as_ref()
+                .map_or_else(|e| !e.contains("persistence.id"), |_| true),
+            "{e:?}"
+        );
+    }
 }

@@ -363,10 +363,40 @@ fn serve(
     })
 }
 
+/// Mesos's `quota::validate`: a quota value is a finite, non-negative
+/// number (`validateInputScalarValue`) no larger than 1 exabyte (in MB) for
+/// `mem` and `disk` and 1 trillion for anything else.
+fn check_quota_value(role: &str, field: &str, name: &str, value: f64) -> Result<(), ApiError> {
+    const EXABYTE_IN_MB: f64 = (1u64 << 40) as f64;
+    const OTHER_LIMIT: f64 = 1e12;
+    let max = if name == "mem" || name == "disk" {
+        EXABYTE_IN_MB
+    } else {
+        OTHER_LIMIT
+    };
+    if !value.is_finite() || value < 0.0 || value > max {
+        return Err(ApiError::bad_request(format!(
+            "Invalid 'QuotaConfig.{field}' of role '{role}': {{'{name}': {value}}} must be \
+             a finite number between 0 and {max}"
+        )));
+    }
+    Ok(())
+}
+
 fn update_quota(master: &mut Master, u: v1::master::call::UpdateQuota) -> Result<(), ApiError> {
     for c in &u.quota_configs {
         tepui_proto::resources::role::validate(&c.role)
             .map_err(|e| ApiError::bad_request(format!("invalid role '{}': {e}", c.role)))?;
+        if c.role == "*" {
+            return Err(ApiError::bad_request(
+                "Invalid 'QuotaConfig.role': setting quota for the default '*' role is not supported",
+            ));
+        }
+        for (field, values) in [("guarantees", &c.guarantees), ("limits", &c.limits)] {
+            for (name, v) in values {
+                check_quota_value(&c.role, field, name, v.value)?;
+            }
+        }
         for (name, g) in &c.guarantees {
             if let Some(l) = c.limits.get(name)
                 && l.value < g.value

@@ -103,6 +103,8 @@ fn serve(
         CallType::Teardown => master.remove_framework(&framework_id),
         CallType::Accept => {
             let mut accept = call.accept.ok_or_else(|| missing("accept"))?;
+            crate::validation::check_operations(&accept.operations)
+                .map_err(ApiError::bad_request)?;
             authorize_accept(shared, &mut master, &framework_id, principal, &mut accept);
             master.accept(&framework_id, accept)?;
         }

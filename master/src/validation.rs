@@ -19,16 +19,10 @@ pub struct Context<'a> {
     pub executors: &'a dyn Fn(&str) -> Option<ExecutorInfo>,
 }
 
-fn check_id(kind: &str, id: &str) -> Result<(), String> {
-    if id.is_empty() {
-        return Err(format!("{kind} id must not be empty"));
-    }
-    if id.contains('/') || id.contains('\0') || id == "." || id == ".." {
-        return Err(format!(
-            "{kind} id '{id}' contains a '/', a NUL or is '.' or '..'"
-        ));
-    }
-    Ok(())
+/// Ids become paths and cgroup names on the agent: Mesos's `validateID`
+/// rules (`tepui_proto::ids`), with the offending field named.
+fn check_id(field: &str, id: &str) -> Result<(), String> {
+    tepui_proto::ids::check(field, id)
 }
 
 /// Parses resources as given, with the offer's allocation role filled in
@@ -97,7 +91,7 @@ fn check_limits(task: &TaskInfo, resources: &Resources) -> Result<(), String> {
 }
 
 fn check_executor(executor: &ExecutorInfo, ctx: &Context<'_>) -> Result<Resources, String> {
-    check_id("executor", &executor.executor_id.value)?;
+    check_id("executor.executor_id", &executor.executor_id.value)?;
     if let Some(fid) = &executor.framework_id
         && fid.value != ctx.framework_id
     {
@@ -141,7 +135,7 @@ pub fn validate_task(
     seen: &mut HashSet<String>,
     ctx: &Context<'_>,
 ) -> Result<Checked, String> {
-    check_id("task", &task.task_id.value)?;
+    check_id("task_id", &task.task_id.value)?;
     if (ctx.known_tasks)(&task.task_id.value) || !seen.insert(task.task_id.value.clone()) {
         return Err(format!(
             "task id '{}' is already in use",
@@ -233,7 +227,7 @@ pub fn validate_task_group(
     let mut share: Option<bool> = None;
     let mut per_task = Vec::with_capacity(tasks.len());
     for task in tasks {
-        check_id("task", &task.task_id.value)?;
+        check_id("task_id", &task.task_id.value)?;
         if (ctx.known_tasks)(&task.task_id.value) || !seen.insert(task.task_id.value.clone()) {
             return Err(format!(
                 "task id '{}' is already in use",
@@ -293,4 +287,40 @@ pub fn display(resources: &Resources) -> String {
         .map(|r| tepui_proto::resources::DisplayResource(r).to_string())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Checks what ACCEPT's operations are before any offer is used: each needs
+/// a type this master applies, and an operation id must be a valid id.
+/// Mesos's JSON parsing refuses a type it does not know (400) and its
+/// `Master::accept` ignores `UNKNOWN`; tepui refuses both, and the types it
+/// does not implement, so that a framework never has its offer consumed by
+/// an operation that silently did nothing.
+pub fn check_operations(ops: &[tepui_proto::v1::offer::Operation]) -> Result<(), String> {
+    use tepui_proto::v1::offer::operation::Type as OpType;
+    for (i, op) in ops.iter().enumerate() {
+        let field = format!("accept.operations[{i}].type");
+        let kind = match op.r#type {
+            None => return Err(format!("'{field}' must be present")),
+            Some(t) => OpType::try_from(t).map_err(|_| format!("'{field}' {t} is not known"))?,
+        };
+        match kind {
+            OpType::Launch
+            | OpType::LaunchGroup
+            | OpType::Reserve
+            | OpType::Unreserve
+            | OpType::Create
+            | OpType::Destroy => {}
+            OpType::Unknown => return Err(format!("'{field}' must not be UNKNOWN")),
+            other => {
+                return Err(format!(
+                    "'{field}' {} is not supported by this master",
+                    other.as_str_name()
+                ));
+            }
+        }
+        if let Some(id) = &op.id {
+            check_id(&format!("accept.operations[{i}].id"), &id.value)?;
+        }
+    }
+    Ok(())
 }

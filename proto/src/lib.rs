@@ -15,6 +15,7 @@ pub mod auth;
 pub mod content;
 pub mod duration;
 pub mod generated;
+pub mod ids;
 pub mod json;
 #[cfg(feature = "server")]
 pub mod libprocess;

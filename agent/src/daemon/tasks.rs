@@ -21,7 +21,7 @@ use super::Agent;
 use super::state::{Executor, ExecutorKind, Framework, Phase, Queued, RunRecord, State, TaskEntry};
 use crate::checkpoint;
 use crate::paths::valid_component;
-use crate::status_updates::{Accepted, TaskKey, is_terminal};
+use crate::status_updates::{Accepted, TaskKey, UpdateError, is_terminal};
 
 /// What the command executor itself is given on top of its task.
 const COMMAND_EXECUTOR_CPUS: f64 = 0.1;
@@ -152,11 +152,14 @@ impl Agent {
             return;
         };
         let ex = info.executor_id.value.clone();
-        let bad = [&fw, &ex]
-            .into_iter()
-            .chain(tasks.iter().map(|t| &t.task_id.value))
-            .find(|id| !valid_component(id))
-            .cloned();
+        // The master validated these (`tepui_proto::ids`); checked again
+        // before anything touches the disk, with the field named.
+        // Task ids first: a command task's executor id is its task id.
+        let bad = tasks
+            .iter()
+            .map(|t| ("task_id", &t.task_id.value))
+            .chain([("framework_id", &fw), ("executor_id", &ex)])
+            .find_map(|(field, id)| tepui_proto::ids::check(field, id).err());
         if let Some(bad) = bad {
             let mut state = self.state.lock().await;
             for task in &tasks {
@@ -168,7 +171,7 @@ impl Agent {
                     &task.task_id.value,
                     TaskState::TaskError,
                     Reason::TaskInvalid,
-                    &format!("'{bad}' cannot be used as an id: it must be one path component"),
+                    &bad,
                 );
             }
             return;
@@ -207,7 +210,8 @@ impl Agent {
                 executor.queued.push(work);
             }
             for task in &tasks {
-                self.checkpoint_task(&fw, &ex, &container, task);
+                // Logged; the running executor has the task already.
+                let _ = self.checkpoint_task(&fw, &ex, &container, task);
             }
             drop(state);
             self.size_executor_pod(&fw, &ex).await;
@@ -223,21 +227,23 @@ impl Agent {
             kind,
             info: tepui_proto::json::to_value(&info),
         };
-        if let Err(e) = checkpoint::write_json(&self.work.executor_file(&fw, &ex), &record)
-            .and_then(|()| {
-                checkpoint::write_json(
-                    &self.work.run_file(&fw, &ex, &container_id),
-                    &RunRecord {
-                        container_id: container_id.clone(),
-                        kind,
-                        directory: directory.clone(),
-                        completed: false,
-                    },
-                )
-            })
-        {
-            tracing::error!("{e}");
-        }
+        // A run the agent cannot checkpoint is not launched: its tasks end
+        // TASK_FAILED with the reason (Mesos aborts the agent instead).
+        let mut not_checkpointed =
+            checkpoint::write_json(&self.work.executor_file(&fw, &ex), &record)
+                .and_then(|()| {
+                    checkpoint::write_json(
+                        &self.work.run_file(&fw, &ex, &container_id),
+                        &RunRecord {
+                            container_id: container_id.clone(),
+                            kind,
+                            directory: directory.clone(),
+                            completed: false,
+                        },
+                    )
+                })
+                .err()
+                .map(|e| format!("cannot checkpoint the executor: {e}"));
         let mut executor = Executor {
             info: info.clone(),
             kind,
@@ -254,7 +260,9 @@ impl Agent {
                 task.task_id.value.clone(),
                 TaskEntry::new(task.clone(), TaskState::TaskStaging),
             );
-            self.checkpoint_task(&fw, &ex, &container_id, task);
+            if let Err(e) = self.checkpoint_task(&fw, &ex, &container_id, task) {
+                not_checkpointed.get_or_insert(e);
+            }
         }
         if let Some(framework) = state.frameworks.get_mut(&fw) {
             framework.executors.insert(ex.clone(), executor);
@@ -264,20 +272,31 @@ impl Agent {
             .insert(container_id.clone(), (fw.clone(), ex.clone()));
         drop(state);
 
-        let spec = self.executor_launch_spec(&framework, &info, kind, &container_id, &directory);
+        let spec = match not_checkpointed {
+            Some(message) => Err(message),
+            None => self.executor_launch_spec(&framework, &info, kind, &container_id, &directory),
+        };
         let agent = self.clone();
         tokio::spawn(async move {
             agent.launch_executor(fw, ex, container_id, spec).await;
         });
     }
 
-    fn checkpoint_task(&self, fw: &str, ex: &str, container: &str, task: &TaskInfo) {
-        if let Err(e) = checkpoint::write_message(
+    fn checkpoint_task(
+        &self,
+        fw: &str,
+        ex: &str,
+        container: &str,
+        task: &TaskInfo,
+    ) -> Result<(), String> {
+        checkpoint::write_message(
             &self.work.task_file(fw, ex, container, &task.task_id.value),
             task,
-        ) {
+        )
+        .map_err(|e| {
             tracing::error!("{e}");
-        }
+            format!("cannot checkpoint task {}: {e}", task.task_id.value)
+        })
     }
 
     /// The executor's container: the executor's command on the host
@@ -718,7 +737,6 @@ impl Agent {
             .map(str::to_string)
             .or_else(|| state.executor(fw, ex).map(|e| e.container_id.clone()))
             .unwrap_or_else(|| "unknown".to_string());
-        let log = self.work.task_updates(fw, ex, &container, task);
         let key = TaskKey {
             framework: fw.to_string(),
             task: task.to_string(),
@@ -727,7 +745,35 @@ impl Agent {
             value: ex.to_string(),
         };
         let kept = status.clone();
-        let recorded = match state.updates.update(&key, &log, Some(&executor_id), status) {
+        // Ids that cannot be a path never reach the disk (`../..` would
+        // write outside the work dir); an update whose log cannot be written
+        // (ENAMETOOLONG, ENOSPC...) still goes to the master, from memory:
+        // a task must end, never hang in STAGING with its resources held.
+        let pathable = [fw, ex, container.as_str(), task]
+            .into_iter()
+            .all(valid_component);
+        let result = if pathable {
+            let log = self.work.task_updates(fw, ex, &container, task);
+            match state
+                .updates
+                .update(&key, &log, Some(&executor_id), status.clone())
+            {
+                Err(UpdateError::Checkpoint(e)) => {
+                    tracing::error!(
+                        "cannot checkpoint the agent's update for {task}: {e}; keeping it in memory"
+                    );
+                    state
+                        .updates
+                        .update_unlogged(&key, Some(&executor_id), status)
+                }
+                other => other,
+            }
+        } else {
+            state
+                .updates
+                .update_unlogged(&key, Some(&executor_id), status)
+        };
+        let recorded = match result {
             Ok(Accepted::New { .. }) => {
                 self.updates_ready.notify_one();
                 true

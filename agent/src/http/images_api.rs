@@ -53,6 +53,11 @@ pub(super) async fn pull(State(agent): State<Arc<Agent>>, body: Bytes) -> Respon
     if request.reference.trim().is_empty() {
         return error(400, "'reference' is empty");
     }
+    // A reference that cannot name an image is the caller's mistake: a 400
+    // before the 200 of the progress stream, not an error line inside it.
+    if let Err(e) = tepui_fetcher::registry::Reference::parse(&request.reference) {
+        return error(400, format!("'reference' is invalid: {e}"));
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
         let progress = Arc::new(PullProgress::default());

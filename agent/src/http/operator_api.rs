@@ -169,11 +169,11 @@ pub async fn handle(
             None => error(400, "Expecting 'wait_nested_container' to be present"),
         },
         Some(Type::KillContainer) => match call.kill_container {
-            Some(c) => kill(&agent, c.container_id, c.signal).await,
+            Some(c) => kill(&agent, "kill_container", c.container_id, c.signal).await,
             None => error(400, "Expecting 'kill_container' to be present"),
         },
         Some(Type::KillNestedContainer) => match call.kill_nested_container {
-            Some(c) => kill(&agent, c.container_id, c.signal).await,
+            Some(c) => kill(&agent, "kill_nested_container", c.container_id, c.signal).await,
             None => error(400, "Expecting 'kill_nested_container' to be present"),
         },
         Some(Type::RemoveContainer) => match call.remove_container {
@@ -279,6 +279,52 @@ pub(super) fn containerizer_error(e: ContainerizerError) -> Response {
     }
 }
 
+/// A container's resources and limits are finite and non-negative (Mesos's
+/// `validateInputScalarValue`) and no more than the agent has in all
+/// (`mem: 1e308` is a mistake, not a request): a 400 naming the field.
+fn check_quantities(
+    agent: &Agent,
+    resources: &[Resource],
+    limits: &std::collections::BTreeMap<String, value::Scalar>,
+) -> Result<(), String> {
+    let total = agent.agent_info().resources;
+    let has = |name: &str| -> Option<f64> {
+        let mut sum = None;
+        for r in total.iter().filter(|r| r.name == name) {
+            *sum.get_or_insert(0.0) += r.scalar.as_ref().map_or(0.0, |s| s.value);
+        }
+        sum
+    };
+    let named = resources
+        .iter()
+        .filter_map(|r| {
+            r.scalar
+                .as_ref()
+                .map(|s| ("resources", r.name.as_str(), s.value))
+        })
+        .chain(limits.iter().map(|(n, s)| ("limits", n.as_str(), s.value)));
+    for (field, name, value) in named {
+        // Mesos: an infinite limit means "no limit".
+        if field == "limits" && value == f64::INFINITY {
+            continue;
+        }
+        if !value.is_finite() || value < 0.0 {
+            return Err(format!(
+                "'{field}' {name}: {value} must be a finite, non-negative number"
+            ));
+        }
+        // A limit may be above the request (burst), but not above the host.
+        if let Some(have) = has(name)
+            && value > have
+        {
+            return Err(format!(
+                "'{field}' {name}: {value} is more than this agent has ({have})"
+            ));
+        }
+    }
+    Ok(())
+}
+
 async fn launch(
     agent: &Arc<Agent>,
     id: ContainerId,
@@ -287,6 +333,9 @@ async fn launch(
     resources: Vec<Resource>,
     limits: std::collections::BTreeMap<String, value::Scalar>,
 ) -> Response {
+    if let Err(message) = check_quantities(agent, &resources, &limits) {
+        return error(400, message);
+    }
     let path = match container_path(&id) {
         Ok(p) => p,
         Err(r) => return r,
@@ -479,12 +528,23 @@ async fn wait(
     }
 }
 
-async fn kill(agent: &Arc<Agent>, id: ContainerId, signal: Option<i32>) -> Response {
+async fn kill(agent: &Arc<Agent>, call: &str, id: ContainerId, signal: Option<i32>) -> Response {
+    let signal = signal.unwrap_or(libc::SIGKILL);
+    // A number kill(2) refuses (EINVAL) is the caller's mistake: a 400
+    // naming the field, not the 500 of a failed kill.
+    if !(1..=libc::SIGRTMAX()).contains(&signal) {
+        return error(
+            400,
+            format!(
+                "'{call}.signal' {signal} is not a signal number (1..={})",
+                libc::SIGRTMAX()
+            ),
+        );
+    }
     let path = match container_path(&id) {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let signal = signal.unwrap_or(libc::SIGKILL);
     let result = if signal == libc::SIGKILL {
         agent.containerizer.kill(&path, Duration::ZERO).await
     } else {

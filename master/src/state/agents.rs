@@ -27,6 +27,7 @@ impl Master {
         mut sub: agent_call::Subscribe,
     ) -> Result<(String, String, crate::queue::EventRx<Box<MasterEvent>>), ApiError> {
         let total = agent_total(&sub)?;
+        check_subscribe_ids(requested_id.as_deref(), &sub)?;
         let id = match requested_id.or_else(|| sub.agent_info.id.as_ref().map(|i| i.value.clone()))
         {
             Some(id) if self.registry.state.gone.contains_key(&id) => {
@@ -535,4 +536,34 @@ fn agent_total(sub: &agent_call::Subscribe) -> Result<Resources, ApiError> {
         total += r.clone();
     }
     Ok(total)
+}
+
+/// Mesos's `validateSlaveReregister`: every id the agent reports must pass
+/// `validateID`, since the master hands them on (to schedulers, to other
+/// agents' paths via the frameworks it learns of).
+fn check_subscribe_ids(
+    requested: Option<&str>,
+    sub: &agent_call::Subscribe,
+) -> Result<(), ApiError> {
+    let check =
+        |field: &str, id: &str| tepui_proto::ids::check(field, id).map_err(ApiError::bad_request);
+    if let Some(id) = requested {
+        check("agent_id", id)?;
+    }
+    if let Some(id) = &sub.agent_info.id {
+        check("subscribe.agent_info.id", &id.value)?;
+    }
+    for fw in &sub.frameworks {
+        if let Some(id) = &fw.id {
+            check("subscribe.frameworks.id", &id.value)?;
+        }
+    }
+    for ex in &sub.executors {
+        check("subscribe.executors.executor_id", &ex.executor_id.value)?;
+    }
+    for task in sub.tasks.iter().chain(&sub.completed_tasks) {
+        check("subscribe.tasks.task_id", &task.task_id.value)?;
+        check("subscribe.tasks.framework_id", &task.framework_id.value)?;
+    }
+    Ok(())
 }

@@ -34,8 +34,34 @@ pub fn framework_roles(info: &FrameworkInfo) -> Vec<String> {
     }
 }
 
+/// Longest failover timeout: what a Duration of int64 nanoseconds holds,
+/// the bound Mesos's `Duration::create` checks.
+const MAX_FAILOVER_TIMEOUT_SECS: f64 = i64::MAX as f64 / 1e9;
+
+/// Mesos's `validateFailoverTimeout`: a value no Duration can hold (NaN,
+/// infinite, beyond int64 nanoseconds) is refused. A negative one is a
+/// valid Duration in Mesos and means "fail over at once", as here.
+fn check_failover_timeout(timeout: Option<f64>) -> Result<(), ApiError> {
+    match timeout {
+        Some(t) if !t.is_finite() || t.abs() > MAX_FAILOVER_TIMEOUT_SECS => {
+            Err(ApiError::bad_request(format!(
+                "'framework_info.failover_timeout' ({t}) is invalid: it must be a finite \
+                 number of seconds no larger than {MAX_FAILOVER_TIMEOUT_SECS:.0}"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl Master {
     fn validate_framework_info(&self, info: &FrameworkInfo) -> Result<Vec<String>, ApiError> {
+        // The id becomes a directory on every agent (Mesos:
+        // `validateFrameworkId`, an empty id meaning "assign me one").
+        if let Some(id) = info.id.as_ref().filter(|id| !id.value.is_empty()) {
+            tepui_proto::ids::check("framework_info.id", &id.value)
+                .map_err(ApiError::bad_request)?;
+        }
+        check_failover_timeout(info.failover_timeout)?;
         let multi = has_capability(info, Capability::MultiRole);
         if multi && info.role.is_some() {
             return Err(ApiError::bad_request(
