@@ -285,13 +285,49 @@ async fn accept_refuses_unknown_operation_types_before_using_the_offer() {
 
 /// POSTs `bytes` of JSON whitespace to the agent link; the status line.
 async fn post_link(addr: std::net::SocketAddr, bytes: usize, auth: Option<&str>) -> String {
-    let mut headers = vec![("content-type", "application/json")];
-    if let Some(a) = auth {
-        headers.push(("authorization", a));
-    }
-    let (status, _, body) =
-        common::http::call(addr, "POST", "/tepui/link/v1", &headers, vec![b' '; bytes]).await;
-    format!("{status} {}", String::from_utf8_lossy(&body))
+    // Raw TCP: a master that refuses a body early answers, then stops
+    // reading; the write may then break (EPIPE) while the answer waits to
+    // be read. The body goes from its own thread, write errors ignored.
+    let auth = auth.map(str::to_string);
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        let mut head = format!(
+            "POST /tepui/link/v1 HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {bytes}\r\nconnection: close\r\n"
+        );
+        if let Some(a) = &auth {
+            head.push_str(&format!("authorization: {a}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut writer = stream.try_clone().unwrap();
+        let sender = std::thread::spawn(move || {
+            if writer.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            let chunk = vec![b' '; 64 << 10];
+            let mut left = bytes;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                if writer.write_all(&chunk[..n]).is_err() {
+                    return;
+                }
+                left -= n;
+            }
+        });
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let _ = sender.join();
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        // "HTTP/1.1 413 Payload Too Large\r\n...\r\n\r\nbody" -> "413 body"
+        let status = text.split_whitespace().nth(1).unwrap_or("").to_string();
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+        format!("{status} {body}")
+    })
+    .await
+    .unwrap()
 }
 
 /// Unauthenticated link callers get the 8 MiB cap of every endpoint; an
