@@ -795,31 +795,13 @@ impl Containerizer {
         match client.wait(id).await {
             Ok(t) => Ok(t),
             Err(e @ (SupervisorError::Io(_) | SupervisorError::Protocol { .. }))
-                if !self.supervisor_alive(id.pod()) =>
+                if !client.is_alive().await =>
             {
                 tracing::warn!(container = %id, "the pod's supervisor died ({e}): killing what it left");
                 Ok(self.supervisor_died(id).await)
             }
             Err(e) => Err(self.remote(id, e)),
         }
-    }
-
-    /// Whether the pod's supervisor process still runs (a zombie does not).
-    fn supervisor_alive(&self, pod: &str) -> bool {
-        let Some(pid) = std::fs::read_to_string(self.rt.supervisor_pid(pod))
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok())
-        else {
-            return false;
-        };
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|stat| {
-                // `pid (comm) state ...`: comm may hold spaces and parens.
-                let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
-                Some(state != 'Z' && state != 'X')
-            })
-            .unwrap_or(false)
     }
 
     /// A supervisor died under a live pod: nothing watches its containers
@@ -938,7 +920,7 @@ impl Containerizer {
                 // any more, and what it left (cgroups, dir) is cleaned below
                 // as for a dead pod, rather than left for good.
                 Err(crate::supervisor::SupervisorError::Io(e))
-                    if id.is_top_level() && !self.rt.supervisor_socket(id.pod()).exists() =>
+                    if id.is_top_level() && !client.is_alive().await =>
                 {
                     tracing::warn!(container = %id, "supervisor gone before the removal ({e}): cleaning up its pod");
                 }
