@@ -73,6 +73,25 @@ fn established_from(port: u16, from: [u8; 4]) -> usize {
         .count()
 }
 
+/// Bytes the kernel still holds to send on the master's closed
+/// (FIN-WAIT-1) connections on `port`: what a graceful close of a stalled
+/// stream leaves behind until the zero-window probes give up.
+fn closed_unsent_bytes(port: u16) -> u64 {
+    let local = format!(":{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.len() > 4 && f[1].ends_with(&local) && f[3] == "04").then(|| {
+                let tx = f[4].split(':').next().unwrap_or("0");
+                u64::from_str_radix(tx, 16).unwrap_or(0)
+            })
+        })
+        .sum()
+}
+
 fn vm_rss_kb() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     status
@@ -261,6 +280,9 @@ async fn an_operator_subscriber_that_never_reads_is_dropped() {
     assert!(grown_mb < 50, "RSS grew {grown_mb} MiB");
     // Its connection is closed too (the stalled write timed out).
     tokio::time::sleep(Duration::from_secs(3)).await;
+    // Closed with a reset: no megabytes left queued in the kernel for a
+    // client that will never read them.
+    assert_eq!(closed_unsent_bytes(master.addr.port()), 0);
     assert!(closed_within(&mut silent, Duration::from_secs(10)).await);
     reader.abort();
     master.abort();
@@ -413,6 +435,9 @@ async fn never_reading_scheduler(queue: usize, messages: usize) {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
+    // Closed with a reset: no megabytes left queued in the kernel for a
+    // client that will never read them.
+    assert_eq!(closed_unsent_bytes(master.addr.port()), 0);
     assert!(closed_within(&mut silent, Duration::from_secs(10)).await);
     let grown_mb = after.saturating_sub(warm) / 1024;
     println!(

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -138,9 +139,11 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        let stream = WriteDeadline::new(stream, limits.write_timeout);
+        let abort = Arc::new(AtomicBool::new(false));
+        let stream = WriteDeadline::new(stream, limits.write_timeout, Arc::clone(&abort));
         spawn_connection(
             stream,
+            abort,
             peer,
             slot,
             tls.clone(),
@@ -156,8 +159,10 @@ pub async fn serve(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn spawn_connection(
     stream: WriteDeadline,
+    abort: Arc<AtomicBool>,
     peer: SocketAddr,
     slot: Slot,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -168,12 +173,14 @@ fn spawn_connection(
     tokio::spawn(async move {
         let _slot = slot;
         let Some(tls) = tls else {
-            return drive(TokioIo::new(stream), peer, http, router, stopped).await;
+            return drive(TokioIo::new(stream), &abort, peer, http, router, stopped).await;
         };
         // In the connection's own task: a slow handshake holds up nobody,
         // and it counts against the client's connection slot.
         match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-            Ok(Ok(stream)) => drive(TokioIo::new(stream), peer, http, router, stopped).await,
+            Ok(Ok(stream)) => {
+                drive(TokioIo::new(stream), &abort, peer, http, router, stopped).await
+            }
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
         }
@@ -181,8 +188,11 @@ fn spawn_connection(
 }
 
 /// Serves one connection until it closes, or gracefully once `stopped`.
+/// A connection whose response body broke (a subscriber cut for reading
+/// too slowly) is closed abortively through `abort`.
 async fn drive<I>(
     io: I,
+    abort: &AtomicBool,
     peer: SocketAddr,
     http: hyper::server::conn::http1::Builder,
     router: Router,
@@ -202,24 +212,44 @@ async fn drive<I>(
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection closed");
+        // A body that failed mid-stream: whatever still sits in the socket's
+        // send queue is part of a response the client can no longer use.
+        // A graceful close would queue the FIN behind it and keep megabytes
+        // of kernel memory per stalled client while the zero window is
+        // probed; a reset drops it and tells the client at once.
+        if e.is_user() {
+            abort.store(true, Ordering::Relaxed);
+        }
     }
 }
 
 /// A TCP stream whose writes fail with `TimedOut` once one has been
 /// pending (the peer's receive window closed) for longer than the limit.
+/// Closed with a reset instead of a FIN when `abort` is set by the time
+/// it is dropped.
 struct WriteDeadline {
     stream: TcpStream,
     limit: Duration,
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    abort: Arc<AtomicBool>,
 }
 
 impl WriteDeadline {
-    fn new(stream: TcpStream, limit: Duration) -> Self {
+    fn new(stream: TcpStream, limit: Duration, abort: Arc<AtomicBool>) -> Self {
         WriteDeadline {
             stream,
             limit,
             stalled: None,
+            abort,
         }
+    }
+
+    /// Makes the coming close abortive (RST).
+    fn reset_on_close(&self) {
+        // A zero linger never blocks on drop (only a positive one does,
+        // which is what the deprecation warns about).
+        #[allow(deprecated)]
+        let _ = self.stream.set_linger(Some(Duration::ZERO));
     }
 
     /// After a pending write: starts or checks the stall timer.
@@ -234,10 +264,7 @@ impl WriteDeadline {
                 // is dropped at once and the client learns the connection
                 // is gone, instead of the kernel probing a zero window until
                 // TCP_USER_TIMEOUT silently discards the socket.
-                // A zero linger never blocks on drop (only a positive one
-                // does, which is what the deprecation warns about).
-                #[allow(deprecated)]
-                let _ = self.stream.set_linger(Some(Duration::ZERO));
+                self.reset_on_close();
                 Poll::Ready(Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     "the client stopped reading",
@@ -258,6 +285,14 @@ impl WriteDeadline {
                 self.stalled = None;
                 ready
             }
+        }
+    }
+}
+
+impl Drop for WriteDeadline {
+    fn drop(&mut self) {
+        if self.abort.load(Ordering::Relaxed) {
+            self.reset_on_close();
         }
     }
 }
