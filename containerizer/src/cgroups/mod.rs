@@ -26,6 +26,7 @@
 
 mod error;
 mod fs;
+pub mod layout;
 pub mod limits;
 pub mod mounts;
 pub mod oom_score;
@@ -43,6 +44,7 @@ use std::time::Duration;
 use tepui_proto::v1::ResourceStatistics;
 
 pub use error::CgroupError;
+pub use layout::Layout;
 pub use limits::{ControlValues, Limit, Limits, LimitsError, PodLimits, pod_limits};
 pub use mounts::{CgroupMode, CgroupMounts, PROC_SELF_MOUNTINFO};
 pub use oom_score::{host_total_memory_bytes, oom_score_adj, write_oom_score_adj};
@@ -62,6 +64,11 @@ pub const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 /// EBUSY retries), so they suit a single-threaded supervisor loop.
 pub trait Cgroups: Send + Sync + std::fmt::Debug {
     fn mode(&self) -> CgroupMode;
+
+    /// The cgroup2 mount (v2 only): where `/proc/self/cgroup` paths start.
+    fn v2_root(&self) -> Option<&Path> {
+        None
+    }
 
     /// Errors unless the controllers limits need (cpu, cpuacct, memory on
     /// v1; cpu, memory on v2) are there. For agent start-up.

@@ -59,6 +59,14 @@ impl CgroupsV2 {
         dir: &Path,
         available: &BTreeSet<String>,
     ) -> Result<(), CgroupError> {
+        // A level can only delegate what it has itself: below a delegated
+        // systemd unit, the unit's own `cgroup.controllers` is the truth,
+        // not the root's (writing more would fail with ENOENT). A fake
+        // cgroupfs has the file at its root only.
+        let level: Option<BTreeSet<String>> =
+            fs::read_opt(cgroup, &dir.join("cgroup.controllers"))?
+                .map(|t| t.split_whitespace().map(str::to_owned).collect());
+        let available = level.as_ref().unwrap_or(available);
         let file = dir.join("cgroup.subtree_control");
         let enabled: BTreeSet<String> = fs::read_opt(cgroup, &file)?
             .unwrap_or_default()
@@ -182,6 +190,10 @@ impl CgroupsV2 {
 impl Cgroups for CgroupsV2 {
     fn mode(&self) -> CgroupMode {
         CgroupMode::V2
+    }
+
+    fn v2_root(&self) -> Option<&Path> {
+        Some(&self.root)
     }
 
     fn check_controllers(&self) -> Result<(), CgroupError> {

@@ -43,8 +43,13 @@ use crate::{ContainerPath, RuntimeDir, atomic::write_atomic, safe_remove};
 pub struct ContainerizerConfig {
     /// `--runtime_dir` (tmpfs; default `/run/tepui`).
     pub runtime_dir: PathBuf,
-    /// `--cgroups_root`: pods are `<root>/<pod>`.
+    /// `--cgroups_root`: pods are `<root>/<pod>` (standalone placement, see
+    /// `cgroups::layout`).
     pub cgroups_root: String,
+    /// `--cgroups_systemd`: on cgroup v2 with systemd as PID 1, each pod is
+    /// a delegated transient scope instead of a cgroup under
+    /// `cgroups_root` (`cgroups::layout`).
+    pub systemd_scopes: bool,
     /// `None` detects v1 or v2 from the mount table.
     pub cgroup_mode: Option<CgroupMode>,
     /// The binary supervisors run (`tepui supervise`).
@@ -79,6 +84,7 @@ impl ContainerizerConfig {
         Self {
             runtime_dir: runtime_dir.into(),
             cgroups_root: "tepui".to_string(),
+            systemd_scopes: true,
             cgroup_mode: None,
             supervisor_binary: PathBuf::from("/proc/self/exe"),
             seal_supervisor: true,
@@ -135,6 +141,7 @@ pub struct Containerizer {
     config: ContainerizerConfig,
     rt: RuntimeDir,
     cgroups: Arc<dyn Cgroups>,
+    layout: cgroups::Layout,
     exe: SupervisorExe,
     host_memory_bytes: u64,
     pods: SyncMutex<HashMap<String, Arc<Mutex<Pod>>>>,
@@ -160,6 +167,8 @@ impl Containerizer {
         cgroups
             .check_controllers()
             .map_err(|e| ContainerizerError::Setup(e.to_string()))?;
+        let layout = Self::choose_layout(&config, cgroups.as_ref());
+        tracing::info!(cgroups = %layout.describe(), "cgroup layout");
         let exe = if config.seal_supervisor {
             SupervisorExe::sealed_copy_of(&config.supervisor_binary)
                 .map_err(|e| ContainerizerError::Setup(e.to_string()))?
@@ -187,6 +196,7 @@ impl Containerizer {
             images,
             config,
             cgroups,
+            layout,
             exe,
             host_memory_bytes,
             pods: SyncMutex::new(HashMap::new()),
@@ -201,9 +211,31 @@ impl Containerizer {
         self.cgroups.mode()
     }
 
-    /// `<cgroups_root>/<pod>`: the pod's parent cgroup.
+    /// Picks the placement of pods (`cgroups::layout`).
+    fn choose_layout(config: &ContainerizerConfig, cgroups: &dyn Cgroups) -> cgroups::Layout {
+        let standalone = cgroups::Layout::standalone(&config.cgroups_root);
+        if cgroups.mode() != CgroupMode::V2 || !config.systemd_scopes {
+            return standalone;
+        }
+        match cgroups::layout::systemd_run() {
+            Some(_) => cgroups::Layout::SystemdScopes,
+            None => {
+                tracing::info!(
+                    "systemd is not PID 1 (or systemd-run is missing): pods go under --cgroups_root"
+                );
+                standalone
+            }
+        }
+    }
+
+    /// Where pods and supervisors are placed.
+    pub fn cgroup_layout(&self) -> &cgroups::Layout {
+        &self.layout
+    }
+
+    /// The pod's parent cgroup (`cgroups::layout`).
     pub fn pod_cgroup(&self, pod: &str) -> String {
-        format!("/{}/{pod}", self.config.cgroups_root.trim_matches('/'))
+        self.layout.pod(pod)
     }
 
     /// `<cgroups_root>/<pod>/<a.b.c>`: a container's own cgroup, a sibling
@@ -547,15 +579,68 @@ impl Containerizer {
         }
         // (Undone by cleanup_pod with the rest of the pod on a failure.)
         self.provision_checked(spec).await?;
+        self.layout
+            .check_pod(id.pod())
+            .map_err(|message| ContainerizerError::Launch {
+                container: id.clone(),
+                message,
+            })?;
         let pod_cgroup = self.pod_cgroup(id.pod());
-        self.cgroups.create(&pod_cgroup).map_err(cgroup_err)?;
         let own = limits_of(&spec.resources);
         let split = pod_limits(&own, &[], true);
-        self.cgroups
-            .apply(&pod_cgroup, &split.parent)
-            .map_err(cgroup_err)?;
+        if self.layout.scope_unit(id.pod()).is_none() {
+            self.cgroups.create(&pod_cgroup).map_err(cgroup_err)?;
+            self.cgroups
+                .apply(&pod_cgroup, &split.parent)
+                .map_err(cgroup_err)?;
+        }
         self.write_spec(spec)?;
-        let client = client::spawn(&self.exe, &self.rt, id.pod())
+        let supervisor_cgroup = self.layout.supervisor(id.pod());
+        let scope = self
+            .layout
+            .scope_unit(id.pod())
+            .zip(cgroups::layout::systemd_run())
+            .map(|(unit, systemd_run)| client::ScopeLaunch {
+                systemd_run: systemd_run.to_path_buf(),
+                unit,
+                slice: cgroups::layout::SLICE.to_string(),
+            });
+        let cgroups = self.cgroups.clone();
+        let pod_limits_cgroup = pod_cgroup.clone();
+        let limits = split.parent;
+        let scoped = scope.is_some();
+        // The supervisor leaves the scope's root first: only then may the
+        // scope delegate controllers to the pod cgroup (no internal
+        // processes), which is created and limited after that.
+        let place = move |pid: i32| -> Result<(), String> {
+            match cgroups.v2_root().filter(|_| scoped) {
+                // The scope holds the supervisor until it is moved: a plain
+                // mkdir, no controllers enabled in the scope yet.
+                Some(root) => {
+                    let dir = root.join(supervisor_cgroup.trim_start_matches('/'));
+                    match std::fs::create_dir(&dir) {
+                        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                            return Err(format!("cannot create {}: {e}", dir.display()));
+                        }
+                        _ => {}
+                    }
+                }
+                None => cgroups
+                    .create(&supervisor_cgroup)
+                    .map_err(|e| e.to_string())?,
+            }
+            cgroups
+                .add_process(&supervisor_cgroup, pid)
+                .map_err(|e| e.to_string())?;
+            if scoped {
+                cgroups
+                    .create(&pod_limits_cgroup)
+                    .and_then(|()| cgroups.apply(&pod_limits_cgroup, &limits).map(|_| ()))
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        };
+        let client = client::spawn(&self.exe, &self.rt, id.pod(), scope.as_ref(), place)
             .await
             .map_err(|source| ContainerizerError::Supervisor {
                 container: id.clone(),
@@ -992,6 +1077,10 @@ impl Containerizer {
     async fn cleanup_pod(&self, pod: &str) {
         let cgroups = self.cgroups.clone();
         let cgroup = self.pod_cgroup(pod);
+        // Under a scope the supervisor's leaf is beside the pod cgroup (the
+        // scope's own cgroup is systemd's: it goes when the scope is empty).
+        let supervisor =
+            Some(self.layout.supervisor(pod)).filter(|_| self.layout.scope_unit(pod).is_some());
         let dir = self.rt.pod(pod);
         let images = self.images.clone();
         let pod_name = pod.to_string();
@@ -1002,8 +1091,10 @@ impl Containerizer {
             if stray && let Err(e) = cgroups.kill_all(&cgroup) {
                 tracing::warn!(cgroup, "{e}");
             }
-            if let Err(e) = cgroups.destroy(&cgroup) {
-                tracing::warn!(cgroup, "{e}");
+            for cgroup in std::iter::once(&cgroup).chain(supervisor.as_ref()) {
+                if let Err(e) = cgroups.destroy(cgroup) {
+                    tracing::warn!(cgroup, "{e}");
+                }
             }
             if let Err(e) = safe_remove::remove_tree(&dir) {
                 tracing::warn!(dir = %dir.display(), "pod dir left: {e}");
