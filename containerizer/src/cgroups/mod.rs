@@ -70,6 +70,29 @@ pub trait Cgroups: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Makes every later `apply`/`update` keep the cgroup out of swap (v2
+    /// `memory.swap.max = 0`, v1 `memory.memsw.limit_in_bytes` = the memory
+    /// limit). Returns whether the host can: false without swap accounting.
+    fn set_limit_swap(&mut self, _on: bool) -> bool {
+        false
+    }
+
+    /// Whether `set_limit_swap` took effect.
+    fn limits_swap(&self) -> bool {
+        false
+    }
+
+    /// Whether the pids controller can limit tasks here.
+    fn pids_supported(&self) -> bool {
+        false
+    }
+
+    /// v1 only: (name under `/sys/fs/cgroup`, host directory) of the
+    /// hierarchies a container sees its own cgroup of, read-only.
+    fn v1_binds(&self, _cgroup: &str) -> Vec<(String, std::path::PathBuf)> {
+        Vec::new()
+    }
+
     /// Errors unless the controllers limits need (cpu, cpuacct, memory on
     /// v1; cpu, memory on v2) are there. For agent start-up.
     fn check_controllers(&self) -> Result<(), CgroupError>;

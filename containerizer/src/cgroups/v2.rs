@@ -29,13 +29,18 @@ const FREEZE_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct CgroupsV2 {
     root: PathBuf,
+    /// Write `memory.swap.max = 0` with the memory limits.
+    limit_swap: bool,
 }
 
 impl CgroupsV2 {
     /// `root` is the cgroup2 mount point (`/sys/fs/cgroup`), or a fake
     /// cgroupfs directory holding at least `cgroup.controllers`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        CgroupsV2 { root: root.into() }
+        CgroupsV2 {
+            root: root.into(),
+            limit_swap: false,
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -128,6 +133,12 @@ impl CgroupsV2 {
             &v.memory_soft.unwrap_or(0).to_string(),
         )?;
         fs::write(cgroup, &dir.join("memory.max"), &max)?;
+        // Hierarchical: 0 on a pod's cgroup keeps its whole subtree out of
+        // swap. Absent without swap accounting (CONFIG_MEMCG_SWAP).
+        let swap_file = dir.join("memory.swap.max");
+        if self.limit_swap && swap_file.exists() {
+            fs::write(cgroup, &swap_file, "0")?;
+        }
         let pids_file = dir.join("pids.max");
         // Resetting a pids limit where the controller is absent is a no-op.
         if v.pids_max.is_some() || pids_file.exists() {
@@ -194,6 +205,25 @@ impl Cgroups for CgroupsV2 {
 
     fn v2_root(&self) -> Option<&Path> {
         Some(&self.root)
+    }
+
+    /// Swap accounting shows as `memory.swap.*` files in non-root cgroups
+    /// only; the root's `memory.swap.current`-less listing says nothing, so
+    /// the kernel's own switch is read instead.
+    fn set_limit_swap(&mut self, on: bool) -> bool {
+        let accounting = self.available().is_ok_and(|c| c.contains("memory"))
+            && !std::fs::read_to_string("/proc/cmdline")
+                .is_ok_and(|c| c.split_whitespace().any(|w| w == "swapaccount=0"));
+        self.limit_swap = on && accounting;
+        self.limit_swap
+    }
+
+    fn limits_swap(&self) -> bool {
+        self.limit_swap
+    }
+
+    fn pids_supported(&self) -> bool {
+        self.available().is_ok_and(|c| c.contains("pids"))
     }
 
     fn check_controllers(&self) -> Result<(), CgroupError> {

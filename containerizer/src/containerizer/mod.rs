@@ -38,6 +38,13 @@ use crate::supervisor::logs::LogPolicy;
 use crate::supervisor::protocol::{ContainerState, LaunchRequest, SessionIo, Termination};
 use crate::{ContainerPath, RuntimeDir, atomic::write_atomic, safe_remove};
 
+/// Default `--container_pids_limit`. pids.max counts threads, so it must
+/// fit a busy JVM or Go server (hundreds to a few thousand threads) while
+/// keeping a fork bomb far from the kernel's `pid_max` (32768 by default on
+/// small hosts; systemd's `DefaultTasksMax` is 15% of it, 4915): 4096
+/// threads per container.
+pub const DEFAULT_CONTAINER_PIDS_LIMIT: u64 = 4096;
+
 /// What the agent configures once.
 #[derive(Debug, Clone)]
 pub struct ContainerizerConfig {
@@ -65,6 +72,13 @@ pub struct ContainerizerConfig {
     pub log: LogPolicy,
     /// Mesos's `--cgroups_enable_cfs`.
     pub cfs_quota_from_request: bool,
+    /// `--cgroups_limit_swap`: memory limits include swap (no swap beyond
+    /// the limit). Unlike Mesos (default off, v1 only) on by default, v1
+    /// and v2: a memory limit then means memory, and OOM is deterministic.
+    pub limit_swap: bool,
+    /// `--container_pids_limit`: `pids.max` of every container's own
+    /// cgroup; `None` leaves it unlimited.
+    pub container_pids_limit: Option<u64>,
     /// Where pulled image layers live and how registries are reached;
     /// `None` refuses containers with an image.
     pub images: Option<ImagesConfig>,
@@ -92,6 +106,8 @@ impl ContainerizerConfig {
             sandbox_mount_point: PathBuf::from(crate::spec::DEFAULT_SANDBOX_MOUNT_POINT),
             log: LogPolicy::default(),
             cfs_quota_from_request: false,
+            limit_swap: true,
+            container_pids_limit: Some(DEFAULT_CONTAINER_PIDS_LIMIT),
             images: None,
         }
     }
@@ -160,10 +176,21 @@ impl Containerizer {
     /// Opens the host's cgroups and prepares the supervisor executable.
     /// Call [`recover`](Self::recover) next, before launching anything.
     pub fn new(config: ContainerizerConfig) -> Result<Self, ContainerizerError> {
-        let cgroups: Arc<dyn Cgroups> = Arc::from(
-            cgroups::open(config.cgroup_mode)
-                .map_err(|e| ContainerizerError::Setup(e.to_string()))?,
-        );
+        let mut opened = cgroups::open(config.cgroup_mode)
+            .map_err(|e| ContainerizerError::Setup(e.to_string()))?;
+        // Degraded, not refused, where Mesos would run too (it has neither
+        // limit by default): said in the log and in /flags.
+        if config.limit_swap && !opened.set_limit_swap(true) {
+            tracing::warn!(
+                "--cgroups_limit_swap: this kernel has no swap accounting (v1: memory.memsw.limit_in_bytes missing; boot with swapaccount=1): containers may swap beyond their memory limit"
+            );
+        }
+        if config.container_pids_limit.is_some() && !opened.pids_supported() {
+            tracing::warn!(
+                "--container_pids_limit: the pids cgroup controller is not available (v1: mount it; v2: enable it in the parent's cgroup.subtree_control): containers run without a pids limit"
+            );
+        }
+        let cgroups: Arc<dyn Cgroups> = Arc::from(opened);
         cgroups
             .check_controllers()
             .map_err(|e| ContainerizerError::Setup(e.to_string()))?;
@@ -226,6 +253,23 @@ impl Containerizer {
                 standalone
             }
         }
+    }
+
+    /// Whether memory limits include swap here (`--cgroups_limit_swap`).
+    pub fn limits_swap(&self) -> bool {
+        self.cgroups.limits_swap()
+    }
+
+    /// Whether `--container_pids_limit` is enforced here.
+    pub fn limits_pids(&self) -> bool {
+        self.pids_limit().is_some()
+    }
+
+    /// `--container_pids_limit` where the host can enforce it.
+    fn pids_limit(&self) -> Option<u64> {
+        self.config
+            .container_pids_limit
+            .filter(|_| self.cgroups.pids_supported())
     }
 
     /// Where pods and supervisors are placed.
@@ -758,6 +802,19 @@ impl Containerizer {
         context.sandbox_mount_point = self.config.sandbox_mount_point.clone();
         context.host_memory_bytes = Some(self.host_memory_bytes);
         context.cfs_quota_from_request = self.config.cfs_quota_from_request;
+        context.cgroup_v1_binds = self.cgroups.v1_binds(&cgroup);
+        context.limit_swap = self.cgroups.limits_swap();
+        context.pids_limit = self
+            .pids_limit()
+            .map(|p| i64::try_from(p).unwrap_or(i64::MAX));
+        let own_limits = spec.kind == ContainerKind::Task && !spec.linux.share_cgroups;
+        if !own_limits && spec.kind != ContainerKind::Debug {
+            let pod = self.cgroups.read_controls(&self.pod_cgroup(id.pod()));
+            context.ceiling = pod.ok().map(|v| crate::spec::Ceiling {
+                memory_max_bytes: v.memory_max,
+                cfs_quota_us: v.cfs_quota_us,
+            });
+        }
         let request = LaunchRequest {
             container: id.clone(),
             stdout: logs.join("stdout"),
@@ -852,12 +909,38 @@ impl Containerizer {
             _ => launched.map(|r| limits_of(&r)).collect(),
         };
         let split = pod_limits(&limits_of(&executor.resources), &task_limits, share);
-        self.cgroups
+        let parent = self
+            .cgroups
             .update(&self.pod_cgroup(pod_name), &split.parent)?;
-        if !share {
+        if share {
+            // Each member's own cgroup repeats the pod's limits (see
+            // `SpecContext::ceiling`): what it reads stays what it gets.
+            let ceiling = cgroups::Limits {
+                cpu_limit: parent.cfs_quota_us.map(|q| {
+                    cgroups::Limit::Finite((q as f64 + 0.5) / parent.cfs_period_us as f64)
+                }),
+                mem_limit: Some(
+                    parent
+                        .memory_max
+                        .map_or(cgroups::Limit::Infinity, cgroups::Limit::Finite),
+                ),
+                pids_limit: self.pids_limit(),
+                ..cgroups::Limits::default()
+            };
+            for (id, member) in &pod.members {
+                let own = self.container_cgroup(id);
+                if member.kind != ContainerKind::Debug && self.cgroups.exists(&own) {
+                    self.cgroups.update(&own, &ceiling)?;
+                }
+            }
+        } else {
             let own = self.container_cgroup(top);
             if self.cgroups.exists(&own) {
-                self.cgroups.update(&own, &split.executor)?;
+                let executor = cgroups::Limits {
+                    pids_limit: self.pids_limit(),
+                    ..split.executor
+                };
+                self.cgroups.update(&own, &executor)?;
             }
         }
         Ok(())
@@ -1149,8 +1232,13 @@ impl Containerizer {
             source,
         };
         let applied = if own_cgroup {
-            self.cgroups
-                .update(&self.container_cgroup(id), &limits_of(&resources))
+            self.cgroups.update(
+                &self.container_cgroup(id),
+                &cgroups::Limits {
+                    pids_limit: self.pids_limit(),
+                    ..limits_of(&resources)
+                },
+            )
         } else {
             self.apply_pod_limits(id.pod(), &pod)
                 .and_then(|()| self.cgroups.read_controls(&self.pod_cgroup(id.pod())))
