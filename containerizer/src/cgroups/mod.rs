@@ -77,6 +77,13 @@ pub trait Cgroups: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// v2: `memory.swap.max = 0` on one cgroup (libcontainer skips a 0 swap
+    /// value). The pod's own 0 already binds its subtree; this makes the
+    /// container's file say so too. No-op elsewhere.
+    fn swap_off(&self, _cgroup: &str) -> Result<(), CgroupError> {
+        Ok(())
+    }
+
     /// Whether `set_limit_swap` took effect.
     fn limits_swap(&self) -> bool {
         false

@@ -218,6 +218,15 @@ impl Cgroups for CgroupsV2 {
         self.limit_swap
     }
 
+    fn swap_off(&self, cgroup: &str) -> Result<(), CgroupError> {
+        let rel = fs::validate(cgroup)?;
+        let file = self.root.join(rel).join("memory.swap.max");
+        if self.limit_swap && file.exists() {
+            fs::write(cgroup, &file, "0")?;
+        }
+        Ok(())
+    }
+
     fn limits_swap(&self) -> bool {
         self.limit_swap
     }

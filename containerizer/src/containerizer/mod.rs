@@ -826,7 +826,12 @@ impl Containerizer {
             session,
         };
         match client.launch(request).await {
-            Ok(pid) => Ok(Launched { pid }),
+            Ok(pid) => {
+                if let Err(e) = self.cgroups.swap_off(&self.container_cgroup(id)) {
+                    tracing::warn!(container = %id, "{e}");
+                }
+                Ok(Launched { pid })
+            }
             Err(SupervisorError::Remote { message, .. }) => Err(ContainerizerError::Launch {
                 container: id.clone(),
                 message,
