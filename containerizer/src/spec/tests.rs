@@ -377,7 +377,11 @@ fn executors_get_new_namespaces() {
 #[test]
 fn cgroupfs_is_read_only_inside_and_limits_reach_the_own_cgroup() {
     let f = Fixture::new();
-    let ro = |m: &Mount| m.options().as_ref().is_some_and(|o| o.iter().any(|o| o == "ro"));
+    let ro = |m: &Mount| {
+        m.options()
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|o| o == "ro"))
+    };
     // v2: a fresh, read-only cgroup2 mount in the container's namespace.
     let spec = build_spec(&f.executor(), &f.ctx()).unwrap();
     let cg: Vec<&Mount> = spec
@@ -413,13 +417,7 @@ fn cgroupfs_is_read_only_inside_and_limits_reach_the_own_cgroup() {
         bind.source().as_deref(),
         Some(Path::new("/sys/fs/cgroup/memory/tepui/pod/exec"))
     );
-    let resources = spec
-        .linux()
-        .as_ref()
-        .unwrap()
-        .resources()
-        .clone()
-        .unwrap();
+    let resources = spec.linux().as_ref().unwrap().resources().clone().unwrap();
     let memory = resources.memory().clone().unwrap();
     assert_eq!(memory.limit(), Some(256 << 20));
     assert_eq!(memory.swap(), Some(256 << 20));
