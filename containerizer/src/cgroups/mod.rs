@@ -1,14 +1,19 @@
 //! cgroups v1 and v2 behind one model (DESIGN.md section 3).
 //!
-//! Layout: `<cgroups_root>/<pod>/` is the pod's parent cgroup and never holds
-//! processes; every container of the pod, the executor too, gets a sibling
-//! child `<cgroups_root>/<pod>/<container>`. A container's cgroup is never
-//! nested in another container's (libcontainer's force-delete kills the
-//! whole subtree). `pod_limits` decides which of them carries limits
-//! (`share_cgroups`).
+//! Layout (`layout`): a pod's limits sit on its pod cgroup, which never
+//! holds processes itself; every container of the pod, the executor too,
+//! gets a sibling child `<pod cgroup>/<container>`, and the pod's
+//! supervisor a leaf `@supervisor` of the pod (standalone) or of its
+//! systemd scope (v2 + systemd: `tepui.slice/tepui-pod-<pod>.scope`, limits
+//! on `<scope>/pod`). A container's cgroup is never nested in another
+//! container's (libcontainer's force-delete kills the whole subtree).
+//! `pod_limits` decides which of them carries limits (`share_cgroups`);
+//! members without their own repeat the pod's hard limits so that a
+//! container reads its real limit in its cgroup namespace.
 //!
 //! Modules, one job each:
 //! - `mounts`: find the hierarchies in mountinfo, pick v1 or v2.
+//! - `layout`: where pods and supervisors go (standalone or systemd scopes).
 //! - `limits`: Mesos requests/limits -> control values (pure).
 //! - `v1`, `v2`: the two backends of the [`Cgroups`] trait, over a
 //!   configurable root so that unit tests run on a fake cgroupfs.

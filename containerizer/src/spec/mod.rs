@@ -448,7 +448,7 @@ pub fn build_spec(launch: &LaunchSpec, ctx: &SpecContext) -> Result<Spec, SpecEr
         oci_spec::runtime::LinuxResources::default()
     };
     if ctx.limit_swap
-        && let Some(memory) = resources.memory().clone()
+        && let Some(memory) = *resources.memory()
         && let Some(limit) = memory.limit().filter(|l| *l > 0)
     {
         let mut memory = memory;

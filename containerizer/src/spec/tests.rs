@@ -418,7 +418,7 @@ fn cgroupfs_is_read_only_inside_and_limits_reach_the_own_cgroup() {
         Some(Path::new("/sys/fs/cgroup/memory/tepui/pod/exec"))
     );
     let resources = spec.linux().as_ref().unwrap().resources().clone().unwrap();
-    let memory = resources.memory().clone().unwrap();
+    let memory = resources.memory().unwrap();
     assert_eq!(memory.limit(), Some(256 << 20));
     assert_eq!(memory.swap(), Some(256 << 20));
     assert_eq!(resources.cpu().as_ref().unwrap().quota(), Some(50_000));
