@@ -120,7 +120,11 @@ pub async fn spawn(
                 .arg(&scope.unit)
                 .arg("--slice")
                 .arg(&scope.slice)
-                .args(["--property", "Delegate=yes", "--"])
+                .args(["--property", "Delegate=yes"])
+                // The pod's pids are bounded per container by the agent's
+                // --container_pids_limit, not by systemd's DefaultTasksMax
+                // (15% of the host's, a few thousand threads per pod).
+                .args(["--property", "TasksMax=infinity", "--"])
                 .arg(exe.program_for_wrapper());
             cmd
         }
