@@ -89,6 +89,12 @@ pub trait Cgroups: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// The standalone layout's start-up check (v2: the root delegates the
+    /// controllers). No-op elsewhere.
+    fn prepare_standalone(&self) -> Result<(), CgroupError> {
+        Ok(())
+    }
+
     /// Whether `set_limit_swap` took effect.
     fn limits_swap(&self) -> bool {
         false

@@ -48,9 +48,14 @@ impl CgroupsV1 {
                 .v1
                 .get(name)
                 .cloned()
-                .ok_or_else(|| CgroupError::Detect {
-                    file: PathBuf::from(super::mounts::PROC_SELF_MOUNTINFO),
-                    reason: format!("cgroup v1 controller '{name}' is not mounted"),
+                .ok_or_else(|| CgroupError::Unusable {
+                    what: format!(
+                        "cgroup v1 controller '{name}' is not mounted (no hierarchy for it in {})",
+                        super::mounts::PROC_SELF_MOUNTINFO
+                    ),
+                    fix: format!(
+                        "mount it (`mkdir -p /sys/fs/cgroup/{name} && mount -t cgroup -o {name} cgroup /sys/fs/cgroup/{name}`), or enable it on the kernel command line (`cgroup_enable={name}`) and reboot"
+                    ),
                 })
         };
         let mut all: Vec<PathBuf> = mounts.v1.values().cloned().collect();
@@ -302,6 +307,11 @@ impl Cgroups for CgroupsV1 {
                     controller: name.into(),
                 });
             }
+        }
+        let mut roots = vec![&self.cpu, &self.cpuacct, &self.memory];
+        roots.extend(self.pids.as_ref());
+        for root in roots {
+            fs::check_writable(root)?;
         }
         Ok(())
     }

@@ -227,6 +227,19 @@ impl Cgroups for CgroupsV2 {
         Ok(())
     }
 
+    /// Standalone only: the hierarchy root must delegate the controllers to
+    /// `--cgroups_root`; checked at start instead of at the first launch. A
+    /// cgroup namespace root holding processes (an agent in a container)
+    /// cannot (EBUSY: no internal processes).
+    fn prepare_standalone(&self) -> Result<(), CgroupError> {
+        let available = self.available()?;
+        self.enable_controllers("/", &self.root, &available)
+            .map_err(|e| CgroupError::Unusable {
+                what: e.to_string(),
+                fix: "run the agent where the cgroup root can delegate controllers: on the host, or in a container whose own processes sit in a child cgroup (nested cgroup namespace with a delegated subtree)".into(),
+            })
+    }
+
     fn limits_swap(&self) -> bool {
         self.limit_swap
     }
@@ -239,14 +252,20 @@ impl Cgroups for CgroupsV2 {
         let available = self.available()?;
         for c in REQUIRED {
             if !available.contains(*c) {
-                return Err(CgroupError::MissingFile {
-                    cgroup: "/".into(),
-                    file: self.root.join("cgroup.controllers"),
-                    controller: (*c).into(),
+                let file = self.root.join("cgroup.controllers");
+                return Err(CgroupError::Unusable {
+                    what: format!(
+                        "cgroup v2 controller '{c}' is not available: {} lists only '{}'",
+                        file.display(),
+                        available.iter().cloned().collect::<Vec<_>>().join(" ")
+                    ),
+                    fix: format!(
+                        "enable it: on the host, remove `cgroup_disable={c}` from the kernel command line; in a container, give the agent a delegated cgroup tree with the {c} controller (or run it on the host)"
+                    ),
                 });
             }
         }
-        Ok(())
+        fs::check_writable(&self.root)
     }
 
     fn create(&self, cgroup: &str) -> Result<(), CgroupError> {

@@ -195,6 +195,11 @@ impl Containerizer {
             .check_controllers()
             .map_err(|e| ContainerizerError::Setup(e.to_string()))?;
         let layout = Self::choose_layout(&config, cgroups.as_ref());
+        if layout.scope_unit("p").is_none() {
+            cgroups
+                .prepare_standalone()
+                .map_err(|e| ContainerizerError::Setup(e.to_string()))?;
+        }
         tracing::info!(cgroups = %layout.describe(), "cgroup layout");
         let exe = if config.seal_supervisor {
             SupervisorExe::sealed_copy_of(&config.supervisor_binary)
