@@ -33,12 +33,17 @@
 //! (part of systemd itself; it talks to PID 1 on its private socket as
 //! root) rather than a D-Bus client library: no new crate, and systemd-run
 //! execs the supervisor in place, so the ready pipe and the sealed binary
-//! pass through. Measured in the rig (TCG-emulated, so ~5x slow):
-//! `systemd-run --scope true` takes about 60 ms against ~1 ms for the
-//! cgroupfs mkdirs; a pod launch already costs more than that (the
-//! supervisor's start plus libcontainer's clone/pivot). `KillMode` of the
-//! agent's unit then does not matter to pods: `systemctl stop tepui-agent`
-//! leaves them running, as Mesos's agent does.
+//! pass through. Measured in the v2 rig (qemu TCG, where even a plain exec
+//! of /bin/true takes 0.3-0.6 s): `systemd-run --scope true` 0.7-1.4 s; a
+//! whole top-level launch through the operator API 3.1-3.7 s with scopes
+//! against 3.2-5.1 s standalone (five each): the scope's round trip to PID 1
+//! is inside the noise of a launch (supervisor start, libcontainer's
+//! clone/pivot). A D-Bus client would save the systemd-run exec only.
+//! `KillMode` of the agent's unit then does not matter to pods:
+//! `systemctl stop tepui-agent` leaves them running, as Mesos's agent does.
+//! Under a scope the supervisor's argv[0] is the sealed binary's
+//! `/proc/<agent pid>/fd/<n>` (systemd-run cannot set argv[0]); its comm is
+//! still `tepui-supervise`.
 
 use std::path::Path;
 
