@@ -12,7 +12,12 @@
 #  - `systemctl restart tepui-agent` with running pods: no "left-over
 #    process" line in the journal, the pods survive and are recovered;
 #  - nothing is left once the pods are removed.
-# Usage: checks_cgroups.sh [agent address, default 127.0.0.1:5051]
+#  - with MASTER=<host:port> (the agent registered there) and
+#    scripts/demo_scheduler.py beside this script or in DEMO: a task group
+#    through the master reads its own limit (share_cgroups false: its 256 MiB
+#    limit) or the pod's (true: executor 32 + 2 x 64 MiB = 160 MiB) from
+#    /sys/fs/cgroup/memory.max inside.
+# Usage: [MASTER=127.0.0.1:5050] checks_cgroups.sh [agent address, default 127.0.0.1:5051]
 # Exit status: number of failed checks.
 set -u
 AGENT=${1:-127.0.0.1:5051}
@@ -127,6 +132,26 @@ check "no left-over process lines after the restart" test -z "$left"
 check "pods survived the restart (supervisor $sup alive)" kill -0 "$sup"
 listed=$(api '{"type":"GET_CONTAINERS","get_containers":{"show_nested":true,"show_standalone":true}}')
 check "pods recovered (listed)" grep -q $A <<<"$listed"
+
+if [ -n "${MASTER:-}" ]; then
+    echo "== task groups through the master ($MASTER)"
+    DEMO=${DEMO:-$(dirname "$0")/../demo_scheduler.py}
+    [ -f "$DEMO" ] || DEMO=$(dirname "$0")/demo_scheduler.py
+    for share in false true; do
+        flag=""; want=$((256 << 20))
+        [ $share = true ] && { flag=--share_cgroups; want=$((160 << 20)); }
+        since=$(date +%s)
+        if timeout 240 python3 "$DEMO" --master "$MASTER" --timeout 200 $flag >/tmp/demo.$share 2>&1; then
+            got=$(find / -xdev -path '*/containers/*' -name stdout -newermt "@$since" 2>/dev/null \
+                -exec grep -h 'memory limit' {} + | sort -u)
+            echo "share_cgroups=$share: $got"
+            check "share_cgroups=$share tasks read memory.max $want" \
+                test "$got" = "memory limit: $want"
+        else
+            bad "share_cgroups=$share task group: $(tail -2 /tmp/demo.$share)"
+        fi
+    done
+fi
 
 echo "== cleanup"
 remove "$S" "$A"; remove "$O" "$B"; remove $A; remove $B
