@@ -15,7 +15,7 @@ if [ -n "$mounts" ]; then
     echo "left-over mounts:"; echo "$mounts"; status=1
 fi
 
-procs=$(pgrep -a -f 'tepui-supervisor|tepui supervise' || true)
+procs=$(pgrep -a -f 'tepui-supervisor|tepui supervise| supervise --runtime_dir ' || true)
 if [ -n "$procs" ]; then
     echo "left-over supervisor processes:"; echo "$procs"; status=1
 fi

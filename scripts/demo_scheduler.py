@@ -46,19 +46,27 @@ def scalar(name, value):
     return {"name": name, "type": "SCALAR", "scalar": {"value": value}}
 
 
+SHARE_CGROUPS = False
+
+
 def task(task_id, agent_id, uri):
     # The document's task: requests, limits (cpus Infinity, mem 4096),
     # share_cgroups=false (required for per-task limits), a fetched artifact.
-    return {
+    # With --share_cgroups: no limits (Mesos refuses limits on shared
+    # tasks), the tasks share the pod's limit (the executor's + theirs).
+    t = {
         "name": task_id,
         "task_id": {"value": task_id},
         "agent_id": agent_id,
         "resources": [scalar("cpus", 0.1), scalar("mem", 64), scalar("disk", 32)],
         "limits": {"cpus": "Infinity", "mem": 256},
         "command": {"value": "MESOS_TASK_NAME=%s ./my-artifact/run.sh" % task_id},
-        "container": {"type": "MESOS", "linux_info": {"share_cgroups": False}},
+        "container": {"type": "MESOS", "linux_info": {"share_cgroups": SHARE_CGROUPS}},
         "uris": [{"value": "file://" + uri}],
     }
+    if SHARE_CGROUPS:
+        del t["limits"]
+    return t
 
 
 class Scheduler:
@@ -104,7 +112,11 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--master", default="127.0.0.1:5050")
     p.add_argument("--timeout", type=float, default=120)
+    p.add_argument("--share_cgroups", action="store_true",
+                   help="tasks share the pod's cgroup limits (no per-task limits)")
     args = p.parse_args()
+    global SHARE_CGROUPS
+    SHARE_CGROUPS = args.share_cgroups
     deadline = time.time() + args.timeout
 
     uri = artifact()

@@ -74,6 +74,18 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
         ("ip".to_string(), args.ip.to_string()),
         ("cgroups_root".to_string(), args.cgroups_root.clone()),
         ("isolation".to_string(), args.isolation.clone()),
+        (
+            "cgroups_systemd".to_string(),
+            args.cgroups_systemd.to_string(),
+        ),
+        (
+            "cgroups_limit_swap".to_string(),
+            args.cgroups_limit_swap.to_string(),
+        ),
+        (
+            "container_pids_limit".to_string(),
+            args.container_pids_limit.to_string(),
+        ),
     ];
     config.master = from_file("master", args.master)?;
     config.resources = args.resources;
@@ -92,6 +104,9 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     config.hostname = args.hostname;
     config.isolation = args.isolation;
     config.cgroups_root = args.cgroups_root;
+    config.cgroups_systemd = args.cgroups_systemd;
+    config.limit_swap = args.cgroups_limit_swap;
+    config.container_pids_limit = Some(args.container_pids_limit).filter(|p| *p > 0);
     config.cgroup_mode = args.cgroups_mode.map(|m| match m {
         CgroupsFlag::V1 => CgroupMode::V1,
         CgroupsFlag::V2 => CgroupMode::V2,

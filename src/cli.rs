@@ -810,6 +810,21 @@ pub struct AgentArgs {
     /// Force cgroup v1 or v2 instead of detecting it.
     #[arg(long = "cgroups_mode", value_enum)]
     pub cgroups_mode: Option<CgroupsFlag>,
+    /// On cgroup v2 with systemd as PID 1: each pod is a delegated transient
+    /// scope (tepui.slice/tepui-pod-<pod>.scope, via systemd-run) instead of
+    /// a cgroup under --cgroups_root. Pods then live outside the agent's
+    /// unit: restarting it leaves them alone, without systemd warnings.
+    #[arg(long = "cgroups_systemd", num_args = 0..=1, default_missing_value = "true", default_value_t = true, action = clap::ArgAction::Set)]
+    pub cgroups_systemd: bool,
+    /// Memory limits include swap: a container cannot swap beyond its memory
+    /// limit (v2 memory.swap.max=0, v1 memory.memsw.limit_in_bytes). Mesos's
+    /// flag, but on by default here; =false allows swap.
+    #[arg(long = "cgroups_limit_swap", num_args = 0..=1, default_missing_value = "true", default_value_t = true, action = clap::ArgAction::Set)]
+    pub cgroups_limit_swap: bool,
+    /// pids.max (processes + threads) of every container's own cgroup; 0 for
+    /// no limit.
+    #[arg(long = "container_pids_limit", default_value_t = 4096)]
+    pub container_pids_limit: u64,
     #[arg(long = "executor_registration_timeout", default_value = "1mins")]
     pub executor_registration_timeout: String,
     /// How long executors found running at recovery have to subscribe again.

@@ -163,14 +163,20 @@ async fn share_cgroups_true_puts_every_limit_on_the_pod_cgroup() {
         env.c.launch(task).await.unwrap();
     }
     // Requests summed on the parent; without limits the memory sum is the
-    // hard limit (Mesos); the members' own cgroups carry nothing.
+    // hard limit (Mesos); the members' own cgroups repeat the pod's hard
+    // limit (what a task reads in its cgroup namespace), default shares.
     assert_eq!(env.control("cpu", "podS", "cpu.shares"), "1126"); // 1024 * 1.1
     assert_eq!(
         env.control("memory", "podS", "memory.limit_in_bytes"),
         (224 * MIB).to_string()
     );
-    let unlimited = env.control("memory", "podS/podS.a", "memory.limit_in_bytes");
-    assert!(unlimited.parse::<u64>().unwrap() > 1 << 50, "{unlimited}");
+    for member in ["podS/podS", "podS/podS.a", "podS/podS.b"] {
+        assert_eq!(
+            env.control("memory", member, "memory.limit_in_bytes"),
+            (224 * MIB).to_string(),
+            "{member}"
+        );
+    }
     assert_eq!(env.control("cpu", "podS/podS.b", "cpu.shares"), "1024");
 
     // All tasks of one executor use one share_cgroups value.
@@ -189,6 +195,10 @@ async fn share_cgroups_true_puts_every_limit_on_the_pod_cgroup() {
         .unwrap();
     assert_eq!(
         env.control("memory", "podS", "memory.limit_in_bytes"),
+        (96 * MIB).to_string()
+    );
+    assert_eq!(
+        env.control("memory", "podS/podS.a", "memory.limit_in_bytes"),
         (96 * MIB).to_string()
     );
     env.c.destroy(&top, Duration::ZERO).await.unwrap();
@@ -818,6 +828,106 @@ async fn default_containers_cannot_mount_load_modules_rename_the_host_or_see_its
     assert_eq!(t.exit_code, Some(0), "{out}");
     assert_contained(&out, &hostname);
     assert_eq!(field(&out, "pid"), Some("1"), "{out}");
+    env.c.destroy(&top, Duration::ZERO).await.unwrap();
+    env.assert_nothing_left();
+}
+
+/// What a task reads in its own cgroup namespace, for `share_cgroups` true
+/// and false: its limits, a read-only cgroupfs (a root task can neither
+/// rewrite a limit nor create a cgroup), swap limited with memory, pids.
+#[tokio::test(flavor = "current_thread")]
+async fn tasks_read_their_own_limits_from_a_read_only_cgroupfs() {
+    if !common::require_root("tasks_read_their_own_limits_from_a_read_only_cgroupfs") {
+        return;
+    }
+    let script = "cd /sys/fs/cgroup; \
+        echo cgroup=$(cat /proc/self/cgroup | grep memory); \
+        echo mem=$(cat memory/memory.limit_in_bytes); \
+        echo memsw=$(cat memory/memory.memsw.limit_in_bytes); \
+        echo pids=$(cat pids/pids.max); \
+        echo 1 > memory/memory.limit_in_bytes 2>/dev/null && echo mem_write=ok || echo mem_write=refused; \
+        echo 1 > pids/pids.max 2>/dev/null && echo pids_write=ok || echo pids_write=refused; \
+        mkdir memory/sub 2>/dev/null && echo mkdir=ok || echo mkdir=refused; \
+        echo done; exec sleep 1000";
+    for share in [true, false] {
+        let env = Env::with(if share { "roshared" } else { "roown" }, |c| {
+            c.container_pids_limit = Some(64);
+        });
+        let top = id(&[if share { "podR" } else { "podQ" }]);
+        let mut executor = env.spec(&top, "exec sleep 1000");
+        executor.resources = resources(0.1, 32.0, None);
+        env.c.launch(executor).await.unwrap();
+        let task_id = top.child("t").unwrap();
+        let mut task = env.spec(&task_id, script);
+        task.linux.share_cgroups = share;
+        task.resources = resources(0.5, 96.0, Some(Limit::Finite(160.0)));
+        env.c.launch(task).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !env.stdout(&task_id).contains("done") {
+            assert!(Instant::now() < deadline, "{}", env.stdout(&task_id));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let out = env.stdout(&task_id);
+        // share: the pod's limit (executor 32 + task limit 160); own: 160.
+        let limit = if share { 192 * MIB } else { 160 * MIB };
+        let own = format!("{}/{}", top.pod(), task_id.parts().join("."));
+        assert_eq!(
+            env.control("memory", &own, "memory.limit_in_bytes"),
+            limit.to_string()
+        );
+        for want in [
+            "cgroup=".to_string(),
+            format!("mem={limit}"),
+            format!("memsw={limit}"),
+            "pids=64".to_string(),
+            "mem_write=refused".to_string(),
+            "pids_write=refused".to_string(),
+            "mkdir=refused".to_string(),
+        ] {
+            assert!(out.contains(&want), "want {want} in:\n{out}");
+        }
+        // Its cgroup namespace is rooted at its own cgroup.
+        assert!(out.contains(":memory:/\n"), "{out}");
+        env.c.destroy(&top, Duration::ZERO).await.unwrap();
+        env.assert_nothing_left();
+    }
+}
+
+/// A fork bomb in a task stops at the container's pids limit; the host
+/// keeps forking, and killing the pod leaves nothing.
+#[tokio::test(flavor = "current_thread")]
+async fn a_fork_bomb_stops_at_the_pids_limit() {
+    if !common::require_root("a_fork_bomb_stops_at_the_pids_limit") {
+        return;
+    }
+    let env = Env::with("forkbomb", |c| c.container_pids_limit = Some(50));
+    let top = id(&["podF"]);
+    let mut executor = env.spec(&top, "exec sleep 1000");
+    executor.resources = resources(0.1, 32.0, None);
+    env.c.launch(executor).await.unwrap();
+    let task_id = top.child("bomb").unwrap();
+    let mut task = env.spec(&task_id, "bomb() { bomb | bomb & }; bomb; sleep 1000");
+    task.resources = resources(0.2, 64.0, None);
+    env.c.launch(task).await.unwrap();
+    let own = "podF/podF.bomb";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = env.control("pids", own, "pids.events");
+        let current: u64 = env.control("pids", own, "pids.current").parse().unwrap();
+        assert!(current <= 50, "pids.current {current}");
+        if events.contains("max") && !events.ends_with(" 0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never hit the limit: {events}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The host still forks.
+    assert!(
+        std::process::Command::new("true")
+            .status()
+            .unwrap()
+            .success()
+    );
     env.c.destroy(&top, Duration::ZERO).await.unwrap();
     env.assert_nothing_left();
 }

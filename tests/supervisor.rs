@@ -124,7 +124,9 @@ async fn a_container_runs_to_its_exit_code_and_leaves_nothing() {
     }
     let pod = Pod::new("exit");
     let exe = SupervisorExe::sealed_copy_of(&common::tepui_bin()).unwrap();
-    let sup = client::spawn(&exe, &pod.rt, "pod1").await.unwrap();
+    let sup = client::spawn(&exe, &pod.rt, "pod1", None, |_| Ok(()))
+        .await
+        .unwrap();
     let c = id(&["pod1"]);
     let req = pod.write_bundle(&c, "echo hello from $$; echo oops >&2; exit 3");
     let stdout = req.stdout.clone();
@@ -155,7 +157,9 @@ async fn kill_escalates_to_sigkill_for_a_pid1_that_ignores_sigterm() {
     }
     let pod = Pod::new("kill");
     let exe = SupervisorExe::Path(common::tepui_bin());
-    let sup = client::spawn(&exe, &pod.rt, "pod2").await.unwrap();
+    let sup = client::spawn(&exe, &pod.rt, "pod2", None, |_| Ok(()))
+        .await
+        .unwrap();
     let c = id(&["pod2"]);
     // The shell ignores TERM, and so does its child.
     sup.launch(pod.write_bundle(&c, "trap '' TERM; echo ready; sleep 1000"))
@@ -183,7 +187,9 @@ async fn bad_requests_get_clear_errors_and_leave_nothing() {
     }
     let pod = Pod::new("bad");
     let exe = SupervisorExe::Path(common::tepui_bin());
-    let sup = client::spawn(&exe, &pod.rt, "pod3").await.unwrap();
+    let sup = client::spawn(&exe, &pod.rt, "pod3", None, |_| Ok(()))
+        .await
+        .unwrap();
     let top = id(&["pod3"]);
 
     // A nested container without a running parent.
@@ -227,7 +233,9 @@ async fn nested_containers_share_the_pod_network_but_see_only_their_own_processe
     }
     let pod = Pod::new("nested");
     let exe = SupervisorExe::Path(common::tepui_bin());
-    let sup = client::spawn(&exe, &pod.rt, "pod4").await.unwrap();
+    let sup = client::spawn(&exe, &pod.rt, "pod4", None, |_| Ok(()))
+        .await
+        .unwrap();
     let top = id(&["pod4"]);
     // The executor container listens on loopback, which must be up.
     let listener = "exec python3 -c 'import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind((\"127.0.0.1\", 7777))\ns.listen()\nwhile True:\n c,_=s.accept(); c.sendall(b\"hello-from-executor\\n\"); c.close()'";
@@ -283,7 +291,9 @@ async fn a_memory_hog_is_reported_as_an_oom_of_its_container_as_pid1_or_as_a_chi
     }
     let pod = Pod::new("oom");
     let exe = SupervisorExe::Path(common::tepui_bin());
-    let sup = client::spawn(&exe, &pod.rt, "pod5").await.unwrap();
+    let sup = client::spawn(&exe, &pod.rt, "pod5", None, |_| Ok(()))
+        .await
+        .unwrap();
     let top = id(&["pod5"]);
     sup.launch(pod.write_bundle(&top, "exec sleep 1000"))
         .await
@@ -348,7 +358,9 @@ async fn a_fresh_agent_recovers_a_pod_with_three_running_nested_containers() {
     {
         // The "agent" that launches the pod, then goes away with all its memory.
         let exe = SupervisorExe::Path(common::tepui_bin());
-        let sup = client::spawn(&exe, &pod.rt, "pod6").await.unwrap();
+        let sup = client::spawn(&exe, &pod.rt, "pod6", None, |_| Ok(()))
+            .await
+            .unwrap();
         sup.launch(pod.write_bundle(&top, "exec sleep 1000"))
             .await
             .unwrap();

@@ -33,6 +33,13 @@ pub struct AgentConfig {
     pub isolation: String,
     pub cgroups_root: String,
     pub cgroup_mode: Option<CgroupMode>,
+    /// `--cgroups_systemd`: one delegated systemd scope per pod on v2 hosts
+    /// with systemd (`tepui_containerizer::cgroups::layout`).
+    pub cgroups_systemd: bool,
+    /// `--cgroups_limit_swap` (default on here, unlike Mesos).
+    pub limit_swap: bool,
+    /// `--container_pids_limit` (`None`: unlimited).
+    pub container_pids_limit: Option<u64>,
     pub executor_registration_timeout: Duration,
     pub executor_reregistration_timeout: Duration,
     pub executor_shutdown_grace_period: Duration,
@@ -107,6 +114,11 @@ impl AgentConfig {
             hostname: None,
             isolation: "cgroups/cpu,cgroups/mem".to_string(),
             cgroups_root: "tepui".to_string(),
+            cgroups_systemd: true,
+            limit_swap: true,
+            container_pids_limit: Some(
+                tepui_containerizer::containerizer::DEFAULT_CONTAINER_PIDS_LIMIT,
+            ),
             cgroup_mode: None,
             executor_registration_timeout: Duration::from_secs(60),
             executor_reregistration_timeout: Duration::from_secs(2),

@@ -139,10 +139,39 @@ impl Agent {
         let mut cz = ContainerizerConfig::new(&config.runtime_dir);
         cz.cgroups_root = config.cgroups_root.clone();
         cz.cgroup_mode = config.cgroup_mode;
+        cz.systemd_scopes = config.cgroups_systemd;
+        cz.limit_swap = config.limit_swap;
+        cz.container_pids_limit = config.container_pids_limit;
         cz.supervisor_binary = config.tepui_binary.clone();
         cz.log = config.log;
         cz.images = images_config(&config, &work)?;
         let containerizer = Containerizer::new(cz)?;
+        // What the host made of the cgroup flags, beside them in /flags.
+        let mut config = config;
+        config.flags.push((
+            "cgroups_layout".to_string(),
+            containerizer.cgroup_layout().describe(),
+        ));
+        for (flag, wanted, enforced, why) in [
+            (
+                "cgroups_limit_swap",
+                config.limit_swap,
+                containerizer.limits_swap(),
+                "no swap accounting in this kernel",
+            ),
+            (
+                "container_pids_limit",
+                config.container_pids_limit.is_some(),
+                containerizer.limits_pids(),
+                "no pids cgroup controller",
+            ),
+        ] {
+            if wanted && !enforced {
+                config
+                    .flags
+                    .push((format!("{flag}_degraded"), format!("not enforced: {why}")));
+            }
+        }
 
         let hostname = config
             .hostname

@@ -86,6 +86,11 @@ pub enum CgroupError {
         waited: Duration,
     },
 
+    /// The host's cgroups cannot serve the agent: said at start-up with
+    /// what is wrong and how to fix it.
+    #[error("{what}: {fix}")]
+    Unusable { what: String, fix: String },
+
     /// `/proc/self/mountinfo` (or the given file) shows no usable cgroups.
     #[error("cannot detect cgroups from {}: {reason}", file.display())]
     Detect { file: PathBuf, reason: String },

@@ -665,3 +665,66 @@ fn trait_is_object_safe_and_shareable() {
     let boxed: Box<dyn Cgroups> = Box::new(CgroupsV2::new("/nonexistent"));
     assert_eq!(boxed.mode(), CgroupMode::V2);
 }
+
+// ---- bad hosts: refused at start with the controller and the fix ----------
+
+#[test]
+fn a_missing_controller_is_named_with_its_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    put(dir.path().join("cgroup.controllers"), "cpu pids");
+    let err = CgroupsV2::new(dir.path())
+        .check_controllers()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("'memory' is not available") && err.contains("cgroup_disable=memory"),
+        "{err}"
+    );
+    let mounts = CgroupMounts::parse(
+        "30 25 0:26 / /sys/fs/cgroup/cpu rw,relatime shared:9 - cgroup cgroup rw,cpu\n\
+         31 25 0:27 / /sys/fs/cgroup/cpuacct rw,relatime shared:10 - cgroup cgroup rw,cpuacct\n",
+    );
+    let err = CgroupsV1::from_mounts(&mounts).unwrap_err().to_string();
+    assert!(
+        err.contains("'memory' is not mounted") && err.contains("mount -t cgroup -o memory"),
+        "{err}"
+    );
+}
+
+/// A read-only cgroupfs (a container's default) is refused at start, not
+/// at every launch. Root only: it mounts a read-only tmpfs as the fake.
+#[test]
+fn a_read_only_cgroupfs_is_refused() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to mount");
+        return;
+    }
+    use nix::mount::{MntFlags, MsFlags, mount, umount2};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("cg");
+    std::fs::create_dir(&root).unwrap();
+    mount(
+        Some("tmpfs"),
+        &root,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+    .unwrap();
+    put(root.join("cgroup.controllers"), "cpu memory pids");
+    let remount = mount(
+        None::<&str>,
+        &root,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    );
+    let result = CgroupsV2::new(&root).check_controllers();
+    umount2(&root, MntFlags::MNT_DETACH).unwrap();
+    remount.unwrap();
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("mounted read-only") && err.contains("remount it read-write"),
+        "{err}"
+    );
+}

@@ -278,6 +278,26 @@ pub(crate) fn sigkill(cgroup: &str, procs_file: &Path, pid: i32) -> Result<(), C
     }
 }
 
+/// Refuses a cgroup hierarchy mounted read-only (a container's default
+/// /sys/fs/cgroup, a hardened host): every pod would fail to launch.
+pub(crate) fn check_writable(root: &Path) -> Result<(), CgroupError> {
+    let stat = nix::sys::statvfs::statvfs(root)
+        .map_err(|e| CgroupError::io("/", root, "statfs", std::io::Error::from(e)))?;
+    if stat.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
+        return Err(CgroupError::Unusable {
+            what: format!(
+                "the cgroup filesystem at {} is mounted read-only",
+                root.display()
+            ),
+            fix: format!(
+                "remount it read-write (`mount -o remount,rw {}`); in a container, run the agent with a writable, delegated cgroup tree (e.g. docker's --cgroupns=private with a rw /sys/fs/cgroup, or on the host)",
+                root.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

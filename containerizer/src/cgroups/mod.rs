@@ -1,14 +1,19 @@
 //! cgroups v1 and v2 behind one model (DESIGN.md section 3).
 //!
-//! Layout: `<cgroups_root>/<pod>/` is the pod's parent cgroup and never holds
-//! processes; every container of the pod, the executor too, gets a sibling
-//! child `<cgroups_root>/<pod>/<container>`. A container's cgroup is never
-//! nested in another container's (libcontainer's force-delete kills the
-//! whole subtree). `pod_limits` decides which of them carries limits
-//! (`share_cgroups`).
+//! Layout (`layout`): a pod's limits sit on its pod cgroup, which never
+//! holds processes itself; every container of the pod, the executor too,
+//! gets a sibling child `<pod cgroup>/<container>`, and the pod's
+//! supervisor a leaf `@supervisor` of the pod (standalone) or of its
+//! systemd scope (v2 + systemd: `tepui.slice/tepui-pod-<pod>.scope`, limits
+//! on `<scope>/pod`). A container's cgroup is never nested in another
+//! container's (libcontainer's force-delete kills the whole subtree).
+//! `pod_limits` decides which of them carries limits (`share_cgroups`);
+//! members without their own repeat the pod's hard limits so that a
+//! container reads its real limit in its cgroup namespace.
 //!
 //! Modules, one job each:
 //! - `mounts`: find the hierarchies in mountinfo, pick v1 or v2.
+//! - `layout`: where pods and supervisors go (standalone or systemd scopes).
 //! - `limits`: Mesos requests/limits -> control values (pure).
 //! - `v1`, `v2`: the two backends of the [`Cgroups`] trait, over a
 //!   configurable root so that unit tests run on a fake cgroupfs.
@@ -26,6 +31,7 @@
 
 mod error;
 mod fs;
+pub mod layout;
 pub mod limits;
 pub mod mounts;
 pub mod oom_score;
@@ -43,6 +49,7 @@ use std::time::Duration;
 use tepui_proto::v1::ResourceStatistics;
 
 pub use error::CgroupError;
+pub use layout::Layout;
 pub use limits::{ControlValues, Limit, Limits, LimitsError, PodLimits, pod_limits};
 pub use mounts::{CgroupMode, CgroupMounts, PROC_SELF_MOUNTINFO};
 pub use oom_score::{host_total_memory_bytes, oom_score_adj, write_oom_score_adj};
@@ -62,6 +69,47 @@ pub const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 /// EBUSY retries), so they suit a single-threaded supervisor loop.
 pub trait Cgroups: Send + Sync + std::fmt::Debug {
     fn mode(&self) -> CgroupMode;
+
+    /// The cgroup2 mount (v2 only): where `/proc/self/cgroup` paths start.
+    fn v2_root(&self) -> Option<&Path> {
+        None
+    }
+
+    /// Makes every later `apply`/`update` keep the cgroup out of swap (v2
+    /// `memory.swap.max = 0`, v1 `memory.memsw.limit_in_bytes` = the memory
+    /// limit). Returns whether the host can: false without swap accounting.
+    fn set_limit_swap(&mut self, _on: bool) -> bool {
+        false
+    }
+
+    /// v2: `memory.swap.max = 0` on one cgroup (libcontainer skips a 0 swap
+    /// value). The pod's own 0 already binds its subtree; this makes the
+    /// container's file say so too. No-op elsewhere.
+    fn swap_off(&self, _cgroup: &str) -> Result<(), CgroupError> {
+        Ok(())
+    }
+
+    /// The standalone layout's start-up check (v2: the root delegates the
+    /// controllers). No-op elsewhere.
+    fn prepare_standalone(&self) -> Result<(), CgroupError> {
+        Ok(())
+    }
+
+    /// Whether `set_limit_swap` took effect.
+    fn limits_swap(&self) -> bool {
+        false
+    }
+
+    /// Whether the pids controller can limit tasks here.
+    fn pids_supported(&self) -> bool {
+        false
+    }
+
+    /// v1 only: (name under `/sys/fs/cgroup`, host directory) of the
+    /// hierarchies a container sees its own cgroup of, read-only.
+    fn v1_binds(&self, _cgroup: &str) -> Vec<(String, std::path::PathBuf)> {
+        Vec::new()
+    }
 
     /// Errors unless the controllers limits need (cpu, cpuacct, memory on
     /// v1; cpu, memory on v2) are there. For agent start-up.

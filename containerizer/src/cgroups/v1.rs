@@ -35,6 +35,9 @@ pub struct CgroupsV1 {
     freezer: Option<PathBuf>,
     /// Every mounted hierarchy, for `destroy`.
     all: Vec<PathBuf>,
+    /// Keep `memory.memsw.limit_in_bytes` equal to the memory limit (no
+    /// swap beyond it), where swap accounting exists.
+    limit_swap: bool,
 }
 
 impl CgroupsV1 {
@@ -45,9 +48,14 @@ impl CgroupsV1 {
                 .v1
                 .get(name)
                 .cloned()
-                .ok_or_else(|| CgroupError::Detect {
-                    file: PathBuf::from(super::mounts::PROC_SELF_MOUNTINFO),
-                    reason: format!("cgroup v1 controller '{name}' is not mounted"),
+                .ok_or_else(|| CgroupError::Unusable {
+                    what: format!(
+                        "cgroup v1 controller '{name}' is not mounted (no hierarchy for it in {})",
+                        super::mounts::PROC_SELF_MOUNTINFO
+                    ),
+                    fix: format!(
+                        "mount it (`mkdir -p /sys/fs/cgroup/{name} && mount -t cgroup -o {name} cgroup /sys/fs/cgroup/{name}`), or enable it on the kernel command line (`cgroup_enable={name}`) and reboot"
+                    ),
                 })
         };
         let mut all: Vec<PathBuf> = mounts.v1.values().cloned().collect();
@@ -60,6 +68,7 @@ impl CgroupsV1 {
             pids: mounts.v1.get("pids").cloned(),
             freezer: mounts.v1.get("freezer").cloned(),
             all,
+            limit_swap: false,
         })
     }
 
@@ -77,6 +86,7 @@ impl CgroupsV1 {
                 .iter()
                 .map(|c| at(c))
                 .collect(),
+            limit_swap: false,
         }
     }
 
@@ -154,8 +164,25 @@ impl CgroupsV1 {
                 controller: "pids".into(),
             });
         }
+        let memsw = self.memory.join(rel).join("memory.memsw.limit_in_bytes");
+        let swap_limited = self.limit_swap && memsw.exists();
+        // memsw may never be below the memory limit: when growing, memsw
+        // first; when shrinking, the memory limit first
+        // (Mesos's `CgroupsMemIsolatorProcess::update` ordering).
+        let new_limit = v.memory_max.unwrap_or(u64::MAX);
+        let grows = swap_limited
+            && fs::read_opt(cgroup, &memsw)?
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .is_some_and(|old| new_limit > old);
+        let memsw_value = v.memory_max.map_or("-1".to_owned(), |m| m.to_string());
+        if grows {
+            fs::write(cgroup, &memsw, &memsw_value)?;
+        }
         for (file, value) in self.writes(rel, v) {
             fs::write(cgroup, &file, &value)?;
+        }
+        if swap_limited && !grows {
+            fs::write(cgroup, &memsw, &memsw_value)?;
         }
         Ok(())
     }
@@ -233,6 +260,40 @@ impl Cgroups for CgroupsV1 {
         CgroupMode::V1
     }
 
+    fn set_limit_swap(&mut self, on: bool) -> bool {
+        self.limit_swap = on && self.memory.join("memory.memsw.limit_in_bytes").exists();
+        self.limit_swap
+    }
+
+    fn limits_swap(&self) -> bool {
+        self.limit_swap
+    }
+
+    fn pids_supported(&self) -> bool {
+        self.pids.as_ref().is_some_and(|p| p.is_dir())
+    }
+
+    fn v1_binds(&self, cgroup: &str) -> Vec<(String, PathBuf)> {
+        let Ok(rel) = fs::validate(cgroup) else {
+            return Vec::new();
+        };
+        let mut seen = BTreeSet::new();
+        [
+            Some(&self.cpu),
+            Some(&self.cpuacct),
+            Some(&self.memory),
+            self.pids.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|h| seen.insert((*h).clone()))
+        .filter_map(|h| {
+            let name = h.file_name()?.to_str()?.to_owned();
+            Some((name, h.join(rel)))
+        })
+        .collect()
+    }
+
     fn check_controllers(&self) -> Result<(), CgroupError> {
         for (name, dir) in [
             ("cpu", &self.cpu),
@@ -246,6 +307,11 @@ impl Cgroups for CgroupsV1 {
                     controller: name.into(),
                 });
             }
+        }
+        let mut roots = vec![&self.cpu, &self.cpuacct, &self.memory];
+        roots.extend(self.pids.as_ref());
+        for root in roots {
+            fs::check_writable(root)?;
         }
         Ok(())
     }

@@ -29,13 +29,18 @@ const FREEZE_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct CgroupsV2 {
     root: PathBuf,
+    /// Write `memory.swap.max = 0` with the memory limits.
+    limit_swap: bool,
 }
 
 impl CgroupsV2 {
     /// `root` is the cgroup2 mount point (`/sys/fs/cgroup`), or a fake
     /// cgroupfs directory holding at least `cgroup.controllers`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        CgroupsV2 { root: root.into() }
+        CgroupsV2 {
+            root: root.into(),
+            limit_swap: false,
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -59,6 +64,14 @@ impl CgroupsV2 {
         dir: &Path,
         available: &BTreeSet<String>,
     ) -> Result<(), CgroupError> {
+        // A level can only delegate what it has itself: below a delegated
+        // systemd unit, the unit's own `cgroup.controllers` is the truth,
+        // not the root's (writing more would fail with ENOENT). A fake
+        // cgroupfs has the file at its root only.
+        let level: Option<BTreeSet<String>> =
+            fs::read_opt(cgroup, &dir.join("cgroup.controllers"))?
+                .map(|t| t.split_whitespace().map(str::to_owned).collect());
+        let available = level.as_ref().unwrap_or(available);
         let file = dir.join("cgroup.subtree_control");
         let enabled: BTreeSet<String> = fs::read_opt(cgroup, &file)?
             .unwrap_or_default()
@@ -120,6 +133,12 @@ impl CgroupsV2 {
             &v.memory_soft.unwrap_or(0).to_string(),
         )?;
         fs::write(cgroup, &dir.join("memory.max"), &max)?;
+        // Hierarchical: 0 on a pod's cgroup keeps its whole subtree out of
+        // swap. Absent without swap accounting (CONFIG_MEMCG_SWAP).
+        let swap_file = dir.join("memory.swap.max");
+        if self.limit_swap && swap_file.exists() {
+            fs::write(cgroup, &swap_file, "0")?;
+        }
         let pids_file = dir.join("pids.max");
         // Resetting a pids limit where the controller is absent is a no-op.
         if v.pids_max.is_some() || pids_file.exists() {
@@ -184,18 +203,69 @@ impl Cgroups for CgroupsV2 {
         CgroupMode::V2
     }
 
+    fn v2_root(&self) -> Option<&Path> {
+        Some(&self.root)
+    }
+
+    /// Swap accounting shows as `memory.swap.*` files in non-root cgroups
+    /// only; the root's `memory.swap.current`-less listing says nothing, so
+    /// the kernel's own switch is read instead.
+    fn set_limit_swap(&mut self, on: bool) -> bool {
+        let accounting = self.available().is_ok_and(|c| c.contains("memory"))
+            && !std::fs::read_to_string("/proc/cmdline")
+                .is_ok_and(|c| c.split_whitespace().any(|w| w == "swapaccount=0"));
+        self.limit_swap = on && accounting;
+        self.limit_swap
+    }
+
+    fn swap_off(&self, cgroup: &str) -> Result<(), CgroupError> {
+        let rel = fs::validate(cgroup)?;
+        let file = self.root.join(rel).join("memory.swap.max");
+        if self.limit_swap && file.exists() {
+            fs::write(cgroup, &file, "0")?;
+        }
+        Ok(())
+    }
+
+    /// Standalone only: the hierarchy root must delegate the controllers to
+    /// `--cgroups_root`; checked at start instead of at the first launch. A
+    /// cgroup namespace root holding processes (an agent in a container)
+    /// cannot (EBUSY: no internal processes).
+    fn prepare_standalone(&self) -> Result<(), CgroupError> {
+        let available = self.available()?;
+        self.enable_controllers("/", &self.root, &available)
+            .map_err(|e| CgroupError::Unusable {
+                what: e.to_string(),
+                fix: "run the agent where the cgroup root can delegate controllers: on the host, or in a container whose own processes sit in a child cgroup (nested cgroup namespace with a delegated subtree)".into(),
+            })
+    }
+
+    fn limits_swap(&self) -> bool {
+        self.limit_swap
+    }
+
+    fn pids_supported(&self) -> bool {
+        self.available().is_ok_and(|c| c.contains("pids"))
+    }
+
     fn check_controllers(&self) -> Result<(), CgroupError> {
         let available = self.available()?;
         for c in REQUIRED {
             if !available.contains(*c) {
-                return Err(CgroupError::MissingFile {
-                    cgroup: "/".into(),
-                    file: self.root.join("cgroup.controllers"),
-                    controller: (*c).into(),
+                let file = self.root.join("cgroup.controllers");
+                return Err(CgroupError::Unusable {
+                    what: format!(
+                        "cgroup v2 controller '{c}' is not available: {} lists only '{}'",
+                        file.display(),
+                        available.iter().cloned().collect::<Vec<_>>().join(" ")
+                    ),
+                    fix: format!(
+                        "enable it: on the host, remove `cgroup_disable={c}` from the kernel command line; in a container, give the agent a delegated cgroup tree with the {c} controller (or run it on the host)"
+                    ),
                 });
             }
         }
-        Ok(())
+        fs::check_writable(&self.root)
     }
 
     fn create(&self, cgroup: &str) -> Result<(), CgroupError> {

@@ -38,13 +38,25 @@ use crate::supervisor::logs::LogPolicy;
 use crate::supervisor::protocol::{ContainerState, LaunchRequest, SessionIo, Termination};
 use crate::{ContainerPath, RuntimeDir, atomic::write_atomic, safe_remove};
 
+/// Default `--container_pids_limit`. pids.max counts threads, so it must
+/// fit a busy JVM or Go server (hundreds to a few thousand threads) while
+/// keeping a fork bomb far from the kernel's `pid_max` (32768 by default on
+/// small hosts; systemd's `DefaultTasksMax` is 15% of it, 4915): 4096
+/// threads per container.
+pub const DEFAULT_CONTAINER_PIDS_LIMIT: u64 = 4096;
+
 /// What the agent configures once.
 #[derive(Debug, Clone)]
 pub struct ContainerizerConfig {
     /// `--runtime_dir` (tmpfs; default `/run/tepui`).
     pub runtime_dir: PathBuf,
-    /// `--cgroups_root`: pods are `<root>/<pod>`.
+    /// `--cgroups_root`: pods are `<root>/<pod>` (standalone placement, see
+    /// `cgroups::layout`).
     pub cgroups_root: String,
+    /// `--cgroups_systemd`: on cgroup v2 with systemd as PID 1, each pod is
+    /// a delegated transient scope instead of a cgroup under
+    /// `cgroups_root` (`cgroups::layout`).
+    pub systemd_scopes: bool,
     /// `None` detects v1 or v2 from the mount table.
     pub cgroup_mode: Option<CgroupMode>,
     /// The binary supervisors run (`tepui supervise`).
@@ -60,6 +72,13 @@ pub struct ContainerizerConfig {
     pub log: LogPolicy,
     /// Mesos's `--cgroups_enable_cfs`.
     pub cfs_quota_from_request: bool,
+    /// `--cgroups_limit_swap`: memory limits include swap (no swap beyond
+    /// the limit). Unlike Mesos (default off, v1 only) on by default, v1
+    /// and v2: a memory limit then means memory, and OOM is deterministic.
+    pub limit_swap: bool,
+    /// `--container_pids_limit`: `pids.max` of every container's own
+    /// cgroup; `None` leaves it unlimited.
+    pub container_pids_limit: Option<u64>,
     /// Where pulled image layers live and how registries are reached;
     /// `None` refuses containers with an image.
     pub images: Option<ImagesConfig>,
@@ -79,6 +98,7 @@ impl ContainerizerConfig {
         Self {
             runtime_dir: runtime_dir.into(),
             cgroups_root: "tepui".to_string(),
+            systemd_scopes: true,
             cgroup_mode: None,
             supervisor_binary: PathBuf::from("/proc/self/exe"),
             seal_supervisor: true,
@@ -86,6 +106,8 @@ impl ContainerizerConfig {
             sandbox_mount_point: PathBuf::from(crate::spec::DEFAULT_SANDBOX_MOUNT_POINT),
             log: LogPolicy::default(),
             cfs_quota_from_request: false,
+            limit_swap: true,
+            container_pids_limit: Some(DEFAULT_CONTAINER_PIDS_LIMIT),
             images: None,
         }
     }
@@ -135,6 +157,7 @@ pub struct Containerizer {
     config: ContainerizerConfig,
     rt: RuntimeDir,
     cgroups: Arc<dyn Cgroups>,
+    layout: cgroups::Layout,
     exe: SupervisorExe,
     host_memory_bytes: u64,
     pods: SyncMutex<HashMap<String, Arc<Mutex<Pod>>>>,
@@ -153,13 +176,31 @@ impl Containerizer {
     /// Opens the host's cgroups and prepares the supervisor executable.
     /// Call [`recover`](Self::recover) next, before launching anything.
     pub fn new(config: ContainerizerConfig) -> Result<Self, ContainerizerError> {
-        let cgroups: Arc<dyn Cgroups> = Arc::from(
-            cgroups::open(config.cgroup_mode)
-                .map_err(|e| ContainerizerError::Setup(e.to_string()))?,
-        );
+        let mut opened = cgroups::open(config.cgroup_mode)
+            .map_err(|e| ContainerizerError::Setup(e.to_string()))?;
+        // Degraded, not refused, where Mesos would run too (it has neither
+        // limit by default): said in the log and in /flags.
+        if config.limit_swap && !opened.set_limit_swap(true) {
+            tracing::warn!(
+                "--cgroups_limit_swap: this kernel has no swap accounting (v1: memory.memsw.limit_in_bytes missing; boot with swapaccount=1): containers may swap beyond their memory limit"
+            );
+        }
+        if config.container_pids_limit.is_some() && !opened.pids_supported() {
+            tracing::warn!(
+                "--container_pids_limit: the pids cgroup controller is not available (v1: mount it; v2: enable it in the parent's cgroup.subtree_control): containers run without a pids limit"
+            );
+        }
+        let cgroups: Arc<dyn Cgroups> = Arc::from(opened);
         cgroups
             .check_controllers()
             .map_err(|e| ContainerizerError::Setup(e.to_string()))?;
+        let layout = Self::choose_layout(&config, cgroups.as_ref());
+        if layout.scope_unit("p").is_none() {
+            cgroups
+                .prepare_standalone()
+                .map_err(|e| ContainerizerError::Setup(e.to_string()))?;
+        }
+        tracing::info!(cgroups = %layout.describe(), "cgroup layout");
         let exe = if config.seal_supervisor {
             SupervisorExe::sealed_copy_of(&config.supervisor_binary)
                 .map_err(|e| ContainerizerError::Setup(e.to_string()))?
@@ -187,6 +228,7 @@ impl Containerizer {
             images,
             config,
             cgroups,
+            layout,
             exe,
             host_memory_bytes,
             pods: SyncMutex::new(HashMap::new()),
@@ -201,9 +243,48 @@ impl Containerizer {
         self.cgroups.mode()
     }
 
-    /// `<cgroups_root>/<pod>`: the pod's parent cgroup.
+    /// Picks the placement of pods (`cgroups::layout`).
+    fn choose_layout(config: &ContainerizerConfig, cgroups: &dyn Cgroups) -> cgroups::Layout {
+        let standalone = cgroups::Layout::standalone(&config.cgroups_root);
+        if cgroups.mode() != CgroupMode::V2 || !config.systemd_scopes {
+            return standalone;
+        }
+        match cgroups::layout::systemd_run() {
+            Some(_) => cgroups::Layout::SystemdScopes,
+            None => {
+                tracing::info!(
+                    "systemd is not PID 1 (or systemd-run is missing): pods go under --cgroups_root"
+                );
+                standalone
+            }
+        }
+    }
+
+    /// Whether memory limits include swap here (`--cgroups_limit_swap`).
+    pub fn limits_swap(&self) -> bool {
+        self.cgroups.limits_swap()
+    }
+
+    /// Whether `--container_pids_limit` is enforced here.
+    pub fn limits_pids(&self) -> bool {
+        self.pids_limit().is_some()
+    }
+
+    /// `--container_pids_limit` where the host can enforce it.
+    fn pids_limit(&self) -> Option<u64> {
+        self.config
+            .container_pids_limit
+            .filter(|_| self.cgroups.pids_supported())
+    }
+
+    /// Where pods and supervisors are placed.
+    pub fn cgroup_layout(&self) -> &cgroups::Layout {
+        &self.layout
+    }
+
+    /// The pod's parent cgroup (`cgroups::layout`).
     pub fn pod_cgroup(&self, pod: &str) -> String {
-        format!("/{}/{pod}", self.config.cgroups_root.trim_matches('/'))
+        self.layout.pod(pod)
     }
 
     /// `<cgroups_root>/<pod>/<a.b.c>`: a container's own cgroup, a sibling
@@ -547,15 +628,68 @@ impl Containerizer {
         }
         // (Undone by cleanup_pod with the rest of the pod on a failure.)
         self.provision_checked(spec).await?;
+        self.layout
+            .check_pod(id.pod())
+            .map_err(|message| ContainerizerError::Launch {
+                container: id.clone(),
+                message,
+            })?;
         let pod_cgroup = self.pod_cgroup(id.pod());
-        self.cgroups.create(&pod_cgroup).map_err(cgroup_err)?;
         let own = limits_of(&spec.resources);
         let split = pod_limits(&own, &[], true);
-        self.cgroups
-            .apply(&pod_cgroup, &split.parent)
-            .map_err(cgroup_err)?;
+        if self.layout.scope_unit(id.pod()).is_none() {
+            self.cgroups.create(&pod_cgroup).map_err(cgroup_err)?;
+            self.cgroups
+                .apply(&pod_cgroup, &split.parent)
+                .map_err(cgroup_err)?;
+        }
         self.write_spec(spec)?;
-        let client = client::spawn(&self.exe, &self.rt, id.pod())
+        let supervisor_cgroup = self.layout.supervisor(id.pod());
+        let scope = self
+            .layout
+            .scope_unit(id.pod())
+            .zip(cgroups::layout::systemd_run())
+            .map(|(unit, systemd_run)| client::ScopeLaunch {
+                systemd_run: systemd_run.to_path_buf(),
+                unit,
+                slice: cgroups::layout::SLICE.to_string(),
+            });
+        let cgroups = self.cgroups.clone();
+        let pod_limits_cgroup = pod_cgroup.clone();
+        let limits = split.parent;
+        let scoped = scope.is_some();
+        // The supervisor leaves the scope's root first: only then may the
+        // scope delegate controllers to the pod cgroup (no internal
+        // processes), which is created and limited after that.
+        let place = move |pid: i32| -> Result<(), String> {
+            match cgroups.v2_root().filter(|_| scoped) {
+                // The scope holds the supervisor until it is moved: a plain
+                // mkdir, no controllers enabled in the scope yet.
+                Some(root) => {
+                    let dir = root.join(supervisor_cgroup.trim_start_matches('/'));
+                    match std::fs::create_dir(&dir) {
+                        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                            return Err(format!("cannot create {}: {e}", dir.display()));
+                        }
+                        _ => {}
+                    }
+                }
+                None => cgroups
+                    .create(&supervisor_cgroup)
+                    .map_err(|e| e.to_string())?,
+            }
+            cgroups
+                .add_process(&supervisor_cgroup, pid)
+                .map_err(|e| e.to_string())?;
+            if scoped {
+                cgroups
+                    .create(&pod_limits_cgroup)
+                    .and_then(|()| cgroups.apply(&pod_limits_cgroup, &limits).map(|_| ()))
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        };
+        let client = client::spawn(&self.exe, &self.rt, id.pod(), scope.as_ref(), place)
             .await
             .map_err(|source| ContainerizerError::Supervisor {
                 container: id.clone(),
@@ -673,6 +807,19 @@ impl Containerizer {
         context.sandbox_mount_point = self.config.sandbox_mount_point.clone();
         context.host_memory_bytes = Some(self.host_memory_bytes);
         context.cfs_quota_from_request = self.config.cfs_quota_from_request;
+        context.cgroup_v1_binds = self.cgroups.v1_binds(&cgroup);
+        context.limit_swap = self.cgroups.limits_swap();
+        context.pids_limit = self
+            .pids_limit()
+            .map(|p| i64::try_from(p).unwrap_or(i64::MAX));
+        let own_limits = spec.kind == ContainerKind::Task && !spec.linux.share_cgroups;
+        if !own_limits && spec.kind != ContainerKind::Debug {
+            let pod = self.cgroups.read_controls(&self.pod_cgroup(id.pod()));
+            context.ceiling = pod.ok().map(|v| crate::spec::Ceiling {
+                memory_max_bytes: v.memory_max,
+                cfs_quota_us: v.cfs_quota_us,
+            });
+        }
         let request = LaunchRequest {
             container: id.clone(),
             stdout: logs.join("stdout"),
@@ -684,7 +831,12 @@ impl Containerizer {
             session,
         };
         match client.launch(request).await {
-            Ok(pid) => Ok(Launched { pid }),
+            Ok(pid) => {
+                if let Err(e) = self.cgroups.swap_off(&self.container_cgroup(id)) {
+                    tracing::warn!(container = %id, "{e}");
+                }
+                Ok(Launched { pid })
+            }
             Err(SupervisorError::Remote { message, .. }) => Err(ContainerizerError::Launch {
                 container: id.clone(),
                 message,
@@ -767,12 +919,38 @@ impl Containerizer {
             _ => launched.map(|r| limits_of(&r)).collect(),
         };
         let split = pod_limits(&limits_of(&executor.resources), &task_limits, share);
-        self.cgroups
+        let parent = self
+            .cgroups
             .update(&self.pod_cgroup(pod_name), &split.parent)?;
-        if !share {
+        if share {
+            // Each member's own cgroup repeats the pod's limits (see
+            // `SpecContext::ceiling`): what it reads stays what it gets.
+            let ceiling = cgroups::Limits {
+                cpu_limit: parent.cfs_quota_us.map(|q| {
+                    cgroups::Limit::Finite((q as f64 + 0.5) / parent.cfs_period_us as f64)
+                }),
+                mem_limit: Some(
+                    parent
+                        .memory_max
+                        .map_or(cgroups::Limit::Infinity, cgroups::Limit::Finite),
+                ),
+                pids_limit: self.pids_limit(),
+                ..cgroups::Limits::default()
+            };
+            for (id, member) in &pod.members {
+                let own = self.container_cgroup(id);
+                if member.kind != ContainerKind::Debug && self.cgroups.exists(&own) {
+                    self.cgroups.update(&own, &ceiling)?;
+                }
+            }
+        } else {
             let own = self.container_cgroup(top);
             if self.cgroups.exists(&own) {
-                self.cgroups.update(&own, &split.executor)?;
+                let executor = cgroups::Limits {
+                    pids_limit: self.pids_limit(),
+                    ..split.executor
+                };
+                self.cgroups.update(&own, &executor)?;
             }
         }
         Ok(())
@@ -992,6 +1170,10 @@ impl Containerizer {
     async fn cleanup_pod(&self, pod: &str) {
         let cgroups = self.cgroups.clone();
         let cgroup = self.pod_cgroup(pod);
+        // Under a scope the supervisor's leaf is beside the pod cgroup (the
+        // scope's own cgroup is systemd's: it goes when the scope is empty).
+        let supervisor =
+            Some(self.layout.supervisor(pod)).filter(|_| self.layout.scope_unit(pod).is_some());
         let dir = self.rt.pod(pod);
         let images = self.images.clone();
         let pod_name = pod.to_string();
@@ -1002,8 +1184,10 @@ impl Containerizer {
             if stray && let Err(e) = cgroups.kill_all(&cgroup) {
                 tracing::warn!(cgroup, "{e}");
             }
-            if let Err(e) = cgroups.destroy(&cgroup) {
-                tracing::warn!(cgroup, "{e}");
+            for cgroup in std::iter::once(&cgroup).chain(supervisor.as_ref()) {
+                if let Err(e) = cgroups.destroy(cgroup) {
+                    tracing::warn!(cgroup, "{e}");
+                }
             }
             if let Err(e) = safe_remove::remove_tree(&dir) {
                 tracing::warn!(dir = %dir.display(), "pod dir left: {e}");
@@ -1058,8 +1242,13 @@ impl Containerizer {
             source,
         };
         let applied = if own_cgroup {
-            self.cgroups
-                .update(&self.container_cgroup(id), &limits_of(&resources))
+            self.cgroups.update(
+                &self.container_cgroup(id),
+                &cgroups::Limits {
+                    pids_limit: self.pids_limit(),
+                    ..limits_of(&resources)
+                },
+            )
         } else {
             self.apply_pod_limits(id.pod(), &pod)
                 .and_then(|()| self.cgroups.read_controls(&self.pod_cgroup(id.pod())))

@@ -15,11 +15,14 @@
 //!
 //! # Namespaces
 //!
-//! | kind | mount | pid | net, uts | ipc |
+//! | kind | mount, cgroup | pid | net, uts | ipc |
 //! |---|---|---|---|---|
 //! | executor / standalone | new | new (host's if `share_pid_namespace`) | new (host's with [`SpecContext::host_network`]) | new (host's if SHARE_PARENT) |
 //! | task (nested) | new | new (parent's if `share_pid_namespace`) | parent's (`/proc/<pid>/ns/*`) | parent's (new if PRIVATE) |
 //! | debug | parent's | parent's | parent's | parent's |
+//!
+//! The cgroup namespace is rooted at the container's own cgroup, and
+//! `/sys/fs/cgroup` inside is read-only (see `mounts::standard_mounts`).
 //!
 //! A new network namespace has only `lo`, and it is down: the runtime must
 //! bring it up (and attach any other network) before the executor needs it.
@@ -78,7 +81,7 @@ pub use launch::{
 pub(crate) use mounts::volume_host_source;
 pub use mounts::{MASKED_PATHS, READONLY_PATHS, sandbox_volume_sources, shm_tmpfs_options};
 pub use process::{DEFAULT_PATH, SHELL};
-pub use resources::{linux_resources, oom_score_adj};
+pub use resources::{Ceiling, linux_resources, oom_score_adj};
 pub use seccomp::default_seccomp_profile;
 pub use user::{ResolvedUser, UserDb, resolve_user};
 
@@ -144,6 +147,23 @@ pub struct SpecContext {
     /// Mesos's `--cgroups_enable_cfs`: a cpu request without a limit also
     /// caps the container (CFS quota).
     pub cfs_quota_from_request: bool,
+    /// v1: the hierarchies the container sees at `/sys/fs/cgroup/<name>`
+    /// (its own cgroup's directory in each, bound read-only). Empty on v2.
+    #[serde(default)]
+    pub cgroup_v1_binds: Vec<(String, PathBuf)>,
+    /// For a container without limits of its own (the executor, a task
+    /// with `share_cgroups`): the pod's limits, written on its own cgroup
+    /// too so that what it reads there (its cgroup namespace's root) is the
+    /// limit it runs under. The pod's cgroup still enforces the sum.
+    #[serde(default)]
+    pub ceiling: Option<Ceiling>,
+    /// `pids.max` of the container's own cgroup (`--container_pids_limit`).
+    #[serde(default)]
+    pub pids_limit: Option<i64>,
+    /// Memory limits include swap (`--cgroups_limit_swap`): the spec's
+    /// `memory.swap` equals the limit (v1 memsw; v2 `memory.swap.max` 0).
+    #[serde(default)]
+    pub limit_swap: bool,
 }
 
 impl SpecContext {
@@ -159,6 +179,10 @@ impl SpecContext {
             host_network: false,
             host_memory_bytes: None,
             cfs_quota_from_request: false,
+            cgroup_v1_binds: Vec::new(),
+            ceiling: None,
+            pids_limit: None,
+            limit_swap: false,
         }
     }
 
@@ -306,8 +330,11 @@ fn namespaces(
     launch: &LaunchSpec,
     ctx: &SpecContext,
 ) -> Result<(Vec<LinuxNamespace>, mounts::Shm), SpecError> {
-    use LinuxNamespaceType::{Ipc, Mount, Network, Pid, Uts};
-    let mut list = vec![namespace(Mount, None)];
+    use LinuxNamespaceType::{Cgroup, Ipc, Mount, Network, Pid, Uts};
+    // A cgroup namespace of its own, rooted at its own cgroup (runc's
+    // default): it sees its own limits at /sys/fs/cgroup, not the host's
+    // tree.
+    let mut list = vec![namespace(Mount, None), namespace(Cgroup, None)];
     let own_shm = || match &ctx.shm_dir {
         Some(dir) => mounts::Shm::Bind(dir.clone()),
         None => mounts::Shm::Tmpfs(launch.linux.shm_size_mb),
@@ -385,7 +412,7 @@ pub fn build_spec(launch: &LaunchSpec, ctx: &SpecContext) -> Result<Spec, SpecEr
     let process = container_process(launch, ctx, &layout)?;
     let (namespaces, shm) = namespaces(launch, ctx)?;
 
-    let mut mounts = mounts::standard_mounts(&shm);
+    let mut mounts = mounts::standard_mounts(&shm, &ctx.cgroup_v1_binds);
     mounts.push(mounts::bind(
         &launch.sandbox_dir,
         &layout.sandbox,
@@ -415,9 +442,24 @@ pub fn build_spec(launch: &LaunchSpec, ctx: &SpecContext) -> Result<Spec, SpecEr
     // which the runtime allows itself.
     let mut resources = if launch.kind == ContainerKind::Task && !launch.linux.share_cgroups {
         linux_resources(&launch.resources, ctx.cfs_quota_from_request)?
+    } else if let Some(ceiling) = &ctx.ceiling {
+        ceiling.resources()
     } else {
         oci_spec::runtime::LinuxResources::default()
     };
+    if ctx.limit_swap
+        && let Some(memory) = *resources.memory()
+        && let Some(limit) = memory.limit().filter(|l| *l > 0)
+    {
+        let mut memory = memory;
+        memory.set_swap(Some(limit));
+        resources.set_memory(Some(memory));
+    }
+    if let Some(limit) = ctx.pids_limit {
+        let mut pids = oci_spec::runtime::LinuxPids::default();
+        pids.set_limit(limit);
+        resources.set_pids(Some(pids));
+    }
     let mut deny_all = LinuxDeviceCgroup::default();
     deny_all.set_allow(false);
     deny_all.set_access(Some("rwm".to_string()));

@@ -81,7 +81,15 @@ pub(crate) enum Shm {
 /// runc's default mounts: /proc, /dev (tmpfs; the runtime creates the
 /// standard device nodes), /dev/pts, /dev/shm, /dev/mqueue, /sys (ro) and a
 /// read-only /sys/fs/cgroup.
-pub(crate) fn standard_mounts(shm: &Shm) -> Vec<Mount> {
+///
+/// The container has a cgroup namespace rooted at its own cgroup (see
+/// `namespaces`). On v2 (`cgroup_v1_binds` empty) libcontainer mounts a
+/// fresh cgroup2 there, read-only. On v1 libcontainer would mount each
+/// hierarchy read-write whatever the options say, so instead: a tmpfs, and
+/// one read-only bind per hierarchy of the container's own cgroup directory
+/// (what runc shows a container with a cgroup namespace on v1): a root task
+/// can read its limits, not change them or create cgroups (EROFS).
+pub(crate) fn standard_mounts(shm: &Shm, cgroup_v1_binds: &[(String, PathBuf)]) -> Vec<Mount> {
     let shm = match shm {
         Shm::Tmpfs(size) => {
             let options = shm_tmpfs_options(*size);
@@ -124,13 +132,36 @@ pub(crate) fn standard_mounts(shm: &Shm) -> Vec<Mount> {
             "sysfs",
             &["nosuid", "noexec", "nodev", "ro"],
         ),
-        mount(
+    ]
+    .into_iter()
+    .chain(cgroup_mounts(cgroup_v1_binds))
+    .collect()
+}
+
+fn cgroup_mounts(v1_binds: &[(String, PathBuf)]) -> Vec<Mount> {
+    let root = Path::new("/sys/fs/cgroup");
+    if v1_binds.is_empty() {
+        return vec![mount(
             "/sys/fs/cgroup",
             "cgroup",
             "cgroup",
             &["nosuid", "noexec", "nodev", "relatime", "ro"],
-        ),
-    ]
+        )];
+    }
+    let mut mounts = vec![mount(
+        "/sys/fs/cgroup",
+        "tmpfs",
+        "tmpfs",
+        &["nosuid", "noexec", "nodev", "mode=755", "size=64k"],
+    )];
+    for (name, source) in v1_binds {
+        mounts.push(bind(
+            source,
+            &root.join(name),
+            &["rbind", "ro", "nosuid", "noexec", "nodev"],
+        ));
+    }
+    mounts
 }
 
 /// The host path a volume's source refers to.

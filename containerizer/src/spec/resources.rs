@@ -123,6 +123,32 @@ pub fn linux_resources(
     Ok(resources)
 }
 
+/// The pod's hard limits, repeated on a member's own cgroup
+/// (`SpecContext::ceiling`). `None` is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Ceiling {
+    pub memory_max_bytes: Option<u64>,
+    pub cfs_quota_us: Option<u64>,
+}
+
+impl Ceiling {
+    pub fn resources(&self) -> LinuxResources {
+        let mut resources = LinuxResources::default();
+        if let Some(quota) = self.cfs_quota_us {
+            let mut cpu = LinuxCpu::default();
+            cpu.set_quota(Some(i64::try_from(quota).unwrap_or(i64::MAX)));
+            cpu.set_period(Some(CFS_PERIOD_US));
+            resources.set_cpu(Some(cpu));
+        }
+        if let Some(bytes) = self.memory_max_bytes {
+            let mut memory = LinuxMemory::default();
+            memory.set_limit(Some(i64::try_from(bytes).unwrap_or(i64::MAX)));
+            resources.set_memory(Some(memory));
+        }
+        resources
+    }
+}
+
 /// A memory request below its limit (Mesos's condition for the OOM score).
 pub(crate) fn overcommits(request: &ResourceRequest) -> bool {
     request

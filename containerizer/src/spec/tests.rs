@@ -175,7 +175,8 @@ fn nested_task_config_json_has_everything_the_runtime_needs() {
     assert!(has("network", Some("/proc/4242/ns/net")), "{nss:?}");
     assert!(has("uts", Some("/proc/4242/ns/uts")), "{nss:?}");
     assert!(has("ipc", Some("/proc/4242/ns/ipc")), "{nss:?}");
-    assert_eq!(nss.len(), 5);
+    assert!(has("cgroup", None), "{nss:?}");
+    assert_eq!(nss.len(), 6);
 
     let destinations: Vec<&str> = json["mounts"]
         .as_array()
@@ -365,12 +366,63 @@ fn executors_get_new_namespaces() {
         LinuxNamespaceType::Network,
         LinuxNamespaceType::Uts,
         LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Cgroup,
     ] {
         assert_eq!(ns(&spec, typ), Some(None), "{typ:?} in {list:?}");
     }
-    assert_eq!(list.len(), 5);
+    assert_eq!(list.len(), 6);
     assert!(ns(&spec, LinuxNamespaceType::User).is_none());
-    assert!(ns(&spec, LinuxNamespaceType::Cgroup).is_none());
+}
+
+#[test]
+fn cgroupfs_is_read_only_inside_and_limits_reach_the_own_cgroup() {
+    let f = Fixture::new();
+    let ro = |m: &Mount| {
+        m.options()
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|o| o == "ro"))
+    };
+    // v2: a fresh, read-only cgroup2 mount in the container's namespace.
+    let spec = build_spec(&f.executor(), &f.ctx()).unwrap();
+    let cg: Vec<&Mount> = spec
+        .mounts()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter(|m| m.destination().starts_with("/sys/fs/cgroup"))
+        .collect();
+    assert_eq!(cg.len(), 1);
+    assert!(ro(cg[0]), "{cg:?}");
+    // v1: a tmpfs, then a read-only bind of the own cgroup per hierarchy;
+    // the pod's limits (ceiling), the pids limit and swap = limit.
+    let mut ctx = f.ctx();
+    ctx.cgroup_v1_binds = vec![(
+        "memory".to_string(),
+        PathBuf::from("/sys/fs/cgroup/memory/tepui/pod/exec"),
+    )];
+    ctx.ceiling = Some(crate::spec::Ceiling {
+        memory_max_bytes: Some(256 << 20),
+        cfs_quota_us: Some(50_000),
+    });
+    ctx.pids_limit = Some(100);
+    ctx.limit_swap = true;
+    let spec = build_spec(&f.executor(), &ctx).unwrap();
+    let mounts = spec.mounts().as_ref().unwrap();
+    let bind = mounts
+        .iter()
+        .find(|m| m.destination() == Path::new("/sys/fs/cgroup/memory"))
+        .expect("memory bind");
+    assert!(ro(bind), "{bind:?}");
+    assert_eq!(
+        bind.source().as_deref(),
+        Some(Path::new("/sys/fs/cgroup/memory/tepui/pod/exec"))
+    );
+    let resources = spec.linux().as_ref().unwrap().resources().clone().unwrap();
+    let memory = resources.memory().unwrap();
+    assert_eq!(memory.limit(), Some(256 << 20));
+    assert_eq!(memory.swap(), Some(256 << 20));
+    assert_eq!(resources.cpu().as_ref().unwrap().quota(), Some(50_000));
+    assert_eq!(resources.pids().as_ref().unwrap().limit(), 100);
 }
 
 #[test]

@@ -94,6 +94,30 @@ impl SupervisorExe {
             Self::Path(path) => path.clone(),
         }
     }
+
+    /// For a program started by a wrapper that execs it after our child's
+    /// exec closed the memfd: the agent's own fd table still holds it.
+    fn program_for_wrapper(&self) -> PathBuf {
+        match self {
+            Self::SealedCopy(fd) => PathBuf::from(format!(
+                "/proc/{}/fd/{}",
+                std::process::id(),
+                fd.as_raw_fd()
+            )),
+            Self::Path(path) => path.clone(),
+        }
+    }
+}
+
+/// Starts the supervisor as the first process of a new transient systemd
+/// scope (`cgroups::layout`): `systemd-run --scope` asks PID 1 for the
+/// unit, waits for it, then execs the supervisor in place (same pid, same
+/// fds), so the ready pipe works as without it.
+#[derive(Debug, Clone)]
+pub struct ScopeLaunch {
+    pub systemd_run: PathBuf,
+    pub unit: String,
+    pub slice: String,
 }
 
 /// Starts the supervisor of `pod` and waits until it listens.
@@ -101,6 +125,8 @@ pub async fn spawn(
     exe: &SupervisorExe,
     rt: &RuntimeDir,
     pod: &str,
+    scope: Option<&ScopeLaunch>,
+    place: impl FnOnce(i32) -> Result<(), String>,
 ) -> Result<SupervisorClient, SupervisorError> {
     let pod_dir = rt.pod(pod);
     std::fs::create_dir_all(&pod_dir)?;
@@ -112,9 +138,28 @@ pub async fn spawn(
         .map_err(|e| SupervisorError::Spawn(format!("pipe: {e}")))?;
     const READY_FD: i32 = 3;
 
-    let mut cmd = tokio::process::Command::new(exe.program());
-    cmd.arg0("tepui-supervisor")
-        .args(["supervise", "--runtime_dir"])
+    let mut cmd = match scope {
+        None => {
+            let mut cmd = tokio::process::Command::new(exe.program());
+            cmd.arg0("tepui-supervisor");
+            cmd
+        }
+        Some(scope) => {
+            let mut cmd = tokio::process::Command::new(&scope.systemd_run);
+            cmd.args(["--scope", "--quiet", "--collect", "--unit"])
+                .arg(&scope.unit)
+                .arg("--slice")
+                .arg(&scope.slice)
+                .args(["--property", "Delegate=yes"])
+                // The pod's pids are bounded per container by the agent's
+                // --container_pids_limit, not by systemd's DefaultTasksMax
+                // (15% of the host's, a few thousand threads per pod).
+                .args(["--property", "TasksMax=infinity", "--"])
+                .arg(exe.program_for_wrapper());
+            cmd
+        }
+    };
+    cmd.args(["supervise", "--runtime_dir"])
         .arg(rt.root())
         .args(["--pod", pod, "--ready_fd", &READY_FD.to_string()])
         .stdin(std::process::Stdio::null())
@@ -142,6 +187,7 @@ pub async fn spawn(
         .spawn()
         .map_err(|e| SupervisorError::Spawn(format!("{}: {e}", exe.program().display())))?;
     drop(ready_write);
+    let pid = child.id();
 
     let ready = wait_ready(ready_read);
     match tokio::time::timeout(READY_TIMEOUT, ready).await {
@@ -159,6 +205,18 @@ pub async fn spawn(
                 "supervisor of pod {pod} was not ready within {READY_TIMEOUT:?}"
             )));
         }
+    }
+    // Into its pod's cgroup once ready (under a scope, only then is it in
+    // the scope) and before it is asked to launch anything: it neither
+    // forks nor clones before that.
+    if let Some(pid) = pid
+        && let Err(e) = place(pid as i32)
+    {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        return Err(SupervisorError::Spawn(format!(
+            "cannot move the supervisor of pod {pod} into its cgroup: {e}"
+        )));
     }
     // tokio reaps the supervisor if it exits while we run; it is meant to
     // outlive us, so never kill it on drop.
