@@ -18,6 +18,9 @@ use crate::{ContainerPath, RuntimeDir};
 /// How long a new supervisor may take to start listening.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The lowest fd the sealed memfd may sit at (see `sealed_copy_of`).
+const MEMFD_MIN_FD: i32 = 64;
+
 /// Tries at sealing the supervisor's memfd before giving up on EBUSY.
 const SEAL_ATTEMPTS: u64 = 10;
 
@@ -83,7 +86,20 @@ impl SupervisorExe {
             }
             std::thread::sleep(Duration::from_millis(50 * attempt));
         }
-        Ok(Self::SealedCopy(OwnedFd::from(dst)))
+        // Far above the low fds a child's pre_exec dup2s onto (the ready
+        // pipe goes to fd 3): a memfd at fd 3 would be replaced by the pipe
+        // before exec and the exec of /proc/self/fd/3 fail with EACCES.
+        // SAFETY: fcntl on an fd we own; the new fd is owned below.
+        let high = unsafe { libc::fcntl(dst.as_raw_fd(), libc::F_DUPFD_CLOEXEC, MEMFD_MIN_FD) };
+        if high < 0 {
+            return Err(spawn_err(
+                "cannot move the copy of",
+                &std::io::Error::last_os_error(),
+            ));
+        }
+        drop(dst);
+        // SAFETY: `high` is a new descriptor nobody else owns.
+        Ok(Self::SealedCopy(unsafe { OwnedFd::from_raw_fd(high) }))
     }
 
     fn program(&self) -> PathBuf {
@@ -177,7 +193,13 @@ pub async fn spawn(
                 return Err(std::io::Error::last_os_error());
             }
             // dup2 clears CLOEXEC on the copy, so only fd 3 survives exec.
-            if libc::dup2(write_fd, READY_FD) < 0 {
+            // When the pipe already is fd 3, dup2 does nothing: clear
+            // CLOEXEC by hand.
+            if write_fd == READY_FD {
+                if libc::fcntl(READY_FD, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(write_fd, READY_FD) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
