@@ -144,6 +144,15 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
             .map(|p| crate::auth_flags::read_credential("credential", p))
             .transpose()?,
     };
+    if config.auth.authenticate_http_readonly
+        || config.auth.authenticate_http_readwrite
+        || config.auth.authenticate_http_executors
+    {
+        // The host operator's own credential (the CLI reads it): no set-up.
+        let own = tepui_agent::operator_credential::ensure(&args.work_dir)
+            .context("the operator credential")?;
+        config.auth.authenticator.credentials.push(own);
+    }
     config.tls = args.tls.settings()?;
     config.http_limits = args.http.limits()?;
     config.tepui_binary =

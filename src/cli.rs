@@ -141,16 +141,33 @@ pub struct ClientAuth {
     pub key_file: Option<std::path::PathBuf>,
 }
 
+/// The host operator's credential the agent made (with authentication on)
+/// in its work dir: `TEPUI_CREDENTIAL_FILE`, the config file's
+/// `credential_file`, else the default work dir's. Only root can read it.
+fn operator_credential(config: &crate::cli_config::CliConfig) -> Option<(String, String)> {
+    let path = std::env::var_os("TEPUI_CREDENTIAL_FILE")
+        .map(std::path::PathBuf::from)
+        .or(config.get("credential_file").map(std::path::PathBuf::from))
+        .unwrap_or_else(|| {
+            tepui_agent::operator_credential::path(std::path::Path::new("/var/lib/tepui"))
+        });
+    let credential = tepui_agent::operator_credential::read(&path).ok()?;
+    Some((credential.principal, credential.secret))
+}
+
 /// The default agent when nothing names one.
 const DEFAULT_AGENT: &str = "127.0.0.1:5051";
 
 impl AgentAddress {
     fn credentials(&self, config: &crate::cli_config::CliConfig) -> Option<(String, String)> {
-        let principal = self
+        let Some(principal) = self
             .auth
             .principal
             .clone()
-            .or(config.get("principal").map(str::to_string))?;
+            .or(config.get("principal").map(str::to_string))
+        else {
+            return operator_credential(config);
+        };
         let secret = self
             .auth
             .secret

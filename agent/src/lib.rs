@@ -23,6 +23,7 @@ pub mod http;
 pub mod link;
 mod log_tail;
 pub mod paths;
+pub mod operator_credential;
 pub mod peer;
 mod record_stream;
 pub mod status_updates;

@@ -203,12 +203,6 @@ pub async fn middleware(State(agent): State<Arc<Agent>>, req: Request, next: Nex
             .and_then(|v| v.to_str().ok());
         match agent.authenticator.authenticate(header, now()) {
             Ok(p) => caller.principal = Some(p),
-            Err(_) if header.is_none() && tenancy::is_local_root(&caller.origin) => {
-                // The host's root needs no credential: it owns the work dir
-                // (and every secret in it) anyway. This is what keeps the
-                // operator CLI working with authentication on, no set-up.
-                caller.principal = Some(Principal::named(tenancy::LOCAL_ROOT));
-            }
             Err(e) => {
                 tracing::debug!(%path, error = %e, "authentication failed");
                 // A process in a pod needs no token to speak for its own

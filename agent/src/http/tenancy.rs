@@ -19,10 +19,6 @@ use super::error;
 use crate::daemon::Agent;
 use crate::peer::{self, Origin};
 
-/// The principal the host's root is taken for when authentication is on
-/// and it sent no credential (`--acls` may name it).
-pub const LOCAL_ROOT: &str = "root@localhost";
-
 /// The connection's origin, found once per connection and kept with it.
 pub async fn origin(agent: &Agent, conn: Option<Connection>) -> Origin {
     let Some(conn) = conn else {
@@ -40,10 +36,6 @@ pub async fn origin(agent: &Agent, conn: Option<Connection>) -> Origin {
     tracing::debug!(%peer, origin = ?found, took_us = started.elapsed().as_micros() as u64, "caller identified");
     let _ = conn.memo.set(Arc::new(found.clone()));
     found
-}
-
-pub fn is_local_root(origin: &Origin) -> bool {
-    matches!(origin, Origin::Host { uid: 0, .. })
 }
 
 /// The framework and executor whose container is the pod `pod`.
