@@ -127,6 +127,7 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     config.log.max_bytes = bytes("container_logs_max_size", &args.container_logs_max_size)?;
     config.log.keep = args.container_logs_max_files;
     config.gc_delay = duration("gc_delay", &args.gc_delay)?;
+    config.switch_user = args.switch_user && !args.no_switch_user;
     config.auth = tepui_agent::config::AgentAuth {
         authenticate_http_readonly: args.auth.authenticate_http_readonly,
         authenticate_http_readwrite: args.auth.authenticate_http_readwrite,

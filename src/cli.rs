@@ -867,6 +867,13 @@ pub struct AgentArgs {
     pub gc_delay: String,
     #[command(flatten)]
     pub auth: crate::auth_flags::HttpAuthArgs,
+    /// Run tasks as their user (`command.user`, else the framework's user);
+    /// false (or `--no-switch_user`): as the agent's own user.
+    #[arg(long = "switch_user", num_args = 0..=1, default_missing_value = "true", default_value_t = true, action = clap::ArgAction::Set)]
+    pub switch_user: bool,
+    /// Mesos's spelling of `--switch_user=false`.
+    #[arg(long = "no-switch_user")]
+    pub no_switch_user: bool,
     /// Require executors to authenticate to the executor API with their token.
     #[arg(long = "authenticate_http_executors", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
     pub authenticate_http_executors: bool,

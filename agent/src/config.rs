@@ -61,6 +61,9 @@ pub struct AgentConfig {
     pub flags: Vec<(String, String)>,
     /// `--gc_delay`: how long a finished run's sandbox is kept.
     pub gc_delay: Duration,
+    /// `--switch_user` (Mesos's default true): tasks run as their user
+    /// (`command.user`, else `FrameworkInfo.user`); false: as the agent's.
+    pub switch_user: bool,
     /// Authentication and authorization (all off by default).
     pub auth: AgentAuth,
     /// `--ssl_*` / `LIBPROCESS_SSL_*`: HTTPS for the agent's server, its
@@ -128,6 +131,7 @@ impl AgentConfig {
             heartbeat_interval: Duration::from_secs(15),
             flags: Vec::new(),
             gc_delay: Duration::from_secs(7 * 24 * 3600),
+            switch_user: true,
             auth: AgentAuth::default(),
             tls: Default::default(),
             http_limits: tepui_proto::server::Limits::default(),

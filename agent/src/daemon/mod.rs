@@ -11,6 +11,7 @@ mod gc;
 mod link_loop;
 mod pod_size;
 mod recovery;
+pub(crate) mod sandbox;
 pub mod sessions;
 pub mod state;
 mod tasks;
@@ -113,6 +114,16 @@ impl Agent {
                 config.work_dir.display()
             ))
         })?;
+        // The work dir is the agent's: checkpoints (`meta/`) are root's
+        // alone; others may only pass through to the sandboxes, each its
+        // user's with mode 0750 (a task running as `nobody` must reach its
+        // own sandbox by its absolute path, `MESOS_SANDBOX`).
+        for (dir, mode) in [(config.work_dir.as_path(), 0o711), (&work.meta(), 0o700)] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(|e| {
+                AgentError::Config(format!("cannot restrict {}: {e}", dir.display()))
+            })?;
+        }
         let resources = config.total_resources().map_err(AgentError::Config)?;
         let attributes_text = config.attributes.clone().unwrap_or_default();
         let attributes = parse_attributes(&attributes_text)
