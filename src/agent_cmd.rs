@@ -128,6 +128,11 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     config.log.keep = args.container_logs_max_files;
     config.gc_delay = duration("gc_delay", &args.gc_delay)?;
     config.switch_user = args.switch_user && !args.no_switch_user;
+    config.enforce_container_disk_quota = args.enforce_container_disk_quota;
+    config.container_disk_watch_interval = duration(
+        "container_disk_watch_interval",
+        &args.container_disk_watch_interval,
+    )?;
     config.auth = tepui_agent::config::AgentAuth {
         authenticate_http_readonly: args.auth.authenticate_http_readonly,
         authenticate_http_readwrite: args.auth.authenticate_http_readwrite,

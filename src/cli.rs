@@ -871,6 +871,13 @@ pub struct AgentArgs {
     /// false (or `--no-switch_user`): as the agent's own user.
     #[arg(long = "switch_user", num_args = 0..=1, default_missing_value = "true", default_value_t = true, action = clap::ArgAction::Set)]
     pub switch_user: bool,
+    /// Kill a pod whose sandbox outgrows its `disk` (Mesos's `disk/du`):
+    /// its tasks end TASK_FAILED with REASON_CONTAINER_LIMITATION_DISK.
+    #[arg(long = "enforce_container_disk_quota", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
+    pub enforce_container_disk_quota: bool,
+    /// How often sandboxes are measured.
+    #[arg(long = "container_disk_watch_interval", default_value = "15secs")]
+    pub container_disk_watch_interval: String,
     /// Mesos's spelling of `--switch_user=false`.
     #[arg(long = "no-switch_user")]
     pub no_switch_user: bool,

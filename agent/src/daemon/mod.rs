@@ -6,6 +6,7 @@
 //! call.
 
 mod executors;
+mod disk;
 mod fetch;
 mod gc;
 mod link_loop;
@@ -265,6 +266,7 @@ impl Agent {
         self.recover().await?;
         let agent = self.clone();
         tokio::spawn(async move { agent.forward_updates().await });
+        self.start_disk_watch();
         if let Some(link) = self.link.clone() {
             let agent = self.clone();
             tokio::spawn(async move { agent.link_loop(link).await });

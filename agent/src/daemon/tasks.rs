@@ -580,6 +580,15 @@ impl Agent {
             ),
             Err(e) => (Reason::ExecutorTerminated, format!("Executor lost: {e}")),
         };
+        // A container the agent killed for a limitation (disk) ends its
+        // tasks with that reason, as Mesos's `Slave::executorTerminated`
+        // does with the isolator's limitation.
+        let limitation = {
+            let mut state = self.state.lock().await;
+            state.disk_usage.remove(container_id);
+            state.limitations.remove(container_id)
+        };
+        let (reason, message) = limitation.unwrap_or((reason, message));
         tracing::info!(framework = %fw, executor = %ex, container = %container_id, why = %message, "executor terminated");
         let status = termination.as_ref().map(|t| t.status).ok();
         {

@@ -606,7 +606,10 @@ async fn get_containers(agent: &Arc<Agent>, options: Option<call::GetContainers>
         if owner.is_none() && !show_standalone {
             continue;
         }
-        let statistics = agent.containerizer.stats(id).await.ok();
+        let mut statistics = agent.containerizer.stats(id).await.ok();
+        if let Some(s) = statistics.as_mut() {
+            agent.add_disk_statistics(id, s).await;
+        }
         containers.push(response::get_containers::Container {
             framework_id: owner.map(|(fw, _, _)| FrameworkId { value: fw.clone() }),
             executor_id: owner.map(|(_, ex, _)| ExecutorId { value: ex.clone() }),
