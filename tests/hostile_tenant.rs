@@ -397,3 +397,104 @@ async fn tenants_cannot_reach_each_other_with_authentication_and_executor_tokens
     )
     .await;
 }
+
+/// Mesos's `disk/du` with `--enforce_container_disk_quota`: a task given
+/// 32 MB of disk that writes 200 MB is killed, TASK_FAILED with
+/// REASON_CONTAINER_LIMITATION_DISK naming its usage and quota; a task
+/// within its quota runs on and shows its usage in its statistics; nothing
+/// is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_over_its_disk_quota_is_killed_with_the_limitation() {
+    if !common::require_root("a_task_over_its_disk_quota_is_killed_with_the_limitation") {
+        return;
+    }
+    let cluster = Cluster::start(
+        "disk",
+        &[
+            "--enforce_container_disk_quota".into(),
+            "--container_disk_watch_interval=200ms".into(),
+        ],
+    )
+    .await;
+    let mut s = JsonScheduler::subscribe(&cluster.base, "disk").await;
+    let offer = s.next("OFFERS").await["offers"]["offers"][0].clone();
+    let agent_id = offer["agent_id"].clone();
+    let with_disk = |mut t: Value, mb: f64| {
+        t["resources"]
+            .as_array_mut()
+            .unwrap()
+            .push(common::json_scheduler::scalar("disk", mb));
+        t
+    };
+    let filler = with_disk(
+        command_task(
+            "filler",
+            &agent_id,
+            "dd if=/dev/zero of=big bs=1M count=200 && exec sleep 600",
+        ),
+        32.0,
+    );
+    let quiet = with_disk(
+        command_task("quiet", &agent_id, "echo small > small; exec sleep 600"),
+        64.0,
+    );
+    let accept = json!({"type": "ACCEPT", "accept": {
+        "offer_ids": [offer["id"]],
+        "operations": [{"type": "LAUNCH", "launch": {"task_infos": [filler, quiet]}}]}});
+    assert_eq!(s.call(accept).await, 202);
+    let failed = loop {
+        let u = s.update().await;
+        if u["task_id"]["value"] == "filler"
+            && !matches!(
+                u["state"].as_str(),
+                Some("TASK_STAGING" | "TASK_STARTING" | "TASK_RUNNING")
+            )
+        {
+            break u;
+        }
+        if u["task_id"]["value"] == "quiet" {
+            assert!(
+                matches!(
+                    u["state"].as_str(),
+                    Some("TASK_STAGING" | "TASK_STARTING" | "TASK_RUNNING")
+                ),
+                "{u}"
+            );
+        }
+    };
+    assert_eq!(failed["state"], "TASK_FAILED", "{failed}");
+    assert_eq!(failed["reason"], "REASON_CONTAINER_LIMITATION_DISK", "{failed}");
+    let message = failed["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Disk usage (") && message.ends_with("exceeds quota (32MB)"),
+        "{message}"
+    );
+
+    // The quiet task runs on, its usage and quota in its statistics.
+    assert_eq!(
+        cluster.task_state("quiet").await.as_deref(),
+        Some("TASK_RUNNING")
+    );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = cluster
+            .operator(json!({"type": "GET_CONTAINERS"}))
+            .await;
+        let stats = got["get_containers"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["executor_id"]["value"] == "quiet")
+            .map(|c| c["resource_statistics"].clone())
+            .unwrap_or_default();
+        if stats["disk_limit_bytes"] == json!(64u64 << 20) {
+            let used = stats["disk_used_bytes"].as_u64().unwrap();
+            assert!(used > 0 && used < 1 << 20, "{stats}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no disk statistics: {stats}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(s.call(json!({"type": "TEARDOWN"})).await, 202);
+    cluster.await_no_pods().await;
+}
