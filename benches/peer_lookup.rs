@@ -4,6 +4,7 @@
 //! it once per connection (kept with it), never per request; compared with
 //! a plain loopback HTTP-sized round trip (connect + one write/read).
 //! Prints a table; `cargo bench --bench peer_lookup`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

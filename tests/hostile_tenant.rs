@@ -208,7 +208,11 @@ impl Cluster {
             .next()
             .unwrap()
             .file_name();
-        let executors = base.join(agent).join("frameworks").join(fw).join("executors");
+        let executors = base
+            .join(agent)
+            .join("frameworks")
+            .join(fw)
+            .join("executors");
         let ex = std::fs::read_dir(&executors)
             .unwrap()
             .flatten()
@@ -295,7 +299,10 @@ async fn tenants_cannot_reach_each_other(name: &str, extra: &[String]) {
         .into_owned();
     let deadline = Instant::now() + WAIT;
     while !std::path::Path::new(&sandbox).join("secret").exists() {
-        assert!(Instant::now() < deadline, "the victim never wrote its secret");
+        assert!(
+            Instant::now() < deadline,
+            "the victim never wrote its secret"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -379,8 +386,9 @@ async fn tenants_cannot_reach_each_other_with_default_flags() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_cannot_reach_each_other_with_authentication_and_executor_tokens() {
-    if !common::require_root("tenants_cannot_reach_each_other_with_authentication_and_executor_tokens")
-    {
+    if !common::require_root(
+        "tenants_cannot_reach_each_other_with_authentication_and_executor_tokens",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -463,7 +471,10 @@ async fn a_task_over_its_disk_quota_is_killed_with_the_limitation() {
         }
     };
     assert_eq!(failed["state"], "TASK_FAILED", "{failed}");
-    assert_eq!(failed["reason"], "REASON_CONTAINER_LIMITATION_DISK", "{failed}");
+    assert_eq!(
+        failed["reason"], "REASON_CONTAINER_LIMITATION_DISK",
+        "{failed}"
+    );
     let message = failed["message"].as_str().unwrap();
     assert!(
         message.starts_with("Disk usage (") && message.ends_with("exceeds quota (32MB)"),
@@ -477,9 +488,7 @@ async fn a_task_over_its_disk_quota_is_killed_with_the_limitation() {
     );
     let deadline = Instant::now() + WAIT;
     loop {
-        let got = cluster
-            .operator(json!({"type": "GET_CONTAINERS"}))
-            .await;
+        let got = cluster.operator(json!({"type": "GET_CONTAINERS"})).await;
         let stats = got["get_containers"]["containers"]
             .as_array()
             .into_iter()

@@ -89,7 +89,10 @@ mod tests {
         let first = ensure(dir.path()).unwrap();
         assert_eq!(first.principal, PRINCIPAL);
         assert_eq!(first.secret.len(), 64);
-        let mode = std::fs::metadata(path(dir.path())).unwrap().permissions().mode();
+        let mode = std::fs::metadata(path(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let again = ensure(dir.path()).unwrap();
         assert_eq!(again.secret, first.secret);

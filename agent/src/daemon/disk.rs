@@ -23,7 +23,12 @@ use super::Agent;
 /// Bytes the way Mesos's `stringify(Bytes)` prints them (stout/bytes.hpp):
 /// the largest unit that is at most the value, truncated.
 pub fn mesos_bytes(bytes: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [(1 << 40, "TB"), (1 << 30, "GB"), (1 << 20, "MB"), (1 << 10, "KB")];
+    const UNITS: [(u64, &str); 4] = [
+        (1 << 40, "TB"),
+        (1 << 30, "GB"),
+        (1 << 20, "MB"),
+        (1 << 10, "KB"),
+    ];
     for (size, unit) in UNITS {
         if bytes >= size {
             return format!("{}{unit}", bytes / size);
@@ -77,11 +82,20 @@ impl Agent {
     /// `--isolation` names `disk/du`.
     pub(super) fn start_disk_watch(self: &Arc<Self>) {
         let enforce = self.config.enforce_container_disk_quota;
-        if !enforce && !self.config.isolation.split(',').any(|i| i.trim() == "disk/du") {
+        if !enforce
+            && !self
+                .config
+                .isolation
+                .split(',')
+                .any(|i| i.trim() == "disk/du")
+        {
             return;
         }
         let agent = Arc::clone(self);
-        let interval = self.config.container_disk_watch_interval.max(Duration::from_millis(100));
+        let interval = self
+            .config
+            .container_disk_watch_interval
+            .max(Duration::from_millis(100));
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             loop {
@@ -124,7 +138,9 @@ impl Agent {
                 .unwrap_or(0);
             {
                 let mut state = self.state.lock().await;
-                state.disk_usage.insert(w.container.clone(), (used, w.limit));
+                state
+                    .disk_usage
+                    .insert(w.container.clone(), (used, w.limit));
                 if !enforce
                     || w.limit == 0
                     || used <= w.limit
@@ -138,9 +154,10 @@ impl Agent {
                     mesos_bytes(w.limit)
                 );
                 tracing::warn!(container = %w.container, used, limit = w.limit, "{message}: killing the container");
-                state
-                    .limitations
-                    .insert(w.container.clone(), (Reason::ContainerLimitationDisk, message));
+                state.limitations.insert(
+                    w.container.clone(),
+                    (Reason::ContainerLimitationDisk, message),
+                );
             }
             if let Ok(id) = ContainerPath::new(vec![w.container]) {
                 let _ = self.containerizer.kill(&id, Duration::ZERO).await;

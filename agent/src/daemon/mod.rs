@@ -5,8 +5,8 @@
 //! checkpoint writes, never across a container launch, a wait or an HTTP
 //! call.
 
-mod executors;
 mod disk;
+mod executors;
 mod fetch;
 mod gc;
 mod link_loop;

@@ -21,15 +21,45 @@ pub fn prepare(dir: &Path, user: Option<&str>) -> Result<(), String> {
         let owner = resolve_user(user, &db).map_err(|e| {
             format!("Failed to launch: the user '{user}' does not exist on this agent: {e}")
         })?;
-        std::os::unix::fs::chown(dir, Some(owner.uid), Some(owner.gid)).map_err(|e| {
-            format!(
-                "cannot give the sandbox {} to '{user}': {e}",
-                dir.display()
-            )
-        })?;
+        std::os::unix::fs::chown(dir, Some(owner.uid), Some(owner.gid))
+            .map_err(|e| format!("cannot give the sandbox {} to '{user}': {e}", dir.display()))?;
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))
         .map_err(|e| format!("cannot set the mode of {}: {e}", dir.display()))
+}
+
+/// Lets `user` pass through `parent` (another user's sandbox holding the
+/// user's own nested sandbox, a task group's task running as another user
+/// than its executor) by adding the search bit for others: entries there
+/// stay unlistable, but readable by a name others can guess (`stdout`).
+pub fn let_through(parent: &Path, user: Option<&str>) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let uid = match user {
+        Some(user) => {
+            let db = UserDb::Files {
+                passwd: "/etc/passwd".into(),
+                group: "/etc/group".into(),
+            };
+            resolve_user(user, &db).map_err(|e| e.to_string())?.uid
+        }
+        // SAFETY: geteuid has no preconditions.
+        None => unsafe { libc::geteuid() },
+    };
+    if uid == 0 || uid == meta.uid() || meta.mode() & 0o001 != 0 {
+        return Ok(());
+    }
+    std::fs::set_permissions(
+        parent,
+        std::fs::Permissions::from_mode((meta.mode() & 0o7777) | 0o001),
+    )
+    .map_err(|e| {
+        format!(
+            "cannot open {} to '{}': {e}",
+            parent.display(),
+            user.unwrap_or("")
+        )
+    })
 }
 
 #[cfg(test)]

@@ -420,23 +420,22 @@ impl Agent {
         spec: Result<(LaunchSpec, Vec<tepui_fetcher::Uri>), String>,
     ) {
         let result = match spec {
-            Ok((spec, uris)) => match match super::sandbox::prepare(
-                &spec.sandbox_dir,
-                spec.user.as_deref(),
-            ) {
-                Ok(()) => {
-                    self.fetch_uris(&uris, &spec.sandbox_dir, spec.user.as_deref())
+            Ok((spec, uris)) => {
+                match match super::sandbox::prepare(&spec.sandbox_dir, spec.user.as_deref()) {
+                    Ok(()) => {
+                        self.fetch_uris(&uris, &spec.sandbox_dir, spec.user.as_deref())
+                            .await
+                    }
+                    Err(message) => Err(message),
+                } {
+                    Ok(()) => self
+                        .containerizer
+                        .launch(spec)
                         .await
+                        .map_err(|e| e.to_string()),
+                    Err(message) => Err(message),
                 }
-                Err(message) => Err(message),
-            } {
-                Ok(()) => self
-                    .containerizer
-                    .launch(spec)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(message) => Err(message),
-            },
+            }
             Err(message) => Err(message),
         };
         match result {

@@ -47,7 +47,10 @@ impl Caller {
     pub fn confined_to(&self) -> Option<&str> {
         match &self.origin {
             Origin::Pod { pod, .. }
-                if self.principal.as_ref().is_none_or(|p| p.executor().is_some()) =>
+                if self
+                    .principal
+                    .as_ref()
+                    .is_none_or(|p| p.executor().is_some()) =>
             {
                 Some(pod)
             }
@@ -226,7 +229,10 @@ pub async fn middleware(State(agent): State<Arc<Agent>>, req: Request, next: Nex
         None => None,
     };
     super::files::REQUEST_SCOPE
-        .scope(scope, authorize_files_and_run(agent, caller, path, req, next))
+        .scope(
+            scope,
+            authorize_files_and_run(agent, caller, path, req, next),
+        )
         .await
 }
 

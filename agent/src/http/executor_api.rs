@@ -31,10 +31,9 @@ pub async fn handle(
     if let Origin::Pod { pod, .. } = &caller.origin {
         // A process in a pod speaks only for the executor whose pod it is,
         // token or not (a token of another executor is refused too).
-        let own_pod =
-            super::tenancy::pod_owner(&agent, pod).await.is_some_and(|(fw, ex)| {
-                fw == call.framework_id.value && ex == call.executor_id.value
-            });
+        let own_pod = super::tenancy::pod_owner(&agent, pod)
+            .await
+            .is_some_and(|(fw, ex)| fw == call.framework_id.value && ex == call.executor_id.value);
         let token_ok = caller.principal.as_ref().is_none_or(|p| {
             p.executor().is_none_or(|me| {
                 me.framework_id == call.framework_id.value

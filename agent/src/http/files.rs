@@ -140,8 +140,11 @@ impl Scope {
                     && parts[3] == "executors"
                     && parts[4] == executor.as_str()
             }),
-            Scope::Container(id) => under(root.join("containers"))
-                .is_some_and(|rel| rel.components().next().is_some_and(|c| c.as_os_str() == id.as_str())),
+            Scope::Container(id) => under(root.join("containers")).is_some_and(|rel| {
+                rel.components()
+                    .next()
+                    .is_some_and(|c| c.as_os_str() == id.as_str())
+            }),
         }
     }
 }
@@ -308,7 +311,7 @@ pub async fn blocking<T: Send + 'static>(
         result
     })
     .await
-        .map_err(|e| FileError::Io(e.to_string()))?
+    .map_err(|e| FileError::Io(e.to_string()))?
 }
 
 #[derive(Debug, Deserialize)]

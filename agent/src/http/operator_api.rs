@@ -393,11 +393,20 @@ async fn launch(
     }
     // A nested container with its own sandbox gets it as its user's; a
     // command task shares (and keeps) its executor's.
-    if own_sandbox
-        && let Err(message) =
-            crate::daemon::sandbox::prepare(&sandbox, spec.user.as_deref())
-    {
-        return error(400, message);
+    if own_sandbox {
+        let prepared = crate::daemon::sandbox::prepare(&sandbox, spec.user.as_deref());
+        let passable = match (&prepared, path.parent()) {
+            (Ok(()), Some(_)) => sandbox
+                .parent()
+                .and_then(|containers| containers.parent())
+                .map_or(Ok(()), |parent| {
+                    crate::daemon::sandbox::let_through(parent, spec.user.as_deref())
+                }),
+            _ => Ok(()),
+        };
+        if let Err(message) = prepared.and(passable) {
+            return error(400, message);
+        }
     }
     if let Err(message) = agent
         .fetch_uris(&command.uris, &sandbox, spec.user.as_deref())

@@ -49,14 +49,7 @@ pub fn lookup(local: SocketAddr, remote: SocketAddr) -> std::io::Result<Option<S
     let request = request(family as u8, local, remote);
     // SAFETY: the buffer is valid for its length; the kernel is the
     // default destination of a netlink socket.
-    let sent = unsafe {
-        libc::send(
-            fd.as_raw_fd(),
-            request.as_ptr().cast(),
-            request.len(),
-            0,
-        )
-    };
+    let sent = unsafe { libc::send(fd.as_raw_fd(), request.as_ptr().cast(), request.len(), 0) };
     if sent < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -148,10 +141,7 @@ mod tests {
             .unwrap()
             .expect("the client socket is on this host");
         let link = std::fs::read_link(format!("/proc/self/fd/{}", client.as_raw_fd())).unwrap();
-        assert_eq!(
-            link.to_string_lossy(),
-            format!("socket:[{}]", owner.inode)
-        );
+        assert_eq!(link.to_string_lossy(), format!("socket:[{}]", owner.inode));
         assert_eq!(owner.uid, std::fs::metadata("/proc/self").unwrap().uid());
     }
 
