@@ -507,3 +507,47 @@ async fn a_task_over_its_disk_quota_is_killed_with_the_limitation() {
     assert_eq!(s.call(json!({"type": "TEARDOWN"})).await, 202);
     cluster.await_no_pods().await;
 }
+
+/// A third-party executor that knows nothing of tokens (pymesos's
+/// `MesosExecutorDriver`) keeps working with `--authenticate_http_readwrite`
+/// and `--authenticate_http_executors` on: the agent knows it by its pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tokenless_pymesos_executor_works_with_authentication_on() {
+    if !common::require_root("a_tokenless_pymesos_executor_works_with_authentication_on") {
+        return;
+    }
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/journeys/venv/bin/python");
+    if !python.exists() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "pymesos missing: scripts/deps.sh install_journey_clients"
+        );
+        eprintln!("skipped: no pymesos venv at {}", python.display());
+        return;
+    }
+    let cluster = Cluster::start(
+        "tenant-pymesos",
+        &[
+            "--authenticate_http_readwrite".into(),
+            "--authenticate_http_executors".into(),
+        ],
+    )
+    .await;
+    let script = cluster.dir.join("pymesos_executor.py");
+    std::fs::write(&script, include_str!("hostile_tenant/pymesos_executor.py")).unwrap();
+    let mut s = JsonScheduler::subscribe(&cluster.base, "pymesos-executor").await;
+    let offer = s.next("OFFERS").await["offers"]["offers"][0].clone();
+    let mut task = command_task("by-pymesos", &offer["agent_id"], "true");
+    task.as_object_mut().unwrap().remove("command");
+    task["executor"] = json!({"type": "CUSTOM", "executor_id": {"value": "pymesos"},
+        "command": {"value": format!("{} {}", python.display(), script.display())},
+        "resources": [common::json_scheduler::scalar("cpus", 0.1),
+            common::json_scheduler::scalar("mem", 64.0)]});
+    let accept = json!({"type": "ACCEPT", "accept": {
+        "offer_ids": [offer["id"]],
+        "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]}});
+    assert_eq!(s.call(accept).await, 202);
+    s.await_all(&["by-pymesos"], "TASK_FINISHED").await;
+    assert_eq!(s.call(json!({"type": "TEARDOWN"})).await, 202);
+    cluster.await_no_pods().await;
+}

@@ -41,7 +41,7 @@ pub fn identify(peer: SocketAddr, local: SocketAddr, cgroups_root: &str) -> Orig
             return Origin::Remote;
         }
     };
-    let Some(pid) = holder(Path::new("/proc"), owner.inode) else {
+    let Some(pid) = holder(Path::new("/proc"), owner.inode, owner.uid) else {
         // A socket no process holds any more: its owner is gone. Count it
         // as the host, by the socket's uid (a pod process cannot make its
         // socket outlive itself and its children).
@@ -64,31 +64,36 @@ pub fn identify(peer: SocketAddr, local: SocketAddr, cgroups_root: &str) -> Orig
     }
 }
 
-/// The process holding a descriptor of the socket with this inode.
-fn holder(proc: &Path, inode: u64) -> Option<u32> {
+/// The process holding a descriptor of the socket with this inode. The
+/// processes of the socket's owner `uid` are looked at first (a task as
+/// `nobody` is found among a handful), then every other one (a process
+/// that changed its user after making the socket).
+fn holder(proc: &Path, inode: u64, uid: u32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
     let target = format!("socket:[{inode}]");
     let me = std::process::id();
-    for entry in std::fs::read_dir(proc).ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
+    let pids: Vec<(u32, bool)> = std::fs::read_dir(proc)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let same_user = entry.metadata().is_ok_and(|m| m.uid() == uid);
+            (pid != me).then_some((pid, same_user))
+        })
+        .collect();
+    let holds = |pid: u32| {
+        let Ok(fds) = std::fs::read_dir(proc.join(pid.to_string()).join("fd")) else {
+            return false;
         };
-        if pid == me {
-            continue;
-        }
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            if std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == target.as_str()) {
-                return Some(pid);
-            }
-        }
-    }
-    None
+        fds.flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == target.as_str()))
+    };
+    let first = pids.iter().filter(|(_, same)| *same);
+    let then = pids.iter().filter(|(_, same)| !*same);
+    first
+        .chain(then)
+        .map(|(pid, _)| *pid)
+        .find(|pid| holds(*pid))
 }
 
 /// The pod of a `/proc/<pid>/cgroup` text: the component after
