@@ -551,3 +551,76 @@ async fn a_tokenless_pymesos_executor_works_with_authentication_on() {
     assert_eq!(s.call(json!({"type": "TEARDOWN"})).await, 202);
     cluster.await_no_pods().await;
 }
+
+/// Task users by Mesos's rules: a user this host does not know ends the
+/// task TASK_FAILED naming the user; a task without `command.user` runs as
+/// its framework's user, in a sandbox that user owns with mode 0750.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_users_follow_mesos_rules() {
+    if !common::require_root("task_users_follow_mesos_rules") {
+        return;
+    }
+    let cluster = Cluster::start("users", &[]).await;
+    let results = cluster.dir.join("results");
+    std::fs::create_dir(&results).unwrap();
+    std::fs::set_permissions(&results, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // The framework's user is nobody; one task names a user nobody knows.
+    let mut s = JsonScheduler::subscribe_with_user(&cluster.base, "users", "nobody").await;
+    let offer = s.next("OFFERS").await["offers"]["offers"][0].clone();
+    let agent_id = offer["agent_id"].clone();
+    let unknown = as_user(
+        command_task("unknown-user", &agent_id, "true"),
+        "no-such-user-tepui",
+    );
+    let report = results.join("id");
+    let inherits = command_task(
+        "framework-user",
+        &agent_id,
+        &format!(
+            "id -u > {} && stat -c '%U %a' . >> {}",
+            report.display(),
+            report.display()
+        ),
+    );
+    let accept = json!({"type": "ACCEPT", "accept": {
+        "offer_ids": [offer["id"]],
+        "operations": [{"type": "LAUNCH", "launch": {"task_infos": [unknown, inherits]}}]}});
+    assert_eq!(s.call(accept).await, 202);
+    let mut ended = std::collections::BTreeMap::new();
+    while ended.len() < 2 {
+        let u = s.update().await;
+        let state = u["state"].as_str().unwrap_or_default().to_string();
+        if !matches!(
+            state.as_str(),
+            "TASK_STAGING" | "TASK_STARTING" | "TASK_RUNNING"
+        ) {
+            ended.insert(u["task_id"]["value"].as_str().unwrap().to_string(), u);
+        }
+    }
+    let failed = &ended["unknown-user"];
+    assert_eq!(failed["state"], "TASK_FAILED", "{failed}");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("'no-such-user-tepui'"),
+        "{failed}"
+    );
+    assert_eq!(
+        ended["framework-user"]["state"], "TASK_FINISHED",
+        "{}",
+        ended["framework-user"]
+    );
+    let got = std::fs::read_to_string(&report).unwrap();
+    let nobody_uid = std::process::Command::new("id")
+        .args(["-u", "nobody"])
+        .output()
+        .unwrap()
+        .stdout;
+    let nobody_uid = String::from_utf8_lossy(&nobody_uid).trim().to_string();
+    let mut lines = got.lines();
+    assert_eq!(lines.next(), Some(nobody_uid.as_str()), "{got}");
+    assert_eq!(lines.next(), Some("nobody 750"), "{got}");
+    assert_eq!(s.call(json!({"type": "TEARDOWN"})).await, 202);
+    cluster.await_no_pods().await;
+}
