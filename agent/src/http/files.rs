@@ -82,6 +82,11 @@ pub fn resolve(agent: &Agent, path: &str) -> Result<PathBuf, FileError> {
 }
 
 fn outside(path: &str) -> FileError {
+    if SCOPE.with(|s| s.borrow().is_some()) {
+        return FileError::Forbidden(format!(
+            "'{path}' is outside the calling container's own sandbox"
+        ));
+    }
     FileError::Forbidden(format!("'{path}' is outside the agent's sandboxes"))
 }
 
