@@ -142,6 +142,12 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     config.log.max_bytes = bytes("container_logs_max_size", &args.container_logs_max_size)?;
     config.log.keep = args.container_logs_max_files;
     config.gc_delay = duration("gc_delay", &args.gc_delay)?;
+    config.switch_user = args.switch_user && !args.no_switch_user;
+    config.enforce_container_disk_quota = args.enforce_container_disk_quota;
+    config.container_disk_watch_interval = duration(
+        "container_disk_watch_interval",
+        &args.container_disk_watch_interval,
+    )?;
     config.auth = tepui_agent::config::AgentAuth {
         authenticate_http_readonly: args.auth.authenticate_http_readonly,
         authenticate_http_readwrite: args.auth.authenticate_http_readwrite,
@@ -159,6 +165,15 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
             .map(|p| crate::auth_flags::read_credential("credential", p))
             .transpose()?,
     };
+    if config.auth.authenticate_http_readonly
+        || config.auth.authenticate_http_readwrite
+        || config.auth.authenticate_http_executors
+    {
+        // The host operator's own credential (the CLI reads it): no set-up.
+        let own = tepui_agent::operator_credential::ensure(&args.work_dir)
+            .context("the operator credential")?;
+        config.auth.authenticator.credentials.push(own);
+    }
     config.tls = args.tls.settings()?;
     config.http_limits = args.http.limits()?;
     config.tepui_binary =

@@ -141,16 +141,33 @@ pub struct ClientAuth {
     pub key_file: Option<std::path::PathBuf>,
 }
 
+/// The host operator's credential the agent made (with authentication on)
+/// in its work dir: `TEPUI_CREDENTIAL_FILE`, the config file's
+/// `credential_file`, else the default work dir's. Only root can read it.
+fn operator_credential(config: &crate::cli_config::CliConfig) -> Option<(String, String)> {
+    let path = std::env::var_os("TEPUI_CREDENTIAL_FILE")
+        .map(std::path::PathBuf::from)
+        .or(config.get("credential_file").map(std::path::PathBuf::from))
+        .unwrap_or_else(|| {
+            tepui_agent::operator_credential::path(std::path::Path::new("/var/lib/tepui"))
+        });
+    let credential = tepui_agent::operator_credential::read(&path).ok()?;
+    Some((credential.principal, credential.secret))
+}
+
 /// The default agent when nothing names one.
 const DEFAULT_AGENT: &str = "127.0.0.1:5051";
 
 impl AgentAddress {
     fn credentials(&self, config: &crate::cli_config::CliConfig) -> Option<(String, String)> {
-        let principal = self
+        let Some(principal) = self
             .auth
             .principal
             .clone()
-            .or(config.get("principal").map(str::to_string))?;
+            .or(config.get("principal").map(str::to_string))
+        else {
+            return operator_credential(config);
+        };
         let secret = self
             .auth
             .secret
@@ -865,6 +882,20 @@ pub struct AgentArgs {
     pub gc_delay: String,
     #[command(flatten)]
     pub auth: crate::auth_flags::HttpAuthArgs,
+    /// Run tasks as their user (`command.user`, else the framework's user);
+    /// false (or `--no-switch_user`): as the agent's own user.
+    #[arg(long = "switch_user", num_args = 0..=1, default_missing_value = "true", default_value_t = true, action = clap::ArgAction::Set)]
+    pub switch_user: bool,
+    /// Kill a pod whose sandbox outgrows its `disk` (Mesos's `disk/du`):
+    /// its tasks end TASK_FAILED with REASON_CONTAINER_LIMITATION_DISK.
+    #[arg(long = "enforce_container_disk_quota", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
+    pub enforce_container_disk_quota: bool,
+    /// How often sandboxes are measured.
+    #[arg(long = "container_disk_watch_interval", default_value = "15secs")]
+    pub container_disk_watch_interval: String,
+    /// Mesos's spelling of `--switch_user=false`.
+    #[arg(long = "no-switch_user")]
+    pub no_switch_user: bool,
     /// Require executors to authenticate to the executor API with their token.
     #[arg(long = "authenticate_http_executors", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
     pub authenticate_http_executors: bool,

@@ -68,6 +68,14 @@ pub struct AgentConfig {
     pub flags: Vec<(String, String)>,
     /// `--gc_delay`: how long a finished run's sandbox is kept.
     pub gc_delay: Duration,
+    /// `--switch_user` (Mesos's default true): tasks run as their user
+    /// (`command.user`, else `FrameworkInfo.user`); false: as the agent's.
+    pub switch_user: bool,
+    /// `--enforce_container_disk_quota` (Mesos's default false): a pod
+    /// whose sandbox outgrows its `disk` is killed.
+    pub enforce_container_disk_quota: bool,
+    /// `--container_disk_watch_interval` (Mesos's default 15secs).
+    pub container_disk_watch_interval: Duration,
     /// Authentication and authorization (all off by default).
     pub auth: AgentAuth,
     /// `--ssl_*` / `LIBPROCESS_SSL_*`: HTTPS for the agent's server, its
@@ -140,6 +148,9 @@ impl AgentConfig {
             heartbeat_interval: Duration::from_secs(15),
             flags: Vec::new(),
             gc_delay: Duration::from_secs(7 * 24 * 3600),
+            switch_user: true,
+            enforce_container_disk_quota: false,
+            container_disk_watch_interval: Duration::from_secs(15),
             auth: AgentAuth::default(),
             tls: Default::default(),
             http_limits: tepui_proto::server::Limits::default(),

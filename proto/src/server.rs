@@ -131,6 +131,7 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(peer);
         let Some(slot) = admit(&counts, &limits, peer.ip()) else {
             refused += 1;
             if refused.is_power_of_two() {
@@ -144,7 +145,7 @@ pub async fn serve(
         spawn_connection(
             stream,
             abort,
-            peer,
+            Connection::new(peer, local),
             slot,
             tls.clone(),
             http.clone(),
@@ -163,7 +164,7 @@ pub async fn serve(
 fn spawn_connection(
     stream: WriteDeadline,
     abort: Arc<AtomicBool>,
-    peer: SocketAddr,
+    conn: Connection,
     slot: Slot,
     tls: Option<tokio_rustls::TlsAcceptor>,
     http: hyper::server::conn::http1::Builder,
@@ -172,19 +173,73 @@ fn spawn_connection(
 ) {
     tokio::spawn(async move {
         let _slot = slot;
+        let peer = conn.peer;
         let Some(tls) = tls else {
-            return drive(TokioIo::new(stream), &abort, peer, http, router, stopped).await;
+            return drive(TokioIo::new(stream), &abort, conn, http, router, stopped).await;
         };
         // In the connection's own task: a slow handshake holds up nobody,
         // and it counts against the client's connection slot.
         match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
             Ok(Ok(stream)) => {
-                drive(TokioIo::new(stream), &abort, peer, http, router, stopped).await
+                drive(TokioIo::new(stream), &abort, conn, http, router, stopped).await
             }
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
         }
     });
+}
+
+/// The TCP connection a request came on, in every request's extensions:
+/// handlers may identify the client by it (the agent asks the kernel who
+/// holds the other end of a loopback connection). `memo` keeps what a
+/// handler learned about the connection for its later requests.
+#[derive(Clone)]
+pub struct Connection {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub memo: Arc<std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>>,
+}
+
+impl Connection {
+    pub fn new(peer: SocketAddr, local: SocketAddr) -> Self {
+        Connection {
+            peer,
+            local,
+            memo: Arc::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer", &self.peer)
+            .field("local", &self.local)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The router, with the request's [`Connection`] added to its extensions.
+struct WithConnection {
+    inner: TowerToHyperService<Router>,
+    conn: Connection,
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for WithConnection {
+    type Response = <TowerToHyperService<Router> as hyper::service::Service<
+        hyper::Request<hyper::body::Incoming>,
+    >>::Response;
+    type Error = <TowerToHyperService<Router> as hyper::service::Service<
+        hyper::Request<hyper::body::Incoming>,
+    >>::Error;
+    type Future = <TowerToHyperService<Router> as hyper::service::Service<
+        hyper::Request<hyper::body::Incoming>,
+    >>::Future;
+
+    fn call(&self, mut req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        req.extensions_mut().insert(self.conn.clone());
+        self.inner.call(req)
+    }
 }
 
 /// Serves one connection until it closes, or gracefully once `stopped`.
@@ -193,14 +248,18 @@ fn spawn_connection(
 async fn drive<I>(
     io: I,
     abort: &AtomicBool,
-    peer: SocketAddr,
+    conn: Connection,
     http: hyper::server::conn::http1::Builder,
     router: Router,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let service = TowerToHyperService::new(router);
+    let peer = conn.peer;
+    let service = WithConnection {
+        inner: TowerToHyperService::new(router),
+        conn,
+    };
     let conn = http.serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);
     let result = tokio::select! {

@@ -25,8 +25,17 @@ impl JsonScheduler {
     /// SUBSCRIBE, as the framework `id` when given (a failed-over
     /// scheduler re-subscribing).
     pub async fn subscribe_as(base: &str, name: &str, id: Option<&str>) -> JsonScheduler {
+        Self::subscribe_full(base, name, id, "root").await
+    }
+
+    /// SUBSCRIBE with `FrameworkInfo.user` = `user`.
+    pub async fn subscribe_with_user(base: &str, name: &str, user: &str) -> JsonScheduler {
+        Self::subscribe_full(base, name, None, user).await
+    }
+
+    async fn subscribe_full(base: &str, name: &str, id: Option<&str>, user: &str) -> JsonScheduler {
         let client = reqwest::Client::new();
-        let mut info = json!({"user": "root", "name": name, "failover_timeout": 300.0,
+        let mut info = json!({"user": user, "name": name, "failover_timeout": 300.0,
             "checkpoint": true, "capabilities": [{"type": "PARTITION_AWARE"}]});
         let mut call = json!({"type": "SUBSCRIBE"});
         if let Some(id) = id {

@@ -203,6 +203,17 @@ impl Agent {
             )));
         }
         let container = executor.container_id.clone();
+        // The agent killed the pod for a limitation: what the executor
+        // saw of it (a task killed by a signal) is that limitation.
+        let terminal = matches!(
+            TaskState::try_from(status.state),
+            Ok(TaskState::TaskFailed | TaskState::TaskKilled | TaskState::TaskFinished)
+        );
+        if terminal && let Some((reason, message)) = state.limitations.get(&container) {
+            status.state = TaskState::TaskFailed as i32;
+            status.reason = Some(*reason as i32);
+            status.message = Some(message.clone());
+        }
         let log = self.work.task_updates(&fw, &ex, &container, &task);
         let key = TaskKey {
             framework: fw.clone(),

@@ -5,12 +5,14 @@
 //! checkpoint writes, never across a container launch, a wait or an HTTP
 //! call.
 
+mod disk;
 mod executors;
 mod fetch;
 mod gc;
 mod link_loop;
 mod pod_size;
 mod recovery;
+pub(crate) mod sandbox;
 pub mod sessions;
 pub mod state;
 mod tasks;
@@ -113,6 +115,16 @@ impl Agent {
                 config.work_dir.display()
             ))
         })?;
+        // The work dir is the agent's: checkpoints (`meta/`) are root's
+        // alone; others may only pass through to the sandboxes, each its
+        // user's with mode 0750 (a task running as `nobody` must reach its
+        // own sandbox by its absolute path, `MESOS_SANDBOX`).
+        for (dir, mode) in [(config.work_dir.as_path(), 0o711), (&work.meta(), 0o700)] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(|e| {
+                AgentError::Config(format!("cannot restrict {}: {e}", dir.display()))
+            })?;
+        }
         let resources = config.total_resources().map_err(AgentError::Config)?;
         let attributes_text = config.attributes.clone().unwrap_or_default();
         let attributes = parse_attributes(&attributes_text)
@@ -283,6 +295,7 @@ impl Agent {
         self.recover().await?;
         let agent = self.clone();
         tokio::spawn(async move { agent.forward_updates().await });
+        self.start_disk_watch();
         if let Some(link) = self.link.clone() {
             let agent = self.clone();
             tokio::spawn(async move { agent.link_loop(link).await });

@@ -127,6 +127,11 @@ pub struct State {
     /// container id -> (framework, executor).
     pub containers: BTreeMap<String, (String, String)>,
     pub next_generation: u64,
+    /// Why the agent killed a top-level container (a limitation, e.g.
+    /// disk): its tasks end with this reason and message.
+    pub limitations: BTreeMap<String, (tepui_proto::v1::task_status::Reason, String)>,
+    /// The last disk measure of each top-level container: (used, limit).
+    pub disk_usage: BTreeMap<String, (u64, u64)>,
 }
 
 impl State {

@@ -122,6 +122,9 @@ impl Agent {
                 value: Some(self.config.tepui_binary.to_string_lossy().into_owned()),
                 arguments: vec!["tepui".into(), "executor".into(), "command".into()],
                 shell: Some(false),
+                // Mesos's command executor runs as its task's user
+                // (slave.cpp, getExecutorInfo).
+                user: task.command.as_ref().and_then(|c| c.user.clone()),
                 ..Default::default()
             }),
             name: Some(format!(
@@ -339,10 +342,7 @@ impl Agent {
         )
         .map_err(|e| e.to_string())?;
         debug_assert_eq!(spec.container_id, id);
-        if spec.user.is_none() && kind == ExecutorKind::Custom {
-            let user = framework.user.clone();
-            spec.user = (!user.is_empty() && user_exists(&user)).then_some(user);
-        }
+        spec.user = self.run_user(spec.user.take(), &framework.user)?;
         let limits = Default::default();
         spec.resources =
             ResourceRequest::from_mesos(&info.resources, &limits).map_err(|e| e.to_string())?;
@@ -420,17 +420,22 @@ impl Agent {
         spec: Result<(LaunchSpec, Vec<tepui_fetcher::Uri>), String>,
     ) {
         let result = match spec {
-            Ok((spec, uris)) => match self
-                .fetch_uris(&uris, &spec.sandbox_dir, spec.user.as_deref())
-                .await
-            {
-                Ok(()) => self
-                    .containerizer
-                    .launch(spec)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(message) => Err(message),
-            },
+            Ok((spec, uris)) => {
+                match match super::sandbox::prepare(&spec.sandbox_dir, spec.user.as_deref()) {
+                    Ok(()) => {
+                        self.fetch_uris(&uris, &spec.sandbox_dir, spec.user.as_deref())
+                            .await
+                    }
+                    Err(message) => Err(message),
+                } {
+                    Ok(()) => self
+                        .containerizer
+                        .launch(spec)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(message) => Err(message),
+                }
+            }
             Err(message) => Err(message),
         };
         match result {
@@ -574,6 +579,15 @@ impl Agent {
             ),
             Err(e) => (Reason::ExecutorTerminated, format!("Executor lost: {e}")),
         };
+        // A container the agent killed for a limitation (disk) ends its
+        // tasks with that reason, as Mesos's `Slave::executorTerminated`
+        // does with the isolator's limitation.
+        let limitation = {
+            let mut state = self.state.lock().await;
+            state.disk_usage.remove(container_id);
+            state.limitations.remove(container_id)
+        };
+        let (reason, message) = limitation.unwrap_or((reason, message));
         tracing::info!(framework = %fw, executor = %ex, container = %container_id, why = %message, "executor terminated");
         let status = termination.as_ref().map(|t| t.status).ok();
         {
@@ -922,8 +936,33 @@ pub(super) fn queued_event(work: &Queued) -> executor::Event {
     launch_event(work)
 }
 
-/// Whether the host knows `user` (the framework's user runs a custom
-/// executor only when it exists here, as with Mesos's `--switch_user`).
+impl Agent {
+    /// The user a container runs as, by Mesos's rules (slave.cpp,
+    /// `Framework::launchExecutor` and `Slave::_run`): its own
+    /// `command.user`, else the framework's user; with `--no-switch_user`
+    /// the agent's own user. A user this host does not know fails the
+    /// launch with a message naming it.
+    pub(crate) fn run_user(
+        &self,
+        own: Option<String>,
+        framework_user: &str,
+    ) -> Result<Option<String>, String> {
+        if !self.config.switch_user {
+            return Ok(None);
+        }
+        let user = own
+            .filter(|u| !u.is_empty())
+            .or_else(|| (!framework_user.is_empty()).then(|| framework_user.to_string()));
+        match user {
+            Some(user) if !user_exists(&user) => Err(format!(
+                "Failed to launch: the user '{user}' does not exist on this agent"
+            )),
+            user => Ok(user),
+        }
+    }
+}
+
+/// Whether the host knows `user`.
 fn user_exists(user: &str) -> bool {
     let db = tepui_containerizer::spec::UserDb::Files {
         passwd: "/etc/passwd".into(),

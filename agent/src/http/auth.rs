@@ -17,16 +17,47 @@ use tepui_proto::v1::agent::Call;
 use tepui_proto::v1::agent::call::Type;
 
 use super::error;
+use super::tenancy;
 use crate::daemon::Agent;
+use crate::peer::Origin;
 
 /// Who called: set by the middleware for every request.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Caller {
     pub principal: Option<Principal>,
     pub error: Option<String>,
+    /// Where the connection comes from, asked of the kernel.
+    pub origin: Origin,
+}
+
+impl Default for Caller {
+    fn default() -> Self {
+        Caller {
+            principal: None,
+            error: None,
+            origin: Origin::Remote,
+        }
+    }
 }
 
 impl Caller {
+    /// The pod a caller is confined to: a process inside a pod, unless it
+    /// authenticated as an operator (a principal that is no executor's
+    /// token), which `--acls` then governs like any operator.
+    pub fn confined_to(&self) -> Option<&str> {
+        match &self.origin {
+            Origin::Pod { pod, .. }
+                if self
+                    .principal
+                    .as_ref()
+                    .is_none_or(|p| p.executor().is_some()) =>
+            {
+                Some(pod)
+            }
+            _ => None,
+        }
+    }
+
     /// The principal when authentication is `required` (401 without one),
     /// `None` (anonymous) otherwise.
     pub fn authenticated(&self, required: bool) -> Result<Option<&Principal>, Response> {
@@ -64,7 +95,7 @@ pub fn forbidden(action: Action, principal: Option<&Principal>, object: Option<&
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
+pub(super) enum Class {
     Executor,
     Operator,
     ReadOnly,
@@ -154,7 +185,7 @@ async fn may_access_sandbox(agent: &Arc<Agent>, principal: Option<&Principal>, p
 
 /// Authenticates requests whose class needs it and hands handlers a
 /// [`Caller`]; `/files/*` also checks `access_sandboxes`.
-pub async fn middleware(State(agent): State<Arc<Agent>>, mut req: Request, next: Next) -> Response {
+pub async fn middleware(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Response {
     let auth = &agent.config.auth;
     let path = req.uri().path().to_string();
     let class = classify(&path);
@@ -164,7 +195,10 @@ pub async fn middleware(State(agent): State<Arc<Agent>>, mut req: Request, next:
         Class::ReadOnly => auth.authenticate_http_readonly,
         Class::Open => false,
     };
-    let mut caller = Caller::default();
+    let mut caller = Caller {
+        origin: tenancy::origin(&agent, req.extensions().get().cloned()).await,
+        ..Caller::default()
+    };
     if required {
         let header = req
             .headers()
@@ -174,13 +208,41 @@ pub async fn middleware(State(agent): State<Arc<Agent>>, mut req: Request, next:
             Ok(p) => caller.principal = Some(p),
             Err(e) => {
                 tracing::debug!(%path, error = %e, "authentication failed");
-                if class != Class::Operator {
+                // A process in a pod needs no token to speak for its own
+                // executor (the handler checks it is its own).
+                let pod_executor =
+                    class == Class::Executor && matches!(caller.origin, Origin::Pod { .. });
+                if class != Class::Operator && !pod_executor {
                     return unauthorized(&e.to_string());
                 }
                 caller.error = Some(e.to_string());
             }
         }
     }
+    if let Some(pod) = caller.confined_to()
+        && let Err(response) = tenancy::check_v0(pod, class == Class::ReadOnly, &path)
+    {
+        return response;
+    }
+    let scope = match caller.confined_to() {
+        Some(pod) => Some(tenancy::files_scope(&agent, pod).await),
+        None => None,
+    };
+    super::files::REQUEST_SCOPE
+        .scope(
+            scope,
+            authorize_files_and_run(agent, caller, path, req, next),
+        )
+        .await
+}
+
+async fn authorize_files_and_run(
+    agent: Arc<Agent>,
+    caller: Caller,
+    path: String,
+    mut req: Request,
+    next: Next,
+) -> Response {
     if path.starts_with("/files/") {
         let wanted =
             axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(
@@ -198,7 +260,7 @@ pub async fn middleware(State(agent): State<Arc<Agent>>, mut req: Request, next:
 }
 
 /// The top-level container of a container id.
-fn root_of(id: &ContainerId) -> &str {
+pub(super) fn root_of(id: &ContainerId) -> &str {
     let mut id = id;
     while let Some(parent) = id.parent.as_deref() {
         id = parent;
@@ -211,7 +273,7 @@ fn user(c: &Option<tepui_proto::v1::CommandInfo>) -> Option<&str> {
     c.as_ref().and_then(|c| c.user.as_deref())
 }
 
-fn container_target(call: &Call) -> Option<(&ContainerId, Option<&str>)> {
+pub(super) fn container_target(call: &Call) -> Option<(&ContainerId, Option<&str>)> {
     #[allow(deprecated)]
     let target = match call.r#type.and_then(|t| Type::try_from(t).ok())? {
         Type::LaunchContainer => call
@@ -403,11 +465,20 @@ pub async fn authorize_call(
         .unwrap_or(Type::Unknown);
     let readonly =
         kind.as_str_name().starts_with("GET_") || matches!(kind, Type::ListFiles | Type::ReadFile);
-    let principal = caller.authenticated(if readonly {
-        auth.authenticate_http_readonly
+    if let Some(pod) = caller.confined_to() {
+        // A process in a pod is identified by the kernel: it needs no
+        // token, and may only act on what is its own.
+        tenancy::check_call(agent, pod, kind, call).await?;
+    }
+    let principal = if caller.confined_to().is_some() {
+        caller.principal.as_ref()
     } else {
-        auth.authenticate_http_readwrite
-    })?;
+        caller.authenticated(if readonly {
+            auth.authenticate_http_readonly
+        } else {
+            auth.authenticate_http_readwrite
+        })?
+    };
     let executor = principal.and_then(|p| p.executor());
     if let Some((id, launch_user)) = container_target(call) {
         let nested = id.parent.is_some();

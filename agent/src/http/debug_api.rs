@@ -111,12 +111,13 @@ async fn container_entries(agent: &Arc<Agent>, with_status: bool) -> Vec<Value> 
         let Some((fw, ex, name)) = owners.get(id.pod()) else {
             continue;
         };
-        let statistics = agent
-            .containerizer
-            .stats(id)
-            .await
-            .map(|s| tepui_proto::json::to_value(&s))
-            .unwrap_or_else(|_| json!({}));
+        let statistics = match agent.containerizer.stats(id).await {
+            Ok(mut s) => {
+                agent.add_disk_statistics(id, &mut s).await;
+                tepui_proto::json::to_value(&s)
+            }
+            Err(_) => json!({}),
+        };
         let mut entry = json!({
             "executor_id": ex,
             "executor_name": name.clone().unwrap_or_default(),

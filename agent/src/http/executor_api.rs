@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use super::auth::Caller;
 use super::{accepted_format, decode_call, error, stream_headers};
 use crate::daemon::Agent;
+use crate::peer::Origin;
 
 pub async fn handle(
     State(agent): State<Arc<Agent>>,
@@ -27,7 +28,28 @@ pub async fn handle(
         Ok(decoded) => decoded,
         Err(response) => return response,
     };
-    if agent.executor_auth_required() {
+    if let Origin::Pod { pod, .. } = &caller.origin {
+        // A process in a pod speaks only for the executor whose pod it is,
+        // token or not (a token of another executor is refused too).
+        let own_pod = super::tenancy::pod_owner(&agent, pod)
+            .await
+            .is_some_and(|(fw, ex)| fw == call.framework_id.value && ex == call.executor_id.value);
+        let token_ok = caller.principal.as_ref().is_none_or(|p| {
+            p.executor().is_none_or(|me| {
+                me.framework_id == call.framework_id.value
+                    && me.executor_id == call.executor_id.value
+            })
+        });
+        if !own_pod || !token_ok {
+            return error(
+                403,
+                format!(
+                    "a process in container '{pod}' may not speak for executor '{}' of framework '{}'",
+                    call.executor_id.value, call.framework_id.value
+                ),
+            );
+        }
+    } else if agent.executor_auth_required() {
         // Only the executor's own token speaks for it.
         let me = caller.principal.as_ref().and_then(|p| p.executor());
         let own = me.is_some_and(|me| {

@@ -82,6 +82,11 @@ pub fn resolve(agent: &Agent, path: &str) -> Result<PathBuf, FileError> {
 }
 
 fn outside(path: &str) -> FileError {
+    if SCOPE.with(|s| s.borrow().is_some()) {
+        return FileError::Forbidden(format!(
+            "'{path}' is outside the calling container's own sandbox"
+        ));
+    }
     FileError::Forbidden(format!("'{path}' is outside the agent's sandboxes"))
 }
 
@@ -106,7 +111,57 @@ fn in_sandboxes(agent: &Agent, real: &Path) -> bool {
     // `<agent>/frameworks` holds only the sandbox tree (checkpoints live in
     // `meta/`); its upper levels name frameworks, executors and runs, which
     // lets tools find the sandbox of a task whose executor is gone.
-    inside(&slaves, Some(1)) || inside(&standalone, None)
+    let anywhere = inside(&slaves, Some(1)) || inside(&standalone, None);
+    anywhere && SCOPE.with(|s| s.borrow().as_ref().is_none_or(|s| s.admits(root, real)))
+}
+
+/// The sandboxes a caller inside a pod may see: checked on every resolve
+/// and again on what was opened, so a link swapped into the pod's own
+/// sandbox cannot reach another tenant's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// `slaves/<agent>/frameworks/<framework>/executors/<executor>/...`
+    Executor { framework: String, executor: String },
+    /// `containers/<id>/...`: a standalone container's own directory.
+    Container(String),
+}
+
+impl Scope {
+    fn admits(&self, root: &Path, real: &Path) -> bool {
+        let under = |base: PathBuf| {
+            std::fs::canonicalize(base)
+                .ok()
+                .and_then(|b| real.strip_prefix(b).ok().map(Path::to_path_buf))
+        };
+        match self {
+            Scope::Executor {
+                framework,
+                executor,
+            } => under(root.join("slaves")).is_some_and(|rel| {
+                let parts: Vec<_> = rel.components().map(|c| c.as_os_str()).collect();
+                parts.len() >= 5
+                    && parts[1] == "frameworks"
+                    && parts[2] == framework.as_str()
+                    && parts[3] == "executors"
+                    && parts[4] == executor.as_str()
+            }),
+            Scope::Container(id) => under(root.join("containers")).is_some_and(|rel| {
+                rel.components()
+                    .next()
+                    .is_some_and(|c| c.as_os_str() == id.as_str())
+            }),
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The scope of the request being served (set by the auth middleware).
+    pub static REQUEST_SCOPE: Option<Scope>;
+}
+
+thread_local! {
+    /// [`REQUEST_SCOPE`], carried onto the blocking thread by [`blocking`].
+    static SCOPE: std::cell::RefCell<Option<Scope>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Opens `path` once resolved, without following a link swapped in since,
@@ -253,9 +308,15 @@ pub async fn blocking<T: Send + 'static>(
     work: impl FnOnce(&Agent) -> Result<T, FileError> + Send + 'static,
 ) -> Result<T, FileError> {
     let agent = Arc::clone(agent);
-    tokio::task::spawn_blocking(move || work(&agent))
-        .await
-        .map_err(|e| FileError::Io(e.to_string()))?
+    let scope = REQUEST_SCOPE.try_with(Clone::clone).ok().flatten();
+    tokio::task::spawn_blocking(move || {
+        SCOPE.with(|s| *s.borrow_mut() = scope);
+        let result = work(&agent);
+        SCOPE.with(|s| *s.borrow_mut() = None);
+        result
+    })
+    .await
+    .map_err(|e| FileError::Io(e.to_string()))?
 }
 
 #[derive(Debug, Deserialize)]

@@ -340,14 +340,15 @@ async fn launch(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let (kind, sandbox) = match path.parent() {
+    let (kind, sandbox, own_sandbox) = match path.parent() {
         Some(parent) => match agent.containerizer.launch_spec(&parent) {
             Some(spec) if runs_a_command_task(agent, &parent).await => {
-                (ContainerKind::Task, spec.sandbox_dir.clone())
+                (ContainerKind::Task, spec.sandbox_dir.clone(), false)
             }
             Some(spec) => (
                 ContainerKind::Task,
                 nested_sandbox(&spec.sandbox_dir, path.leaf()),
+                true,
             ),
             None => return error(400, format!("Unknown parent container {parent}")),
         },
@@ -361,6 +362,7 @@ async fn launch(
             (
                 ContainerKind::Standalone,
                 agent.work.standalone_sandbox(path.leaf()),
+                true,
             )
         }
     };
@@ -373,10 +375,38 @@ async fn launch(
         Ok(r) => r,
         Err(e) => return error(400, format!("Invalid resources: {e}")),
     };
+    // A nested container without a user runs as its parent (Mesos's
+    // http.cpp `_launchContainer`); none runs as anyone with
+    // `--no-switch_user`.
+    let inherited = path
+        .parent()
+        .and_then(|parent| agent.containerizer.launch_spec(&parent))
+        .and_then(|parent| parent.user);
+    spec.user = match agent.run_user(spec.user.take().or(inherited), "") {
+        Ok(user) => user,
+        Err(message) => return error(400, message),
+    };
     spec.env
         .push(("MESOS_CONTAINER_ID".to_string(), path.leaf().to_string()));
     if agent.containerizer.knows(&path).await {
         return StatusCode::ACCEPTED.into_response();
+    }
+    // A nested container with its own sandbox gets it as its user's; a
+    // command task shares (and keeps) its executor's.
+    if own_sandbox {
+        let prepared = crate::daemon::sandbox::prepare(&sandbox, spec.user.as_deref());
+        let passable = match (&prepared, path.parent()) {
+            (Ok(()), Some(_)) => sandbox
+                .parent()
+                .and_then(|containers| containers.parent())
+                .map_or(Ok(()), |parent| {
+                    crate::daemon::sandbox::let_through(parent, spec.user.as_deref())
+                }),
+            _ => Ok(()),
+        };
+        if let Err(message) = prepared.and(passable) {
+            return error(400, message);
+        }
     }
     if let Err(message) = agent
         .fetch_uris(&command.uris, &sandbox, spec.user.as_deref())
@@ -585,7 +615,10 @@ async fn get_containers(agent: &Arc<Agent>, options: Option<call::GetContainers>
         if owner.is_none() && !show_standalone {
             continue;
         }
-        let statistics = agent.containerizer.stats(id).await.ok();
+        let mut statistics = agent.containerizer.stats(id).await.ok();
+        if let Some(s) = statistics.as_mut() {
+            agent.add_disk_statistics(id, s).await;
+        }
         containers.push(response::get_containers::Container {
             framework_id: owner.map(|(fw, _, _)| FrameworkId { value: fw.clone() }),
             executor_id: owner.map(|(_, ex, _)| ExecutorId { value: ex.clone() }),

@@ -1,0 +1,100 @@
+//! What a process inside a pod may ask of the agent (issue 16 item 2).
+//! Tasks share the host's network, so the agent API hears them like any
+//! operator; the kernel tells which pod a caller lives in
+//! ([`crate::peer`]), and a pod may act only on itself: its own executor
+//! on the executor API, containers nested under its own top-level
+//! container, its own sandbox through the files API, and nothing that
+//! shows other tenants (`/state`, `/containers`, `/monitor/statistics`,
+//! GET_STATE and the like). Host processes are operators, governed by the
+//! `--authenticate_http_*` flags and `--acls` as in Mesos.
+
+use std::sync::Arc;
+
+use axum::response::Response;
+use tepui_proto::server::Connection;
+use tepui_proto::v1::agent::Call;
+use tepui_proto::v1::agent::call::Type;
+
+use super::error;
+use crate::daemon::Agent;
+use crate::peer::{self, Origin};
+
+/// The connection's origin, found once per connection and kept with it.
+pub async fn origin(agent: &Agent, conn: Option<Connection>) -> Origin {
+    let Some(conn) = conn else {
+        return Origin::Remote;
+    };
+    if let Some(known) = conn.memo.get().and_then(|m| m.downcast_ref::<Origin>()) {
+        return known.clone();
+    }
+    let (peer, local) = (conn.peer, conn.local);
+    let root = agent.config.cgroups_root.clone();
+    let started = std::time::Instant::now();
+    let found = tokio::task::spawn_blocking(move || peer::identify(peer, local, &root))
+        .await
+        .unwrap_or(Origin::Remote);
+    tracing::debug!(%peer, origin = ?found, took_us = started.elapsed().as_micros() as u64, "caller identified");
+    let _ = conn.memo.set(Arc::new(found.clone()));
+    found
+}
+
+/// The framework and executor whose container is the pod `pod`.
+pub async fn pod_owner(agent: &Agent, pod: &str) -> Option<(String, String)> {
+    agent.state.lock().await.containers.get(pod).cloned()
+}
+
+fn refused(pod: &str, what: &str) -> Response {
+    error(
+        403,
+        format!("a process in container '{pod}' may not {what}: it may act only on its own pod"),
+    )
+}
+
+/// The v0 endpoints a pod may read: its own sandbox (the files scope
+/// checks it), metrics and version; nothing that lists other tenants.
+pub fn check_v0(pod: &str, readonly_class: bool, path: &str) -> Result<(), Response> {
+    if !readonly_class {
+        return Ok(());
+    }
+    let path = path.strip_prefix("/slave(1)").unwrap_or(path);
+    match path {
+        "/metrics" | "/metrics/snapshot" | "/version" | "/health" => Ok(()),
+        p if p.starts_with("/files/") => Ok(()),
+        p => Err(refused(pod, &format!("read '{p}'"))),
+    }
+}
+
+/// An operator API call from a pod: container calls under its own
+/// top-level container, files of its own sandbox, health and version.
+pub async fn check_call(agent: &Agent, pod: &str, kind: Type, call: &Call) -> Result<(), Response> {
+    if let Some((id, _)) = super::auth::container_target(call) {
+        let mine = id.parent.is_some() && super::auth::root_of(id) == pod;
+        if !mine {
+            return Err(refused(
+                pod,
+                &format!("{} on container '{}'", kind.as_str_name(), id.value),
+            ));
+        }
+        return Ok(());
+    }
+    match kind {
+        // The files scope confines the path to the pod's own sandbox.
+        Type::GetHealth | Type::GetVersion | Type::ListFiles | Type::ReadFile => {
+            let _ = agent;
+            Ok(())
+        }
+        other => Err(refused(pod, &format!("make {} calls", other.as_str_name()))),
+    }
+}
+
+/// The sandbox scope of a pod's requests: its executor's sandboxes (every
+/// run), or its own directory for a standalone container.
+pub async fn files_scope(agent: &Agent, pod: &str) -> super::files::Scope {
+    match pod_owner(agent, pod).await {
+        Some((framework, executor)) => super::files::Scope::Executor {
+            framework,
+            executor,
+        },
+        None => super::files::Scope::Container(pod.to_string()),
+    }
+}

@@ -1,0 +1,98 @@
+# Run inside a task by tests/hostile_tenant.rs: every way one tenant could
+# reach another through the agent (and the victim's sandbox through the
+# filesystem), each attempt's HTTP status recorded in a JSON file. Two
+# calls on the attacker's own pod are the controls (they must succeed: the
+# refusals are about whose pod it is, not a broken connection).
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+import uuid
+
+params = json.load(open(sys.argv[1]))
+agent = params["agent"]
+victim = params["victim"]
+token = os.environ.get("MESOS_EXECUTOR_AUTHENTICATION_TOKEN")
+results = {}
+
+
+def call(name, path, body=None, accept="application/json", extra=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(agent + path, data=data, method="GET" if data is None else "POST")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    req.add_header("Accept", accept)
+    for k, v in (extra or {}).items():
+        req.add_header(k, v)
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=20) as r:
+            results[name] = [r.status, r.read(300).decode(errors="replace")]
+    except urllib.error.HTTPError as e:
+        results[name] = [e.code, e.read(300).decode(errors="replace")]
+    except Exception as e:  # noqa: BLE001 - recorded, the test decides
+        results[name] = [0, repr(e)]
+
+
+def cid(value, parent=None):
+    c = {"value": value}
+    if parent:
+        c["parent"] = {"value": parent}
+    return c
+
+
+root, task = victim["root"], victim["task"]
+stream = {"Message-Accept": "application/json"}
+call("session", "/api/v1", {"type": "LAUNCH_NESTED_CONTAINER_SESSION",
+     "launch_nested_container_session": {"container_id": cid("evil-" + uuid.uuid4().hex, root),
+                                         "command": {"value": "id; cat /proc/1/environ"}}},
+     accept="application/recordio", extra=stream)
+call("launch_nested", "/api/v1", {"type": "LAUNCH_CONTAINER",
+     "launch_container": {"container_id": cid("evil-" + uuid.uuid4().hex, root),
+                          "command": {"value": "sleep 1000"}}})
+call("launch_nested_deprecated", "/api/v1", {"type": "LAUNCH_NESTED_CONTAINER",
+     "launch_nested_container": {"container_id": cid("evil-" + uuid.uuid4().hex, root),
+                                 "command": {"value": "sleep 1000"}}})
+call("attach_output", "/api/v1", {"type": "ATTACH_CONTAINER_OUTPUT",
+     "attach_container_output": {"container_id": cid(task, root)}},
+     accept="application/recordio", extra=stream)
+call("wait", "/api/v1", {"type": "WAIT_CONTAINER",
+     "wait_container": {"container_id": cid(task, root)}})
+call("kill_task", "/api/v1", {"type": "KILL_CONTAINER",
+     "kill_container": {"container_id": cid(task, root), "signal": 9}})
+call("kill_executor", "/api/v1", {"type": "KILL_CONTAINER",
+     "kill_container": {"container_id": cid(root), "signal": 9}})
+call("remove", "/api/v1", {"type": "REMOVE_CONTAINER",
+     "remove_container": {"container_id": cid(task, root)}})
+call("forged_update", "/api/v1/executor", {"type": "UPDATE",
+     "framework_id": {"value": victim["framework"]}, "executor_id": {"value": victim["executor"]},
+     "update": {"status": {"task_id": {"value": victim["task_id"]}, "state": "TASK_FINISHED",
+                           "source": "SOURCE_EXECUTOR", "uuid": "AAAAAAAAAAAAAAAAAAAAAA==",
+                           "executor_id": {"value": victim["executor"]}}}})
+call("forged_subscribe", "/api/v1/executor", {"type": "SUBSCRIBE",
+     "framework_id": {"value": victim["framework"]}, "executor_id": {"value": victim["executor"]},
+     "subscribe": {"unacknowledged_tasks": [], "unacknowledged_updates": []}})
+secret = victim["sandbox"] + "/secret"
+call("files_read", "/files/read?offset=0&length=100&path=" + secret)
+call("files_download", "/files/download?path=" + secret)
+call("files_browse", "/files/browse?path=" + victim["sandbox"])
+call("list_files", "/api/v1", {"type": "LIST_FILES", "list_files": {"path": victim["sandbox"]}})
+call("read_file", "/api/v1", {"type": "READ_FILE", "read_file": {"path": secret, "offset": 0}})
+call("get_state", "/api/v1", {"type": "GET_STATE"})
+call("get_containers", "/api/v1", {"type": "GET_CONTAINERS"})
+call("v0_state", "/state")
+call("v0_containers", "/containers")
+try:
+    with open(secret) as f:
+        results["fs_read"] = [200, f.read()]
+except OSError as e:
+    results["fs_read"] = [403, repr(e)]
+
+# Controls: the attacker's own pod.
+call("own_health", "/api/v1", {"type": "GET_HEALTH"})
+call("own_files", "/api/v1", {"type": "LIST_FILES", "list_files": {"path": os.getcwd()}})
+
+with open(params["out"], "w") as f:
+    json.dump(results, f)
