@@ -15,6 +15,8 @@ mod sock_diag;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use tepui_containerizer::cgroups::layout;
+
 pub use sock_diag::SocketOwner;
 
 /// Where a connection comes from.
@@ -97,12 +99,10 @@ fn holder(proc: &Path, inode: u64, uid: u32) -> Option<u32> {
 }
 
 /// The pod of a `/proc/<pid>/cgroup` text: the component after
-/// `<cgroups_root>` in any hierarchy's path.
+/// `<cgroups_root>` in any hierarchy's path, or in the systemd layout
+/// (`cgroups::layout`) the pod of a `tepui.slice/tepui-pod-<pod>.scope`.
 pub fn pod_of(cgroups: &str, cgroups_root: &str) -> Option<String> {
     let root: Vec<&str> = cgroups_root.split('/').filter(|c| !c.is_empty()).collect();
-    if root.is_empty() {
-        return None;
-    }
     for line in cgroups.lines() {
         // hierarchy-id:controllers:path
         let Some(path) = line.splitn(3, ':').nth(2) else {
@@ -110,7 +110,16 @@ pub fn pod_of(cgroups: &str, cgroups_root: &str) -> Option<String> {
         };
         let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
         for at in 0..parts.len() {
-            if parts[at..].starts_with(&root)
+            if parts[at] == layout::SLICE
+                && let Some(pod) = parts
+                    .get(at + 1)
+                    .and_then(|unit| unit.strip_prefix(layout::SCOPE_PREFIX))
+                    .and_then(|unit| unit.strip_suffix(layout::SCOPE_SUFFIX))
+            {
+                return Some(pod.to_string());
+            }
+            if !root.is_empty()
+                && parts[at..].starts_with(&root)
                 && let Some(pod) = parts.get(at + root.len())
             {
                 return Some((*pod).to_string());
@@ -134,6 +143,12 @@ mod tests {
         // The root itself (no pod below it) is no pod.
         assert_eq!(pod_of("4:memory:/tepui\n", "tepui"), None);
         assert_eq!(pod_of("4:memory:/a/b/p\n", "a/b").as_deref(), Some("p"));
+        // The systemd layout (cgroup v2 under systemd): one scope per pod.
+        let scoped = "0::/tepui.slice/tepui-pod-p-2.scope/pod/p-2.t\n";
+        assert_eq!(pod_of(scoped, "tepui").as_deref(), Some("p-2"));
+        let supervisor = "0::/tepui.slice/tepui-pod-p3.scope/@supervisor\n";
+        assert_eq!(pod_of(supervisor, "tepui").as_deref(), Some("p3"));
+        assert_eq!(pod_of("0::/tepui.slice\n", "tepui"), None);
     }
 
     /// Our own test process, seen through a loopback connection from a

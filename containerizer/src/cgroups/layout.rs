@@ -51,6 +51,9 @@ use std::path::Path;
 pub const SUPERVISOR_LEAF: &str = "@supervisor";
 /// The slice every pod scope goes to.
 pub const SLICE: &str = "tepui.slice";
+/// A pod's scope unit is `<SCOPE_PREFIX><pod><SCOPE_SUFFIX>`.
+pub const SCOPE_PREFIX: &str = "tepui-pod-";
+pub const SCOPE_SUFFIX: &str = ".scope";
 /// Inside a pod scope: the cgroup carrying the pod's limits.
 pub const POD_LEAF: &str = "pod";
 /// Longest unit name systemd accepts (`UNIT_NAME_MAX`).
@@ -76,7 +79,7 @@ impl Layout {
     pub fn scope_unit(&self, pod: &str) -> Option<String> {
         match self {
             Layout::Standalone { .. } => None,
-            Layout::SystemdScopes => Some(format!("tepui-pod-{pod}.scope")),
+            Layout::SystemdScopes => Some(format!("{SCOPE_PREFIX}{pod}{SCOPE_SUFFIX}")),
         }
     }
 
@@ -97,7 +100,7 @@ impl Layout {
         match self {
             Layout::Standalone { root } if root.is_empty() => format!("/{pod}"),
             Layout::Standalone { root } => format!("/{root}/{pod}"),
-            Layout::SystemdScopes => format!("/{SLICE}/tepui-pod-{pod}.scope"),
+            Layout::SystemdScopes => format!("/{SLICE}/{SCOPE_PREFIX}{pod}{SCOPE_SUFFIX}"),
         }
     }
 
