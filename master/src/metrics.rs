@@ -7,19 +7,17 @@ use crate::state::tasks::is_terminal;
 pub fn snapshot(m: &Master) -> Vec<(String, f64)> {
     let connected = m.frameworks.values().filter(|f| f.conn.is_some()).count();
     let active_agents = m.agents.values().filter(|a| a.active()).count();
-    let mut running = 0usize;
-    let mut staging = 0usize;
+    // Live tasks by state: Mesos's `master/tasks_<state>` gauges
+    // (docs/monitoring.md); the terminal ones are counters (below).
+    let mut live: std::collections::BTreeMap<i32, usize> = Default::default();
     for a in m.agents.values() {
-        for t in a.tasks.values() {
-            if t.state == tepui_proto::v1::TaskState::TaskRunning as i32 {
-                running += 1;
-            } else if t.state == tepui_proto::v1::TaskState::TaskStaging as i32 {
-                staging += 1;
-            } else if !is_terminal(t.state) {
-                running += 0;
-            }
+        for t in a.tasks.values().filter(|t| !is_terminal(t.state)) {
+            *live.entry(t.state).or_default() += 1;
         }
     }
+    let live_in =
+        |s: tepui_proto::v1::TaskState| live.get(&(s as i32)).copied().unwrap_or(0) as f64;
+    use tepui_proto::v1::TaskState as S;
     let total = m.allocator.total();
     let mut used = crate::allocator::Quantities::new();
     for a in m.agents.values() {
@@ -52,8 +50,11 @@ pub fn snapshot(m: &Master) -> Vec<(String, f64)> {
             m.registry.state.unreachable.len() as f64,
         ),
         ("master/outstanding_offers", m.offers.len() as f64),
-        ("master/tasks_running", running as f64),
-        ("master/tasks_staging", staging as f64),
+        ("master/tasks_running", live_in(S::TaskRunning)),
+        ("master/tasks_staging", live_in(S::TaskStaging)),
+        ("master/tasks_starting", live_in(S::TaskStarting)),
+        ("master/tasks_killing", live_in(S::TaskKilling)),
+        ("master/tasks_unreachable", live_in(S::TaskUnreachable)),
         ("master/tasks_finished", x.tasks_finished as f64),
         ("master/tasks_failed", x.tasks_failed as f64),
         ("master/tasks_killed", x.tasks_killed as f64),

@@ -12,6 +12,8 @@
 //! clients, in one place.
 
 pub mod auth;
+#[cfg(feature = "server")]
+pub mod build_info;
 pub mod content;
 pub mod duration;
 pub mod generated;
@@ -19,6 +21,7 @@ pub mod ids;
 pub mod json;
 #[cfg(feature = "server")]
 pub mod libprocess;
+pub mod model;
 pub mod recordio;
 pub mod resources;
 #[cfg(feature = "server")]

@@ -127,6 +127,8 @@ pub struct State {
     /// container id -> (framework, executor).
     pub containers: BTreeMap<String, (String, String)>,
     pub next_generation: u64,
+    /// Finished executors and frameworks, for `/state` and GET_STATE.
+    pub history: super::history::History,
 }
 
 impl State {

@@ -12,6 +12,7 @@ mod files;
 mod images_api;
 mod io_api;
 pub(crate) mod operator_api;
+mod state_model;
 mod v0;
 
 use std::sync::Arc;

@@ -36,8 +36,8 @@ pub async fn flags(State(agent): State<Arc<Agent>>) -> Json<Value> {
     Json(json!({ "flags": flags }))
 }
 
-/// Mesos's `/state` shape: the fields dashboards and CLIs read.
-#[allow(deprecated)] // `role`: v0 readers still look at it.
+/// Mesos's `/state` (src/slave/http.cpp, `Http::state`): built from the
+/// GET_STATE answer the caller's view ACLs allow (super::state_model).
 pub async fn state(
     State(agent): State<Arc<Agent>>,
     axum::extract::Extension(caller): axum::extract::Extension<super::auth::Caller>,
@@ -46,81 +46,16 @@ pub async fn state(
     let mut response = agent.get_state().await;
     // What the view_* ACLs hide from the caller is left out.
     agent.viewer(&caller).await.filter(&mut response);
-    let get_state = response.get_state.unwrap_or_default();
-    let tasks = get_state.get_tasks.unwrap_or_default();
-    let id = info
-        .id
-        .as_ref()
-        .map(|i| i.value.clone())
-        .unwrap_or_default();
-    let task_json = |t: &tepui_proto::v1::Task| {
-        let mut v = tepui_proto::json::to_value(t);
-        // v0 uses string ids and state names directly.
-        if let Some(obj) = v.as_object_mut() {
-            obj.insert("id".into(), json!(t.task_id.value));
-            obj.insert("framework_id".into(), json!(t.framework_id.value));
-            obj.insert(
-                "executor_id".into(),
-                json!(
-                    t.executor_id
-                        .as_ref()
-                        .map(|e| e.value.clone())
-                        .unwrap_or_default()
-                ),
-            );
-            obj.insert("slave_id".into(), json!(t.agent_id.value));
-        }
-        v
-    };
-    let frameworks: Vec<Value> = get_state
-        .get_frameworks
-        .unwrap_or_default()
-        .frameworks
-        .iter()
-        .map(|f| {
-            let fw = f
-                .framework_info
-                .id
-                .as_ref()
-                .map(|i| i.value.clone())
-                .unwrap_or_default();
-            let mine = |list: &Vec<tepui_proto::v1::Task>| -> Vec<Value> {
-                list.iter()
-                    .filter(|t| t.framework_id.value == fw)
-                    .map(task_json)
-                    .collect()
-            };
-            json!({
-                "id": fw,
-                "name": f.framework_info.name,
-                "user": f.framework_info.user,
-                "role": f.framework_info.role,
-                "checkpoint": f.framework_info.checkpoint.unwrap_or(false),
-                "executors": [{
-                    "tasks": mine(&tasks.launched_tasks),
-                    "queued_tasks": mine(&tasks.queued_tasks),
-                    "completed_tasks": mine(&tasks.terminated_tasks),
-                }],
-            })
-        })
-        .collect();
-    let resources = tepui_proto::json::to_value(&tepui_proto::v1::AgentInfo {
-        resources: info.resources.clone(),
-        ..Default::default()
-    });
-    let body = json!({
-        "version": MESOS_VERSION,
-        "id": id,
-        "pid": format!("slave(1)@{}", agent.endpoint()),
-        "hostname": info.hostname,
-        "port": agent.config.port,
-        "start_time": agent.started_unix,
-        "resources": resources.get("resources").cloned().unwrap_or(Value::Null),
-        "attributes": tepui_proto::json::to_value(&info).get("attributes").cloned().unwrap_or(Value::Null),
-        "master_hostname": agent.config.master.clone().unwrap_or_default(),
-        "flags": agent.config.flags.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
-        "frameworks": frameworks,
-        "completed_frameworks": [],
+    let details = agent.executor_details().await;
+    let body = super::state_model::state_json(super::state_model::Inputs {
+        info: &info,
+        state: response.get_state.unwrap_or_default(),
+        details: &details,
+        pid: format!("slave(1)@{}", agent.endpoint()),
+        start_time: agent.started_unix,
+        master_hostname: super::state_model::master_hostname(agent.config.master.as_deref()),
+        flags: &agent.config.flags,
+        version: MESOS_VERSION,
     });
     Json(body).into_response()
 }
@@ -138,19 +73,48 @@ fn process_rss_bytes() -> u64 {
 }
 
 pub(super) async fn metric_values(agent: &Arc<Agent>) -> Vec<(&'static str, f64)> {
-    let (running, executors, frameworks) = agent.counts().await;
+    let g = agent.gauges().await;
     let m = &agent.metrics;
     let f = agent.fetcher.metrics();
     let i = agent.containerizer.image_metrics().unwrap_or_default();
+    use crate::daemon::state::Phase;
+    use tepui_proto::v1::TaskState as S;
+    let ended = |s: S| m.task_ends(s) as f64;
     vec![
         ("slave/uptime_secs", agent.started.elapsed().as_secs_f64()),
         (
             "slave/registered",
             f64::from(u8::from(m.registered.load(Ordering::Relaxed))),
         ),
-        ("slave/tasks_running", running as f64),
-        ("slave/executors_running", executors as f64),
-        ("slave/frameworks_active", frameworks as f64),
+        // Mesos's agent task and executor metrics (docs/monitoring.md):
+        // live tasks by state are gauges, ended ones counters.
+        ("slave/tasks_staging", g.tasks_in(S::TaskStaging)),
+        ("slave/tasks_starting", g.tasks_in(S::TaskStarting)),
+        ("slave/tasks_running", g.tasks_in(S::TaskRunning)),
+        ("slave/tasks_killing", g.tasks_in(S::TaskKilling)),
+        ("slave/tasks_finished", ended(S::TaskFinished)),
+        ("slave/tasks_failed", ended(S::TaskFailed)),
+        ("slave/tasks_killed", ended(S::TaskKilled)),
+        ("slave/tasks_lost", ended(S::TaskLost)),
+        ("slave/tasks_gone", ended(S::TaskGone)),
+        (
+            "slave/executors_registering",
+            g.executors_in(Phase::Registering),
+        ),
+        ("slave/executors_running", g.executors_in(Phase::Running)),
+        (
+            "slave/executors_terminating",
+            g.executors_in(Phase::Terminating),
+        ),
+        (
+            "slave/executors_terminated",
+            m.executors_terminated.load(Ordering::Relaxed) as f64,
+        ),
+        ("slave/frameworks_active", g.frameworks as f64),
+        (
+            "slave/valid_status_updates",
+            m.valid_status_updates.load(Ordering::Relaxed) as f64,
+        ),
         (
             "slave/tasks_launched_total",
             m.tasks_launched.load(Ordering::Relaxed) as f64,
