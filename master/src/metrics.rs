@@ -72,6 +72,24 @@ pub fn snapshot(m: &Master) -> Vec<(String, f64)> {
         ("master/scheduler_calls", x.scheduler_calls as f64),
         ("allocator/allocation_runs", x.allocation_runs as f64),
         ("allocator/allocation_run_ms", x.allocation_last_secs * 1e3),
+        // The same under Mesos's allocator's own names.
+        ("allocator/mesos/allocation_runs", x.allocation_runs as f64),
+        (
+            "allocator/mesos/allocation_run_ms",
+            x.allocation_last_secs * 1e3,
+        ),
+        (
+            "master/slaves_disconnected",
+            m.agents.values().filter(|a| a.conn.is_none()).count() as f64,
+        ),
+        (
+            "master/slaves_inactive",
+            (m.agents.len() - active_agents) as f64,
+        ),
+        (
+            "master/frameworks_inactive",
+            (m.frameworks.len() - connected) as f64,
+        ),
         (
             "allocator/offer_filters/active",
             m.allocator.filter_count() as f64,
@@ -80,6 +98,7 @@ pub fn snapshot(m: &Master) -> Vec<(String, f64)> {
     .into_iter()
     .map(|(n, v)| (n.to_string(), v))
     .collect::<Vec<_>>();
+    out.extend(tepui_proto::system_metrics::system_metrics());
     for name in ["cpus", "mem", "disk", "gpus"] {
         let t = total.to_f64(name);
         let u = used.to_f64(name);
@@ -93,12 +112,8 @@ pub fn snapshot(m: &Master) -> Vec<(String, f64)> {
     out
 }
 
-/// Prometheus text exposition of the same numbers.
+/// Prometheus text exposition of the same numbers
+/// (`tepui_proto::prometheus`: `mesos_` names, counters typed as such).
 pub fn prometheus(m: &Master) -> String {
-    let mut s = String::new();
-    for (name, value) in snapshot(m) {
-        let name = format!("mesos_{}", name.replace(['/', '-'], "_"));
-        s.push_str(&format!("# TYPE {name} gauge\n{name} {value}\n"));
-    }
-    s
+    tepui_proto::prometheus::render(&tepui_proto::prometheus::families(snapshot(m)))
 }

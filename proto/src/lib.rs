@@ -22,10 +22,13 @@ pub mod json;
 #[cfg(feature = "server")]
 pub mod libprocess;
 pub mod model;
+pub mod prometheus;
 pub mod recordio;
 pub mod resources;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
+pub mod system_metrics;
 #[cfg(feature = "tls")]
 pub mod tls;
 #[cfg(feature = "zk")]

@@ -187,8 +187,12 @@ impl Agent {
             }
             for e in f.executors.values() {
                 *g.executors.entry(e.phase as u8).or_default() += 1;
+                g.allocated.extend(e.info.resources.iter().cloned());
                 for t in e.tasks.values() {
                     *g.tasks.entry(t.state as i32).or_default() += 1;
+                    if !is_terminal(t.state) {
+                        g.allocated.extend(t.info.resources.iter().cloned());
+                    }
                 }
             }
         }
@@ -218,6 +222,8 @@ pub struct Gauges {
     /// By `Phase as u8`.
     pub executors: BTreeMap<u8, usize>,
     pub frameworks: usize,
+    /// What live executors and their live tasks hold.
+    pub allocated: Vec<tepui_proto::v1::Resource>,
 }
 
 impl Gauges {

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::operator_api::MESOS_VERSION;
 use crate::daemon::Agent;
+use tepui_proto::resources::Resources;
 
 pub async fn health() -> StatusCode {
     StatusCode::OK
@@ -72,7 +73,7 @@ fn process_rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-pub(super) async fn metric_values(agent: &Arc<Agent>) -> Vec<(&'static str, f64)> {
+pub(super) async fn metric_values(agent: &Arc<Agent>) -> Vec<(String, f64)> {
     let g = agent.gauges().await;
     let m = &agent.metrics;
     let f = agent.fetcher.metrics();
@@ -80,7 +81,7 @@ pub(super) async fn metric_values(agent: &Arc<Agent>) -> Vec<(&'static str, f64)
     use crate::daemon::state::Phase;
     use tepui_proto::v1::TaskState as S;
     let ended = |s: S| m.task_ends(s) as f64;
-    vec![
+    let named = vec![
         ("slave/uptime_secs", agent.started.elapsed().as_secs_f64()),
         (
             "slave/registered",
@@ -141,23 +142,108 @@ pub(super) async fn metric_values(agent: &Arc<Agent>) -> Vec<(&'static str, f64)
         ("images/bytes_fetched_total", i.bytes_fetched as f64),
         ("images/layers_removed_total", i.layers_removed as f64),
         ("images/bytes_freed_total", i.bytes_freed as f64),
-    ]
+    ];
+    let mut out: Vec<(String, f64)> = named.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    // `slave/<resource>_total`, `_used` (what executors and tasks hold)
+    // and `_percent` (src/slave/metrics.cpp, `Metrics::_resources_*`).
+    let total = Resources::from(agent.agent_info().resources);
+    let used = Resources::from(g.allocated.clone());
+    for name in ["cpus", "mem", "disk", "gpus"] {
+        let t = total.scalar(name).unwrap_or(0.0);
+        let u = used.scalar(name).unwrap_or(0.0);
+        out.push((format!("slave/{name}_total"), t));
+        out.push((format!("slave/{name}_used"), u));
+        out.push((
+            format!("slave/{name}_percent"),
+            if t > 0.0 { u / t } else { 0.0 },
+        ));
+    }
+    out.extend(tepui_proto::system_metrics::system_metrics());
+    out
 }
 
 pub async fn metrics_snapshot(State(agent): State<Arc<Agent>>) -> Json<Value> {
     let map: serde_json::Map<String, Value> = metric_values(&agent)
         .await
         .into_iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
+        .map(|(k, v)| (k, json!(v)))
         .collect();
     Json(Value::Object(map))
 }
 
+/// Prometheus `/metrics`: the snapshot's keys (`mesos_` names, Mesos's
+/// counters typed as counters) and, per executor container, its usage as
+/// `/monitor/statistics` reports it, labelled by framework, executor and
+/// (for an executor running one task) task.
 pub async fn prometheus(State(agent): State<Arc<Agent>>) -> Response {
-    let mut text = String::new();
-    for (name, value) in metric_values(&agent).await {
-        let name = format!("tepui_agent_{}", name.replace('/', "_"));
-        text.push_str(&format!("# TYPE {name} gauge\n{name} {value}\n"));
+    use tepui_proto::prometheus::{Family, Kind, families, render};
+    let mut out = families(metric_values(&agent).await);
+    let mut state = agent.get_state().await.get_state.unwrap_or_default();
+    let tasks = state.get_tasks.take().unwrap_or_default();
+    let entries = super::debug_api::monitor_entries(&agent).await;
+    // ResourceStatistics fields and their kinds (include/mesos/v1/mesos.proto).
+    const SERIES: [(&str, Kind, &str); 8] = [
+        (
+            "cpus_user_time_secs",
+            Kind::Counter,
+            "CPU time spent in user mode",
+        ),
+        (
+            "cpus_system_time_secs",
+            Kind::Counter,
+            "CPU time spent in kernel mode",
+        ),
+        (
+            "cpus_nr_throttled",
+            Kind::Counter,
+            "CFS periods the container was throttled",
+        ),
+        (
+            "cpus_throttled_time_secs",
+            Kind::Counter,
+            "Time the container was throttled",
+        ),
+        ("cpus_limit", Kind::Gauge, "Hard CPU limit"),
+        ("mem_rss_bytes", Kind::Gauge, "Resident memory"),
+        ("mem_limit_bytes", Kind::Gauge, "Memory limit"),
+        ("processes", Kind::Gauge, "Processes in the container"),
+    ];
+    for (field, kind, help) in SERIES {
+        let mut family = Family {
+            key: format!("container/{field}"),
+            kind,
+            help: format!("{help} (ResourceStatistics.{field}), per executor container"),
+            samples: Vec::new(),
+        };
+        for e in &entries {
+            let Some(value) = e["statistics"][field].as_f64() else {
+                continue;
+            };
+            let fw = e["framework_id"].as_str().unwrap_or_default();
+            let ex = e["executor_id"].as_str().unwrap_or_default();
+            let mine: Vec<&str> = tasks
+                .launched_tasks
+                .iter()
+                .filter(|t| {
+                    t.framework_id.value == fw
+                        && t.executor_id.as_ref().is_some_and(|x| x.value == ex)
+                })
+                .map(|t| t.task_id.value.as_str())
+                .collect();
+            let mut labels = vec![
+                ("framework_id".to_string(), fw.to_string()),
+                ("executor_id".to_string(), ex.to_string()),
+            ];
+            if let [task] = mine.as_slice() {
+                labels.push(("task_id".to_string(), task.to_string()));
+            }
+            family.samples.push((labels, value));
+        }
+        out.push(family);
     }
-    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        render(&out),
+    )
+        .into_response()
 }
