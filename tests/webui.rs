@@ -581,6 +581,25 @@ fn every_request_of_the_mesos_web_ui_is_answered_with_what_it_reads() {
     assert_eq!(status, 200);
     assert!(body.contains("finished-task-output"), "{body}");
 
+    // Not a UI request, but the summary dashboards read: per-state task
+    // counters and the ids linking agents and frameworks
+    // (src/master/readonly_handler.cpp, `ReadOnlyHandler::stateSummary`).
+    let summary = jsonp(&master, "/master/state-summary", ANGULAR);
+    let fw = array(&summary, "frameworks")
+        .iter()
+        .find(|f| f["id"] == framework["id"])
+        .unwrap_or_else(|| panic!("{summary}"));
+    assert_eq!(fw["TASK_RUNNING"], 2, "{fw}");
+    assert_eq!(fw["TASK_FINISHED"], 0, "{fw}");
+    assert_eq!(fw["slave_ids"], serde_json::json!([agent_id]), "{fw}");
+    assert!(fw.get("tasks").is_none(), "{fw}");
+    let slave = &array(&summary, "slaves")[0];
+    assert_eq!(slave["TASK_RUNNING"], 2, "{slave}");
+    assert!(
+        array(slave, "framework_ids").contains(&framework["id"]),
+        "{slave}"
+    );
+
     assert_eq!(
         http(
             &master,
