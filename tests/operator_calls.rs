@@ -130,6 +130,20 @@ fn history_and_the_calls_mesos_answers() {
         "{answer}"
     );
 
+    // `/flags` lists every flag with its effective value, defaults too
+    // (src/master/http.cpp, `Master::Http::_flags`; src/slave/http.cpp,
+    // `Http::_flags`), as does `/state`.
+    let flags = get_json(&master, "/master/flags")["flags"].clone();
+    assert_eq!(flags["allocation_interval"], "100ms", "{flags}");
+    assert_eq!(flags["agent_ping_timeout"], "15secs", "{flags}");
+    assert_eq!(flags["max_agent_ping_timeouts"], "5", "{flags}");
+    assert_eq!(get_json(&master, "/master/state")["flags"], flags);
+    let flags = get_json(&agent, "/slave(1)/flags")["flags"].clone();
+    assert_eq!(flags["executor_registration_timeout"], "1mins", "{flags}");
+    assert_eq!(flags["executor_shutdown_grace_period"], "5secs", "{flags}");
+    assert!(flags["work_dir"].is_string(), "{flags}");
+    assert_eq!(get_json(&agent, "/slave(1)/state")["flags"], flags);
+
     // Calls Mesos 1.11 implements, no longer 501.
     let (status, a) = call(&master, "/api/v1", &json!({"type": "GET_OPERATIONS"}));
     assert_eq!(
