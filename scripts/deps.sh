@@ -87,6 +87,21 @@ install_journey_clients() {
 # avmesos-cli, the maintained fork of Mesos's `cli_new`, from PyPI in a venv
 # under target/mesos-cli/venv. It declares Python >= 3.12 but runs on 3.11
 # (Debian 12's), hence --ignore-requires-python. Fast when already done.
+# A real Prometheus text-format parser (prometheus-client's
+# `text_string_to_metric_families`) for tests/metrics.rs, in its own venv.
+install_prometheus_parser() {
+  install_apt_packages python3-venv
+  local venv="$PWD/target/prometheus/venv"
+  if "$venv/bin/pip" show prometheus-client 2>/dev/null | grep -qx 'Version: 0.21.1'; then
+    return 0
+  fi
+  echo "== installing prometheus-client into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q prometheus-client==0.21.1
+  "$venv/bin/python" -c 'import prometheus_client.parser'
+}
+
 install_mesos_cli() {
   install_apt_packages python3-venv
   local venv="$PWD/target/mesos-cli/venv"

@@ -14,6 +14,7 @@ install_apt_packages "${TEST_PACKAGES[@]}"
 install_zookeeper
 install_journey_clients
 install_mesos_cli
+install_prometheus_parser
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy 2>/dev/null || true
 
 # --- stage 1: fast and unprivileged ---------------------------------------------

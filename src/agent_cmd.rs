@@ -178,7 +178,7 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     config.http_limits = args.http.limits()?;
     config.tepui_binary =
         std::env::current_exe().context("cannot find the tepui binary for executors")?;
-    config.flags = flags;
+    config.flags = crate::daemon_flags::complete(flags);
     Ok(config)
 }
 

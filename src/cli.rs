@@ -677,7 +677,7 @@ impl MasterArgs {
                 .roles
                 .map(|r| r.split(',').map(|x| x.trim().to_string()).collect())
                 .unwrap_or_default(),
-            flags,
+            flags: crate::daemon_flags::complete(flags),
             zk_session_timeout: duration("zk_session_timeout", &self.zk_session_timeout)?,
             zk: self.zk,
             quorum: self.quorum,

@@ -6,6 +6,7 @@ mod agent_cmd;
 mod auth_flags;
 mod cli;
 mod cli_config;
+mod daemon_flags;
 mod dev_cmd;
 mod env_flags;
 
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
     let argv = env_flags::with_env_flags(&Cli::command(), std::env::args_os().collect(), |k| {
         std::env::var_os(k)
     });
+    daemon_flags::record(&argv);
     let cli = Cli::parse_from(argv);
     init_tracing(cli.log_level.as_deref(), cli.log_format);
     match run(cli) {

@@ -33,7 +33,8 @@ pub struct MasterConfig {
     pub weights: Vec<(String, f64)>,
     /// Allowed roles (`--roles`); empty allows any.
     pub roles: Vec<String>,
-    /// Flags as given, for GET_FLAGS and /flags.
+    /// Every flag with its effective value (given or default), for
+    /// GET_FLAGS and /flags.
     pub flags: Vec<(String, String)>,
     /// `--zk=zk://host:port/path`: highly available masters; the leader is
     /// elected in ZooKeeper and the registry lives there.

@@ -7,19 +7,17 @@ use crate::state::tasks::is_terminal;
 pub fn snapshot(m: &Master) -> Vec<(String, f64)> {
     let connected = m.frameworks.values().filter(|f| f.conn.is_some()).count();
     let active_agents = m.agents.values().filter(|a| a.active()).count();
-    let mut running = 0usize;
-    let mut staging = 0usize;
+    // Live tasks by state: Mesos's `master/tasks_<state>` gauges
+    // (docs/monitoring.md); the terminal ones are counters (below).
+    let mut live: std::collections::BTreeMap<i32, usize> = Default::default();
     for a in m.agents.values() {
-        for t in a.tasks.values() {
-            if t.state == tepui_proto::v1::TaskState::TaskRunning as i32 {
-                running += 1;
-            } else if t.state == tepui_proto::v1::TaskState::TaskStaging as i32 {
-                staging += 1;
-            } else if !is_terminal(t.state) {
-                running += 0;
-            }
+        for t in a.tasks.values().filter(|t| !is_terminal(t.state)) {
+            *live.entry(t.state).or_default() += 1;
         }
     }
+    let live_in =
+        |s: tepui_proto::v1::TaskState| live.get(&(s as i32)).copied().unwrap_or(0) as f64;
+    use tepui_proto::v1::TaskState as S;
     let total = m.allocator.total();
     let mut used = crate::allocator::Quantities::new();
     for a in m.agents.values() {
@@ -52,8 +50,11 @@ pub fn snapshot(m: &Master) -> Vec<(String, f64)> {
             m.registry.state.unreachable.len() as f64,
         ),
         ("master/outstanding_offers", m.offers.len() as f64),
-        ("master/tasks_running", running as f64),
-        ("master/tasks_staging", staging as f64),
+        ("master/tasks_running", live_in(S::TaskRunning)),
+        ("master/tasks_staging", live_in(S::TaskStaging)),
+        ("master/tasks_starting", live_in(S::TaskStarting)),
+        ("master/tasks_killing", live_in(S::TaskKilling)),
+        ("master/tasks_unreachable", live_in(S::TaskUnreachable)),
         ("master/tasks_finished", x.tasks_finished as f64),
         ("master/tasks_failed", x.tasks_failed as f64),
         ("master/tasks_killed", x.tasks_killed as f64),
@@ -71,6 +72,24 @@ pub fn snapshot(m: &Master) -> Vec<(String, f64)> {
         ("master/scheduler_calls", x.scheduler_calls as f64),
         ("allocator/allocation_runs", x.allocation_runs as f64),
         ("allocator/allocation_run_ms", x.allocation_last_secs * 1e3),
+        // The same under Mesos's allocator's own names.
+        ("allocator/mesos/allocation_runs", x.allocation_runs as f64),
+        (
+            "allocator/mesos/allocation_run_ms",
+            x.allocation_last_secs * 1e3,
+        ),
+        (
+            "master/slaves_disconnected",
+            m.agents.values().filter(|a| a.conn.is_none()).count() as f64,
+        ),
+        (
+            "master/slaves_inactive",
+            (m.agents.len() - active_agents) as f64,
+        ),
+        (
+            "master/frameworks_inactive",
+            (m.frameworks.len() - connected) as f64,
+        ),
         (
             "allocator/offer_filters/active",
             m.allocator.filter_count() as f64,
@@ -79,6 +98,7 @@ pub fn snapshot(m: &Master) -> Vec<(String, f64)> {
     .into_iter()
     .map(|(n, v)| (n.to_string(), v))
     .collect::<Vec<_>>();
+    out.extend(tepui_proto::system_metrics::system_metrics());
     for name in ["cpus", "mem", "disk", "gpus"] {
         let t = total.to_f64(name);
         let u = used.to_f64(name);
@@ -92,12 +112,8 @@ pub fn snapshot(m: &Master) -> Vec<(String, f64)> {
     out
 }
 
-/// Prometheus text exposition of the same numbers.
+/// Prometheus text exposition of the same numbers
+/// (`tepui_proto::prometheus`: `mesos_` names, counters typed as such).
 pub fn prometheus(m: &Master) -> String {
-    let mut s = String::new();
-    for (name, value) in snapshot(m) {
-        let name = format!("mesos_{}", name.replace(['/', '-'], "_"));
-        s.push_str(&format!("# TYPE {name} gauge\n{name} {value}\n"));
-    }
-    s
+    tepui_proto::prometheus::render(&tepui_proto::prometheus::families(snapshot(m)))
 }

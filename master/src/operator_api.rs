@@ -27,6 +27,10 @@ use crate::registry::StoredQuota;
 use crate::state::{Master, Shared, VERSION, tasks::is_terminal};
 use tepui_proto::auth::Action;
 
+/// The glog verbosity GET_LOGGING_LEVEL answers and SET_LOGGING_LEVEL
+/// records.
+static LOGGING_LEVEL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 pub async fn handle(
     State(shared): State<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
@@ -343,6 +347,53 @@ fn serve(
             )?;
             master.remove_framework(&t.framework_id.value);
             None
+        }
+        // tepui's master tracks no operation by id (RESERVE, CREATE, ...
+        // are applied on ACCEPT without feedback), so the list Mesos's
+        // `Master::Http::getOperations` would give is empty.
+        CallType::GetOperations => reply(RespType::GetOperations, &|r| {
+            r.get_operations = Some(response::GetOperations::default());
+        }),
+        // No maintenance schedule can be set on tepui's master (UPDATE_
+        // MAINTENANCE_SCHEDULE is not implemented), so the schedule and
+        // the cluster's maintenance status are empty, as Mesos answers
+        // before any schedule (`Master::Http::getMaintenanceSchedule`,
+        // `getMaintenanceStatus`).
+        CallType::GetMaintenanceSchedule => reply(RespType::GetMaintenanceSchedule, &|r| {
+            r.get_maintenance_schedule = Some(response::GetMaintenanceSchedule::default());
+        }),
+        CallType::GetMaintenanceStatus => reply(RespType::GetMaintenanceStatus, &|r| {
+            r.get_maintenance_status = Some(response::GetMaintenanceStatus::default());
+        }),
+        CallType::GetLoggingLevel => reply(RespType::GetLoggingLevel, &|r| {
+            r.get_logging_level = Some(response::GetLoggingLevel {
+                level: LOGGING_LEVEL.load(std::sync::atomic::Ordering::Relaxed),
+            });
+        }),
+        CallType::SetLoggingLevel => {
+            let c = call
+                .set_logging_level
+                .as_ref()
+                .ok_or_else(|| missing("set_logging_level"))?;
+            LOGGING_LEVEL.store(c.level, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                level = c.level,
+                "SET_LOGGING_LEVEL recorded; tepui's log filter is fixed at startup, so logging does not change"
+            );
+            None
+        }
+        // The master's own files: Mesos attaches only `/master/log`, and
+        // only with --log_dir (src/master/master.cpp, `Master::initialize`);
+        // tepui's master logs to stderr, so no path is attached
+        // (src/files/files.cpp, `FilesProcess::browse`/`read`: 404).
+        CallType::ListFiles | CallType::ReadFile => {
+            let path = call
+                .list_files
+                .as_ref()
+                .map(|c| c.path.clone())
+                .or_else(|| call.read_file.as_ref().map(|c| c.path.clone()))
+                .ok_or_else(|| missing("path"))?;
+            return Err(ApiError::new(404, format!("Path '{path}' not found")));
         }
         other => {
             return Err(ApiError::new(

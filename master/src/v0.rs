@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use tepui_proto::model::{executor_json, resource_map, task_json};
 use tepui_proto::resources::{ResourceExt, Resources};
 use tepui_proto::v1::Task;
 use tepui_proto::v1::value::Type;
@@ -41,103 +42,16 @@ pub fn routes() -> Router<Arc<Shared>> {
             .route(&format!("{prefix}/roles.json"), get(roles))
             .route(&format!("{prefix}/redirect"), get(redirect))
             .route(&format!("{prefix}/flags"), get(flags))
+            .route(
+                &format!("{prefix}/maintenance/schedule"),
+                get(maintenance_schedule),
+            )
             .route(&format!("{prefix}/health"), get(|| async { "" }))
             .route(&format!("{prefix}/teardown"), axum::routing::post(teardown));
     }
     r.route("/version", get(version))
         .route("/metrics/snapshot", get(metrics_snapshot))
         .route("/metrics", get(prometheus))
-}
-
-/// Mesos's v0 resource maps: scalars as numbers, ranges and sets as text.
-pub fn resource_map(resources: &Resources) -> Value {
-    let mut map = serde_json::Map::new();
-    for name in ["cpus", "mem", "disk", "gpus"] {
-        map.insert(
-            name.to_string(),
-            json!(resources.scalar(name).unwrap_or(0.0)),
-        );
-    }
-    for r in resources.iter() {
-        if r.r#type == Type::Scalar as i32 {
-            if !map.contains_key(&r.name) {
-                map.insert(
-                    r.name.clone(),
-                    json!(resources.scalar(&r.name).unwrap_or(0.0)),
-                );
-            }
-        } else if r.r#type == Type::Ranges as i32 {
-            if let Some(ranges) = resources.ranges(&r.name) {
-                let text: Vec<String> = ranges
-                    .range
-                    .iter()
-                    .map(|x| format!("{}-{}", x.begin, x.end))
-                    .collect();
-                map.insert(r.name.clone(), json!(format!("[{}]", text.join(", "))));
-            }
-        } else if let Some(set) = resources.set(&r.name) {
-            map.insert(
-                r.name.clone(),
-                json!(format!("{{{}}}", set.item.join(", "))),
-            );
-        }
-    }
-    Value::Object(map)
-}
-
-fn task_json(t: &Task) -> Value {
-    let state = tepui_proto::v1::TaskState::try_from(t.state)
-        .map(|s| s.as_str_name())
-        .unwrap_or("TASK_STAGING");
-    let resources = Resources::from(t.resources.clone());
-    let role = t
-        .resources
-        .iter()
-        .find_map(|r| r.allocation_role().map(str::to_string));
-    let mut v = json!({
-        "id": t.task_id.value,
-        "name": t.name,
-        "framework_id": t.framework_id.value,
-        "executor_id": t.executor_id.as_ref().map(|e| e.value.clone()).unwrap_or_default(),
-        "slave_id": t.agent_id.value,
-        "state": state,
-        "role": role,
-        "resources": resource_map(&resources),
-        "statuses": t.statuses.iter().map(status_json).collect::<Vec<_>>(),
-        "container": t.container.as_ref().map(tepui_proto::json::to_value),
-        "labels": t.labels.as_ref().map(|l| tepui_proto::json::to_value(l)["labels"].clone()),
-    });
-    // Mesos writes an optional field only when it is set, never `null`.
-    if let Some(o) = v.as_object_mut() {
-        o.retain(|_, x| !x.is_null());
-    }
-    v
-}
-
-/// A task status as Mesos's model JSON writes it (src/common/http.cpp,
-/// `json(JSON::ObjectWriter*, const TaskStatus&)`): state, timestamp, and
-/// `labels`, `container_status`, `healthy` only when set. The Mesos CLI
-/// finds a task's container (`task exec`, `task attach`) in
-/// `container_status.container_id`.
-fn status_json(s: &tepui_proto::v1::TaskStatus) -> Value {
-    let mut v = json!({
-        "state": tepui_proto::v1::TaskState::try_from(s.state).map(|x| x.as_str_name()).unwrap_or(""),
-        "timestamp": s.timestamp.unwrap_or(0.0),
-    });
-    let o = v.as_object_mut().expect("an object");
-    if let Some(labels) = &s.labels {
-        o.insert(
-            "labels".into(),
-            tepui_proto::json::to_value(labels)["labels"].clone(),
-        );
-    }
-    if let Some(c) = &s.container_status {
-        o.insert("container_status".into(), tepui_proto::json::to_value(c));
-    }
-    if let Some(h) = s.healthy {
-        o.insert("healthy".into(), json!(h));
-    }
-    v
 }
 
 fn agent_json(m: &Master, id: &str) -> Value {
@@ -192,6 +106,44 @@ fn attribute_value(a: &tepui_proto::v1::Attribute) -> Value {
     }
 }
 
+/// Wall-clock seconds of a monotonic instant in the past.
+fn unix_secs_of(at: std::time::Instant) -> f64 {
+    crate::state::now_secs() - at.elapsed().as_secs_f64()
+}
+
+/// The executors a framework runs, as Mesos's `FullFrameworkWriter`
+/// lists them (src/master/readonly_handler.cpp): the model `ExecutorInfo`
+/// plus the `slave_id` it runs on. Sorted for stable output.
+fn framework_executors(m: &Master, framework_id: &str) -> (Vec<Value>, Resources) {
+    let mut out = Vec::new();
+    let mut used = Resources::new();
+    let mut agents: Vec<&crate::state::Agent> = m.agents.values().collect();
+    agents.sort_by(|a, b| a.id.cmp(&b.id));
+    for a in agents {
+        let mut mine: Vec<_> = a
+            .executors
+            .iter()
+            .filter(|((f, _), _)| f == framework_id)
+            .collect();
+        mine.sort_by(|x, y| x.0.cmp(y.0));
+        for (_, e) in mine {
+            used += Resources::from(e.resources.clone());
+            let mut v = executor_json(e);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("slave_id".into(), json!(a.id));
+            }
+            out.push(v);
+        }
+    }
+    (out, used)
+}
+
+/// A framework as Mesos's `FullFrameworkWriter` writes it
+/// (src/master/readonly_handler.cpp, with `Summary<Framework>`): usage
+/// counts its executors, `resources` is used plus offered, `role` for a
+/// framework without MULTI_ROLE and `roles` for one with it, `principal`
+/// and `labels` only when set, `unregistered_time` always (0 while it has
+/// never been unregistered).
 fn framework_json(m: &Master, f: &crate::state::Framework, completed: bool) -> Value {
     let mut tasks = Vec::new();
     let mut used = Resources::new();
@@ -207,6 +159,12 @@ fn framework_json(m: &Master, f: &crate::state::Framework, completed: bool) -> V
             tasks.push(task_json(t));
         }
     }
+    let (executors, executor_resources) = if completed {
+        (Vec::new(), Resources::new())
+    } else {
+        framework_executors(m, &f.id)
+    };
+    used += executor_resources;
     let mut offered = Resources::new();
     let offers: Vec<Value> = f
         .offers
@@ -219,16 +177,38 @@ fn framework_json(m: &Master, f: &crate::state::Framework, completed: bool) -> V
                 "framework_id": f.id,
                 "slave_id": o.offer.agent_id.value,
                 "resources": resource_map(&o.resources()),
+                "allocation_info": o.offer.allocation_info.as_ref().map(tepui_proto::json::to_value),
             })
         })
+        .map(|mut v| {
+            if let Some(o) = v.as_object_mut() {
+                o.retain(|_, x| !x.is_null());
+            }
+            v
+        })
         .collect();
-    json!({
+    let multi_role = f.info.capabilities.iter().any(|c| {
+        c.r#type == Some(tepui_proto::v1::framework_info::capability::Type::MultiRole as i32)
+    });
+    let unregistered_time = match (completed, f.disconnected_at) {
+        (_, Some(at)) => unix_secs_of(at),
+        // Removed while connected: its last task's end is the closest
+        // moment tepui kept.
+        (true, None) => f
+            .completed_tasks
+            .iter()
+            .filter_map(|t| t.statuses.last().and_then(|s| s.timestamp))
+            .fold(f.registered_time, f64::max),
+        (false, None) => 0.0,
+    };
+    let mut total = used.clone();
+    total += offered.clone();
+    let mut v = json!({
         "id": f.id,
         "name": f.info.name,
+        "pid": Value::Null,
         "user": f.info.user,
         "principal": f.info.principal,
-        "role": f.info.role.clone().unwrap_or_else(|| f.roles.first().cloned().unwrap_or_default()),
-        "roles": f.roles,
         "hostname": f.info.hostname.clone().unwrap_or_default(),
         "webui_url": f.info.webui_url.clone().unwrap_or_default(),
         "failover_timeout": f.info.failover_timeout.unwrap_or(0.0),
@@ -237,25 +217,94 @@ fn framework_json(m: &Master, f: &crate::state::Framework, completed: bool) -> V
         "connected": !completed && f.conn.is_some(),
         "recovered": f.recovered,
         "registered_time": f.registered_time,
+        "unregistered_time": unregistered_time,
+        "reregistered_time": f.reregistered_time.filter(|t| *t != f.registered_time),
         "capabilities": f.info.capabilities.iter().map(|c| tepui_proto::json::to_value(c)["type"].clone()).collect::<Vec<_>>(),
         "used_resources": resource_map(&used),
         "offered_resources": resource_map(&offered),
-        "resources": resource_map(&used),
+        "resources": resource_map(&total),
         "tasks": tasks,
+        "unreachable_tasks": [],
         "completed_tasks": f.completed_tasks.iter().map(task_json).collect::<Vec<_>>(),
         "offers": offers,
-        "executors": [],
-    })
+        "executors": executors,
+        "labels": f.info.labels.as_ref().map(|l| tepui_proto::json::to_value(l)["labels"].clone()),
+    });
+    let o = v.as_object_mut().expect("an object");
+    if multi_role {
+        o.insert("roles".into(), json!(f.roles));
+    } else {
+        o.insert(
+            "role".into(),
+            json!(
+                f.info.role.clone().unwrap_or_else(|| f
+                    .roles
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "*".into()))
+            ),
+        );
+    }
+    o.retain(|_, x| !x.is_null());
+    v
 }
 
+/// The capabilities tepui's master has of those Mesos 1.11 announces in
+/// `MasterInfo` (include/mesos/v1/mesos.proto): draining (DRAIN_AGENT)
+/// and quota configs (UPDATE_QUOTA).
+fn master_capabilities(m: &Master) -> Vec<Value> {
+    if !m.info.capabilities.is_empty() {
+        return m
+            .info
+            .capabilities
+            .iter()
+            .map(tepui_proto::json::to_value)
+            .collect();
+    }
+    ["AGENT_DRAINING", "QUOTA_V2"]
+        .iter()
+        .map(|t| json!({ "type": t }))
+        .collect()
+}
+
+/// The flags object of `/master/state` and `/master/flags`.
+fn all_flags(m: &Master) -> Value {
+    Value::Object(
+        m.config
+            .flags
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect(),
+    )
+}
+
+fn flag<'a>(m: &'a Master, name: &str) -> Option<&'a str> {
+    m.config
+        .flags
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `/master/state` as `ReadOnlyHandler::state` writes it
+/// (src/master/readonly_handler.cpp): build facts, capabilities, the
+/// flags (`cluster`, `log_dir`, `external_log_file` also at the top when
+/// set), agents, frameworks, completed frameworks.
 fn state_json(m: &Master) -> Value {
     let mut agent_ids: Vec<&String> = m.agents.keys().collect();
     agent_ids.sort();
-    json!({
+    let mut frameworks: Vec<&crate::state::Framework> = m.frameworks.values().collect();
+    frameworks.sort_by(|a, b| a.id.cmp(&b.id));
+    let build = tepui_proto::build_info::build_info();
+    let mut v = json!({
         "version": VERSION,
+        "build_date": build.date,
+        "build_time": build.time,
+        "build_user": build.user,
         "id": m.id,
         "pid": m.info.pid,
         "hostname": m.info.hostname,
+        "capabilities": master_capabilities(m),
         "leader": m.info.pid,
         "leader_info": tepui_proto::json::to_value(&m.info),
         "start_time": m.start_time,
@@ -263,13 +312,21 @@ fn state_json(m: &Master) -> Value {
         "activated_slaves": m.agents.values().filter(|a| a.active()).count(),
         "deactivated_slaves": m.agents.values().filter(|a| !a.active()).count(),
         "unreachable_slaves": m.registry.state.unreachable.len(),
-        "flags": m.config.flags.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<String, Value>>(),
+        "flags": all_flags(m),
         "slaves": agent_ids.iter().map(|id| agent_json(m, id)).collect::<Vec<_>>(),
-        "frameworks": m.frameworks.values().map(|f| framework_json(m, f, false)).collect::<Vec<_>>(),
+        "recovered_slaves": [],
+        "frameworks": frameworks.iter().map(|f| framework_json(m, f, false)).collect::<Vec<_>>(),
         "completed_frameworks": m.completed_frameworks.iter().map(|f| framework_json(m, f, true)).collect::<Vec<_>>(),
         "orphan_tasks": [],
         "unregistered_frameworks": [],
-    })
+    });
+    let o = v.as_object_mut().expect("an object");
+    for name in ["cluster", "log_dir", "external_log_file"] {
+        if let Some(value) = flag(m, name) {
+            o.insert(name.into(), json!(value));
+        }
+    }
+    v
 }
 
 fn json_response(v: Value) -> Response {
@@ -288,12 +345,21 @@ async fn flags(State(s): State<Arc<Shared>>) -> Response {
     json_response(json!({ "flags": flags }))
 }
 
+/// `/master/maintenance/schedule` (src/master/http.cpp,
+/// `Master::Http::getMaintenanceSchedule`): the schedule as JSON; tepui's
+/// master keeps no maintenance windows, so it is the empty schedule,
+/// written as Mesos writes an empty `maintenance::Schedule`: `{}`.
+async fn maintenance_schedule() -> Response {
+    json_response(json!({}))
+}
+
 async fn version() -> Response {
+    let build = tepui_proto::build_info::build_info();
     json_response(json!({
         "version": VERSION,
-        "build_date": "",
-        "build_time": 0,
-        "build_user": "tepui",
+        "build_date": build.date,
+        "build_time": build.time,
+        "build_user": build.user,
     }))
 }
 
@@ -326,37 +392,114 @@ async fn state(State(s): State<Arc<Shared>>, Extension(caller): Extension<Caller
     json_response(filter_view(&s, &caller, v))
 }
 
+/// The per-state task counters `/master/state-summary` adds to each agent
+/// and framework (src/master/readonly_handler.cpp, `TaskStateSummary`).
+const SUMMARY_STATES: [&str; 10] = [
+    "TASK_STAGING",
+    "TASK_STARTING",
+    "TASK_RUNNING",
+    "TASK_KILLING",
+    "TASK_FINISHED",
+    "TASK_KILLED",
+    "TASK_FAILED",
+    "TASK_LOST",
+    "TASK_ERROR",
+    "TASK_UNREACHABLE",
+];
+
+/// `/master/state-summary` as `ReadOnlyHandler::stateSummary` writes it:
+/// agents and registered frameworks without their task lists, each with
+/// its task counters by state (live and completed tasks of registered
+/// frameworks) and the ids of the frameworks (agents) it shares tasks or
+/// executors with.
 async fn state_summary(
     State(s): State<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
 ) -> Response {
     let m = s.lock();
     let v = filter_view(&s, &caller, state_json(&m));
-    let strip = |list: &Value| -> Value {
-        Value::Array(
-            list.as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|x| {
-                            let mut x = x.clone();
-                            if let Some(o) = x.as_object_mut() {
-                                o.remove("tasks");
-                                o.remove("completed_tasks");
-                                o.remove("offers");
-                            }
-                            x
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        )
+    let empty = Vec::new();
+    let frameworks = v["frameworks"].as_array().unwrap_or(&empty);
+    // (framework, agent, state) of every task the caller may see.
+    let mut seen: Vec<(String, String, String)> = Vec::new();
+    let mut links: std::collections::BTreeSet<(String, String)> = Default::default();
+    for f in frameworks {
+        let fw = f["id"].as_str().unwrap_or_default().to_string();
+        for list in ["tasks", "unreachable_tasks", "completed_tasks"] {
+            for t in f[list].as_array().unwrap_or(&empty) {
+                let agent = t["slave_id"].as_str().unwrap_or_default().to_string();
+                let state = t["state"].as_str().unwrap_or_default().to_string();
+                if list != "completed_tasks" {
+                    links.insert((fw.clone(), agent.clone()));
+                }
+                seen.push((fw.clone(), agent, state));
+            }
+        }
+        for e in f["executors"].as_array().unwrap_or(&empty) {
+            let agent = e["slave_id"].as_str().unwrap_or_default().to_string();
+            links.insert((fw.clone(), agent));
+        }
+    }
+    let counters = |o: &mut serde_json::Map<String, Value>,
+                    mine: &dyn Fn(&(String, String, String)) -> bool| {
+        for state in SUMMARY_STATES {
+            let n = seen.iter().filter(|t| mine(t) && t.2 == state).count();
+            o.insert(state.into(), json!(n));
+        }
     };
-    json_response(json!({
+    let slaves: Vec<Value> = v["slaves"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|a| {
+            let mut a = a.clone();
+            let id = a["id"].as_str().unwrap_or_default().to_string();
+            if let Some(o) = a.as_object_mut() {
+                counters(o, &|t| t.1 == id);
+                let ids: Vec<&String> = links.iter().filter(|l| l.1 == id).map(|l| &l.0).collect();
+                o.insert("framework_ids".into(), json!(ids));
+            }
+            a
+        })
+        .collect();
+    let summaries: Vec<Value> = frameworks
+        .iter()
+        .map(|f| {
+            let id = f["id"].as_str().unwrap_or_default().to_string();
+            let mut out = serde_json::Map::new();
+            // `Summary<Framework>`: the framework without its lists.
+            for key in [
+                "id",
+                "name",
+                "pid",
+                "used_resources",
+                "offered_resources",
+                "capabilities",
+                "hostname",
+                "webui_url",
+                "active",
+                "connected",
+                "recovered",
+            ] {
+                if let Some(x) = f.get(key) {
+                    out.insert(key.into(), x.clone());
+                }
+            }
+            counters(&mut out, &|t| t.0 == id);
+            let ids: Vec<&String> = links.iter().filter(|l| l.0 == id).map(|l| &l.1).collect();
+            out.insert("slave_ids".into(), json!(ids));
+            Value::Object(out)
+        })
+        .collect();
+    let mut body = json!({
         "hostname": v["hostname"],
-        "cluster": "",
-        "slaves": v["slaves"],
-        "frameworks": strip(&v["frameworks"]),
-    }))
+        "slaves": slaves,
+        "frameworks": summaries,
+    });
+    if let (Some(cluster), Some(o)) = (v.get("cluster"), body.as_object_mut()) {
+        o.insert("cluster".into(), cluster.clone());
+    }
+    json_response(body)
 }
 
 async fn tasks(
@@ -495,6 +638,10 @@ async fn frameworks(
     json_response(filter_view(&s, &caller, v))
 }
 
+/// `/master/roles` as `ReadOnlyHandler::roles` writes it
+/// (src/master/readonly_handler.cpp): per known role its weight, quota
+/// (`guarantee`, `limit`, `consumed`), `allocated`, `offered`, `reserved`
+/// (scalar quantities by name) and the ids of its frameworks.
 async fn roles(State(s): State<Arc<Shared>>, Extension(caller): Extension<Caller>) -> Response {
     let m = s.lock();
     let principal = caller.principal.as_ref().and_then(|p| p.value.as_deref());
@@ -505,18 +652,81 @@ async fn roles(State(s): State<Arc<Shared>>, Extension(caller): Extension<Caller
                 .auth
                 .allowed(Action::ViewRoles, principal, Some(&r.name))
         })
-        .map(|r| {
-            json!({
-                "name": r.name,
-                "weight": r.weight,
-                "frameworks": r.frameworks.iter().map(|f| f.value.clone()).collect::<Vec<_>>(),
-                "resources": resource_map(&Resources::from(r.resources)),
-                "allocated": m.allocator.role_allocated(&r.name).to_map().into_iter().map(|(k, v)| (k, json!(v))).collect::<serde_json::Map<String, Value>>(),
-                "share": m.allocator.role_share(&r.name),
-            })
-        })
+        .map(|r| role_json(&m, r))
         .collect();
     json_response(json!({ "roles": roles }))
+}
+
+/// Scalar quantities by name, as Mesos's `ResourceQuantities` JSON.
+fn quantities(r: &Resources) -> Value {
+    let mut map = serde_json::Map::new();
+    for x in r.iter().filter(|x| x.r#type == Type::Scalar as i32) {
+        map.entry(x.name.clone())
+            .or_insert_with(|| json!(r.scalar(&x.name).unwrap_or(0.0)));
+    }
+    Value::Object(map)
+}
+
+fn role_json(m: &Master, r: tepui_proto::v1::Role) -> Value {
+    let name = r.name.clone();
+    let of_role = |res: &[tepui_proto::v1::Resource]| -> Resources {
+        Resources::from(
+            res.iter()
+                .filter(|x| x.allocation_role() == Some(name.as_str()))
+                .cloned()
+                .collect::<Vec<_>>(),
+        )
+    };
+    // RoleResourceBreakdown (src/master/master.cpp): what tasks and
+    // executors hold, what is offered, what is reserved to the role.
+    let (mut allocated, mut offered, mut reserved) =
+        (Resources::new(), Resources::new(), Resources::new());
+    for a in m.agents.values() {
+        for t in a.tasks.values().filter(|t| !is_terminal(t.state)) {
+            allocated += of_role(&t.resources);
+        }
+        for e in a.executors.values() {
+            allocated += of_role(&e.resources);
+        }
+        if let Some(mine) = a.total.reservations().remove(&name) {
+            reserved += mine;
+        }
+    }
+    for o in m.offers.values() {
+        offered += of_role(&o.resources().into_vec());
+    }
+    // Consumed quota: reservations plus unreserved allocation
+    // (`RoleResourceBreakdown::consumedQuota`).
+    let mut consumed = reserved.clone();
+    consumed += allocated.unreserved();
+    let quota = m.allocator.quotas().get(&name);
+    let named = |q: Option<&crate::allocator::quantities::Quantities>| -> Value {
+        Value::Object(
+            q.map(|q| q.to_map())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, json!(v)))
+                .collect(),
+        )
+    };
+    let mut total = allocated.clone();
+    total += offered.clone();
+    json!({
+        "name": name,
+        "weight": r.weight,
+        "quota": {
+            "role": name,
+            "guarantee": named(quota.map(|q| &q.guarantee)),
+            "limit": named(quota.and_then(|q| q.limit.as_ref())),
+            "consumed": quantities(&consumed),
+        },
+        "resources": quantities(&total),
+        "allocated": quantities(&allocated),
+        "offered": quantities(&offered),
+        "reserved": quantities(&reserved),
+        "frameworks": r.frameworks.iter().map(|f| f.value.clone()).collect::<Vec<_>>(),
+        "share": m.allocator.role_share(&r.name),
+    })
 }
 
 async fn redirect(State(s): State<Arc<Shared>>) -> Response {

@@ -12,6 +12,8 @@
 //! clients, in one place.
 
 pub mod auth;
+#[cfg(feature = "server")]
+pub mod build_info;
 pub mod content;
 pub mod duration;
 pub mod generated;
@@ -19,10 +21,14 @@ pub mod ids;
 pub mod json;
 #[cfg(feature = "server")]
 pub mod libprocess;
+pub mod model;
+pub mod prometheus;
 pub mod recordio;
 pub mod resources;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
+pub mod system_metrics;
 #[cfg(feature = "tls")]
 pub mod tls;
 #[cfg(feature = "zk")]

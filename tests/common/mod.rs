@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod fake_master;
 pub mod json_scheduler;
+pub mod mesos_cluster;
 pub mod pty;
 
 use std::path::{Path, PathBuf};

@@ -84,6 +84,8 @@ call("get_state", "/api/v1", {"type": "GET_STATE"})
 call("get_containers", "/api/v1", {"type": "GET_CONTAINERS"})
 call("v0_state", "/state")
 call("v0_containers", "/containers")
+# Per-container series name other tenants' tasks: operators only.
+call("v0_prometheus", "/metrics")
 try:
     with open(secret) as f:
         results["fs_read"] = [200, f.read()]
@@ -92,6 +94,7 @@ except OSError as e:
 
 # Controls: the attacker's own pod.
 call("own_health", "/api/v1", {"type": "GET_HEALTH"})
+call("own_snapshot", "/metrics/snapshot")
 call("own_files", "/api/v1", {"type": "LIST_FILES", "list_files": {"path": os.getcwd()}})
 
 with open(params["out"], "w") as f:

@@ -234,10 +234,15 @@ impl Agent {
                 .executor_mut(&fw, &ex)
                 .and_then(|e| e.tasks.get_mut(&task))
             {
+                let before = entry.state;
                 entry.record(&kept);
                 ended = is_terminal(new_state) && !is_terminal(entry.state);
                 entry.state = new_state;
+                self.metrics.task_moved(before, new_state);
             }
+            self.metrics
+                .valid_status_updates
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.updates_ready.notify_one();
         }
         // Checkpointed: the executor may forget it.

@@ -9,6 +9,7 @@ mod disk;
 mod executors;
 mod fetch;
 mod gc;
+mod history;
 mod link_loop;
 mod pod_size;
 mod recovery;
@@ -36,6 +37,7 @@ use crate::paths::WorkDir;
 use state::State;
 
 pub use executors::ExecutorApiError;
+pub use views::{ExecutorDetails, Gauges};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -94,6 +96,33 @@ pub struct Metrics {
     pub executors_launched: std::sync::atomic::AtomicU64,
     pub updates_forwarded: std::sync::atomic::AtomicU64,
     pub registered: std::sync::atomic::AtomicBool,
+    /// Tasks that reached each terminal state (by `TaskState` value):
+    /// Mesos's `slave/tasks_finished`, `_failed`, `_killed`, `_lost`
+    /// counters (src/slave/slave.cpp, `Slave::updateTaskState`... via
+    /// `Executor::updateTaskState`).
+    pub task_ends: std::sync::Mutex<std::collections::BTreeMap<i32, u64>>,
+    pub executors_terminated: std::sync::atomic::AtomicU64,
+    pub valid_status_updates: std::sync::atomic::AtomicU64,
+}
+
+impl Metrics {
+    /// Counts a task's move from `before` to `after` when it ends there.
+    pub fn task_moved(
+        &self,
+        before: tepui_proto::v1::TaskState,
+        after: tepui_proto::v1::TaskState,
+    ) {
+        use crate::status_updates::is_terminal;
+        if is_terminal(after) && !is_terminal(before) {
+            let mut ends = self.task_ends.lock().unwrap_or_else(|e| e.into_inner());
+            *ends.entry(after as i32).or_default() += 1;
+        }
+    }
+
+    pub fn task_ends(&self, state: tepui_proto::v1::TaskState) -> u64 {
+        let ends = self.task_ends.lock().unwrap_or_else(|e| e.into_inner());
+        ends.get(&(state as i32)).copied().unwrap_or(0)
+    }
 }
 
 impl std::fmt::Debug for Agent {

@@ -132,6 +132,8 @@ pub struct State {
     pub limitations: BTreeMap<String, (tepui_proto::v1::task_status::Reason, String)>,
     /// The last disk measure of each top-level container: (used, limit).
     pub disk_usage: BTreeMap<String, (u64, u64)>,
+    /// Finished executors and frameworks, for `/state` and GET_STATE.
+    pub history: super::history::History,
 }
 
 impl State {

@@ -697,7 +697,9 @@ impl Agent {
         if !done {
             return;
         }
-        state.frameworks.remove(fw);
+        if let Some(framework) = state.frameworks.remove(fw) {
+            state.history.framework_done(framework.info);
+        }
         let keys: Vec<TaskKey> = state
             .updates
             .pending_tasks()
@@ -713,8 +715,16 @@ impl Agent {
     /// Drops the executor from memory; its tasks' update streams live on
     /// until acknowledged.
     pub(super) fn forget_executor(&self, state: &mut State, fw: &str, ex: &str) {
-        if let Some(framework) = state.frameworks.get_mut(fw) {
-            framework.executors.remove(ex);
+        let agent_id = self.agent_info().id.unwrap_or_default();
+        let Some(framework) = state.frameworks.get_mut(fw) else {
+            return;
+        };
+        if let Some(executor) = framework.executors.remove(ex) {
+            self.metrics
+                .executors_terminated
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let done = super::views::completed_executor(&agent_id, &framework.info, executor);
+            state.history.executor_done(fw, done);
         }
     }
 
@@ -802,10 +812,12 @@ impl Agent {
             .executor_mut(fw, ex)
             .and_then(|e| e.tasks.get_mut(task))
         {
+            let before = entry.state;
             if recorded {
                 entry.record(&kept);
             }
             entry.state = task_state;
+            self.metrics.task_moved(before, task_state);
         }
     }
 

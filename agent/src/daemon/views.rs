@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tepui_proto::v1::agent::{Response, response};
-use tepui_proto::v1::{Task, TaskState};
+use tepui_proto::v1::{AgentId, ExecutorInfo, FrameworkInfo, Task, TaskState};
 
 use super::Agent;
-use super::state::Queued;
+use super::history::CompletedExecutor;
+use super::state::{Executor, ExecutorKind, Queued, TaskEntry};
 use crate::status_updates::is_terminal;
 
 impl Agent {
@@ -38,20 +39,7 @@ impl Agent {
                     })
                     .collect();
                 for (id, entry) in &executor.tasks {
-                    let task = Task {
-                        name: entry.info.name.clone(),
-                        task_id: entry.info.task_id.clone(),
-                        framework_id: framework.info.id.clone().unwrap_or_default(),
-                        executor_id: Some(executor.info.executor_id.clone()),
-                        agent_id: agent_id.clone(),
-                        state: entry.state as i32,
-                        resources: entry.info.resources.clone(),
-                        statuses: entry.statuses.clone(),
-                        limits: entry.info.limits.clone(),
-                        labels: entry.info.labels.clone(),
-                        container: entry.info.container.clone(),
-                        ..Default::default()
-                    };
+                    let task = model_task(&agent_id, &framework.info, &executor.info, entry);
                     if queued.contains(&id.as_str()) {
                         tasks.queued_tasks.push(task);
                     } else if is_terminal(entry.state) {
@@ -62,21 +50,115 @@ impl Agent {
                 }
             }
         }
+        // History (src/slave/http.cpp, `Http::_getState` and friends):
+        // completed executors' tasks are `completed_tasks`; a framework
+        // with no executor left is a completed one, as Mesos's agent
+        // removes it (`Slave::removeFramework`).
+        let mut completed_executors = Vec::new();
+        let mut completed_frameworks = Vec::new();
+        let history = &state.history;
+        let done = history.frameworks.iter().flat_map(|f| f.executors.iter());
+        let live = state.frameworks.values().flat_map(|f| {
+            let id = f.info.id.as_ref().map(|i| i.value.as_str()).unwrap_or("");
+            history.executors_of(id)
+        });
+        for executor in done.chain(live) {
+            {
+                completed_executors.push(response::get_executors::Executor {
+                    executor_info: executor.info.clone(),
+                });
+                tasks.completed_tasks.extend(executor.tasks.iter().cloned());
+            }
+        }
+        for f in &history.frameworks {
+            completed_frameworks.push(response::get_frameworks::Framework {
+                framework_info: f.info.clone(),
+            });
+        }
+        let (idle, busy): (Vec<_>, Vec<_>) =
+            frameworks
+                .into_iter()
+                .partition(|f: &response::get_frameworks::Framework| {
+                    let id = f
+                        .framework_info
+                        .id
+                        .as_ref()
+                        .map(|i| i.value.as_str())
+                        .unwrap_or("");
+                    state
+                        .frameworks
+                        .get(id)
+                        .is_some_and(|f| f.executors.is_empty())
+                });
+        completed_frameworks.extend(idle);
         Response {
             r#type: Some(response::Type::GetState as i32),
             get_state: Some(response::GetState {
                 get_tasks: Some(tasks),
                 get_executors: Some(response::GetExecutors {
                     executors,
-                    completed_executors: Vec::new(),
+                    completed_executors,
                 }),
                 get_frameworks: Some(response::GetFrameworks {
-                    frameworks,
-                    completed_frameworks: Vec::new(),
+                    frameworks: busy,
+                    completed_frameworks,
                 }),
             }),
             ..Default::default()
         }
+    }
+
+    /// Where each executor, live or completed, ran and how, keyed by
+    /// (framework, executor): what `/state` writes beside the v1 model
+    /// (src/slave/http.cpp, `ExecutorWriter`). A live executor's
+    /// `resources` are its own plus its live tasks' (`allocatedResources`).
+    pub async fn executor_details(self: &Arc<Self>) -> BTreeMap<(String, String), ExecutorDetails> {
+        let state = self.state.lock().await;
+        let mut out = BTreeMap::new();
+        let key = |info: &ExecutorInfo| {
+            (
+                info.framework_id
+                    .as_ref()
+                    .map(|f| f.value.clone())
+                    .unwrap_or_default(),
+                info.executor_id.value.clone(),
+            )
+        };
+        let history = &state.history;
+        let gone = history
+            .frameworks
+            .iter()
+            .flat_map(|f| f.executors.iter())
+            .chain(history.executors.values().flatten());
+        for e in gone {
+            out.insert(
+                key(&e.info),
+                ExecutorDetails {
+                    kind: e.kind,
+                    container_id: e.container_id.clone(),
+                    directory: e.directory.clone(),
+                    allocated: e.info.resources.clone(),
+                },
+            );
+        }
+        for f in state.frameworks.values() {
+            for e in f.executors.values() {
+                let mut allocated = e.info.resources.clone();
+                for t in e.tasks.values().filter(|t| !is_terminal(t.state)) {
+                    allocated.extend(t.info.resources.iter().cloned());
+                }
+                out.insert(
+                    key(&e.info),
+                    ExecutorDetails {
+                        kind: e.kind,
+                        container_id: e.container_id.clone(),
+                        directory: e.directory.clone(),
+                        allocated,
+                    },
+                );
+            }
+        }
+        out
     }
 
     /// Top-level container id -> (framework, executor, executor name).
@@ -94,6 +176,29 @@ impl Agent {
             .collect()
     }
 
+    /// Live counts for Mesos's agent gauges (docs/monitoring.md):
+    /// tasks by state, executors by phase, active frameworks.
+    pub async fn gauges(self: &Arc<Self>) -> Gauges {
+        let state = self.state.lock().await;
+        let mut g = Gauges::default();
+        for f in state.frameworks.values() {
+            if !f.executors.is_empty() {
+                g.frameworks += 1;
+            }
+            for e in f.executors.values() {
+                *g.executors.entry(e.phase as u8).or_default() += 1;
+                g.allocated.extend(e.info.resources.iter().cloned());
+                for t in e.tasks.values() {
+                    *g.tasks.entry(t.state as i32).or_default() += 1;
+                    if !is_terminal(t.state) {
+                        g.allocated.extend(t.info.resources.iter().cloned());
+                    }
+                }
+            }
+        }
+        g
+    }
+
     /// Counts for metrics: (running tasks, running executors, frameworks).
     pub async fn counts(self: &Arc<Self>) -> (usize, usize, usize) {
         let state = self.state.lock().await;
@@ -106,5 +211,85 @@ impl Agent {
             .filter(|t| t.state == TaskState::TaskRunning)
             .count();
         (running, executors, state.frameworks.len())
+    }
+}
+
+/// See [`Agent::gauges`].
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// By `TaskState` value.
+    pub tasks: BTreeMap<i32, usize>,
+    /// By `Phase as u8`.
+    pub executors: BTreeMap<u8, usize>,
+    pub frameworks: usize,
+    /// What live executors and their live tasks hold.
+    pub allocated: Vec<tepui_proto::v1::Resource>,
+}
+
+impl Gauges {
+    pub fn tasks_in(&self, state: TaskState) -> f64 {
+        self.tasks.get(&(state as i32)).copied().unwrap_or(0) as f64
+    }
+
+    pub fn executors_in(&self, phase: super::state::Phase) -> f64 {
+        self.executors.get(&(phase as u8)).copied().unwrap_or(0) as f64
+    }
+}
+
+/// See [`Agent::executor_details`].
+#[derive(Debug, Clone)]
+pub struct ExecutorDetails {
+    pub kind: ExecutorKind,
+    pub container_id: String,
+    pub directory: std::path::PathBuf,
+    pub allocated: Vec<tepui_proto::v1::Resource>,
+}
+
+/// A task as Mesos's agent models it (`protobuf::createTask` plus the
+/// statuses it kept), for GET_TASKS and `/state`.
+pub(super) fn model_task(
+    agent_id: &AgentId,
+    framework: &FrameworkInfo,
+    executor: &ExecutorInfo,
+    entry: &TaskEntry,
+) -> Task {
+    Task {
+        name: entry.info.name.clone(),
+        task_id: entry.info.task_id.clone(),
+        framework_id: framework.id.clone().unwrap_or_default(),
+        executor_id: Some(executor.executor_id.clone()),
+        agent_id: agent_id.clone(),
+        state: entry.state as i32,
+        resources: entry.info.resources.clone(),
+        statuses: entry.statuses.clone(),
+        status_update_state: entry.statuses.last().map(|s| s.state),
+        status_update_uuid: entry.statuses.last().and_then(|s| s.uuid.clone()),
+        limits: entry.info.limits.clone(),
+        labels: entry.info.labels.clone(),
+        discovery: entry.info.discovery.clone(),
+        container: entry.info.container.clone(),
+        health_check: entry.info.health_check.clone(),
+        kill_policy: entry.info.kill_policy,
+        user: entry.info.command.as_ref().and_then(|c| c.user.clone()),
+    }
+}
+
+/// An executor leaving the agent, as its history keeps it.
+pub(super) fn completed_executor(
+    agent_id: &AgentId,
+    framework: &FrameworkInfo,
+    executor: Executor,
+) -> CompletedExecutor {
+    let tasks = executor
+        .tasks
+        .values()
+        .map(|entry| model_task(agent_id, framework, &executor.info, entry))
+        .collect();
+    CompletedExecutor {
+        info: executor.info,
+        kind: executor.kind,
+        container_id: executor.container_id,
+        directory: executor.directory,
+        tasks,
     }
 }

@@ -140,6 +140,12 @@ async fn container_entries(agent: &Arc<Agent>, with_status: bool) -> Vec<Value> 
     out
 }
 
+/// The `/monitor/statistics` entries (also Prometheus's per-container
+/// series).
+pub(super) async fn monitor_entries(agent: &Arc<Agent>) -> Vec<Value> {
+    container_entries(agent, false).await
+}
+
 pub async fn monitor_statistics(State(agent): State<Arc<Agent>>) -> Json<Value> {
     Json(Value::Array(container_entries(&agent, false).await))
 }

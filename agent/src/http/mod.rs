@@ -13,6 +13,7 @@ mod images_api;
 mod io_api;
 pub(crate) mod operator_api;
 mod tenancy;
+mod state_model;
 mod v0;
 
 use std::sync::Arc;

@@ -217,6 +217,20 @@ pub async fn handle(
         Some(Type::GetExecutors) => answer(debug_api::get_executors(&agent).await),
         Some(Type::GetMetrics) => answer(debug_api::get_metrics(&agent).await),
         Some(Type::GetLoggingLevel) => answer(debug_api::get_logging_level()),
+        // tepui's agent has no resource providers, and so no operations
+        // on their resources: the lists Mesos's agent gives without them
+        // (src/slave/http.cpp, `Http::getOperations`,
+        // `Http::getResourceProviders`) are empty.
+        Some(Type::GetOperations) => answer(tepui_proto::v1::agent::Response {
+            r#type: Some(tepui_proto::v1::agent::response::Type::GetOperations as i32),
+            get_operations: Some(Default::default()),
+            ..Default::default()
+        }),
+        Some(Type::GetResourceProviders) => answer(tepui_proto::v1::agent::Response {
+            r#type: Some(tepui_proto::v1::agent::response::Type::GetResourceProviders as i32),
+            get_resource_providers: Some(Default::default()),
+            ..Default::default()
+        }),
         Some(Type::SetLoggingLevel) => match call.set_logging_level {
             Some(c) => {
                 debug_api::set_logging_level(&c);

@@ -51,14 +51,16 @@ fn refused(pod: &str, what: &str) -> Response {
 }
 
 /// The v0 endpoints a pod may read: its own sandbox (the files scope
-/// checks it), metrics and version; nothing that lists other tenants.
+/// checks it), the agent's aggregate metrics and version; nothing that
+/// lists other tenants (the Prometheus `/metrics` has a series per
+/// container, labelled with other frameworks' task ids: operators only).
 pub fn check_v0(pod: &str, readonly_class: bool, path: &str) -> Result<(), Response> {
     if !readonly_class {
         return Ok(());
     }
     let path = path.strip_prefix("/slave(1)").unwrap_or(path);
     match path {
-        "/metrics" | "/metrics/snapshot" | "/version" | "/health" => Ok(()),
+        "/metrics/snapshot" | "/version" | "/health" => Ok(()),
         p if p.starts_with("/files/") => Ok(()),
         p => Err(refused(pod, &format!("read '{p}'"))),
     }
