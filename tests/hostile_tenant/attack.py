@@ -94,7 +94,6 @@ except OSError as e:
 
 # Controls: the attacker's own pod.
 call("own_health", "/api/v1", {"type": "GET_HEALTH"})
-call("own_snapshot", "/metrics/snapshot")
 call("own_files", "/api/v1", {"type": "LIST_FILES", "list_files": {"path": os.getcwd()}})
 
 with open(params["out"], "w") as f:
