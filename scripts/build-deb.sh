@@ -154,7 +154,7 @@ Description: Mesos-compatible cluster agent, master and operator CLI
  (tepui-agent.service) and the master (tepui-master.service), their default
  configuration in /etc/default, and man pages from the built-in --help.
  Neither service is enabled or started on install: pick the role(s) of the
- host and run `systemctl enable --now tepui-agent` (or tepui-master).
+ host and run "systemctl enable --now tepui-agent" (or tepui-master).
 EOF
 
 cat > "$ROOT/DEBIAN/postinst" <<'EOF'

@@ -43,3 +43,6 @@ done
 mkdir -p "$R/etc/systemd/journald.conf.d"
 printf '[Journal]\nStorage=volatile\nRateLimitBurst=0\n' > "$R/etc/systemd/journald.conf.d/v2rig.conf"
 date -u +%FT%TZ > "$R/etc/v2rig-build"
+# The image was built without docs, man pages and locales (smaller, faster);
+# packages installed later (tepui's, in the tests) install whole.
+rm -f "$R/etc/dpkg/dpkg.cfg.d/99mmdebstrap"

@@ -69,7 +69,7 @@ check "work dirs created 0700" "$([ "$(stat -c %a /var/lib/tepui)" = 700 ] && [ 
 states="agent $(systemctl is-enabled tepui-agent 2>&1)/$(systemctl is-active tepui-agent 2>&1), master $(systemctl is-enabled tepui-master 2>&1)/$(systemctl is-active tepui-master 2>&1)"
 check "a fresh install neither enables nor starts a unit" \
     "$([ "$(systemctl is-active tepui-agent)" = inactive ] && [ "$(systemctl is-enabled tepui-agent)" = disabled ] && [ "$(systemctl is-active tepui-master)" = inactive ]; echo $?)" "$states"
-verify=$(systemd-analyze verify /lib/systemd/system/tepui-agent.service /lib/systemd/system/tepui-master.service 2>&1 | grep -i tepui)
+verify=$(systemd-analyze verify --man=no /lib/systemd/system/tepui-agent.service /lib/systemd/system/tepui-master.service 2>&1 | grep -i tepui)
 check "systemd-analyze verify: both units clean" "$([ -z "$verify" ]; echo $?)" "${verify:-no warning}"
 man=$(zcat /usr/share/man/man8/tepui-agent.8.gz 2>/dev/null | grep -c -- '--work_dir')
 check "man pages and --help docs installed (tepui-agent(8) documents --work_dir)" \
@@ -167,7 +167,15 @@ section "systemctl restart tepui-agent with running tasks"
 api '{"type":"LAUNCH_CONTAINER","launch_container":{"container_id":{"value":"survivor"},"command":{"shell":true,"value":"exec sleep 600"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.1}},{"name":"mem","type":"SCALAR","scalar":{"value":32}}]}}' >/dev/null
 tepui run --master "$MASTER" --framework_name v2-long --name longtask -- 'exec sleep 600' > "$RES/longtask.log" 2>&1 &
 runner=$!
-running_task() { tepui ps --master "$MASTER" -o json 2>/dev/null | grep -q TASK_RUNNING; }
+# The id of the running `tepui run --name longtask` task (longtask-<id>).
+longtask_id() {
+    tepui ps --master "$MASTER" -o json 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+rows = d if isinstance(d, list) else d.get("tasks", [])
+print(" ".join(r["id"] for r in rows if r.get("state") == "TASK_RUNNING" and r["id"].startswith("longtask")))'
+}
+running_task() { [ -n "$(longtask_id)" ]; }
 wait_for 120 running_task
 before=$(sleep_pids)
 check "a standalone container and a master task running (two sleep 600)" \
@@ -207,7 +215,8 @@ end_section "stop"
 
 # ----------------------------------------------------------------------------
 section "clean up and leftovers"
-tepui kill --master "$MASTER" longtask >/dev/null 2>&1
+task=$(longtask_id)
+[ -n "$task" ] && tepui kill --master "$MASTER" "$task" >/dev/null 2>&1
 wait "$runner" 2>/dev/null
 api '{"type":"KILL_CONTAINER","kill_container":{"container_id":{"value":"survivor"}}}' >/dev/null
 api '{"type":"WAIT_CONTAINER","wait_container":{"container_id":{"value":"survivor"}}}' >/dev/null
