@@ -57,7 +57,7 @@ fill_share() {
     fi
     mkdir -p "$SHARE/tests/v2" "$SHARE/scripts/v2" "$SHARE/results"
     cp "$DEB" "$SHARE/"
-    cp tests/v2/guest.sh tests/v2/operator_checks.py tests/v2/oci_registry.py \
+    cp tests/v2/guest.sh tests/v2/operator_checks.py tests/v2/oci_registry.py tests/v2/long_task.py \
         tests/v2/image-task-group.json "$SHARE/tests/v2/"
     cp scripts/demo_scheduler.py "$SHARE/scripts/"
     # The cgroup layout checks, where that work has landed.
@@ -75,7 +75,8 @@ if [ -z "$DEB" ]; then step "release build + .deb (build-deb.sh)" build_deb; fi
 [ -f "$DEB" ] || { echo "ci.sh: no package at $DEB" >&2; exit 1; }
 step "busybox OCI layout (oci-testenv.sh)" oci_layout
 step "share" fill_share
-"$RIG" status 2>/dev/null | grep -q '^running' && "$RIG" stop
+# A VM left running on this state dir (--keep) goes first.
+"$RIG" stop >/dev/null 2>&1
 step "boot to ssh (rig.sh boot)" "$RIG" boot --share "$SHARE"
 log "tests/v2/guest.sh in the guest"
 t0=$SECONDS

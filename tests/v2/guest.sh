@@ -36,11 +36,15 @@ api() { curl -s -X POST -H 'Content-Type: application/json' -H 'Accept: applicat
 import_checks() {
     grep -E '^CHECK (PASS|FAIL) ' "$1" | sed -E 's/^CHECK (PASS|FAIL) /\1\t/' >> "$RES/checks.txt"
 }
-wait_for() { # seconds, command...
-    local n=$1; shift
-    for _ in $(seq 1 $((n * 2))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
-    return 1
+wait_for() { # seconds, command...: until the command succeeds
+    local deadline=$((SECONDS + $1)); shift
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -ge $deadline ] && return 1
+        sleep 0.5
+    done
 }
+# A task's stdout: tasks/<id> is a link to the task's container sandbox.
+task_stdout() { cat /var/lib/tepui/slaves/*/frameworks/*/executors/*/runs/*/tasks/"$1"/stdout 2>/dev/null; }
 sleep_pids() { pgrep -x sleep -a | awk '$3 == "600" {print $1}' | sort -n | tr '\n' ' '; }
 
 # ----------------------------------------------------------------------------
@@ -140,7 +144,7 @@ fi
 section "Running Workloads task group through the master (scripts/demo_scheduler.py)"
 timeout 300 python3 "$H/scripts/demo_scheduler.py" --master "$MASTER" --timeout 240 2>&1 | tee "$RES/demo.log"
 check "demo_scheduler: both tasks of the task group TASK_FINISHED" "${PIPESTATUS[0]}" "$(tail -1 "$RES/demo.log")"
-limits=$(find /var/lib/tepui -path '*/tasks/task-00000*/stdout' -exec grep -h 'memory limit' {} + 2>/dev/null | tr '\n' ' ')
+limits=$({ task_stdout task-000001; task_stdout task-000002; } | grep -h 'memory limit' | tr '\n' ' ')
 check "inside each task (share_cgroups false), /sys/fs/cgroup/memory.max = its limit (256 MiB)" \
     "$([ "$(grep -o 'memory limit: 268435456' <<<"$limits" | wc -l)" = 2 ]; echo $?)" "${limits:-no task stdout}"
 end_section "task group"
@@ -154,7 +158,7 @@ timeout 300 tepui run --master "$MASTER" --framework_name v2-image --task_group 
     > "$RES/image-task.log" 2>&1
 rc=$?
 cat "$RES/image-task.log"
-out=$(find /var/lib/tepui -path '*/tasks/img/stdout' -exec cat {} + 2>/dev/null | tr '\n' ' ')
+out=$(task_stdout img | tr '\n' ' ')
 check "image task: pulled busybox, ran in its rootfs, TASK_FINISHED (tepui run exit 0)" \
     "$([ $rc = 0 ] && grep -q 'image task: BusyBox' <<<"$out"; echo $?)" "exit $rc; stdout: ${out:-none}"
 check "inside the image task, /sys/fs/cgroup/memory.max = its limit (64 MiB)" \
@@ -165,17 +169,17 @@ end_section "image task"
 # ----------------------------------------------------------------------------
 section "systemctl restart tepui-agent with running tasks"
 api '{"type":"LAUNCH_CONTAINER","launch_container":{"container_id":{"value":"survivor"},"command":{"shell":true,"value":"exec sleep 600"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.1}},{"name":"mem","type":"SCALAR","scalar":{"value":32}}]}}' >/dev/null
-tepui run --master "$MASTER" --framework_name v2-long --name longtask -- 'exec sleep 600' > "$RES/longtask.log" 2>&1 &
+# A task of a checkpointing framework (its tasks must outlive agent restarts).
+python3 "$H/tests/v2/long_task.py" --master "$MASTER" > "$RES/longtask.log" 2>&1 &
 runner=$!
-# The id of the running `tepui run --name longtask` task (longtask-<id>).
-longtask_id() {
+# Whether the master reports the task `longtask` TASK_RUNNING.
+running_task() {
     tepui ps --master "$MASTER" -o json 2>/dev/null | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
 rows = d if isinstance(d, list) else d.get("tasks", [])
-print(" ".join(r["id"] for r in rows if r.get("state") == "TASK_RUNNING" and r["id"].startswith("longtask")))'
+sys.exit(0 if any(r.get("id") == "longtask" and r.get("state") == "TASK_RUNNING" for r in rows) else 1)'
 }
-running_task() { [ -n "$(longtask_id)" ]; }
 wait_for 120 running_task
 before=$(sleep_pids)
 check "a standalone container and a master task running (two sleep 600)" \
@@ -215,8 +219,7 @@ end_section "stop"
 
 # ----------------------------------------------------------------------------
 section "clean up and leftovers"
-task=$(longtask_id)
-[ -n "$task" ] && tepui kill --master "$MASTER" "$task" >/dev/null 2>&1
+kill "$runner" 2>/dev/null   # its framework tears down: the task is killed
 wait "$runner" 2>/dev/null
 api '{"type":"KILL_CONTAINER","kill_container":{"container_id":{"value":"survivor"}}}' >/dev/null
 api '{"type":"WAIT_CONTAINER","wait_container":{"container_id":{"value":"survivor"}}}' >/dev/null
