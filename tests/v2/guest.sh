@@ -32,9 +32,9 @@ section_time() { awk -v a="$SECTION_T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%
 timings=()
 end_section() { timings+=("$1: $(section_time) s"); }
 api() { curl -s -X POST -H 'Content-Type: application/json' -H 'Accept: application/json' "$AGENT/api/v1" -d "$1"; }
-# Imports the CHECK lines of a sub-test's output into the table.
+# Imports a sub-test's `CHECK PASS|FAIL name` (or `PASS: name`) lines into the table.
 import_checks() {
-    grep -E '^CHECK (PASS|FAIL) ' "$1" | sed -E 's/^CHECK (PASS|FAIL) /\1\t/' >> "$RES/checks.txt"
+    grep -E '^(CHECK )?(PASS|FAIL):? ' "$1" | sed -E 's/^(CHECK )?(PASS|FAIL):? /\2\t/' >> "$RES/checks.txt"
 }
 wait_for() { # seconds, command...: until the command succeeds
     local deadline=$((SECONDS + $1)); shift
@@ -132,7 +132,7 @@ if [ -f "$H/scripts/v2/checks_cgroups.sh" ]; then
     section "cgroup layout checks (scripts/v2/checks_cgroups.sh)"
     bash "$H/scripts/v2/checks_cgroups.sh" 2>&1 | tee "$RES/checks_cgroups.log"
     rc=${PIPESTATUS[0]}
-    if grep -qE '^CHECK (PASS|FAIL) ' "$RES/checks_cgroups.log"; then
+    if grep -qE '^(CHECK )?(PASS|FAIL):? ' "$RES/checks_cgroups.log"; then
         import_checks "$RES/checks_cgroups.log"
     else
         check "scripts/v2/checks_cgroups.sh" "$rc" "exit status $rc"
@@ -230,7 +230,7 @@ timeout 60 systemctl stop tepui-agent tepui-master
 m_result=$(systemctl show -p Result --value tepui-master)
 check "systemctl stop tepui-master: clean stop (STOPPING=1, Result=success)" "$([ "$m_result" = success ]; echo $?)" "Result=$m_result"
 procs=$(pgrep -a -f 'tepui supervise|tepui-supervise|sleep 600')
-cgroups=$(find /sys/fs/cgroup -mindepth 1 -type d -path '*tepui*' | grep -vxE '/sys/fs/cgroup/tepui(-dev)?')
+cgroups=$(find /sys/fs/cgroup -mindepth 1 -type d -path '*tepui*' | grep -vxE '/sys/fs/cgroup/(tepui|tepui-dev|tepui\.slice)')
 mounts=$(awk '{print $5}' /proc/self/mountinfo | grep -E 'tepui|/images/containers/')
 check "nothing left: no supervisor or task process, pod cgroup or mount once tasks ended and units stopped" \
     "$([ -z "$procs$cgroups$mounts" ]; echo $?)" "procs: ${procs:-none}; cgroups: ${cgroups:-none}; mounts: ${mounts:-none}"

@@ -5,9 +5,10 @@ root, against the agent of tepui-agent.service on 127.0.0.1:5051.
 
 Each check prints `CHECK PASS|FAIL <name>` and its evidence; the exit status
 is the number of failed checks. Where a pod's cgroups are is found, not
-assumed (below /sys/fs/cgroup/tepui today; below the agent unit's delegated
-subtree once pods move there): the pod cgroup is the shallowest directory
-named after the container id, the container's own the deepest.
+assumed: the container's own cgroup is the deepest directory named after its
+id, and the pod's (the one holding the pod's limits) is its parent. That holds
+for `<cgroups_root>/<pod>/<pod>` (standalone, v1) and for systemd scopes
+(`tepui.slice/tepui-pod-<pod>.scope/pod/<pod>`).
 """
 import glob
 import json
@@ -70,13 +71,21 @@ def read(path):
 
 
 def cgroups_named(cid):
-    """Every cgroup directory named cid, shallowest first."""
+    """Every cgroup directory named cid or after it (a pod's scope), shallowest first."""
     found = []
     for root, dirs, _ in os.walk(CG):
         for d in dirs:
-            if d == cid:
+            if d == cid or d == f"tepui-pod-{cid}.scope":
                 found.append(os.path.join(root, d))
     return sorted(found, key=lambda p: p.count("/"))
+
+
+def own_and_pod(cid):
+    """The container's own cgroup and the pod's (its parent)."""
+    own = [d for d in cgroups_named(cid) if os.path.basename(d) == cid]
+    if not own:
+        return "<none>", "<none>"
+    return own[-1], os.path.dirname(own[-1])
 
 
 def dump(d):
@@ -102,12 +111,11 @@ cid = "v2c1"
 st, body = launch(cid, "echo hello-from-v2; echo memory.max=$(cat /sys/fs/cgroup/memory.max 2>&1); sleep 4")
 check("LAUNCH_CONTAINER cpus 0.1 mem 64, limit mem 128", st == 200, f"HTTP {st} {body}")
 time.sleep(1.5)
-dirs = cgroups_named(cid)
-pod, own = (dirs[0], dirs[-1]) if dirs else ("<none>", "<none>")
+own, pod = own_and_pod(cid)
 v, lv = dump(pod), dump(own)
 print(f"      pod cgroup {pod}: {json.dumps(v)}\n      container cgroup {own}: {json.dumps(lv)}")
 check("the container's process is in its own leaf cgroup; the pod cgroup holds no process",
-      len(dirs) >= 2 and lv["cgroup.procs"] and not lv["cgroup.procs"].startswith("<")
+      own != "<none>" and lv["cgroup.procs"] and not lv["cgroup.procs"].startswith("<")
       and v["cgroup.procs"] == "", f"leaf procs={lv['cgroup.procs']!r} pod procs={v['cgroup.procs']!r}")
 check("pod cgroup memory.max = 128 MiB (limit)", v["memory.max"] == str(128 * MiB),
       f"memory.max={v['memory.max']}")
@@ -149,8 +157,7 @@ mine = [c for c in conts if c.get("container_id", {}).get("value") == cid]
 stats = mine[0].get("resource_statistics", {}) if mine else {}
 check("GET_CONTAINERS statistics (mem_total_bytes > 40 MB)",
       stats.get("mem_total_bytes", 0) > 40e6, json.dumps(stats)[:400])
-dirs = cgroups_named(cid)
-pod = dirs[0] if dirs else "<none>"
+_, pod = own_and_pod(cid)
 v = dump(pod)
 # Mesos: a missing limit defaults to the request (mem 64 -> memory.max 64 MiB).
 check("no mem limit -> pod memory.max = request (64 MiB); cpus 0.5 -> cpu.weight 59",
