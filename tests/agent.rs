@@ -234,6 +234,20 @@ async fn a_command_task_reports_running_then_finished_with_uuids() {
     assert_eq!(state_of(&running.status), TaskState::TaskRunning);
     assert_eq!(running.status.uuid.as_ref().map(|u| u.len()), Some(16));
     assert_eq!(running.executor_id.as_ref().unwrap().value, "t1");
+    // As Mesos's Slave::_statusUpdate completes it: the container, its
+    // init pid, and the agent's IP for a container without a network.
+    let cs = running
+        .status
+        .container_status
+        .as_ref()
+        .expect("container_status");
+    assert!(cs.container_id.is_some(), "{cs:?}");
+    assert!(cs.executor_pid.is_some_and(|p| p > 1), "{cs:?}");
+    assert_eq!(
+        cs.network_infos[0].ip_addresses[0].ip_address.as_deref(),
+        Some("127.0.0.1"),
+        "{cs:?}"
+    );
     master.acknowledge(&running);
     let finished = master.nth_update(3, WAIT).await;
     assert_eq!(

@@ -12,8 +12,11 @@ use tepui_proto::v1::{ExecutorId, FrameworkId, TaskState, TaskStatus};
 
 use crate::checkpoint::{self, CheckpointError, UpdateRecord};
 
-pub const RETRY_MIN: Duration = Duration::from_secs(2);
-pub const RETRY_MAX: Duration = Duration::from_secs(120);
+/// Mesos's `STATUS_UPDATE_RETRY_INTERVAL_MIN` and `_MAX`
+/// (src/slave/constants.hpp): a master that is slow to forward, or a
+/// scheduler slow to acknowledge, is not flooded with duplicates.
+pub const RETRY_MIN: Duration = Duration::from_secs(10);
+pub const RETRY_MAX: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskKey {

@@ -18,6 +18,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::{CloseGuard, header_str, header_value, status, stream_response};
 use crate::state::Shared;
+use crate::state::frameworks::Subscription;
 use tepui_proto::auth::Action;
 
 pub const STREAM_ID: &str = "Mesos-Stream-Id";
@@ -324,6 +325,29 @@ fn requested_roles(info: &tepui_proto::v1::FrameworkInfo) -> Vec<String> {
     vec![info.role.clone().unwrap_or_else(|| "*".to_string())]
 }
 
+/// A refused subscription as Mesos answers it: 200, one ERROR event with
+/// the reason, and the end of the stream.
+fn refused_subscription(format: content::ResponseFormat, reason: &str) -> Response {
+    let (tx, rx) = crate::queue::channel(Some(1));
+    let _ = tx.send(crate::state::frameworks::error_event(reason));
+    drop(tx);
+    let mut out = HeaderMap::new();
+    out.insert("content-type", header_value(format.content_type));
+    if let Some(m) = format.message_content_type {
+        out.insert(content::MESSAGE_CONTENT_TYPE, header_value(m));
+    }
+    // Mesos's `Master::Http::scheduler` names every SUBSCRIBE stream.
+    out.insert(STREAM_ID, header_value(&uuid::Uuid::new_v4().to_string()));
+    let message_format = format.message_format;
+    stream_response(
+        rx,
+        move |e: &Event, buf| content::encode_record(message_format, e, buf),
+        None,
+        CloseGuard::new(|| {}),
+        out,
+    )
+}
+
 fn subscribe(
     shared: &Arc<Shared>,
     principal: Option<&str>,
@@ -361,9 +385,21 @@ fn subscribe(
     for role in requested_roles(&sub.framework_info) {
         auth.authorize(Action::RegisterFrameworks, principal, Some(&role))?;
     }
-    let (framework_id, stream_id, rx) = shared
+    let name = sub.framework_info.name.clone();
+    let subscription = shared
         .lock()
         .subscribe(sub.framework_info, sub.suppressed_roles)?;
+    let (framework_id, stream_id, rx) = match subscription {
+        Subscription::Accepted {
+            framework_id,
+            stream_id,
+            events,
+        } => (framework_id, stream_id, events),
+        Subscription::Refused(reason) => {
+            tracing::info!(framework = %name, %reason, "refusing a subscription");
+            return Ok(refused_subscription(response_format, &reason));
+        }
+    };
     shared.allocate_now.notify_one();
     let weak = Arc::downgrade(shared);
     let (fid, sid) = (framework_id.clone(), stream_id.clone());

@@ -20,15 +20,15 @@ async fn launch_n(s: &mut Scheduler, offer: &Offer, ids: &[&str]) {
         .iter()
         .map(|id| {
             let mut r = tepui_proto::resources::parse_resources("cpus:0.5;mem:64", "*").unwrap();
-            r.allocate(
-                offer
-                    .allocation_info
-                    .as_ref()
-                    .unwrap()
-                    .role
-                    .as_deref()
-                    .unwrap(),
-            );
+            // A framework without MULTI_ROLE sees no allocation info and
+            // sends none: the master completes it from the offer.
+            if let Some(role) = offer
+                .allocation_info
+                .as_ref()
+                .and_then(|a| a.role.as_deref())
+            {
+                r.allocate(role);
+            }
             tepui_proto::v1::TaskInfo {
                 name: id.to_string(),
                 task_id: tepui_proto::v1::TaskId {
@@ -161,7 +161,11 @@ async fn framework_past_its_failover_timeout_has_its_tasks_killed() {
     .await;
     info.id = Some(FrameworkId { value: id });
     let refused = Scheduler::try_subscribe(master.addr, Format::Json, info).await;
-    assert_eq!(refused.err().map(|e| e.0), Some(403));
+    // Mesos's Master::subscribe refuses on the stream: 200, ERROR, close.
+    assert_eq!(
+        refused.err(),
+        Some((200, "Framework has been removed".to_string()))
+    );
     master.abort();
 }
 
@@ -207,6 +211,21 @@ async fn unreachable_agent_tasks_are_unreachable_or_lost() {
     old.roles.clear();
     let mut legacy = Scheduler::subscribe(master.addr, Format::Json, old).await;
     let offers = legacy.offers(5).await;
+    // Mesos's Master::offer: no allocation info for a framework without
+    // MULTI_ROLE (MESOS-8237), on the offer or its resources; every offer
+    // names the agent's URL.
+    assert!(offers[0].allocation_info.is_none());
+    assert!(
+        offers[0]
+            .resources
+            .iter()
+            .all(|r| r.allocation_info.is_none())
+    );
+    let url = offers[0].url.as_ref().expect("offer url");
+    assert_eq!(
+        (url.scheme.as_str(), url.path.as_deref()),
+        ("http", Some("/slave(1)"))
+    );
     launch_n(&mut legacy, &offers[0], &["q"]).await;
     legacy.await_state("q", TaskState::TaskRunning, 5).await;
     agent.disconnect();

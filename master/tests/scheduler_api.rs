@@ -370,3 +370,85 @@ async fn run_tasks_acls_refuse_tasks_of_unauthorized_users() {
     s.await_state("as-root", TaskState::TaskRunning, 5).await;
     master.abort();
 }
+
+/// A RECONCILE answered for more tasks than the stream's queue holds:
+/// every answer arrives for a scheduler that keeps reading, none is lost
+/// and the framework stays connected (before, the answers were queued all
+/// at once and the queue's cap cut the stream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciling_more_tasks_than_the_queue_holds_keeps_the_framework() {
+    let tasks: usize = std::env::var("TEPUI_RECONCILE_TASKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3_000);
+    let mut config = common::config();
+    config.subscriber_queue = std::env::var("TEPUI_RECONCILE_QUEUE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
+    assert!(tasks > config.subscriber_queue);
+    let master = common::master_with(config).await;
+    let agent = TestAgent::start(
+        master.addr,
+        &format!("cpus:{};mem:{}", tasks, tasks * 32),
+        false,
+    )
+    .await;
+    let mut s =
+        Scheduler::subscribe(master.addr, Format::Protobuf, framework("many", &["*"])).await;
+    let offers = s.offers(5).await;
+    let mut accept = launch(&offers[0], "t0", "cpus:0.5;mem:16");
+    let template = accept.accept.as_ref().unwrap().operations[0]
+        .launch
+        .as_ref()
+        .unwrap()
+        .task_infos[0]
+        .clone();
+    let infos = &mut accept.accept.as_mut().unwrap().operations[0]
+        .launch
+        .as_mut()
+        .unwrap()
+        .task_infos;
+    for i in 1..tasks {
+        let mut t = template.clone();
+        t.task_id.value = format!("t{i}");
+        infos.push(t);
+    }
+    s.ok(accept).await;
+    common::eventually(120, async || (agent.running_tasks() == tasks).then_some(())).await;
+    // The RUNNING updates, read and acknowledged lazily: drain them.
+    let mut running = 0;
+    while running < tasks {
+        if s.update(30).await.state == TaskState::TaskRunning as i32 {
+            running += 1;
+        }
+    }
+    let started = std::time::Instant::now();
+    s.ok(Call {
+        r#type: Some(call::Type::Reconcile as i32),
+        reconcile: Some(call::Reconcile { tasks: vec![] }),
+        ..Default::default()
+    })
+    .await;
+    let mut answered = std::collections::HashSet::new();
+    while answered.len() < tasks {
+        let u = s.update(30).await;
+        assert_eq!(u.reason, Some(Reason::Reconciliation as i32));
+        assert_eq!(u.state, TaskState::TaskRunning as i32);
+        answered.insert(u.task_id.value);
+    }
+    println!(
+        "implicit RECONCILE of {tasks} tasks through a queue of {}: all answered in {:?}",
+        master.shared.lock().config.subscriber_queue,
+        started.elapsed()
+    );
+    let m = master.shared.lock();
+    let fw = m
+        .frameworks
+        .values()
+        .find(|f| f.info.name == "many")
+        .unwrap();
+    assert!(fw.conn.is_some(), "the framework is still connected");
+    drop(m);
+    master.abort();
+}

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use tepui_containerizer::ContainerPath;
 use tepui_proto::v1::task_status::Source;
-use tepui_proto::v1::{AgentId, ContainerId, TaskId, TaskState, executor};
+use tepui_proto::v1::{
+    AgentId, ContainerId, NetworkInfo, TaskId, TaskState, TaskStatus, executor, network_info,
+};
 use tokio::sync::mpsc;
 
 use super::Agent;
@@ -182,6 +184,13 @@ impl Agent {
         if status.timestamp.is_none() {
             status.timestamp = Some(super::tasks::now_secs());
         }
+        let executor_container = {
+            let state = self.state.lock().await;
+            state.executor(&fw, &ex).map(|e| e.container_id.clone())
+        };
+        if let Some(container) = executor_container {
+            self.fill_container_status(&mut status, &container).await;
+        }
         let mut state = self.state.lock().await;
         let executor = state.executor(&fw, &ex).ok_or_else(|| {
             bad(format!(
@@ -237,6 +246,42 @@ impl Agent {
             self.size_executor_pod(&fw, &ex).await;
         }
         Ok(())
+    }
+
+    /// What Mesos's `Slave::statusUpdate` / `_statusUpdate` add to an
+    /// executor's update (src/slave/slave.cpp): the status of the container
+    /// the executor named (a nested one for a task-group task) or else of
+    /// the executor's own container: its id, its init pid, and the agent's
+    /// IP as its network when it has none of its own.
+    async fn fill_container_status(&self, status: &mut TaskStatus, executor_container: &str) {
+        let named = status
+            .container_status
+            .as_ref()
+            .and_then(|c| c.container_id.as_ref())
+            .and_then(|id| ContainerPath::from_container_id(id).ok())
+            .filter(|path| path.pod() == executor_container);
+        let path = match named {
+            Some(path) => path,
+            None => match ContainerPath::new(vec![executor_container.to_string()]) {
+                Ok(path) => path,
+                Err(_) => return,
+            },
+        };
+        let pid = self.containerizer.pid(&path).await;
+        let cs = status.container_status.get_or_insert_with(Default::default);
+        cs.container_id = Some(path.to_container_id());
+        if cs.executor_pid.is_none() {
+            cs.executor_pid = pid.and_then(|p| u32::try_from(p).ok());
+        }
+        if cs.network_infos.is_empty() {
+            cs.network_infos.push(NetworkInfo {
+                ip_addresses: vec![network_info::IpAddress {
+                    ip_address: Some(self.advertised_ip().to_string()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+        }
     }
 
     /// MESSAGE: to the scheduler, through the master.

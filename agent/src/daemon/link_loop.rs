@@ -105,12 +105,16 @@ impl Agent {
         }
     }
 
-    /// `ip:port` others reach this agent at: `--ip`, or for a wildcard
-    /// bind the host's first non-loopback IPv4 address.
+    /// `ip:port` others reach this agent at.
     fn advertised_address(&self) -> String {
-        let port = self.config.port;
+        std::net::SocketAddr::new(self.advertised_ip(), self.config.port).to_string()
+    }
+
+    /// The IP others reach this agent at: `--ip`, or for a wildcard bind
+    /// the host's first non-loopback IPv4 address.
+    pub(super) fn advertised_ip(&self) -> std::net::IpAddr {
         if !self.config.ip.is_unspecified() {
-            return std::net::SocketAddr::new(self.config.ip, port).to_string();
+            return self.config.ip;
         }
         let found = nix::ifaddrs::getifaddrs().ok().and_then(|mut addrs| {
             addrs.find_map(|a| {
@@ -118,10 +122,7 @@ impl Agent {
                 (!ip.is_loopback()).then_some(ip)
             })
         });
-        match found {
-            Some(ip) => format!("{ip}:{port}"),
-            None => format!("127.0.0.1:{port}"),
-        }
+        found.map_or(std::net::IpAddr::from([127, 0, 0, 1]), std::net::IpAddr::V4)
     }
 
     pub(super) async fn link_loop(self: Arc<Self>, link: Arc<dyn MasterLink>) {

@@ -1125,6 +1125,22 @@ impl Containerizer {
     }
 
     /// Every container of every pod, running or terminated-but-not-removed.
+    /// The init pid of a live container, asked of its pod's supervisor
+    /// alone (one local request; `list` asks every pod).
+    pub async fn pid(&self, id: &ContainerPath) -> Option<i32> {
+        let entry = self
+            .pods
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id.pod())
+            .cloned()?;
+        let client = entry.lock().await.client.clone()?;
+        let list = client.list().await.ok()?;
+        list.into_iter()
+            .find(|c| &c.container == id && c.termination.is_none())
+            .and_then(|c| c.pid)
+    }
+
     pub async fn list(&self) -> Vec<ContainerState> {
         let entries: Vec<Arc<Mutex<Pod>>> = self
             .pods

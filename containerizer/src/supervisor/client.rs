@@ -18,6 +18,25 @@ use crate::{ContainerPath, RuntimeDir};
 /// How long a new supervisor may take to start listening.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Tries at sealing the supervisor's memfd before giving up on EBUSY.
+const SEAL_ATTEMPTS: u64 = 10;
+
+/// Copies `src` into `dst` with plain reads and writes. `std::io::copy`
+/// would splice (sendfile/copy_file_range), which can leave page-cache pages
+/// referenced from the memfd for a moment and make sealing fail with EBUSY.
+fn copy_through_buffer(src: &mut File, dst: &mut File) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match src.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => dst.write_all(&buf[..n])?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// The executable supervisors are started from.
 #[derive(Debug)]
 pub enum SupervisorExe {
@@ -43,15 +62,26 @@ impl SupervisorExe {
         .map_err(|e| spawn_err("memfd_create for", &e))?;
         let mut dst = File::from(fd);
         let mut src = File::open(binary).map_err(|e| spawn_err("cannot open", &e))?;
-        std::io::copy(&mut src, &mut dst).map_err(|e| spawn_err("cannot copy", &e))?;
+        copy_through_buffer(&mut src, &mut dst).map_err(|e| spawn_err("cannot copy", &e))?;
         let seals =
             libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-        // SAFETY: fcntl on an fd we own, with integer arguments.
-        if unsafe { libc::fcntl(dst.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
-            return Err(spawn_err(
-                "cannot seal the copy of",
-                &std::io::Error::last_os_error(),
-            ));
+        // F_SEAL_WRITE fails with EBUSY while any page of the memfd still
+        // has an extra reference (the kernel's memfd_wait_for_pins gives up
+        // after a short wait); seen under load in CI. Pages referenced by a
+        // concurrent fork's copy of our address space or by writeback are
+        // released shortly: try again a few times before refusing to start.
+        let mut attempt = 0;
+        loop {
+            // SAFETY: fcntl on an fd we own, with integer arguments.
+            if unsafe { libc::fcntl(dst.as_raw_fd(), libc::F_ADD_SEALS, seals) } == 0 {
+                break;
+            }
+            let err = std::io::Error::last_os_error();
+            attempt += 1;
+            if err.raw_os_error() != Some(libc::EBUSY) || attempt >= SEAL_ATTEMPTS {
+                return Err(spawn_err("cannot seal the copy of", &err));
+            }
+            std::thread::sleep(Duration::from_millis(50 * attempt));
         }
         Ok(Self::SealedCopy(OwnedFd::from(dst)))
     }

@@ -54,37 +54,32 @@ fn check_failover_timeout(timeout: Option<f64>) -> Result<(), ApiError> {
 }
 
 impl Master {
-    fn validate_framework_info(&self, info: &FrameworkInfo) -> Result<Vec<String>, ApiError> {
-        // The id becomes a directory on every agent (Mesos:
-        // `validateFrameworkId`, an empty id meaning "assign me one").
-        if let Some(id) = info.id.as_ref().filter(|id| !id.value.is_empty()) {
-            tepui_proto::ids::check("framework_info.id", &id.value)
-                .map_err(ApiError::bad_request)?;
-        }
-        check_failover_timeout(info.failover_timeout)?;
+    /// What is wrong with a FrameworkInfo in a way Mesos refuses on the
+    /// subscription stream (`Master::validateFramework`, src/master/master.cpp):
+    /// roles and the `--roles` whitelist.
+    fn framework_roles_refusal(&self, info: &FrameworkInfo) -> Result<Vec<String>, String> {
         let multi = has_capability(info, Capability::MultiRole);
         if multi && info.role.is_some() {
-            return Err(ApiError::bad_request(
-                "'FrameworkInfo.role' must not be set by a MULTI_ROLE framework; use 'roles'",
-            ));
+            return Err(
+                "'FrameworkInfo.role' must not be set by a MULTI_ROLE framework; use 'roles'"
+                    .into(),
+            );
         }
         if !multi && !info.roles.is_empty() {
-            return Err(ApiError::bad_request(
-                "'FrameworkInfo.roles' needs the MULTI_ROLE capability",
-            ));
+            return Err("'FrameworkInfo.roles' needs the MULTI_ROLE capability".into());
         }
         let roles = framework_roles(info);
         let mut seen = HashSet::new();
         for role in &roles {
             tepui_proto::resources::role::validate(role)
-                .map_err(|e| ApiError::bad_request(format!("invalid role '{role}': {e}")))?;
+                .map_err(|e| format!("invalid role '{role}': {e}"))?;
             if !seen.insert(role) {
-                return Err(ApiError::bad_request(format!("duplicate role '{role}'")));
+                return Err(format!("duplicate role '{role}'"));
             }
             if !self.config.roles.is_empty() && !self.config.roles.contains(role) {
-                return Err(ApiError::bad_request(format!(
-                    "role '{role}' is not in the master's --roles"
-                )));
+                return Err(format!(
+                    "Roles {{ {role} }} are not present in the master's --roles"
+                ));
             }
         }
         Ok(roles)
@@ -96,20 +91,30 @@ impl Master {
         &mut self,
         mut info: FrameworkInfo,
         suppressed: Vec<String>,
-    ) -> Result<(String, String, crate::queue::EventRx<Event>), ApiError> {
-        let roles = self.validate_framework_info(&info)?;
+    ) -> Result<Subscription, ApiError> {
+        // The id becomes a directory on every agent (Mesos:
+        // `validateFrameworkId`, an empty id meaning "assign me one"): a
+        // plain 400, before anything else.
+        if let Some(id) = info.id.as_ref().filter(|id| !id.value.is_empty()) {
+            tepui_proto::ids::check("framework_info.id", &id.value)
+                .map_err(ApiError::bad_request)?;
+        }
+        check_failover_timeout(info.failover_timeout)?;
+        let roles = match self.framework_roles_refusal(&info) {
+            Ok(roles) => roles,
+            Err(reason) => return Ok(Subscription::Refused(reason)),
+        };
         for role in &suppressed {
             if !roles.contains(role) {
-                return Err(ApiError::bad_request(format!(
+                return Ok(Subscription::Refused(format!(
                     "suppressed role '{role}' is not one of the framework's roles"
                 )));
             }
         }
         let id = match info.id.as_ref().map(|id| id.value.clone()) {
             Some(id) if self.removed_frameworks.contains(&id) => {
-                return Err(ApiError::forbidden(format!(
-                    "framework {id} has been removed (torn down or past its failover timeout)"
-                )));
+                // Torn down, unregistered or past its failover timeout.
+                return Ok(Subscription::Refused("Framework has been removed".into()));
             }
             Some(id) => id,
             None => self.new_framework_id(),
@@ -181,7 +186,11 @@ impl Master {
             self.publish(framework_event(event_type, snapshot));
         }
         tracing::info!(framework = %id, failover, "framework subscribed");
-        Ok((id, stream_id, rx))
+        Ok(Subscription::Accepted {
+            framework_id: id,
+            stream_id,
+            events: rx,
+        })
     }
 
     /// The framework's stream closed. It keeps its tasks for its failover
@@ -327,7 +336,12 @@ impl Master {
                 "'framework_info.id' must be the framework's id",
             ));
         }
-        let roles = self.validate_framework_info(&info)?;
+        check_failover_timeout(info.failover_timeout)?;
+        // A plain 400 here: the call, not a subscription, is refused
+        // (Mesos's `Master::updateFramework`).
+        let roles = self
+            .framework_roles_refusal(&info)
+            .map_err(ApiError::bad_request)?;
         let Some(fw) = self.frameworks.get_mut(framework_id) else {
             return Err(ApiError::forbidden("framework is not subscribed"));
         };
@@ -411,6 +425,18 @@ pub fn time_info(secs: f64) -> tepui_proto::v1::TimeInfo {
     tepui_proto::v1::TimeInfo {
         nanoseconds: (secs * 1e9) as i64,
     }
+}
+
+/// The outcome of a SUBSCRIBE that was well-formed.
+pub enum Subscription {
+    Accepted {
+        framework_id: String,
+        stream_id: String,
+        events: crate::queue::EventRx<Event>,
+    },
+    /// Refused as Mesos's `Master::subscribe` does (`refuseSubscription`):
+    /// the stream opens (200), carries one ERROR event and closes.
+    Refused(String),
 }
 
 pub fn error_event(message: &str) -> Event {

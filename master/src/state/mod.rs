@@ -282,10 +282,19 @@ impl Master {
 
     /// Sends an event to a framework's stream, if it has one.
     pub fn send_framework(&self, framework_id: &str, event: Event) -> bool {
-        self.frameworks
+        let Some(conn) = self
+            .frameworks
             .get(framework_id)
             .and_then(|f| f.conn.as_ref())
-            .is_some_and(|c| c.tx.send(event).is_ok())
+        else {
+            return false;
+        };
+        // A reconciliation answer still waiting for this task is older
+        // than this update: it must not arrive after it.
+        if let Some(update) = &event.update {
+            conn.tx.supersede(&update.status.task_id.value);
+        }
+        conn.tx.send(event).is_ok()
     }
 
     /// Sends an event to an agent's stream, if it has one.

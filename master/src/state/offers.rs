@@ -6,10 +6,12 @@ use std::time::{Duration, Instant};
 
 use tepui_proto::resources::Resources;
 use tepui_proto::v1::scheduler::{Event, event};
+use tepui_proto::v1::{Address, Url};
 use tepui_proto::v1::{AgentId, ExecutorId, FrameworkId, Offer, OfferId, resource};
 
 use super::Master;
 use crate::error::ApiError;
+use tepui_proto::v1::framework_info::capability::Type as Capability;
 
 /// Mesos's default for `Filters.refuse_seconds`.
 pub const DEFAULT_REFUSE_SECONDS: f64 = 5.0;
@@ -41,6 +43,40 @@ pub fn refuse_duration(filters: Option<&tepui_proto::v1::Filters>) -> Option<Dur
     Some(Duration::from_secs_f64(secs.min(f64::from(u32::MAX))))
 }
 
+/// The offer as sent to a framework. Mesos's `Master::offer`
+/// (src/master/master.cpp) strips `allocation_info` from the offer and its
+/// resources for a framework without MULTI_ROLE (MESOS-8237: such
+/// schedulers compare resources whole). Its ACCEPT is completed with the
+/// offer's role again (`validation::task_resources`).
+fn as_seen_by(mut offer: Offer, multi_role: bool) -> Offer {
+    if !multi_role {
+        offer.allocation_info = None;
+        for r in &mut offer.resources {
+            r.allocation_info = None;
+        }
+    }
+    offer
+}
+
+/// Where the offered agent answers, as Mesos's `Master::offer` fills
+/// `Offer.url`: `http://<ip>:<port>/slave(1)` with the agent's hostname.
+fn agent_url(info: &tepui_proto::v1::AgentInfo, address: Option<&str>) -> Url {
+    let (ip, port) = address
+        .and_then(|a| a.rsplit_once(':'))
+        .map(|(ip, port)| (ip.to_string(), port.parse().unwrap_or(5051)))
+        .unwrap_or_else(|| (info.hostname.clone(), info.port.unwrap_or(5051)));
+    Url {
+        scheme: "http".into(),
+        address: Address {
+            hostname: Some(info.hostname.clone()),
+            ip: Some(ip),
+            port,
+        },
+        path: Some("/slave(1)".into()),
+        ..Default::default()
+    }
+}
+
 impl Master {
     /// One allocation cycle: grants become offers, batched per framework.
     pub fn run_allocation(&mut self, now: Instant) -> usize {
@@ -58,6 +94,7 @@ impl Master {
                 .map(|(_, e)| ExecutorId { value: e.clone() })
                 .collect();
             let hostname = agent.info.hostname.clone();
+            let url = agent_url(&agent.info, agent.address.as_deref());
             let attributes = agent.info.attributes.clone();
             let domain = agent.info.domain.clone();
             let id = self.new_offer_id();
@@ -70,7 +107,7 @@ impl Master {
                     value: grant.agent_id.clone(),
                 },
                 hostname,
-                url: None,
+                url: Some(url),
                 domain,
                 resources: grant.resources,
                 attributes,
@@ -90,7 +127,14 @@ impl Master {
                     created: now,
                 },
             );
-            batches.entry(grant.framework_id).or_default().push(offer);
+            let multi_role = self
+                .frameworks
+                .get(&grant.framework_id)
+                .is_some_and(|f| super::frameworks::has_capability(&f.info, Capability::MultiRole));
+            batches
+                .entry(grant.framework_id)
+                .or_default()
+                .push(as_seen_by(offer, multi_role));
         }
         let mut sent = 0;
         for (framework_id, offers) in batches {

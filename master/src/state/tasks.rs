@@ -751,8 +751,32 @@ impl Master {
                 }
             }
         }
+        // In the backlog, not the capped queue: a framework with more tasks
+        // than the queue holds must get every answer if it keeps reading.
+        // The limit bounds what a framework that never reads can pile up by
+        // reconciling again and again: answers for its own tasks replace
+        // each other, so only explicit asks for unknown ids grow it.
+        let Some(conn) = self
+            .frameworks
+            .get(framework_id)
+            .and_then(|f| f.conn.as_ref())
+        else {
+            return;
+        };
+        let known = self
+            .frameworks
+            .get(framework_id)
+            .map_or(0, |f| f.tasks.len());
+        let limit = self.config.subscriber_queue + known;
         for status in answers {
-            self.send_framework(framework_id, update_event(status));
+            let key = status.task_id.value.clone();
+            if conn
+                .tx
+                .send_backlog(key, update_event(status), limit)
+                .is_err()
+            {
+                break;
+            }
         }
     }
 

@@ -128,6 +128,11 @@ impl Scheduler {
             .to_string();
         let mut records = RecordStream::new(resp.into_body());
         let first = format.decode(&records.next().await.expect("SUBSCRIBED"));
+        if first.r#type == Some(event::Type::Error as i32) {
+            // Refused as Mesos does: 200, one ERROR, then the end.
+            assert!(records.next().await.is_none(), "the stream ends");
+            return Err((200, first.error.unwrap().message));
+        }
         assert_eq!(first.r#type, Some(event::Type::Subscribed as i32));
         let subscribed = first.subscribed.unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
