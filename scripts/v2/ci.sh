@@ -89,6 +89,7 @@ timings+=("$(printf '%-34s %4d s' "total" $((SECONDS - t_start)))")
 # The table: each check, with the known failures (tests/v2/known-failures.txt:
 # a check name, a tab, why) marked and, unless V2_STRICT=1, not counted.
 known=tests/v2/known-failures.txt
+touch "$SHARE/results/checks.txt"
 failed=0 known_failed=0 passed=0
 rows=()
 while IFS=$'\t' read -r status name; do

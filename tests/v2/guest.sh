@@ -224,12 +224,15 @@ wait "$runner" 2>/dev/null
 api '{"type":"KILL_CONTAINER","kill_container":{"container_id":{"value":"survivor"}}}' >/dev/null
 api '{"type":"WAIT_CONTAINER","wait_container":{"container_id":{"value":"survivor"}}}' >/dev/null
 api '{"type":"REMOVE_CONTAINER","remove_container":{"container_id":{"value":"survivor"}}}' >/dev/null
-no_supervisors() { ! pgrep -f 'tepui supervise|tepui-supervise' >/dev/null; }
-wait_for 60 no_supervisors
+# The agent destroys the pods once their tasks ended (the framework's
+# SHUTDOWN_FRAMEWORK reaches it over the link): supervisors (comm
+# tepui-supervise: they run from a sealed memfd) and tasks go.
+pods_gone() { ! pgrep -x tepui-supervise >/dev/null && [ -z "$(sleep_pids)" ] && ! running_task; }
+wait_for 90 pods_gone
 timeout 60 systemctl stop tepui-agent tepui-master
 m_result=$(systemctl show -p Result --value tepui-master)
 check "systemctl stop tepui-master: clean stop (STOPPING=1, Result=success)" "$([ "$m_result" = success ]; echo $?)" "Result=$m_result"
-procs=$(pgrep -a -f 'tepui supervise|tepui-supervise|sleep 600')
+procs=$(pgrep -a -x tepui-supervise; pgrep -a -f 'sleep 600')
 cgroups=$(find /sys/fs/cgroup -mindepth 1 -type d -path '*tepui*' | grep -vxE '/sys/fs/cgroup/(tepui|tepui-dev|tepui\.slice)')
 mounts=$(awk '{print $5}' /proc/self/mountinfo | grep -E 'tepui|/images/containers/')
 check "nothing left: no supervisor or task process, pod cgroup or mount once tasks ended and units stopped" \
