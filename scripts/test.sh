@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs tepui's whole test suite on a fresh Debian 12 machine, as root.
 # It installs what the tests need itself, then runs format and lint checks,
-# unit, integration and end-to-end tests. CI (.ci/run) calls exactly this.
+# unit, integration and end-to-end tests, and the Debian package on a real
+# cgroup v2 host with systemd (a VM). CI (.ci/run) calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +51,18 @@ cargo test --workspace --locked --doc
 log "stage 2: nothing left behind"
 bash scripts/check-leftovers.sh
 stage_done "stage 2 (integration, end to end, leftovers)"
+
+# --- stage 3: a real cgroup v2 host with systemd, from the Debian package -------
+# Production hosts are cgroup v2 with systemd as PID 1; this machine may not be.
+# scripts/v2/ci.sh installs its own deps (mmdebstrap, qemu unpacked under
+# target/v2rig), builds (or reuses) a Debian 12 VM image, builds the release
+# binary and target/debian/tepui_<version>_<arch>.deb, boots the VM, installs
+# the package with dpkg -i, runs both units and the v2 checks inside, and
+# prints its own table. The registries of stage 2 are not needed (the guest
+# serves the busybox layout itself).
+log "stage 3: real cgroup v2 + systemd VM: scripts/v2/ci.sh"
+bash scripts/v2/ci.sh
+stage_done "stage 3 (release build, .deb, cgroup v2 VM)"
 
 log "all tests passed"
 printf '  %s\n' "${timings[@]}"

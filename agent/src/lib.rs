@@ -32,6 +32,8 @@ pub mod tls;
 
 use std::sync::Arc;
 
+use tepui_proto::sd_notify;
+
 pub use config::{AgentConfig, RecoverMode};
 pub use daemon::{Agent, AgentError};
 
@@ -46,6 +48,9 @@ pub async fn run(
     config: AgentConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
+    // Heartbeats start before recovery, which may take a while on a host
+    // with many pods; systemd's start timeout bounds that, not the watchdog.
+    let watchdog = sd_notify::spawn_watchdog();
     let address = std::net::SocketAddr::new(config.ip, config.port);
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -61,12 +66,14 @@ pub async fn run(
     let agent = Agent::new(config)?;
     agent.start().await?;
     tracing::info!(%address, scheme, "agent serving");
-    notify_systemd_ready();
+    // `Type=notify` units: READY=1 once recovered and listening.
+    sd_notify::ready();
     // On shutdown, end the executors' streams (they re-subscribe to the
     // next agent) so the server can drain.
     let token = agent.shutdown.clone();
     let stop = async move {
         shutdown.await;
+        sd_notify::stopping();
         token.cancel();
     };
     // Long polls (executors' WAIT_CONTAINER) would hold the drain forever:
@@ -86,6 +93,9 @@ pub async fn run(
         }
         () = drained => Ok(()),
     };
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     if agent.config.destroy_pods_on_shutdown {
         let left = agent.destroy_all_pods().await;
         if !left.is_empty() {
@@ -93,16 +103,4 @@ pub async fn run(
         }
     }
     served
-}
-
-/// `Type=notify` units: READY=1 once recovered and listening.
-fn notify_systemd_ready() {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let socket = match std::os::unix::net::UnixDatagram::unbound() {
-        Ok(s) => s,
-        Err(_) => return,
-    };
-    let _ = socket.send_to(b"READY=1\n", path);
 }

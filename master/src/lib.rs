@@ -31,6 +31,7 @@ pub use error::MasterError;
 
 use registry::Registry;
 use state::{Master, Shared};
+use tepui_proto::sd_notify;
 
 /// A master serving in the current runtime.
 pub struct RunningMaster {
@@ -177,13 +178,21 @@ pub fn run(config: MasterConfig) -> Result<(), MasterError> {
         .build()
         .map_err(MasterError::Runtime)?;
     runtime.block_on(async move {
+        let watchdog = sd_notify::spawn_watchdog();
         let running = start(config).await?;
+        // `Type=notify` units: READY=1 once the registry is recovered and
+        // the API listens (a standby under --zk is ready too: it answers).
+        sd_notify::ready();
         tokio::select! {
             _ = wait_for_signal() => {}
             reason = running.deposed() => {
                 running.abort();
                 return Err(MasterError::Deposed(reason));
             }
+        }
+        sd_notify::stopping();
+        if let Some(watchdog) = watchdog {
+            watchdog.abort();
         }
         running.shared.lock().registry.flush();
         running.abort();

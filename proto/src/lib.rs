@@ -9,7 +9,8 @@
 //! detection for HA masters) lives here because the master and the agent both
 //! need it and this is the only crate they share. The `server` feature is the
 //! second: the HTTP server both daemons run, with its limits against hostile
-//! clients, in one place.
+//! clients, in one place, with systemd's readiness protocol (`sd_notify`)
+//! that both daemons' units use.
 
 pub mod auth;
 #[cfg(feature = "server")]
@@ -25,6 +26,8 @@ pub mod model;
 pub mod prometheus;
 pub mod recordio;
 pub mod resources;
+#[cfg(feature = "server")]
+pub mod sd_notify;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]

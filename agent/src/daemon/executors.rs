@@ -359,6 +359,12 @@ impl Agent {
             .max(Duration::from_millis(100));
         tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
+            // A stopping agent ends every executor's stream itself: that is
+            // no missed re-subscription, and its pods outlive it by design
+            // (`systemctl stop` soon after a restart destroyed them).
+            if agent.shutdown.is_cancelled() {
+                return;
+            }
             let stale = {
                 let state = agent.state.lock().await;
                 state.executor(&fw, &ex).is_some_and(|e| {

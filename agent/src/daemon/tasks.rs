@@ -516,6 +516,11 @@ impl Agent {
         let agent = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
+            // A stopping agent disconnected its executors itself; they
+            // outlive it (see `reregistration_timer`).
+            if agent.shutdown.is_cancelled() {
+                return;
+            }
             let registering = {
                 let state = agent.state.lock().await;
                 state.executor(&fw, &ex).is_some_and(|e| {
