@@ -70,10 +70,27 @@ impl LogTail {
             return Some(data);
         }
         // Ours is drained: a rotation may have started a new live file.
-        if self.reopen() {
-            return self.read_current();
+        // The writer may have appended to ours between that read and the
+        // rename: once the rename is seen, everything written before it is
+        // in our (old) file, so drain it once more before switching.
+        if self.rotated() {
+            if let Some(data) = self.read_current() {
+                return Some(data);
+            }
+            if self.reopen() {
+                return self.read_current();
+            }
         }
         None
+    }
+
+    /// Whether the live path is another file than the one we hold (or we
+    /// hold none and it exists now).
+    fn rotated(&self) -> bool {
+        match std::fs::metadata(&self.path) {
+            Ok(meta) => self.file.is_none() || meta.ino() != self.inode,
+            Err(_) => false,
+        }
     }
 
     fn read_current(&mut self) -> Option<Bytes> {

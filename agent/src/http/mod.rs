@@ -12,8 +12,8 @@ mod files;
 mod images_api;
 mod io_api;
 pub(crate) mod operator_api;
-mod tenancy;
 mod state_model;
+mod tenancy;
 mod v0;
 
 use std::sync::Arc;
