@@ -416,11 +416,23 @@ async fn a_task_over_its_disk_quota_is_killed_with_the_limitation() {
     if !common::require_root("a_task_over_its_disk_quota_is_killed_with_the_limitation") {
         return;
     }
+    let Some(testenv) =
+        common::oci_testenv("a_task_over_its_disk_quota_is_killed_with_the_limitation")
+    else {
+        return;
+    };
+    let registry = testenv["registries"]["plain"]["host"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let cluster = Cluster::start(
         "disk",
         &[
             "--enforce_container_disk_quota".into(),
             "--container_disk_watch_interval=200ms".into(),
+            "--isolation=filesystem/linux,docker/runtime,cgroups/cpu,cgroups/mem".into(),
+            "--image_providers=docker".into(),
+            format!("--docker_insecure_registries={registry}"),
         ],
     )
     .await;
@@ -446,19 +458,34 @@ async fn a_task_over_its_disk_quota_is_killed_with_the_limitation() {
         command_task("quiet", &agent_id, "echo small > small; exec sleep 600"),
         64.0,
     );
+    // An image task writing into its rootfs, not its sandbox: the
+    // overlay's writable layer counts against its disk too.
+    let mut image_filler = with_disk(
+        command_task(
+            "imgfill",
+            &agent_id,
+            "dd if=/dev/zero of=/big bs=1M count=200 && exec sleep 600",
+        ),
+        32.0,
+    );
+    image_filler["container"] = json!({"type": "MESOS", "mesos": {"image": {
+        "type": "DOCKER", "docker": {"name": format!("{registry}/busybox:latest")}}}});
     let accept = json!({"type": "ACCEPT", "accept": {
         "offer_ids": [offer["id"]],
-        "operations": [{"type": "LAUNCH", "launch": {"task_infos": [filler, quiet]}}]}});
+        "operations": [{"type": "LAUNCH", "launch": {"task_infos": [filler, quiet, image_filler]}}]}});
     assert_eq!(s.call(accept).await, 202);
-    let failed = loop {
+    let mut ended = std::collections::BTreeMap::new();
+    while ended.len() < 2 {
         let u = s.update().await;
-        if u["task_id"]["value"] == "filler"
+        let task = u["task_id"]["value"].as_str().unwrap().to_string();
+        if task != "quiet"
             && !matches!(
                 u["state"].as_str(),
                 Some("TASK_STAGING" | "TASK_STARTING" | "TASK_RUNNING")
             )
         {
-            break u;
+            ended.insert(task, u);
+            continue;
         }
         if u["task_id"]["value"] == "quiet" {
             assert!(
@@ -469,17 +496,19 @@ async fn a_task_over_its_disk_quota_is_killed_with_the_limitation() {
                 "{u}"
             );
         }
-    };
-    assert_eq!(failed["state"], "TASK_FAILED", "{failed}");
-    assert_eq!(
-        failed["reason"], "REASON_CONTAINER_LIMITATION_DISK",
-        "{failed}"
-    );
-    let message = failed["message"].as_str().unwrap();
-    assert!(
-        message.starts_with("Disk usage (") && message.ends_with("exceeds quota (32MB)"),
-        "{message}"
-    );
+    }
+    for (task, failed) in &ended {
+        assert_eq!(failed["state"], "TASK_FAILED", "{task}: {failed}");
+        assert_eq!(
+            failed["reason"], "REASON_CONTAINER_LIMITATION_DISK",
+            "{task}: {failed}"
+        );
+        let message = failed["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("Disk usage (") && message.ends_with("exceeds quota (32MB)"),
+            "{task}: {message}"
+        );
+    }
 
     // The quiet task runs on, its usage and quota in its statistics.
     assert_eq!(

@@ -58,8 +58,18 @@ fill_share() {
     mkdir -p "$SHARE/tests/v2" "$SHARE/scripts/v2" "$SHARE/results"
     cp "$DEB" "$SHARE/"
     cp tests/v2/guest.sh tests/v2/operator_checks.py tests/v2/oci_registry.py tests/v2/long_task.py \
-        tests/v2/image-task-group.json "$SHARE/tests/v2/"
+        tests/v2/image-task-group.json tests/v2/pymesos_journey.py "$SHARE/tests/v2/"
     cp scripts/demo_scheduler.py "$SHARE/scripts/"
+    # A third-party scheduler for the guest: pymesos (PyPI) and its pure-Python
+    # dependencies from the journeys' venv (stage 2 installs it; the guest has
+    # Debian 12's Python 3.11 too), and the journeys' framework on it.
+    local site
+    site=$(ls -d target/journeys/venv/lib/python3*/site-packages 2>/dev/null | head -1)
+    if [ -n "$site" ]; then
+        mkdir -p "$SHARE/pymesos-site" "$SHARE/tests/journeys/pymesos"
+        for m in pymesos http_parser addict six.py; do cp -a "$site/$m" "$SHARE/pymesos-site/"; done
+        cp tests/journeys/pymesos/journey.py "$SHARE/tests/journeys/pymesos/"
+    fi
     # The cgroup layout checks, where that work has landed.
     [ -f scripts/v2/checks_cgroups.sh ] && cp scripts/v2/checks_cgroups.sh "$SHARE/scripts/v2/"
     # Hard links where possible: the layout is ~60 MB.

@@ -163,6 +163,18 @@ check "image task: pulled busybox, ran in its rootfs, TASK_FINISHED (tepui run e
     "$([ $rc = 0 ] && grep -q 'image task: BusyBox' <<<"$out"; echo $?)" "exit $rc; stdout: ${out:-none}"
 check "inside the image task, /sys/fs/cgroup/memory.max = its limit (64 MiB)" \
     "$(grep -q 'memory.max=67108864' <<<"$out"; echo $?)" "stdout: ${out:-none}"
+# The same through a scheduler tepui did not write: pymesos from PyPI (the
+# journeys' framework; ci.sh copies pymesos and its dependencies into the share).
+if [ -d "$H/pymesos-site" ]; then
+    PYTHONPATH="$H/pymesos-site" timeout 300 python3 "$H/tests/v2/pymesos_journey.py" "$MASTER" \
+        "$H/tests/journeys/pymesos/journey.py" "$H/tests/v2/image-task-group.json" \
+        > "$RES/pymesos.log" 2>&1
+    cat "$RES/pymesos.log"
+    import_checks "$RES/pymesos.log"
+else
+    check "pymesos (PyPI) launches an image task group through the master: both TASK_FINISHED" 1 \
+        "no pymesos in the share (scripts/deps.sh install_journey_clients, target/journeys/venv)"
+fi
 kill "$registry" 2>/dev/null; wait "$registry" 2>/dev/null
 end_section "image task"
 

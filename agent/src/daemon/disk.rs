@@ -1,9 +1,10 @@
 //! Disk enforcement like Mesos's `disk/du` isolator
 //! (src/slave/containerizer/mesos/isolators/posix/disk.cpp,
 //! `PosixDiskIsolatorProcess::_collect`): every
-//! `--container_disk_watch_interval` each executor's sandbox is measured as
-//! `du` would (allocated blocks, links not followed, one filesystem: volumes
-//! and image mounts below it are not the task's sandbox), against the
+//! `--container_disk_watch_interval` each executor's sandbox, and the
+//! writable layers of its pod's image rootfses, are measured as `du` would
+//! (allocated blocks, links not followed, one filesystem: volumes and image
+//! mounts below it are not the task's sandbox), against the
 //! `disk` its executor and live tasks were given. With
 //! `--enforce_container_disk_quota` a pod over its quota is killed and its
 //! tasks end TASK_FAILED with REASON_CONTAINER_LIMITATION_DISK and
@@ -133,9 +134,16 @@ impl Agent {
         };
         for w in watched {
             let dir = w.directory.clone();
-            let used = tokio::task::spawn_blocking(move || usage(&dir))
-                .await
-                .unwrap_or(0);
+            // What its image containers wrote into their rootfs (the
+            // overlays' writable layers) counts too, as Mesos's `disk/du`
+            // counts a container's ephemeral volumes. The mounted rootfses
+            // themselves are other filesystems and are skipped by `usage`.
+            let images = self.containerizer.pod_image_dir(&w.container);
+            let used = tokio::task::spawn_blocking(move || {
+                usage(&dir) + images.as_deref().map_or(0, usage)
+            })
+            .await
+            .unwrap_or(0);
             {
                 let mut state = self.state.lock().await;
                 state

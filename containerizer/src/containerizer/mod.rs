@@ -1314,6 +1314,12 @@ impl Containerizer {
     }
 
     /// Every container of every pod, running or terminated-but-not-removed.
+    /// Where the image rootfses of a pod's containers keep their writable
+    /// layers (overlay `upper/` dirs); `None` without image support.
+    pub fn pod_image_dir(&self, pod: &str) -> Option<std::path::PathBuf> {
+        self.images.as_ref().map(|images| images.pod_dir(pod))
+    }
+
     /// The init pid of a live container, asked of its pod's supervisor
     /// alone (one local request; `list` asks every pod).
     pub async fn pid(&self, id: &ContainerPath) -> Option<i32> {
