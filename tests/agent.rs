@@ -358,6 +358,77 @@ async fn when_one_task_of_a_group_fails_the_other_is_killed_within_its_grace_per
     agent.assert_pods_gone().await;
 }
 
+/// Mesos's `Slave::statusUpdate` gives an ended task's resources back to
+/// its executor's container: when one task of a group finishes and the
+/// other runs on, the pod's memory limit shrinks by the finished task's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_task_of_a_group_gives_its_share_of_the_pod_back() {
+    if !common::require_root("a_finished_task_of_a_group_gives_its_share_of_the_pod_back") {
+        return;
+    }
+    let master = FakeMaster::start().await;
+    let mut agent = AgentProc::start("shrink", &master);
+    subscribed(&master, 1).await;
+    let fw = framework("shrink", true);
+    let mut brief = command_task("brief", "sleep 1");
+    brief.agent_id = Default::default();
+    let mut long = command_task("long", "exec sleep 600");
+    long.agent_id = Default::default();
+    master.send(MasterEvent {
+        r#type: Some(master_event::Type::RunTaskGroup as i32),
+        run_task_group: Some(master_event::RunTaskGroup {
+            framework: fw.clone(),
+            executor: default_executor("pod", &fw),
+            task_group: TaskGroupInfo {
+                tasks: vec![brief, long],
+            },
+        }),
+        ..Default::default()
+    });
+    // The pod's memory cgroup (v1 here; the standalone layout).
+    let pod_limit = || -> Option<u64> {
+        let root = std::path::Path::new("/sys/fs/cgroup/memory").join(&agent.cgroup_root);
+        let pod = std::fs::read_dir(&root)
+            .ok()?
+            .flatten()
+            .find(|e| e.path().is_dir())?;
+        std::fs::read_to_string(pod.path().join("memory.limit_in_bytes"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let mut acked = 0;
+    master
+        .wait_for("both tasks to run", WAIT, |m| {
+            ack_all(m, &mut acked);
+            (states(m, "brief").contains(&"TASK_RUNNING".to_string())
+                && states(m, "long").contains(&"TASK_RUNNING".to_string()))
+            .then_some(())
+        })
+        .await;
+    // Executor 32 MB + two tasks of 64 MB.
+    assert_eq!(pod_limit(), Some(160 << 20));
+    master
+        .wait_for("the brief task to finish", WAIT, |m| {
+            ack_all(m, &mut acked);
+            states(m, "brief")
+                .contains(&"TASK_FINISHED".to_string())
+                .then_some(())
+        })
+        .await;
+    let deadline = Instant::now() + WAIT;
+    while pod_limit() != Some(96 << 20) {
+        assert!(
+            Instant::now() < deadline,
+            "the pod kept {:?} after a task finished",
+            pod_limit()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(states(&master, "long"), ["TASK_STARTING", "TASK_RUNNING"]);
+}
+
 /// `kill -9` of a pod's supervisor while its tasks run: the agent notices,
 /// kills every process left in the pod's cgroups (re-parented ones too),
 /// removes the cgroups, and only then reports the tasks ended, saying the

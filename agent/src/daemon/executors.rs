@@ -236,7 +236,9 @@ impl Agent {
             {
                 let before = entry.state;
                 entry.record(&kept);
-                ended = is_terminal(new_state) && !is_terminal(entry.state);
+                // `record` has moved `entry.state` already: compare with
+                // the state before this update.
+                ended = is_terminal(new_state) && !is_terminal(before);
                 entry.state = new_state;
                 self.metrics.task_moved(before, new_state);
             }
