@@ -367,7 +367,7 @@ async fn a_finished_task_of_a_group_gives_its_share_of_the_pod_back() {
         return;
     }
     let master = FakeMaster::start().await;
-    let mut agent = AgentProc::start("shrink", &master);
+    let agent = AgentProc::start("shrink", &master);
     subscribed(&master, 1).await;
     let fw = framework("shrink", true);
     let mut brief = command_task("brief", "sleep 1");
