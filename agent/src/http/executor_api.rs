@@ -28,6 +28,23 @@ pub async fn handle(
         Ok(decoded) => decoded,
         Err(response) => return response,
     };
+    if caller.origin == Origin::Unidentified
+        && caller
+            .principal
+            .as_ref()
+            .and_then(|p| p.executor())
+            .is_none_or(|me| {
+                me.framework_id != call.framework_id.value
+                    || me.executor_id != call.executor_id.value
+            })
+    {
+        // Gone before it could be identified (a task sending and resetting
+        // at once): only its executor's token can speak for an executor.
+        return error(
+            403,
+            "the calling process could not be identified: an executor call needs its executor's token or a live connection",
+        );
+    }
     if let Origin::Pod { pod, .. } = &caller.origin {
         // A process in a pod speaks only for the executor whose pod it is,
         // token or not (a token of another executor is refused too).

@@ -29,14 +29,24 @@ pub enum Origin {
     Host { uid: u32, pid: Option<u32> },
     /// A process inside the pod (top-level container) `pod`.
     Pod { pod: String, uid: u32, pid: u32 },
+    /// A client on this host whose socket no process holds by the time we
+    /// look (it closed or reset right after sending), or that the kernel
+    /// no longer lists. It may have been a task: it gets no rights beyond
+    /// health and version unless it authenticates as an operator.
+    Unidentified,
 }
 
 /// Identifies the client of a connection accepted at `local` from `peer`.
 /// `cgroups_root` is the agent's `--cgroups_root`: a process whose cgroup
 /// path has `/<cgroups_root>/<pod>` in any hierarchy belongs to `<pod>`.
 pub fn identify(peer: SocketAddr, local: SocketAddr, cgroups_root: &str) -> Origin {
+    let same_host = is_this_host(peer, local);
     let owner = match sock_diag::lookup(peer, local) {
         Ok(Some(owner)) => owner,
+        // A client on this host that is gone already (closed, or reset with
+        // a zero linger, right after sending): a task could do that to pass
+        // for a remote operator. Without its process there is no telling.
+        Ok(None) if same_host => return Origin::Unidentified,
         Ok(None) => return Origin::Remote,
         Err(e) => {
             tracing::warn!(error = %e, "sock_diag lookup failed: the caller counts as remote");
@@ -44,13 +54,9 @@ pub fn identify(peer: SocketAddr, local: SocketAddr, cgroups_root: &str) -> Orig
         }
     };
     let Some(pid) = holder(Path::new("/proc"), owner.inode, owner.uid) else {
-        // A socket no process holds any more: its owner is gone. Count it
-        // as the host, by the socket's uid (a pod process cannot make its
-        // socket outlive itself and its children).
-        return Origin::Host {
-            uid: owner.uid,
-            pid: None,
-        };
+        // A socket no process holds any more (an orphan closing): its
+        // owner is gone and may have been a task.
+        return Origin::Unidentified;
     };
     let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     match pod_of(&cgroups, cgroups_root) {
@@ -64,6 +70,31 @@ pub fn identify(peer: SocketAddr, local: SocketAddr, cgroups_root: &str) -> Orig
             pid: Some(pid),
         },
     }
+}
+
+/// Whether a connection from `peer` to `local` comes from this host:
+/// loopback, our own address, or any address of our interfaces.
+fn is_this_host(peer: SocketAddr, local: SocketAddr) -> bool {
+    let ip = sock_diag::canonical(peer).ip();
+    if ip.is_loopback() || ip == sock_diag::canonical(local).ip() {
+        return true;
+    }
+    nix::ifaddrs::getifaddrs().is_ok_and(|mut addrs| {
+        addrs.any(|a| {
+            let Some(address) = a.address else {
+                return false;
+            };
+            let own = address
+                .as_sockaddr_in()
+                .map(|v4| std::net::IpAddr::V4(v4.ip()))
+                .or_else(|| {
+                    address
+                        .as_sockaddr_in6()
+                        .map(|v6| std::net::IpAddr::V6(v6.ip()))
+                });
+            own == Some(ip)
+        })
+    })
 }
 
 /// The process holding a descriptor of the socket with this inode. The
@@ -149,6 +180,37 @@ mod tests {
         let supervisor = "0::/tepui.slice/tepui-pod-p3.scope/@supervisor\n";
         assert_eq!(pod_of(supervisor, "tepui").as_deref(), Some("p3"));
         assert_eq!(pod_of("0::/tepui.slice\n", "tepui"), None);
+    }
+
+    /// A client that sends and resets at once (zero linger) is gone before
+    /// the agent looks: on this host that is no licence to be an operator.
+    #[test]
+    fn a_local_client_gone_before_the_lookup_is_unidentified() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        let (_conn, peer) = listener.accept().unwrap();
+        use std::os::fd::AsRawFd;
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt on a socket we own with a valid linger struct.
+        let rc = unsafe {
+            libc::setsockopt(
+                client.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&raw const linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0);
+        drop(client);
+        assert_eq!(
+            identify(peer, addr, "tepui-test-no-such-root"),
+            Origin::Unidentified
+        );
     }
 
     /// Our own test process, seen through a loopback connection from a

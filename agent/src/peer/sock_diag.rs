@@ -62,7 +62,7 @@ pub fn lookup(local: SocketAddr, remote: SocketAddr) -> std::io::Result<Option<S
     Ok(parse(&buf[..n as usize], local))
 }
 
-fn canonical(addr: SocketAddr) -> SocketAddr {
+pub(super) fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
