@@ -1437,15 +1437,25 @@ async fn operators_list_and_read_a_finished_tasks_sandbox_but_nothing_outside() 
         assert!(text.contains("length limit"), "{path}: {text}");
     }
 
-    // `tepui logs --tail 2` on the finished task, once the agent has
-    // forgotten it with its executor: the sandbox is found on disk.
+    // `tepui logs --tail 2` on the finished task, once its executor is
+    // gone (the agent keeps it only in its history, as Mesos's agent
+    // keeps completed executors): the sandbox is found on disk.
     let deadline = Instant::now() + WAIT;
     loop {
-        let (_, tasks) = operator(&agent, serde_json::json!({"type": "GET_TASKS"})).await;
-        if !tasks.contains("\"done\"") {
+        let (_, executors) = operator(&agent, serde_json::json!({"type": "GET_EXECUTORS"})).await;
+        let v: serde_json::Value = serde_json::from_str(&executors).unwrap();
+        let live = v["get_executors"]["executors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["executor_info"]["executor_id"]["value"] == "done");
+        if !live {
             break;
         }
-        assert!(Instant::now() < deadline, "the agent still lists: {tasks}");
+        assert!(
+            Instant::now() < deadline,
+            "the executor still runs: {executors}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (code, out, err) = tepui_cli(&agent, &["logs", "done", "--tail", "2"]).await;
