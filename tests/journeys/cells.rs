@@ -192,6 +192,33 @@ impl Cell {
         }
     }
 
+    /// What a task of a shared-cgroup group may also read once siblings
+    /// have ended: Mesos's `Slave::statusUpdate` gives an ended task's
+    /// resources back, so the pod is the executor, the task itself and
+    /// whichever siblings are still live when it reads.
+    pub fn shrunk_limits(&self, task: &TaskSpec) -> Vec<u64> {
+        if self.launch != Launch::Group || self.share_cgroups == Some(false) {
+            return Vec::new();
+        }
+        let others: Vec<f64> = self
+            .tasks
+            .iter()
+            .filter(|t| t.id != task.id)
+            .map(|t| t.mem)
+            .collect();
+        (0..1u32 << others.len())
+            .map(|live| {
+                let siblings: f64 = others
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| live & (1 << i) != 0)
+                    .map(|(_, mem)| mem)
+                    .sum();
+                ((self.executor_mem + task.mem + siblings) * MIB) as u64
+            })
+            .collect()
+    }
+
     /// The Mesos JSON of each task (without agent_id, which the scheduler
     /// fills in from its offer).
     pub fn task_infos(&self, env: &Env) -> Vec<Value> {
