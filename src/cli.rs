@@ -620,6 +620,10 @@ pub struct MasterArgs {
     /// Events queued for one scheduler or operator SUBSCRIBE stream; a subscriber further behind is dropped.
     #[arg(long = "subscriber_queue_size", default_value_t = 8_192)]
     pub subscriber_queue_size: usize,
+    /// A web UI folder served at `/`, `/app` and `/assets`, as Mesos's master serves its own
+    /// (point it at an unchanged copy of apache/mesos `src/webui`).
+    #[arg(long = "webui_dir")]
+    pub webui_dir: Option<std::path::PathBuf>,
 }
 
 impl MasterArgs {
@@ -632,6 +636,11 @@ impl MasterArgs {
             tepui_proto::zk::ZkUrl::parse(zk).map_err(|e| anyhow::anyhow!("--zk: {e}"))?;
             if self.quorum.is_none() {
                 anyhow::bail!("--quorum is required with --zk");
+            }
+        }
+        if let Some(dir) = &self.webui_dir {
+            if !dir.join("index.html").is_file() {
+                anyhow::bail!("--webui_dir: {} has no index.html", dir.display());
             }
         }
         let flags = vec![
@@ -684,6 +693,7 @@ impl MasterArgs {
             tls: self.tls.settings()?,
             http_limits: self.http.limits()?,
             subscriber_queue: self.subscriber_queue_size.max(1),
+            webui_dir: self.webui_dir,
             auth: tepui_master::AuthConfig {
                 authenticate_frameworks: self.authenticate_frameworks,
                 authenticate_agents: self.authenticate_agents,

@@ -613,3 +613,93 @@ fn every_request_of_the_mesos_web_ui_is_answered_with_what_it_reads() {
     let _ = run.kill();
     let _ = run.wait();
 }
+
+/// `--webui_dir` serves a UI folder as Mesos's master serves `src/webui`
+/// (src/master/master.cpp, `Master::initialize`: `provide("", index.html)`,
+/// `provide("app", ...)`, `provide("assets", ...)`), so an operator points
+/// it at an unchanged copy of Mesos's UI. The folder here is a stand-in
+/// with the same layout; nothing outside it is ever served.
+#[test]
+fn webui_dir_serves_a_ui_folder_at_the_paths_mesos_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let ui = dir.path().join("webui");
+    std::fs::create_dir_all(ui.join("app/shared")).unwrap();
+    std::fs::create_dir_all(ui.join("assets/css")).unwrap();
+    std::fs::write(ui.join("index.html"), "<html ng-app=\"mesos\"></html>").unwrap();
+    std::fs::write(ui.join("app/app.js"), "var mesosApp;").unwrap();
+    std::fs::write(ui.join("app/shared/pailer.html"), "<html></html>").unwrap();
+    std::fs::write(ui.join("assets/css/mesos.css"), "body{}").unwrap();
+    std::fs::write(dir.path().join("secret"), "not for the web").unwrap();
+
+    let port = common::mesos_cluster::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut master = Command::new(common::tepui_bin())
+        .args([
+            "master",
+            "--ip=127.0.0.1",
+            &format!("--port={port}"),
+            &format!("--webui_dir={}", ui.display()),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the master to serve", || {
+        std::net::TcpStream::connect(&addr).is_ok()
+    });
+
+    let expect_file = |target: &str, kind: &str, body: &str| {
+        let (status, got_kind, got) = http(&addr, "GET", target, "");
+        assert_eq!(
+            (status, got_kind.as_str(), got.as_str()),
+            (200, kind, body),
+            "GET {target}"
+        );
+    };
+    expect_file(
+        "/",
+        "text/html; charset=utf-8",
+        "<html ng-app=\"mesos\"></html>",
+    );
+    expect_file(
+        "/app/app.js",
+        "text/javascript; charset=utf-8",
+        "var mesosApp;",
+    );
+    expect_file(
+        "/app/shared/pailer.html",
+        "text/html; charset=utf-8",
+        "<html></html>",
+    );
+    expect_file("/assets/css/mesos.css", "text/css; charset=utf-8", "body{}");
+    for outside in [
+        "/app/../secret",
+        "/app/%2e%2e/secret",
+        "/assets/..%2F..%2Fsecret",
+        "/app/missing.js",
+        "/secret",
+    ] {
+        let (status, _, body) = http(&addr, "GET", outside, "");
+        assert_eq!(status, 404, "GET {outside}: {body}");
+        assert!(!body.contains("not for the web"), "GET {outside}");
+    }
+    // The APIs the UI reads are not shadowed by the folder.
+    let state = get_json(&addr, "/master/state");
+    assert_eq!(state["leader_info"]["hostname"], "127.0.0.1");
+    let _ = master.kill();
+    let _ = master.wait();
+
+    // A folder without index.html is refused at start-up, naming the flag.
+    let out = Command::new(common::tepui_bin())
+        .args([
+            "master",
+            "--ip=127.0.0.1",
+            &format!("--port={}", common::mesos_cluster::free_port()),
+            &format!("--webui_dir={}", dir.path().join("app").display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--webui_dir"), "{stderr}");
+}

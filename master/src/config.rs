@@ -54,6 +54,10 @@ pub struct MasterConfig {
     /// Events queued for one scheduler or operator SUBSCRIBE stream at
     /// most; a subscriber further behind is dropped.
     pub subscriber_queue: usize,
+    /// `--webui_dir`: a folder whose `index.html`, `app/` and `assets/`
+    /// the master serves at `/`, `/app` and `/assets`, as Mesos serves its
+    /// web UI (point it at apache/mesos `src/webui`).
+    pub webui_dir: Option<PathBuf>,
 }
 
 /// `--authenticate_*`, `--credentials`, `--jwt_secret_key`, `--acls`.
@@ -92,6 +96,7 @@ impl Default for MasterConfig {
             tls: tepui_proto::tls::TlsSettings::default(),
             http_limits: tepui_proto::server::Limits::default(),
             subscriber_queue: crate::queue::SUBSCRIBER_QUEUE,
+            webui_dir: None,
         }
     }
 }

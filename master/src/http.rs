@@ -51,6 +51,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
                 post(crate::operator_api::handle),
             );
     }
+    let webui_dir = shared.config.webui_dir.clone();
     let router = api
         // The link reads its own body: its cap depends on who calls.
         .route("/tepui/link/v1", post(crate::link::handle))
@@ -66,6 +67,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
             crate::ha::gate,
         ))
         .with_state(shared);
+    // Static UI files are outside the auth and leader gates, as libprocess
+    // serves `provide`d files (a standby serves the UI too; the UI itself
+    // finds the leader through `/master/state`).
+    let router = match webui_dir {
+        Some(dir) => router.merge(crate::webui_dir::routes(dir)),
+        None => router,
+    };
     tepui_proto::libprocess::routing(router, PROCESSES)
 }
 

@@ -5,6 +5,7 @@
 //! It must not depend on the agent or containerizer crates: agents are remote
 //! peers that speak the link protocol defined in tepui-proto.
 
+mod advertise;
 pub mod allocator;
 mod auth;
 pub mod config;
@@ -21,6 +22,7 @@ mod scheduler_api;
 pub mod state;
 mod v0;
 mod validation;
+mod webui_dir;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

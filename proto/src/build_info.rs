@@ -20,8 +20,9 @@ pub struct BuildInfo {
 pub fn build_info() -> &'static BuildInfo {
     static INFO: OnceLock<BuildInfo> = OnceLock::new();
     INFO.get_or_init(|| {
-        let secs = std::env::current_exe()
-            .and_then(std::fs::metadata)
+        // `/proc/self/exe` still opens the running binary after an upgrade
+        // replaced its file (its path then ends in " (deleted)").
+        let secs = std::fs::metadata("/proc/self/exe")
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())

@@ -200,11 +200,10 @@ impl Master {
             max_offers_per_framework: config.max_offers_per_framework,
             ..AllocatorConfig::default()
         });
-        let hostname = config
-            .hostname
-            .clone()
-            .unwrap_or_else(|| config.listen.ip().to_string());
-        let ip = match config.listen.ip() {
+        let hostname = crate::advertise::hostname(config.hostname.as_deref(), config.listen);
+        let advertised =
+            std::net::SocketAddr::new(crate::advertise::ip(config.listen), config.listen.port());
+        let ip = match advertised.ip() {
             std::net::IpAddr::V4(v4) => u32::from_le_bytes(v4.octets()),
             std::net::IpAddr::V6(_) => 0,
         };
@@ -212,12 +211,12 @@ impl Master {
             id: id.clone(),
             ip,
             port: u32::from(config.listen.port()),
-            pid: Some(format!("master@{}", config.listen)),
+            pid: Some(format!("master@{advertised}")),
             hostname: Some(hostname.clone()),
             version: Some(VERSION.to_string()),
             address: Some(v1::Address {
                 hostname: Some(hostname),
-                ip: Some(config.listen.ip().to_string()),
+                ip: Some(advertised.ip().to_string()),
                 port: i32::from(config.listen.port()),
             }),
             domain: None,
