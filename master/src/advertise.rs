@@ -29,12 +29,11 @@ pub fn hostname(given: Option<&str>, listen: SocketAddr) -> String {
     if let Some(name) = given {
         return name.to_string();
     }
-    if listen.ip().is_unspecified() {
-        if let Ok(name) = nix::unistd::gethostname() {
-            if let Some(name) = name.to_str().filter(|n| !n.is_empty()) {
-                return name.to_string();
-            }
-        }
+    if listen.ip().is_unspecified()
+        && let Ok(name) = nix::unistd::gethostname()
+        && let Some(name) = name.to_str().filter(|n| !n.is_empty())
+    {
+        return name.to_string();
     }
     ip(listen).to_string()
 }
