@@ -638,10 +638,10 @@ impl MasterArgs {
                 anyhow::bail!("--quorum is required with --zk");
             }
         }
-        if let Some(dir) = &self.webui_dir {
-            if !dir.join("index.html").is_file() {
-                anyhow::bail!("--webui_dir: {} has no index.html", dir.display());
-            }
+        if let Some(dir) = &self.webui_dir
+            && !dir.join("index.html").is_file()
+        {
+            anyhow::bail!("--webui_dir: {} has no index.html", dir.display());
         }
         let flags = vec![
             ("ip".to_string(), self.ip.to_string()),
