@@ -268,17 +268,39 @@ async fn launch(s: &mut JsonScheduler, tasks: Vec<Value>) {
     assert_eq!(s.call(accept).await, 202);
 }
 
+/// Every file below `dir`.
+fn files_below(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 async fn tenants_cannot_reach_each_other(name: &str, extra: &[String]) {
     let cluster = Cluster::start(name, extra).await;
     // The victim: a root task with a secret in its sandbox.
     let mut victim = JsonScheduler::subscribe(&cluster.base, "victim").await;
     let offer = victim.next("OFFERS").await["offers"]["offers"][0].clone();
     let agent_id = offer["agent_id"].clone();
-    let task = command_task(
+    let mut task = command_task(
         "victim-task",
         &agent_id,
         "echo s3cret > secret; exec sleep 600",
     );
+    // A secret in its environment too: /proc/<pid>/environ of its
+    // processes must not be reachable from another tenant's pod.
+    task["command"]["environment"] =
+        json!({"variables": [{"name": "VICTIM_SECRET", "value": "env-s3cret"}]});
     let accept = json!({"type": "ACCEPT", "accept": {
         "offer_ids": [offer["id"]],
         "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]}});
@@ -306,6 +328,24 @@ async fn tenants_cannot_reach_each_other(name: &str, extra: &[String]) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // What a root task on the host's filesystem would read without the
+    // agent's dirs hidden: the victim's checkpoints under `meta/` (the
+    // agent's own records of its framework), the victim pod's supervisor
+    // socket, the operator credential (there when authentication is on).
+    let work = cluster.dir.join("work");
+    let meta = files_below(&work.join("meta/frameworks").join(&victim.framework_id));
+    assert!(!meta.is_empty(), "no checkpoints of the victim under meta/");
+    let socket = cluster
+        .dir
+        .join("run/pods")
+        .join(&root)
+        .join("supervisor.sock");
+    assert!(
+        socket.exists(),
+        "no supervisor socket at {}",
+        socket.display()
+    );
+
     // The attacker: two tasks, as nobody and as root.
     let script = cluster.dir.join("attack.py");
     std::fs::write(&script, ATTACK).unwrap();
@@ -318,7 +358,9 @@ async fn tenants_cannot_reach_each_other(name: &str, extra: &[String]) {
         let params = cluster.dir.join(format!("params-{user}.json"));
         let body = json!({"agent": cluster.agent_url, "out": results.join(format!("{user}.json")),
             "victim": {"root": root, "task": nested, "framework": victim.framework_id,
-                "executor": executor, "task_id": "victim-task", "sandbox": sandbox}});
+                "executor": executor, "task_id": "victim-task", "sandbox": sandbox},
+            "host": {"work_dir": work, "run_dir": cluster.dir.join("run"), "meta": meta,
+                "socket": socket, "credential": work.join("operator.credential")}});
         std::fs::write(&params, body.to_string()).unwrap();
         let command = format!("python3 {} {}", script.display(), params.display());
         tasks.push(as_user(
@@ -340,12 +382,11 @@ async fn tenants_cannot_reach_each_other(name: &str, extra: &[String]) {
             let body = outcome[1].as_str().unwrap_or_default();
             if attack.starts_with("own_") {
                 assert_eq!(status, 200, "{user} {attack}: {body}");
-            } else if attack == "fs_read" {
-                // A root task on the host's filesystem can read any file:
-                // only the API is the agent's to refuse there.
-                if user == "nobody" {
-                    assert_eq!(status, 403, "{user} {attack}: {body}");
-                }
+            } else if attack.starts_with("fs_") {
+                // The filesystem, root or not: the agent's dirs are hidden
+                // in every container without an image.
+                assert_eq!(status, 403, "{user} {attack}: {body}");
+                assert!(!body.contains("s3cret"), "{user} {attack}: {body}");
             } else {
                 assert!(
                     status == 403 || status == 401,

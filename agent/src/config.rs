@@ -89,6 +89,10 @@ pub struct AgentConfig {
     /// `--docker_registry_ca_file`: extra CA certificates (PEM) trusted for
     /// https registries, on top of the system's.
     pub docker_registry_ca_file: Option<PathBuf>,
+    /// More host dirs tasks without an image must not see, besides the
+    /// work dir, runtime dir, image store and fetcher cache (`tepui dev`:
+    /// its whole temporary dir, the master's registry too).
+    pub hidden_host_dirs: Vec<PathBuf>,
 }
 
 /// `--authenticate_http_*`, `--credentials`, `--jwt_secret_key`, `--acls`,
@@ -156,6 +160,7 @@ impl AgentConfig {
             http_limits: tepui_proto::server::Limits::default(),
             destroy_pods_on_shutdown: false,
             docker_registry_ca_file: None,
+            hidden_host_dirs: Vec::new(),
         }
     }
 

@@ -186,6 +186,14 @@ impl Agent {
         cz.supervisor_binary = config.tepui_binary.clone();
         cz.log = config.log;
         cz.images = images_config(&config, &work)?;
+        // A task without an image sees the host's filesystem (as in Mesos),
+        // but not the agent's: other tenants' sandboxes, `meta/`, the
+        // operator credential and cached downloads are hidden in its mount
+        // namespace (the containerizer adds its runtime dir and image store).
+        cz.hidden_host_dirs = std::iter::once(work.root().to_path_buf())
+            .chain(config.fetcher_cache_dir.iter().cloned())
+            .chain(config.hidden_host_dirs.iter().cloned())
+            .collect();
         let containerizer = Containerizer::new(cz)?;
         // What the host made of the cgroup flags, beside them in /flags.
         let mut config = config;

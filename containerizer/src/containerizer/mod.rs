@@ -82,6 +82,11 @@ pub struct ContainerizerConfig {
     /// Where pulled image layers live and how registries are reached;
     /// `None` refuses containers with an image.
     pub images: Option<ImagesConfig>,
+    /// Host directories containers without an image must not see (the
+    /// agent's work dir, its fetcher cache, ...), besides the runtime dir
+    /// and the image store, which are always hidden
+    /// (`SpecContext::hidden_host_dirs`).
+    pub hidden_host_dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -109,8 +114,25 @@ impl ContainerizerConfig {
             limit_swap: true,
             container_pids_limit: Some(DEFAULT_CONTAINER_PIDS_LIMIT),
             images: None,
+            hidden_host_dirs: Vec::new(),
         }
     }
+}
+
+/// What containers without an image must not see: the runtime dir (every
+/// pod's supervisor socket: a task that reached its own could launch or
+/// kill past the agent's checks), the image store and what the agent
+/// names. Resolved through symlinks, as mount destinations are; a dir that
+/// does not exist yet is taken as given.
+fn hidden_host_dirs(config: &ContainerizerConfig) -> Vec<PathBuf> {
+    std::iter::once(&config.runtime_dir)
+        .chain(config.images.iter().map(|i| &i.store_dir))
+        .chain(config.hidden_host_dirs.iter())
+        .map(|dir| {
+            let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+            absolute.canonicalize().unwrap_or(absolute)
+        })
+        .collect()
 }
 
 /// One container of a pod as the containerizer tracks it.
@@ -162,6 +184,8 @@ pub struct Containerizer {
     host_memory_bytes: u64,
     pods: SyncMutex<HashMap<String, Arc<Mutex<Pod>>>>,
     images: Option<Arc<ImageStore>>,
+    /// `SpecContext::hidden_host_dirs`, resolved once.
+    hidden_host_dirs: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for Containerizer {
@@ -223,9 +247,11 @@ impl Containerizer {
             )),
             None => None,
         };
+        let hidden_host_dirs = hidden_host_dirs(&config);
         Ok(Self {
             rt: RuntimeDir::new(&config.runtime_dir),
             images,
+            hidden_host_dirs,
             config,
             cgroups,
             layout,
@@ -808,6 +834,7 @@ impl Containerizer {
         context.host_memory_bytes = Some(self.host_memory_bytes);
         context.cfs_quota_from_request = self.config.cfs_quota_from_request;
         context.cgroup_v1_binds = self.cgroups.v1_binds(&cgroup);
+        context.hidden_host_dirs = self.hidden_host_dirs.clone();
         context.limit_swap = self.cgroups.limits_swap();
         context.pids_limit = self
             .pids_limit()

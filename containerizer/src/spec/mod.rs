@@ -157,6 +157,20 @@ pub struct SpecContext {
     /// limit it runs under. The pod's cgroup still enforces the sum.
     #[serde(default)]
     pub ceiling: Option<Ceiling>,
+    /// Host directories a container without an image must not see: the
+    /// agent's work dir (sandboxes of other tenants, checkpoints, the
+    /// operator credential), its runtime dir (supervisor sockets), the
+    /// image store, the fetcher cache. Mesos shows them to every such task
+    /// (no `filesystem/linux` masking); a root task could then read what
+    /// the agent API refuses it. Each is covered by an empty read-only
+    /// tmpfs in the container's mount namespace, and the container's own
+    /// sandbox and volumes are bound back at their paths, so
+    /// `MESOS_SANDBOX` still works. Absolute, symlink-free paths (the
+    /// runtime resolves mount destinations inside the root, and the mask's
+    /// source by its host path). Ignored for image containers: they never
+    /// see the host's tree.
+    #[serde(default)]
+    pub hidden_host_dirs: Vec<PathBuf>,
     /// `pids.max` of the container's own cgroup (`--container_pids_limit`).
     #[serde(default)]
     pub pids_limit: Option<i64>,
@@ -183,6 +197,7 @@ impl SpecContext {
             ceiling: None,
             pids_limit: None,
             limit_swap: false,
+            hidden_host_dirs: Vec::new(),
         }
     }
 
@@ -413,6 +428,14 @@ pub fn build_spec(launch: &LaunchSpec, ctx: &SpecContext) -> Result<Spec, SpecEr
     let (namespaces, shm) = namespaces(launch, ctx)?;
 
     let mut mounts = mounts::standard_mounts(&shm, &ctx.cgroup_v1_binds);
+    // The agent's dirs are masked before the sandbox and volumes are bound
+    // (their mount points are made in the mask) and sealed read-only after
+    // them; see `SpecContext::hidden_host_dirs`.
+    let hidden = match &layout.host_root {
+        Some(_) => mounts::hidden_dirs(&ctx.hidden_host_dirs),
+        None => Vec::new(),
+    };
+    mounts.extend(mounts::mask_hidden_dirs(&hidden));
     mounts.push(mounts::bind(
         &launch.sandbox_dir,
         &layout.sandbox,
@@ -426,6 +449,9 @@ pub fn build_spec(launch: &LaunchSpec, ctx: &SpecContext) -> Result<Spec, SpecEr
             &layout.sandbox,
             layout.host_root.as_deref(),
         )?);
+    }
+    if let Some(host_root) = &layout.host_root {
+        mounts.extend(mounts::seal_hidden_dirs(&hidden, host_root));
     }
 
     let mut linux = oci_spec::runtime::Linux::default();
