@@ -144,6 +144,7 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     config.gc_delay = duration("gc_delay", &args.gc_delay)?;
     config.switch_user = args.switch_user && !args.no_switch_user;
     config.enforce_container_disk_quota = args.enforce_container_disk_quota;
+    config.xfs_project_range = args.xfs_project_range.clone();
     config.container_disk_watch_interval = duration(
         "container_disk_watch_interval",
         &args.container_disk_watch_interval,

@@ -74,6 +74,9 @@ pub struct AgentConfig {
     /// `--enforce_container_disk_quota` (Mesos's default false): a pod
     /// whose sandbox outgrows its `disk` is killed.
     pub enforce_container_disk_quota: bool,
+    /// `--xfs_project_range` (Mesos's default `[5000-10000]`), for
+    /// `--isolation=...,disk/xfs`.
+    pub xfs_project_range: String,
     /// `--container_disk_watch_interval` (Mesos's default 15secs).
     pub container_disk_watch_interval: Duration,
     /// Authentication and authorization (all off by default).
@@ -154,6 +157,7 @@ impl AgentConfig {
             gc_delay: Duration::from_secs(7 * 24 * 3600),
             switch_user: true,
             enforce_container_disk_quota: false,
+            xfs_project_range: "[5000-10000]".to_string(),
             container_disk_watch_interval: Duration::from_secs(15),
             auth: AgentAuth::default(),
             tls: Default::default(),

@@ -19,6 +19,7 @@ pub mod state;
 mod tasks;
 mod teardown;
 mod views;
+pub mod xfs;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -88,6 +89,8 @@ pub struct Agent {
     pub(crate) authenticator: tepui_proto::auth::Authenticator,
     /// Signs executor tokens; `None` when executors get none.
     pub(crate) executor_key: Option<Vec<u8>>,
+    /// `disk/xfs`: sandboxes' project quotas.
+    pub(crate) xfs: Option<xfs::XfsDisk>,
 }
 
 #[derive(Debug, Default)]
@@ -259,11 +262,25 @@ impl Agent {
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
         let executor_key = executor_key(&config)?;
+        let xfs = if disk::isolation_has(&config.isolation, "disk/xfs") {
+            Some(
+                xfs::XfsDisk::new(
+                    Box::new(xfs::Kernel),
+                    work.root(),
+                    &config.xfs_project_range,
+                    config.enforce_container_disk_quota,
+                )
+                .map_err(|e| AgentError::Config(format!("--isolation=disk/xfs: {e}")))?,
+            )
+        } else {
+            None
+        };
         let mut authenticator = config.auth.authenticator.clone();
         authenticator.jwt_keys.extend(executor_key.iter().cloned());
         Ok(Arc::new(Self {
             authenticator,
             executor_key,
+            xfs,
             config,
             work,
             containerizer,
@@ -330,6 +347,7 @@ impl Agent {
             tracing::info!(agent_id = %id, "running standalone (no --master)");
         }
         self.recover().await?;
+        self.recover_disk_projects().await;
         let agent = self.clone();
         tokio::spawn(async move { agent.forward_updates().await });
         self.start_disk_watch();
