@@ -180,6 +180,21 @@ impl Agent {
             },
         )?;
 
+        // Before anything is set up on the host: a work dir disk/xfs cannot
+        // use stops the agent here (`XfsDiskIsolatorProcess::create`).
+        let xfs = if disk::isolation_has(&config.isolation, "disk/xfs") {
+            Some(
+                xfs::XfsDisk::new(
+                    Box::new(xfs::Kernel),
+                    work.root(),
+                    &config.xfs_project_range,
+                    config.enforce_container_disk_quota,
+                )
+                .map_err(|e| AgentError::Config(format!("--isolation=disk/xfs: {e}")))?,
+            )
+        } else {
+            None
+        };
         let mut cz = ContainerizerConfig::new(&config.runtime_dir);
         cz.cgroups_root = config.cgroups_root.clone();
         cz.cgroup_mode = config.cgroup_mode;
@@ -262,19 +277,6 @@ impl Agent {
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
         let executor_key = executor_key(&config)?;
-        let xfs = if disk::isolation_has(&config.isolation, "disk/xfs") {
-            Some(
-                xfs::XfsDisk::new(
-                    Box::new(xfs::Kernel),
-                    work.root(),
-                    &config.xfs_project_range,
-                    config.enforce_container_disk_quota,
-                )
-                .map_err(|e| AgentError::Config(format!("--isolation=disk/xfs: {e}")))?,
-            )
-        } else {
-            None
-        };
         let mut authenticator = config.auth.authenticator.clone();
         authenticator.jwt_keys.extend(executor_key.iter().cloned());
         Ok(Arc::new(Self {
