@@ -166,6 +166,20 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
             .map(|p| crate::auth_flags::read_credential("credential", p))
             .transpose()?,
     };
+    // The agent's secrets, wherever the operator keeps them: a task on the
+    // host's filesystem running as root must not read them (with the
+    // executor key it could mint any executor's token).
+    config.hidden_host_files = [
+        &args.auth.credentials,
+        &args.auth.jwt_secret_key,
+        &args.executor_secret_key,
+        &args.credential,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|p| std::path::PathBuf::from(p.strip_prefix("file://").unwrap_or(p)))
+    .filter_map(|p| std::path::absolute(&p).ok()?.canonicalize().ok())
+    .collect();
     if config.auth.authenticate_http_readonly
         || config.auth.authenticate_http_readwrite
         || config.auth.authenticate_http_executors

@@ -297,6 +297,15 @@ fn files_below(dir: &std::path::Path) -> Vec<PathBuf> {
     found
 }
 
+/// `extra`'s secret key files: a task must not read them from disk.
+fn secret_files(extra: &[String]) -> Vec<String> {
+    extra
+        .iter()
+        .filter_map(|a| a.strip_prefix("--executor_secret_key="))
+        .map(str::to_string)
+        .collect()
+}
+
 async fn tenants_cannot_reach_each_other(name: &str, extra: &[String]) {
     let cluster = Cluster::start(name, extra).await;
     // The victim: a root task with a secret in its sandbox.
@@ -371,7 +380,8 @@ async fn tenants_cannot_reach_each_other(name: &str, extra: &[String]) {
             "victim": {"root": root, "task": nested, "framework": victim.framework_id,
                 "executor": executor, "task_id": "victim-task", "sandbox": sandbox},
             "host": {"work_dir": work, "run_dir": cluster.dir.join("run"), "meta": meta,
-                "socket": socket, "credential": work.join("operator.credential")}});
+                "socket": socket, "credential": work.join("operator.credential"),
+                "secret_files": secret_files(extra)}});
         std::fs::write(&params, body.to_string()).unwrap();
         let command = format!("python3 {} {}", script.display(), params.display());
         tasks.push(as_user(

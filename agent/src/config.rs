@@ -96,6 +96,10 @@ pub struct AgentConfig {
     /// work dir, runtime dir, image store and fetcher cache (`tepui dev`:
     /// its whole temporary dir, the master's registry too).
     pub hidden_host_dirs: Vec<PathBuf>,
+    /// Secret files named by flags (`--credentials`, `--jwt_secret_key`,
+    /// `--executor_secret_key`, `--credential`): hidden from tasks without
+    /// an image too.
+    pub hidden_host_files: Vec<PathBuf>,
 }
 
 /// `--authenticate_http_*`, `--credentials`, `--jwt_secret_key`, `--acls`,
@@ -165,6 +169,7 @@ impl AgentConfig {
             destroy_pods_on_shutdown: false,
             docker_registry_ca_file: None,
             hidden_host_dirs: Vec::new(),
+            hidden_host_files: Vec::new(),
         }
     }
 

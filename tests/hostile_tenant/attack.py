@@ -148,6 +148,20 @@ fs("fs_meta", lambda: [read(p) for p in host["meta"]])
 fs("fs_list_meta", lambda: os.listdir(host["work_dir"] + "/meta"))
 fs("fs_credential", lambda: read(host["credential"]))
 fs("fs_list_work_dir", lambda: refuse_empty(os.listdir(host["work_dir"])))
+
+
+def read_secret(path):
+    # Masked, it reads as /dev/null: empty.
+    got = read(path)
+    if not got:
+        raise PermissionError("empty: masked")
+    return got
+
+
+for i, path in enumerate(host["secret_files"]):
+    # The agent's executor key, where the operator keeps it: with it any
+    # executor's token could be minted.
+    fs("fs_secret_file_%d" % i, lambda path=path: read_secret(path))
 fs("fs_list_run_dir", lambda: refuse_empty(os.listdir(host["run_dir"])))
 fs("fs_supervisor_socket", lambda: connect(host["socket"]))
 fs("fs_proc_environ", environ_secrets)

@@ -212,6 +212,7 @@ impl Agent {
             .chain(config.fetcher_cache_dir.iter().cloned())
             .chain(config.hidden_host_dirs.iter().cloned())
             .collect();
+        cz.hidden_host_files = config.hidden_host_files.clone();
         let containerizer = Containerizer::new(cz)?;
         // What the host made of the cgroup flags, beside them in /flags.
         let mut config = config;

@@ -87,6 +87,9 @@ pub struct ContainerizerConfig {
     /// and the image store, which are always hidden
     /// (`SpecContext::hidden_host_dirs`).
     pub hidden_host_dirs: Vec<PathBuf>,
+    /// Host files they must not read either (the agent's secrets given by
+    /// flags; `SpecContext::hidden_host_files`).
+    pub hidden_host_files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +118,7 @@ impl ContainerizerConfig {
             container_pids_limit: Some(DEFAULT_CONTAINER_PIDS_LIMIT),
             images: None,
             hidden_host_dirs: Vec::new(),
+            hidden_host_files: Vec::new(),
         }
     }
 }
@@ -835,6 +839,7 @@ impl Containerizer {
         context.cfs_quota_from_request = self.config.cfs_quota_from_request;
         context.cgroup_v1_binds = self.cgroups.v1_binds(&cgroup);
         context.hidden_host_dirs = self.hidden_host_dirs.clone();
+        context.hidden_host_files = self.config.hidden_host_files.clone();
         context.limit_swap = self.cgroups.limits_swap();
         context.pids_limit = self
             .pids_limit()

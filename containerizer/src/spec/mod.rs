@@ -171,6 +171,12 @@ pub struct SpecContext {
     /// see the host's tree.
     #[serde(default)]
     pub hidden_host_dirs: Vec<PathBuf>,
+    /// Host files a container without an image must not read (the agent's
+    /// secrets given by flags, outside its dirs): `/dev/null` is bound over
+    /// each (the runtime's `maskedPaths`, after `pivot_root`; a path not
+    /// there is skipped).
+    #[serde(default)]
+    pub hidden_host_files: Vec<PathBuf>,
     /// `pids.max` of the container's own cgroup (`--container_pids_limit`).
     #[serde(default)]
     pub pids_limit: Option<i64>,
@@ -198,6 +204,7 @@ impl SpecContext {
             pids_limit: None,
             limit_swap: false,
             hidden_host_dirs: Vec::new(),
+            hidden_host_files: Vec::new(),
         }
     }
 
@@ -457,7 +464,16 @@ pub fn build_spec(launch: &LaunchSpec, ctx: &SpecContext) -> Result<Spec, SpecEr
     let mut linux = oci_spec::runtime::Linux::default();
     linux.set_namespaces(Some(namespaces));
     linux.set_cgroups_path(Some(PathBuf::from(&ctx.cgroups_path)));
-    linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|s| s.to_string()).collect()));
+    let mut masked: Vec<String> = MASKED_PATHS.iter().map(|s| s.to_string()).collect();
+    if layout.host_root.is_some() {
+        masked.extend(
+            ctx.hidden_host_files
+                .iter()
+                .filter(|f| f.is_absolute())
+                .map(|f| f.display().to_string()),
+        );
+    }
+    linux.set_masked_paths(Some(masked));
     linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|s| s.to_string()).collect()));
     linux.set_uid_mappings(None);
     linux.set_gid_mappings(None);

@@ -576,6 +576,7 @@ fn host_filesystem_containers_do_not_see_the_agents_dirs_but_their_sandbox() {
         PathBuf::from("relative/dir"),
         PathBuf::from("/"),
     ];
+    ctx.hidden_host_files = vec![PathBuf::from("/etc/tepui/executor.key")];
     let mut task = f.task();
     task.volumes = vec![sandbox_volume("shared", SandboxOf::Parent, "shared")];
     let spec = build_spec(&task, &ctx).unwrap();
@@ -621,9 +622,28 @@ fn host_filesystem_containers_do_not_see_the_agents_dirs_but_their_sandbox() {
         Some(sandbox.display().to_string())
     );
 
+    // The agent's secret files: /dev/null over each (maskedPaths).
+    let masked = spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .masked_paths()
+        .clone()
+        .unwrap();
+    assert!(masked.contains(&"/etc/tepui/executor.key".to_string()));
+    assert!(masked.contains(&"/proc/kcore".to_string()));
+
     // An image container never sees the host's tree: nothing to mask.
     task.rootfs = Some(f.path("image"));
     let spec = build_spec(&task, &ctx).unwrap();
+    let masked = spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .masked_paths()
+        .clone()
+        .unwrap();
+    assert_eq!(masked.len(), MASKED_PATHS.len());
     assert!(spec.mounts().as_ref().unwrap().iter().all(|m| {
         !m.destination().starts_with(&work) && !m.destination().starts_with("/run/tepui")
     }));
