@@ -45,6 +45,20 @@
 //! host path (so it is there even if the work dir was mounted after the
 //! rbind), `cwd` and `MESOS_SANDBOX` are that path, as in Mesos.
 //!
+//! Unlike Mesos, such a container does not see the agent's own dirs
+//! ([`SpecContext::hidden_host_dirs`]: the work dir with other tenants'
+//! sandboxes, checkpoints and the operator credential, the runtime dir with
+//! every supervisor's socket, ...). In spec order: an empty tmpfs over each
+//! dir, then the sandbox and volumes bound into it (libcontainer creates
+//! their mount points there), then each mask bound recursively onto itself
+//! read-only, so the mask is read-only and what is bound below keeps its
+//! own flags. Bind sources are host paths resolved before `pivot_root`, so
+//! the masks never hide a source. Root in the container owns nothing more:
+//! dropping `CAP_DAC_OVERRIDE`/`CAP_DAC_READ_SEARCH` would not stop root
+//! reading root's files, a mask does; without `CAP_SYS_ADMIN` (not in the
+//! default set) it cannot be unmounted. DEBUG containers join the mount
+//! namespace, masks included.
+//!
 //! With an image, `root.path` is the image rootfs and the sandbox is bound
 //! at [`SpecContext::sandbox_mount_point`] (`/mnt/mesos/sandbox`), which is
 //! also `cwd` and `MESOS_SANDBOX`.
