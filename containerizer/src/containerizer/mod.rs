@@ -139,6 +139,22 @@ fn hidden_host_dirs(config: &ContainerizerConfig) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Whether a supervisor that just hung up on a request is gone. A killed
+/// process's files are released one by one as it exits: the request's
+/// connection may close while its listening socket still takes connections
+/// for a moment, so one probe right after the hang-up can say "alive".
+/// A few probes over half a second tell a dying supervisor from a live one
+/// that failed a request (which then answers every probe).
+async fn supervisor_gone(client: &SupervisorClient) -> bool {
+    for _ in 0..10 {
+        if !client.is_alive().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 /// One container of a pod as the containerizer tracks it.
 #[derive(Debug, Clone)]
 struct Member {
@@ -1005,7 +1021,7 @@ impl Containerizer {
         match client.wait(id).await {
             Ok(t) => Ok(t),
             Err(e @ (SupervisorError::Io(_) | SupervisorError::Protocol { .. }))
-                if !client.is_alive().await =>
+                if supervisor_gone(&client).await =>
             {
                 tracing::warn!(container = %id, "the pod's supervisor died ({e}): killing what it left");
                 Ok(self.supervisor_died(id).await)
@@ -1130,7 +1146,7 @@ impl Containerizer {
                 // any more, and what it left (cgroups, dir) is cleaned below
                 // as for a dead pod, rather than left for good.
                 Err(crate::supervisor::SupervisorError::Io(e))
-                    if id.is_top_level() && !client.is_alive().await =>
+                    if id.is_top_level() && supervisor_gone(client).await =>
                 {
                     tracing::warn!(container = %id, "supervisor gone before the removal ({e}): cleaning up its pod");
                 }
