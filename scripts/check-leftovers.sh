@@ -15,6 +15,12 @@ if [ -n "$mounts" ]; then
     echo "left-over mounts:"; echo "$mounts"; status=1
 fi
 
+# Loop devices of test images (the disk/xfs test's loopback XFS).
+loops=$(losetup -a 2>/dev/null | grep -E 'tepui' || true)
+if [ -n "$loops" ]; then
+    echo "left-over loop devices:"; echo "$loops"; status=1
+fi
+
 procs=$(pgrep -a -f 'tepui-supervisor|tepui supervise| supervise --runtime_dir ' || true)
 if [ -n "$procs" ]; then
     echo "left-over supervisor processes:"; echo "$procs"; status=1

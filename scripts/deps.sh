@@ -25,7 +25,9 @@ install_apt_packages() {
 }
 
 BUILD_PACKAGES=(gcc pkg-config libseccomp-dev)
-TEST_PACKAGES=("${BUILD_PACKAGES[@]}" runc crun python3 bash iproute2)
+# xfsprogs: mkfs.xfs and xfs_io for the disk/xfs test (a loopback XFS in its
+# own temp dir).
+TEST_PACKAGES=("${BUILD_PACKAGES[@]}" runc crun python3 bash iproute2 xfsprogs)
 
 # ZooKeeper for the highly-available master tests: the server's jars only
 # (libzookeeper-java; the `zookeeper` package's service user and init scripts

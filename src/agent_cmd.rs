@@ -144,6 +144,7 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     config.gc_delay = duration("gc_delay", &args.gc_delay)?;
     config.switch_user = args.switch_user && !args.no_switch_user;
     config.enforce_container_disk_quota = args.enforce_container_disk_quota;
+    config.xfs_project_range = args.xfs_project_range.clone();
     config.container_disk_watch_interval = duration(
         "container_disk_watch_interval",
         &args.container_disk_watch_interval,
@@ -165,6 +166,20 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
             .map(|p| crate::auth_flags::read_credential("credential", p))
             .transpose()?,
     };
+    // The agent's secrets, wherever the operator keeps them: a task on the
+    // host's filesystem running as root must not read them (with the
+    // executor key it could mint any executor's token).
+    config.hidden_host_files = [
+        &args.auth.credentials,
+        &args.auth.jwt_secret_key,
+        &args.executor_secret_key,
+        &args.credential,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|p| std::path::PathBuf::from(p.strip_prefix("file://").unwrap_or(p)))
+    .filter_map(|p| std::path::absolute(&p).ok()?.canonicalize().ok())
+    .collect();
     if config.auth.authenticate_http_readonly
         || config.auth.authenticate_http_readwrite
         || config.auth.authenticate_http_executors

@@ -903,6 +903,10 @@ pub struct AgentArgs {
     /// How often sandboxes are measured.
     #[arg(long = "container_disk_watch_interval", default_value = "15secs")]
     pub container_disk_watch_interval: String,
+    /// XFS project ids for sandboxes with `--isolation=...,disk/xfs`
+    /// (Mesos's ranges syntax).
+    #[arg(long = "xfs_project_range", default_value = "[5000-10000]")]
+    pub xfs_project_range: String,
     /// Mesos's spelling of `--switch_user=false`.
     #[arg(long = "no-switch_user")]
     pub no_switch_user: bool,

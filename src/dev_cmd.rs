@@ -54,6 +54,7 @@ fn agent_config(args: &mut DevArgs, work: &Path) -> anyhow::Result<AgentConfig> 
     agent.tepui_binary =
         std::env::current_exe().context("cannot find the tepui binary for executors")?;
     agent.destroy_pods_on_shutdown = true;
+    agent.hidden_host_dirs.push(work.to_path_buf());
     let mut flags = vec![
         // The agent's own work dir (sandboxes are found below it, as on a
         // real agent), not dev's top dir.

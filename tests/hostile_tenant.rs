@@ -77,6 +77,16 @@ impl Drop for Cluster {
 
 impl Cluster {
     pub async fn start(name: &str, extra: &[String]) -> Cluster {
+        Self::start_with_work_dir(name, extra, None).await
+    }
+
+    /// `work`: the agent's work dir, when it must be somewhere else than
+    /// `<dir>/work` (on a filesystem the test made).
+    pub async fn start_with_work_dir(
+        name: &str,
+        extra: &[String],
+        work: Option<PathBuf>,
+    ) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix(&format!("tepui-{name}-"))
             .tempdir()
@@ -88,6 +98,7 @@ impl Cluster {
         let agent_port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let cgroup_root = format!("tepui-test-{name}-{}", std::process::id());
+        let work = work.unwrap_or_else(|| dir.join("work"));
         let master = spawn(
             &[
                 "master".into(),
@@ -102,7 +113,7 @@ impl Cluster {
             format!("--master=127.0.0.1:{port}"),
             "--ip=127.0.0.1".into(),
             format!("--port={agent_port}"),
-            format!("--work_dir={}", dir.join("work").display()),
+            format!("--work_dir={}", work.display()),
             format!("--runtime_dir={}", dir.join("run").display()),
             format!("--cgroups_root={cgroup_root}"),
             "--resources=cpus:8;mem:8192;disk:1024".into(),
@@ -135,7 +146,7 @@ impl Cluster {
             assert!(Instant::now() < deadline, "the agent never registered");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let credential = cluster.dir.join("work/operator.credential");
+        let credential = work.join("operator.credential");
         if credential.exists() {
             let c = tepui_agent::operator_credential::read(&credential).unwrap();
             cluster.auth = Some(tepui_proto::auth::basic_header(&c.principal, &c.secret));
@@ -268,17 +279,48 @@ async fn launch(s: &mut JsonScheduler, tasks: Vec<Value>) {
     assert_eq!(s.call(accept).await, 202);
 }
 
+/// Every file below `dir`.
+fn files_below(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// `extra`'s secret key files: a task must not read them from disk.
+fn secret_files(extra: &[String]) -> Vec<String> {
+    extra
+        .iter()
+        .filter_map(|a| a.strip_prefix("--executor_secret_key="))
+        .map(str::to_string)
+        .collect()
+}
+
 async fn tenants_cannot_reach_each_other(name: &str, extra: &[String]) {
     let cluster = Cluster::start(name, extra).await;
     // The victim: a root task with a secret in its sandbox.
     let mut victim = JsonScheduler::subscribe(&cluster.base, "victim").await;
     let offer = victim.next("OFFERS").await["offers"]["offers"][0].clone();
     let agent_id = offer["agent_id"].clone();
-    let task = command_task(
+    let mut task = command_task(
         "victim-task",
         &agent_id,
         "echo s3cret > secret; exec sleep 600",
     );
+    // A secret in its environment too: /proc/<pid>/environ of its
+    // processes must not be reachable from another tenant's pod.
+    task["command"]["environment"] =
+        json!({"variables": [{"name": "VICTIM_SECRET", "value": "env-s3cret"}]});
     let accept = json!({"type": "ACCEPT", "accept": {
         "offer_ids": [offer["id"]],
         "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]}});
@@ -306,6 +348,24 @@ async fn tenants_cannot_reach_each_other(name: &str, extra: &[String]) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // What a root task on the host's filesystem would read without the
+    // agent's dirs hidden: the victim's checkpoints under `meta/` (the
+    // agent's own records of its framework), the victim pod's supervisor
+    // socket, the operator credential (there when authentication is on).
+    let work = cluster.dir.join("work");
+    let meta = files_below(&work.join("meta/frameworks").join(&victim.framework_id));
+    assert!(!meta.is_empty(), "no checkpoints of the victim under meta/");
+    let socket = cluster
+        .dir
+        .join("run/pods")
+        .join(&root)
+        .join("supervisor.sock");
+    assert!(
+        socket.exists(),
+        "no supervisor socket at {}",
+        socket.display()
+    );
+
     // The attacker: two tasks, as nobody and as root.
     let script = cluster.dir.join("attack.py");
     std::fs::write(&script, ATTACK).unwrap();
@@ -318,7 +378,10 @@ async fn tenants_cannot_reach_each_other(name: &str, extra: &[String]) {
         let params = cluster.dir.join(format!("params-{user}.json"));
         let body = json!({"agent": cluster.agent_url, "out": results.join(format!("{user}.json")),
             "victim": {"root": root, "task": nested, "framework": victim.framework_id,
-                "executor": executor, "task_id": "victim-task", "sandbox": sandbox}});
+                "executor": executor, "task_id": "victim-task", "sandbox": sandbox},
+            "host": {"work_dir": work, "run_dir": cluster.dir.join("run"), "meta": meta,
+                "socket": socket, "credential": work.join("operator.credential"),
+                "secret_files": secret_files(extra)}});
         std::fs::write(&params, body.to_string()).unwrap();
         let command = format!("python3 {} {}", script.display(), params.display());
         tasks.push(as_user(
@@ -340,12 +403,11 @@ async fn tenants_cannot_reach_each_other(name: &str, extra: &[String]) {
             let body = outcome[1].as_str().unwrap_or_default();
             if attack.starts_with("own_") {
                 assert_eq!(status, 200, "{user} {attack}: {body}");
-            } else if attack == "fs_read" {
-                // A root task on the host's filesystem can read any file:
-                // only the API is the agent's to refuse there.
-                if user == "nobody" {
-                    assert_eq!(status, 403, "{user} {attack}: {body}");
-                }
+            } else if attack.starts_with("fs_") {
+                // The filesystem, root or not: the agent's dirs are hidden
+                // in every container without an image.
+                assert_eq!(status, 403, "{user} {attack}: {body}");
+                assert!(!body.contains("s3cret"), "{user} {attack}: {body}");
             } else {
                 assert!(
                     status == 403 || status == 401,
@@ -652,4 +714,193 @@ async fn task_users_follow_mesos_rules() {
     assert_eq!(lines.next(), Some("nobody 750"), "{got}");
     assert_eq!(s.call(json!({"type": "TEARDOWN"})).await, 202);
     cluster.await_no_pods().await;
+}
+
+/// Runs `tepui agent` standalone until it exits (it must refuse to start);
+/// its log.
+fn agent_refuses(dir: &std::path::Path, work: &std::path::Path, extra: &[&str]) -> String {
+    let log = dir.join("refused.log");
+    let mut args: Vec<String> = vec![
+        "agent".into(),
+        "--ip=127.0.0.1".into(),
+        format!("--port={}", free_port()),
+        format!("--work_dir={}", work.display()),
+        format!("--runtime_dir={}", dir.join("run").display()),
+        format!("--cgroups_root=tepui-test-xfs-{}", std::process::id()),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let mut agent = spawn(&args, log.clone());
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = agent.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = agent.kill();
+            let _ = agent.wait();
+            panic!(
+                "the agent started: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    std::fs::read_to_string(&log).unwrap()
+}
+
+fn run(program: &str, args: &[&str]) -> std::process::Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e} (scripts/deps.sh installs xfsprogs)"))
+}
+
+/// Unmounts the test's XFS if the test fails while it is mounted (the
+/// loop device goes with it: `mount -o loop` sets autoclear).
+struct Unmount(String);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = Command::new("umount").args(["-l", &self.0]).status();
+        }
+    }
+}
+
+/// The loop devices backing `image` (`losetup -j`).
+fn loops_of(image: &std::path::Path) -> String {
+    String::from_utf8_lossy(&run("losetup", &["-j", &image.to_string_lossy()]).stdout).into_owned()
+}
+
+/// Mesos's `disk/xfs` on a loopback XFS made by the test. The agent
+/// refuses a work dir that is not XFS, and one mounted without `prjquota`,
+/// naming why. Where the kernel mounts `prjquota` (CONFIG_XFS_QUOTA), a
+/// task given 32 MB of disk that writes 64 MB gets EDQUOT from the kernel
+/// and its stderr says "Disk quota exceeded"; its sandbox leaves its
+/// project when it ends. The image is unmounted and its loop device gone
+/// at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_xfs_gives_sandboxes_project_quotas() {
+    if !common::require_root("disk_xfs_gives_sandboxes_project_quotas") {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("tepui-xfs-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let image = dir.join("xfs.img");
+    let mnt = dir.join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    std::fs::create_dir(dir.join("plain")).unwrap();
+
+    // Not XFS at all.
+    let log = agent_refuses(
+        &dir,
+        &dir.join("plain"),
+        &["--isolation=cgroups/cpu,cgroups/mem,disk/xfs"],
+    );
+    assert!(log.contains("is not an XFS filesystem"), "{log}");
+
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(320 << 20)
+        .unwrap();
+    let made = run("mkfs.xfs", &["-q", &image.to_string_lossy()]);
+    assert!(made.status.success(), "{made:?}");
+    let image_s = image.to_string_lossy().into_owned();
+    let mnt_s = mnt.to_string_lossy().into_owned();
+    let _unmount = Unmount(mnt_s.clone());
+    let quota = run("mount", &["-o", "loop,prjquota", &image_s, &mnt_s])
+        .status
+        .success();
+    if !quota {
+        // This kernel (e.g. one built without CONFIG_XFS_QUOTA: "XFS:
+        // quota support not available in this kernel") mounts XFS only
+        // without quotas: then disk/xfs must refuse it, naming why.
+        let plain = run("mount", &["-o", "loop", &image_s, &mnt_s]);
+        assert!(plain.status.success(), "{plain:?}");
+        std::fs::create_dir(mnt.join("work")).unwrap();
+        let log = agent_refuses(
+            &dir,
+            &mnt.join("work"),
+            &["--isolation=cgroups/cpu,cgroups/mem,disk/xfs"],
+        );
+        assert!(log.contains("XFS project quotas are not enabled"), "{log}");
+        eprintln!(
+            "disk_xfs: this kernel cannot mount XFS with prjquota ({}): checked the refusals only",
+            String::from_utf8_lossy(&run("dmesg", &[]).stdout)
+                .lines()
+                .rev()
+                .find(|l| l.contains("XFS") && l.contains("quota"))
+                .unwrap_or("no kernel message")
+        );
+    } else {
+        let cluster = Cluster::start_with_work_dir(
+            "xfs",
+            &[
+                "--isolation=cgroups/cpu,cgroups/mem,disk/xfs".into(),
+                "--enforce_container_disk_quota".into(),
+                "--container_disk_watch_interval=200ms".into(),
+                "--xfs_project_range=[7000-7001]".into(),
+            ],
+            Some(mnt.join("work")),
+        )
+        .await;
+        let mut s = JsonScheduler::subscribe(&cluster.base, "xfs").await;
+        let offer = s.next("OFFERS").await["offers"]["offers"][0].clone();
+        let mut filler = command_task(
+            "filler",
+            &offer["agent_id"],
+            "dd if=/dev/zero of=big bs=1M count=64 2>dd.err; cat dd.err >&2; grep -q 'Disk quota exceeded' dd.err && exit 3; exit 0",
+        );
+        filler["resources"]
+            .as_array_mut()
+            .unwrap()
+            .push(common::json_scheduler::scalar("disk", 32.0));
+        let accept = json!({"type": "ACCEPT", "accept": {
+            "offer_ids": [offer["id"]],
+            "operations": [{"type": "LAUNCH", "launch": {"task_infos": [filler]}}]}});
+        assert_eq!(s.call(accept).await, 202);
+        let failed = loop {
+            let u = s.update().await;
+            if !matches!(
+                u["state"].as_str(),
+                Some("TASK_STAGING" | "TASK_STARTING" | "TASK_RUNNING")
+            ) {
+                break u;
+            }
+        };
+        assert_eq!(failed["state"], "TASK_FAILED", "{failed}");
+        assert!(
+            failed["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("status 3"),
+            "{failed}"
+        );
+        let sandbox = cluster.sandbox_of(&s.framework_id).await;
+        let stderr =
+            std::fs::read_to_string(std::path::Path::new(&sandbox).join("stderr")).unwrap();
+        assert!(stderr.contains("Disk quota exceeded"), "{stderr}");
+        assert_eq!(s.call(json!({"type": "TEARDOWN"})).await, 202);
+        cluster.await_no_pods().await;
+        // The sandbox left its project: the id is free again.
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let lsproj = run("xfs_io", &["-r", "-c", "lsproj", &sandbox]);
+            let out = String::from_utf8_lossy(&lsproj.stdout).into_owned();
+            if out.contains("projid = 0") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{out}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        drop(cluster);
+    }
+    let unmounted = run("umount", &[&mnt_s]);
+    assert!(unmounted.status.success(), "{unmounted:?}");
+    assert_eq!(loops_of(&image), "", "a loop device is left on the image");
+    tepui_containerizer::safe_remove::remove_tree(&dir).unwrap();
 }

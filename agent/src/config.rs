@@ -74,6 +74,9 @@ pub struct AgentConfig {
     /// `--enforce_container_disk_quota` (Mesos's default false): a pod
     /// whose sandbox outgrows its `disk` is killed.
     pub enforce_container_disk_quota: bool,
+    /// `--xfs_project_range` (Mesos's default `[5000-10000]`), for
+    /// `--isolation=...,disk/xfs`.
+    pub xfs_project_range: String,
     /// `--container_disk_watch_interval` (Mesos's default 15secs).
     pub container_disk_watch_interval: Duration,
     /// Authentication and authorization (all off by default).
@@ -89,6 +92,14 @@ pub struct AgentConfig {
     /// `--docker_registry_ca_file`: extra CA certificates (PEM) trusted for
     /// https registries, on top of the system's.
     pub docker_registry_ca_file: Option<PathBuf>,
+    /// More host dirs tasks without an image must not see, besides the
+    /// work dir, runtime dir, image store and fetcher cache (`tepui dev`:
+    /// its whole temporary dir, the master's registry too).
+    pub hidden_host_dirs: Vec<PathBuf>,
+    /// Secret files named by flags (`--credentials`, `--jwt_secret_key`,
+    /// `--executor_secret_key`, `--credential`): hidden from tasks without
+    /// an image too.
+    pub hidden_host_files: Vec<PathBuf>,
 }
 
 /// `--authenticate_http_*`, `--credentials`, `--jwt_secret_key`, `--acls`,
@@ -150,12 +161,15 @@ impl AgentConfig {
             gc_delay: Duration::from_secs(7 * 24 * 3600),
             switch_user: true,
             enforce_container_disk_quota: false,
+            xfs_project_range: "[5000-10000]".to_string(),
             container_disk_watch_interval: Duration::from_secs(15),
             auth: AgentAuth::default(),
             tls: Default::default(),
             http_limits: tepui_proto::server::Limits::default(),
             destroy_pods_on_shutdown: false,
             docker_registry_ca_file: None,
+            hidden_host_dirs: Vec::new(),
+            hidden_host_files: Vec::new(),
         }
     }
 

@@ -86,11 +86,107 @@ call("v0_state", "/state")
 call("v0_containers", "/containers")
 # Per-container series name other tenants' tasks: operators only.
 call("v0_prometheus", "/metrics")
+
+
+def fs(name, action):
+    """A filesystem attempt: 200 and what it got, or 403 and why not."""
+    try:
+        results[name] = [200, repr(action())[:300]]
+    except OSError as e:
+        results[name] = [403, repr(e)]
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def refuse_empty(listing):
+    # The mask over the work dir holds only the way down to the task's own
+    # sandbox; anything else in it is the agent's, seen.
+    extra = [n for n in listing if n != "slaves"]
+    if extra:
+        return extra
+    raise PermissionError("only the way to its own sandbox: %r" % listing)
+
+
+def connect(path):
+    import socket
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    return "connected"
+
+
+def environ_secrets():
+    # Every process this task can see: none may be the victim's.
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                env = open("/proc/%s/environ" % pid, "rb").read()
+            except OSError:
+                continue
+            if b"env-s3cret" in env:
+                found.append(pid)
+    if found:
+        return found
+    raise PermissionError("not in any visible process")
+
+
+def umount(path):
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.umount2(path.encode(), 2) != 0:  # MNT_DETACH
+        raise OSError(ctypes.get_errno(), "umount2 " + path)
+    return "unmounted"
+
+
+host = params["host"]
+fs("fs_read", lambda: read(secret))
+fs("fs_list_sandbox", lambda: os.listdir(victim["sandbox"]))
+fs("fs_meta", lambda: [read(p) for p in host["meta"]])
+fs("fs_list_meta", lambda: os.listdir(host["work_dir"] + "/meta"))
+fs("fs_credential", lambda: read(host["credential"]))
+fs("fs_list_work_dir", lambda: refuse_empty(os.listdir(host["work_dir"])))
+
+
+def read_secret(path):
+    # Masked, it reads as /dev/null: empty.
+    got = read(path)
+    if not got:
+        raise PermissionError("empty: masked")
+    return got
+
+
+for i, path in enumerate(host["secret_files"]):
+    # The agent's executor key, where the operator keeps it: with it any
+    # executor's token could be minted.
+    fs("fs_secret_file_%d" % i, lambda path=path: read_secret(path))
+fs("fs_list_run_dir", lambda: refuse_empty(os.listdir(host["run_dir"])))
+fs("fs_supervisor_socket", lambda: connect(host["socket"]))
+fs("fs_proc_environ", environ_secrets)
+fs("fs_write_mask", lambda: open(host["work_dir"] + "/planted", "w").write("x"))
+fs("fs_umount_mask", lambda: umount(host["work_dir"]))
+fs("fs_read_after_umount", lambda: read(secret))
+
+
+def own_sandbox():
+    # Its own sandbox (MESOS_SANDBOX, the working dir) stays readable and
+    # writable.
+    path = os.path.join(os.environ["MESOS_SANDBOX"], "own-" + uuid.uuid4().hex)
+    with open(path, "w") as f:
+        f.write("mine")
+    got = read(path)
+    os.remove(path)
+    if got != "mine":
+        raise OSError("read back %r" % got)
+    return got
+
+
 try:
-    with open(secret) as f:
-        results["fs_read"] = [200, f.read()]
+    results["own_sandbox"] = [200, own_sandbox()]
 except OSError as e:
-    results["fs_read"] = [403, repr(e)]
+    results["own_sandbox"] = [500, repr(e)]
 
 # Fire and reset: send, then close with a zero linger at once, so the
 # socket is gone before the agent can ask the kernel who held it. The

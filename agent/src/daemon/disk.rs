@@ -71,6 +71,18 @@ pub fn usage(dir: &Path) -> u64 {
     total
 }
 
+/// The `disk` of a pod: its executor's and its live tasks'.
+pub(super) fn pod_disk_limit(e: &super::state::Executor) -> u64 {
+    let tasks = e.tasks.values().map(|t| &t.info.resources);
+    std::iter::once(&e.info.resources)
+        .chain(tasks)
+        .flatten()
+        .filter(|r| r.name == "disk")
+        .filter_map(|r| r.scalar.as_ref())
+        .map(|s| (s.value.max(0.0) * 1024.0 * 1024.0) as u64)
+        .sum()
+}
+
 /// One executor to measure.
 struct Watched {
     container: String,
@@ -83,15 +95,12 @@ impl Agent {
     /// `--isolation` names `disk/du`.
     pub(super) fn start_disk_watch(self: &Arc<Self>) {
         let enforce = self.config.enforce_container_disk_quota;
-        if !enforce
-            && !self
-                .config
-                .isolation
-                .split(',')
-                .any(|i| i.trim() == "disk/du")
-        {
+        if !enforce && self.xfs.is_none() && !isolation_has(&self.config.isolation, "disk/du") {
             return;
         }
+        // disk/xfs enforces through the kernel (ENFORCING_PASSIVE: a write
+        // past the quota fails): the watch only reads usage then.
+        let enforce = enforce && self.xfs.is_none();
         let agent = Arc::clone(self);
         let interval = self
             .config
@@ -115,24 +124,29 @@ impl Agent {
                 .frameworks
                 .values()
                 .flat_map(|f| f.executors.values())
-                .map(|e| {
-                    let tasks = e.tasks.values().map(|t| &t.info.resources);
-                    let limit = std::iter::once(&e.info.resources)
-                        .chain(tasks)
-                        .flatten()
-                        .filter(|r| r.name == "disk")
-                        .filter_map(|r| r.scalar.as_ref())
-                        .map(|s| (s.value.max(0.0) * 1024.0 * 1024.0) as u64)
-                        .sum();
-                    Watched {
-                        container: e.container_id.clone(),
-                        directory: e.directory.clone(),
-                        limit,
-                    }
+                .map(|e| Watched {
+                    container: e.container_id.clone(),
+                    directory: e.directory.clone(),
+                    limit: pod_disk_limit(e),
                 })
                 .collect()
         };
         for w in watched {
+            if let Some(xfs) = &self.xfs {
+                // disk/xfs: the quota follows the pod's disk as tasks come
+                // and go; the kernel counts, nothing is walked.
+                if let Err(e) = xfs.update(&w.container, w.limit) {
+                    tracing::warn!(container = %w.container, "disk/xfs: {e}");
+                }
+                if let Some(used) = xfs.used(&w.container) {
+                    self.state
+                        .lock()
+                        .await
+                        .disk_usage
+                        .insert(w.container.clone(), (used, w.limit));
+                    continue;
+                }
+            }
             let dir = w.directory.clone();
             // What its image containers wrote into their rootfs (the
             // overlays' writable layers) counts too, as Mesos's `disk/du`
@@ -173,6 +187,65 @@ impl Agent {
         }
     }
 
+    /// disk/xfs: a new sandbox's project, before anything is fetched into
+    /// it (`XfsDiskIsolatorProcess::prepare` runs before the fetcher).
+    pub(super) async fn assign_disk_project(
+        &self,
+        fw: &str,
+        ex: &str,
+        container: &str,
+        dir: &Path,
+    ) -> Result<(), String> {
+        let Some(xfs) = &self.xfs else {
+            return Ok(());
+        };
+        let limit = {
+            let state = self.state.lock().await;
+            state.executor(fw, ex).map_or(0, pod_disk_limit)
+        };
+        xfs.assign(container, dir, limit)
+            .map(|_| ())
+            .map_err(|e| format!("disk/xfs: {e}"))
+    }
+
+    /// disk/xfs after a restart: live sandboxes keep their project ids,
+    /// sandboxes of runs that ended while the agent was away give theirs
+    /// back.
+    pub(super) async fn recover_disk_projects(&self) {
+        let Some(xfs) = &self.xfs else {
+            return;
+        };
+        let live: Vec<(String, PathBuf, u64)> = {
+            let state = self.state.lock().await;
+            state
+                .frameworks
+                .values()
+                .flat_map(|f| f.executors.values())
+                .map(|e| {
+                    (
+                        e.container_id.clone(),
+                        e.directory.clone(),
+                        pod_disk_limit(e),
+                    )
+                })
+                .collect()
+        };
+        let mut ended = Vec::new();
+        let slaves = self.work.root().join("slaves");
+        for agent in read_dirs(&slaves) {
+            for fw in read_dirs(&agent.join("frameworks")) {
+                for ex in read_dirs(&fw.join("executors")) {
+                    for run in read_dirs(&ex.join("runs")) {
+                        if !live.iter().any(|(_, dir, _)| *dir == run) {
+                            ended.push(run);
+                        }
+                    }
+                }
+            }
+        }
+        xfs.recover(&live, &ended);
+    }
+
     /// Adds the last disk measure to a top-level container's statistics.
     pub async fn add_disk_statistics(
         &self,
@@ -189,6 +262,22 @@ impl Agent {
             }
         }
     }
+}
+
+/// `--isolation` names `isolator`.
+pub(super) fn isolation_has(isolation: &str, isolator: &str) -> bool {
+    isolation.split(',').any(|i| i.trim() == isolator)
+}
+
+/// Directories (not symlinks such as `latest`) right below `dir`.
+fn read_dirs(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect()
 }
 
 #[cfg(test)]

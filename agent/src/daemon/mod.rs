@@ -19,6 +19,7 @@ pub mod state;
 mod tasks;
 mod teardown;
 mod views;
+pub mod xfs;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -88,6 +89,8 @@ pub struct Agent {
     pub(crate) authenticator: tepui_proto::auth::Authenticator,
     /// Signs executor tokens; `None` when executors get none.
     pub(crate) executor_key: Option<Vec<u8>>,
+    /// `disk/xfs`: sandboxes' project quotas.
+    pub(crate) xfs: Option<xfs::XfsDisk>,
 }
 
 #[derive(Debug, Default)]
@@ -177,6 +180,21 @@ impl Agent {
             },
         )?;
 
+        // Before anything is set up on the host: a work dir disk/xfs cannot
+        // use stops the agent here (`XfsDiskIsolatorProcess::create`).
+        let xfs = if disk::isolation_has(&config.isolation, "disk/xfs") {
+            Some(
+                xfs::XfsDisk::new(
+                    Box::new(xfs::Kernel),
+                    work.root(),
+                    &config.xfs_project_range,
+                    config.enforce_container_disk_quota,
+                )
+                .map_err(|e| AgentError::Config(format!("--isolation=disk/xfs: {e}")))?,
+            )
+        } else {
+            None
+        };
         let mut cz = ContainerizerConfig::new(&config.runtime_dir);
         cz.cgroups_root = config.cgroups_root.clone();
         cz.cgroup_mode = config.cgroup_mode;
@@ -186,6 +204,15 @@ impl Agent {
         cz.supervisor_binary = config.tepui_binary.clone();
         cz.log = config.log;
         cz.images = images_config(&config, &work)?;
+        // A task without an image sees the host's filesystem (as in Mesos),
+        // but not the agent's: other tenants' sandboxes, `meta/`, the
+        // operator credential and cached downloads are hidden in its mount
+        // namespace (the containerizer adds its runtime dir and image store).
+        cz.hidden_host_dirs = std::iter::once(work.root().to_path_buf())
+            .chain(config.fetcher_cache_dir.iter().cloned())
+            .chain(config.hidden_host_dirs.iter().cloned())
+            .collect();
+        cz.hidden_host_files = config.hidden_host_files.clone();
         let containerizer = Containerizer::new(cz)?;
         // What the host made of the cgroup flags, beside them in /flags.
         let mut config = config;
@@ -256,6 +283,7 @@ impl Agent {
         Ok(Arc::new(Self {
             authenticator,
             executor_key,
+            xfs,
             config,
             work,
             containerizer,
@@ -322,6 +350,7 @@ impl Agent {
             tracing::info!(agent_id = %id, "running standalone (no --master)");
         }
         self.recover().await?;
+        self.recover_disk_projects().await;
         let agent = self.clone();
         tokio::spawn(async move { agent.forward_updates().await });
         self.start_disk_watch();

@@ -421,7 +421,15 @@ impl Agent {
     ) {
         let result = match spec {
             Ok((spec, uris)) => {
-                match match super::sandbox::prepare(&spec.sandbox_dir, spec.user.as_deref()) {
+                let prepared =
+                    match super::sandbox::prepare(&spec.sandbox_dir, spec.user.as_deref()) {
+                        Ok(()) => {
+                            self.assign_disk_project(&fw, &ex, &container_id, &spec.sandbox_dir)
+                                .await
+                        }
+                        Err(message) => Err(message),
+                    };
+                match match prepared {
                     Ok(()) => {
                         self.fetch_uris(&uris, &spec.sandbox_dir, spec.user.as_deref())
                             .await
@@ -475,6 +483,9 @@ impl Agent {
             }
             Err(message) => {
                 tracing::warn!(framework = %fw, executor = %ex, why = %message, "executor launch failed");
+                if let Some(xfs) = &self.xfs {
+                    xfs.release(&container_id);
+                }
                 let mut state = self.state.lock().await;
                 self.fail_executor_tasks(
                     &mut state,
@@ -592,6 +603,9 @@ impl Agent {
             state.disk_usage.remove(container_id);
             state.limitations.remove(container_id)
         };
+        if let Some(xfs) = &self.xfs {
+            xfs.release(container_id);
+        }
         let (reason, message) = limitation.unwrap_or((reason, message));
         tracing::info!(framework = %fw, executor = %ex, container = %container_id, why = %message, "executor terminated");
         let status = termination.as_ref().map(|t| t.status).ok();

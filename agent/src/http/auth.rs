@@ -40,25 +40,33 @@ impl Default for Caller {
     }
 }
 
-/// The pod of a caller that may act on no pod: no container, sandbox or
-/// executor has it (top-level container ids are never empty).
-pub const NO_POD: &str = "";
+/// What a caller may act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confinement<'a> {
+    /// An operator (a host process, a remote client, or a principal that is
+    /// no executor's token): `--acls` decide.
+    Operator,
+    /// A process inside this pod: its own pod only.
+    Pod(&'a str),
+    /// A client on this host the kernel could not tie to a process
+    /// (`Origin::Unidentified`): it owns nothing.
+    Unidentified,
+}
 
 impl Caller {
-    /// The pod a caller is confined to: a process inside a pod, unless it
-    /// authenticated as an operator (a principal that is no executor's
-    /// token), which `--acls` then governs like any operator.
-    /// A client on this host the kernel could not tie to a process
-    /// (`Origin::Unidentified`) is confined to [`NO_POD`]: it owns nothing.
-    pub fn confined_to(&self) -> Option<&str> {
+    /// What the caller is confined to: a process inside a pod to its pod,
+    /// unless it authenticated as an operator, which `--acls` then
+    /// governs like any operator.
+    pub fn confinement(&self) -> Confinement<'_> {
         let operator = self
             .principal
             .as_ref()
             .is_some_and(|p| p.executor().is_none());
         match &self.origin {
-            Origin::Pod { pod, .. } if !operator => Some(pod),
-            Origin::Unidentified if !operator => Some(NO_POD),
-            _ => None,
+            _ if operator => Confinement::Operator,
+            Origin::Pod { pod, .. } => Confinement::Pod(pod),
+            Origin::Unidentified => Confinement::Unidentified,
+            _ => Confinement::Operator,
         }
     }
 
@@ -223,14 +231,15 @@ pub async fn middleware(State(agent): State<Arc<Agent>>, req: Request, next: Nex
             }
         }
     }
-    if let Some(pod) = caller.confined_to()
-        && let Err(response) = tenancy::check_v0(pod, class == Class::ReadOnly, &path)
+    let confinement = caller.confinement();
+    if confinement != Confinement::Operator
+        && let Err(response) = tenancy::check_v0(confinement, class == Class::ReadOnly, &path)
     {
         return response;
     }
-    let scope = match caller.confined_to() {
-        Some(pod) => Some(tenancy::files_scope(&agent, pod).await),
-        None => None,
+    let scope = match confinement {
+        Confinement::Operator => None,
+        tenant => Some(tenancy::files_scope(&agent, tenant).await),
     };
     super::files::REQUEST_SCOPE
         .scope(
@@ -469,12 +478,13 @@ pub async fn authorize_call(
         .unwrap_or(Type::Unknown);
     let readonly =
         kind.as_str_name().starts_with("GET_") || matches!(kind, Type::ListFiles | Type::ReadFile);
-    if let Some(pod) = caller.confined_to() {
+    let confinement = caller.confinement();
+    if confinement != Confinement::Operator {
         // A process in a pod is identified by the kernel: it needs no
         // token, and may only act on what is its own.
-        tenancy::check_call(agent, pod, kind, call).await?;
+        tenancy::check_call(agent, confinement, kind, call).await?;
     }
-    let principal = if caller.confined_to().is_some() {
+    let principal = if confinement != Confinement::Operator {
         caller.principal.as_ref()
     } else {
         caller.authenticated(if readonly {
@@ -535,4 +545,44 @@ pub async fn authorize_call(
         return Err(forbidden(Action::SetLogLevel, principal, None));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(origin: Origin, principal: Option<Principal>) -> Caller {
+        Caller {
+            principal,
+            error: None,
+            origin,
+        }
+    }
+
+    #[test]
+    fn confinement_follows_the_origin_unless_an_operator_authenticated() {
+        let pod = || Origin::Pod {
+            pod: "p1".into(),
+            uid: 0,
+            pid: 7,
+        };
+        assert_eq!(caller(pod(), None).confinement(), Confinement::Pod("p1"));
+        assert_eq!(
+            caller(Origin::Unidentified, None).confinement(),
+            Confinement::Unidentified
+        );
+        for origin in [Origin::Remote, Origin::Host { uid: 0, pid: None }] {
+            assert_eq!(caller(origin, None).confinement(), Confinement::Operator);
+        }
+        // An operator's credential lifts the confinement, from a pod too.
+        let operator = Some(Principal::named("ops"));
+        assert_eq!(
+            caller(pod(), operator.clone()).confinement(),
+            Confinement::Operator
+        );
+        assert_eq!(
+            caller(Origin::Unidentified, operator).confinement(),
+            Confinement::Operator
+        );
+    }
 }

@@ -124,6 +124,8 @@ pub enum Scope {
     Executor { framework: String, executor: String },
     /// `containers/<id>/...`: a standalone container's own directory.
     Container(String),
+    /// Nothing at all (a caller the kernel could not identify).
+    Nothing,
 }
 
 impl Scope {
@@ -150,6 +152,7 @@ impl Scope {
                     .next()
                     .is_some_and(|c| c.as_os_str() == id.as_str())
             }),
+            Scope::Nothing => false,
         }
     }
 }

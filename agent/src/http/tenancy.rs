@@ -15,6 +15,7 @@ use tepui_proto::server::Connection;
 use tepui_proto::v1::agent::Call;
 use tepui_proto::v1::agent::call::Type;
 
+use super::auth::Confinement;
 use super::error;
 use crate::daemon::Agent;
 use crate::peer::{self, Origin};
@@ -43,18 +44,23 @@ pub async fn pod_owner(agent: &Agent, pod: &str) -> Option<(String, String)> {
     agent.state.lock().await.containers.get(pod).cloned()
 }
 
-fn refused(pod: &str, what: &str) -> Response {
-    error(
-        403,
-        format!("a process in container '{pod}' may not {what}: it may act only on its own pod"),
-    )
+fn refused(who: Confinement<'_>, what: &str) -> Response {
+    let message = match who {
+        Confinement::Pod(pod) => {
+            format!("a process in container '{pod}' may not {what}: it may act only on its own pod")
+        }
+        _ => format!(
+            "an unidentified process on this host may not {what}: it gave no credential and the kernel named no process for it"
+        ),
+    };
+    error(403, message)
 }
 
 /// The v0 endpoints a pod may read: its own sandbox (the files scope
 /// checks it), the agent's aggregate metrics and version; nothing that
 /// lists other tenants (the Prometheus `/metrics` has a series per
 /// container, labelled with other frameworks' task ids: operators only).
-pub fn check_v0(pod: &str, readonly_class: bool, path: &str) -> Result<(), Response> {
+pub fn check_v0(who: Confinement<'_>, readonly_class: bool, path: &str) -> Result<(), Response> {
     if !readonly_class {
         return Ok(());
     }
@@ -62,18 +68,24 @@ pub fn check_v0(pod: &str, readonly_class: bool, path: &str) -> Result<(), Respo
     match path {
         "/metrics/snapshot" | "/version" | "/health" => Ok(()),
         p if p.starts_with("/files/") => Ok(()),
-        p => Err(refused(pod, &format!("read '{p}'"))),
+        p => Err(refused(who, &format!("read '{p}'"))),
     }
 }
 
 /// An operator API call from a pod: container calls under its own
 /// top-level container, files of its own sandbox, health and version.
-pub async fn check_call(agent: &Agent, pod: &str, kind: Type, call: &Call) -> Result<(), Response> {
+pub async fn check_call(
+    agent: &Agent,
+    who: Confinement<'_>,
+    kind: Type,
+    call: &Call,
+) -> Result<(), Response> {
     if let Some((id, _)) = super::auth::container_target(call) {
-        let mine = id.parent.is_some() && super::auth::root_of(id) == pod;
+        let mine = id.parent.is_some()
+            && matches!(who, Confinement::Pod(pod) if super::auth::root_of(id) == pod);
         if !mine {
             return Err(refused(
-                pod,
+                who,
                 &format!("{} on container '{}'", kind.as_str_name(), id.value),
             ));
         }
@@ -85,13 +97,16 @@ pub async fn check_call(agent: &Agent, pod: &str, kind: Type, call: &Call) -> Re
             let _ = agent;
             Ok(())
         }
-        other => Err(refused(pod, &format!("make {} calls", other.as_str_name()))),
+        other => Err(refused(who, &format!("make {} calls", other.as_str_name()))),
     }
 }
 
 /// The sandbox scope of a pod's requests: its executor's sandboxes (every
 /// run), or its own directory for a standalone container.
-pub async fn files_scope(agent: &Agent, pod: &str) -> super::files::Scope {
+pub async fn files_scope(agent: &Agent, who: Confinement<'_>) -> super::files::Scope {
+    let Confinement::Pod(pod) = who else {
+        return super::files::Scope::Nothing;
+    };
     match pod_owner(agent, pod).await {
         Some((framework, executor)) => super::files::Scope::Executor {
             framework,

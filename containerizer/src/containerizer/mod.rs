@@ -82,6 +82,14 @@ pub struct ContainerizerConfig {
     /// Where pulled image layers live and how registries are reached;
     /// `None` refuses containers with an image.
     pub images: Option<ImagesConfig>,
+    /// Host directories containers without an image must not see (the
+    /// agent's work dir, its fetcher cache, ...), besides the runtime dir
+    /// and the image store, which are always hidden
+    /// (`SpecContext::hidden_host_dirs`).
+    pub hidden_host_dirs: Vec<PathBuf>,
+    /// Host files they must not read either (the agent's secrets given by
+    /// flags; `SpecContext::hidden_host_files`).
+    pub hidden_host_files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -109,8 +117,42 @@ impl ContainerizerConfig {
             limit_swap: true,
             container_pids_limit: Some(DEFAULT_CONTAINER_PIDS_LIMIT),
             images: None,
+            hidden_host_dirs: Vec::new(),
+            hidden_host_files: Vec::new(),
         }
     }
+}
+
+/// What containers without an image must not see: the runtime dir (every
+/// pod's supervisor socket: a task that reached its own could launch or
+/// kill past the agent's checks), the image store and what the agent
+/// names. Resolved through symlinks, as mount destinations are; a dir that
+/// does not exist yet is taken as given.
+fn hidden_host_dirs(config: &ContainerizerConfig) -> Vec<PathBuf> {
+    std::iter::once(&config.runtime_dir)
+        .chain(config.images.iter().map(|i| &i.store_dir))
+        .chain(config.hidden_host_dirs.iter())
+        .map(|dir| {
+            let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+            absolute.canonicalize().unwrap_or(absolute)
+        })
+        .collect()
+}
+
+/// Whether a supervisor that just hung up on a request is gone. A killed
+/// process's files are released one by one as it exits: the request's
+/// connection may close while its listening socket still takes connections
+/// for a moment, so one probe right after the hang-up can say "alive".
+/// A few probes over half a second tell a dying supervisor from a live one
+/// that failed a request (which then answers every probe).
+async fn supervisor_gone(client: &SupervisorClient) -> bool {
+    for _ in 0..10 {
+        if !client.is_alive().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }
 
 /// One container of a pod as the containerizer tracks it.
@@ -162,6 +204,8 @@ pub struct Containerizer {
     host_memory_bytes: u64,
     pods: SyncMutex<HashMap<String, Arc<Mutex<Pod>>>>,
     images: Option<Arc<ImageStore>>,
+    /// `SpecContext::hidden_host_dirs`, resolved once.
+    hidden_host_dirs: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for Containerizer {
@@ -223,9 +267,11 @@ impl Containerizer {
             )),
             None => None,
         };
+        let hidden_host_dirs = hidden_host_dirs(&config);
         Ok(Self {
             rt: RuntimeDir::new(&config.runtime_dir),
             images,
+            hidden_host_dirs,
             config,
             cgroups,
             layout,
@@ -808,6 +854,8 @@ impl Containerizer {
         context.host_memory_bytes = Some(self.host_memory_bytes);
         context.cfs_quota_from_request = self.config.cfs_quota_from_request;
         context.cgroup_v1_binds = self.cgroups.v1_binds(&cgroup);
+        context.hidden_host_dirs = self.hidden_host_dirs.clone();
+        context.hidden_host_files = self.config.hidden_host_files.clone();
         context.limit_swap = self.cgroups.limits_swap();
         context.pids_limit = self
             .pids_limit()
@@ -973,7 +1021,7 @@ impl Containerizer {
         match client.wait(id).await {
             Ok(t) => Ok(t),
             Err(e @ (SupervisorError::Io(_) | SupervisorError::Protocol { .. }))
-                if !client.is_alive().await =>
+                if supervisor_gone(&client).await =>
             {
                 tracing::warn!(container = %id, "the pod's supervisor died ({e}): killing what it left");
                 Ok(self.supervisor_died(id).await)
@@ -1098,7 +1146,7 @@ impl Containerizer {
                 // any more, and what it left (cgroups, dir) is cleaned below
                 // as for a dead pod, rather than left for good.
                 Err(crate::supervisor::SupervisorError::Io(e))
-                    if id.is_top_level() && !client.is_alive().await =>
+                    if id.is_top_level() && supervisor_gone(client).await =>
                 {
                     tracing::warn!(container = %id, "supervisor gone before the removal ({e}): cleaning up its pod");
                 }

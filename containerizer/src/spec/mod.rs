@@ -45,6 +45,20 @@
 //! host path (so it is there even if the work dir was mounted after the
 //! rbind), `cwd` and `MESOS_SANDBOX` are that path, as in Mesos.
 //!
+//! Unlike Mesos, such a container does not see the agent's own dirs
+//! ([`SpecContext::hidden_host_dirs`]: the work dir with other tenants'
+//! sandboxes, checkpoints and the operator credential, the runtime dir with
+//! every supervisor's socket, ...). In spec order: an empty tmpfs over each
+//! dir, then the sandbox and volumes bound into it (libcontainer creates
+//! their mount points there), then each mask bound recursively onto itself
+//! read-only, so the mask is read-only and what is bound below keeps its
+//! own flags. Bind sources are host paths resolved before `pivot_root`, so
+//! the masks never hide a source. Root in the container owns nothing more:
+//! dropping `CAP_DAC_OVERRIDE`/`CAP_DAC_READ_SEARCH` would not stop root
+//! reading root's files, a mask does; without `CAP_SYS_ADMIN` (not in the
+//! default set) it cannot be unmounted. DEBUG containers join the mount
+//! namespace, masks included.
+//!
 //! With an image, `root.path` is the image rootfs and the sandbox is bound
 //! at [`SpecContext::sandbox_mount_point`] (`/mnt/mesos/sandbox`), which is
 //! also `cwd` and `MESOS_SANDBOX`.
@@ -157,6 +171,26 @@ pub struct SpecContext {
     /// limit it runs under. The pod's cgroup still enforces the sum.
     #[serde(default)]
     pub ceiling: Option<Ceiling>,
+    /// Host directories a container without an image must not see: the
+    /// agent's work dir (sandboxes of other tenants, checkpoints, the
+    /// operator credential), its runtime dir (supervisor sockets), the
+    /// image store, the fetcher cache. Mesos shows them to every such task
+    /// (no `filesystem/linux` masking); a root task could then read what
+    /// the agent API refuses it. Each is covered by an empty read-only
+    /// tmpfs in the container's mount namespace, and the container's own
+    /// sandbox and volumes are bound back at their paths, so
+    /// `MESOS_SANDBOX` still works. Absolute, symlink-free paths (the
+    /// runtime resolves mount destinations inside the root, and the mask's
+    /// source by its host path). Ignored for image containers: they never
+    /// see the host's tree.
+    #[serde(default)]
+    pub hidden_host_dirs: Vec<PathBuf>,
+    /// Host files a container without an image must not read (the agent's
+    /// secrets given by flags, outside its dirs): `/dev/null` is bound over
+    /// each (the runtime's `maskedPaths`, after `pivot_root`; a path not
+    /// there is skipped).
+    #[serde(default)]
+    pub hidden_host_files: Vec<PathBuf>,
     /// `pids.max` of the container's own cgroup (`--container_pids_limit`).
     #[serde(default)]
     pub pids_limit: Option<i64>,
@@ -183,6 +217,8 @@ impl SpecContext {
             ceiling: None,
             pids_limit: None,
             limit_swap: false,
+            hidden_host_dirs: Vec::new(),
+            hidden_host_files: Vec::new(),
         }
     }
 
@@ -413,6 +449,14 @@ pub fn build_spec(launch: &LaunchSpec, ctx: &SpecContext) -> Result<Spec, SpecEr
     let (namespaces, shm) = namespaces(launch, ctx)?;
 
     let mut mounts = mounts::standard_mounts(&shm, &ctx.cgroup_v1_binds);
+    // The agent's dirs are masked before the sandbox and volumes are bound
+    // (their mount points are made in the mask) and sealed read-only after
+    // them; see `SpecContext::hidden_host_dirs`.
+    let hidden = match &layout.host_root {
+        Some(_) => mounts::hidden_dirs(&ctx.hidden_host_dirs),
+        None => Vec::new(),
+    };
+    mounts.extend(mounts::mask_hidden_dirs(&hidden));
     mounts.push(mounts::bind(
         &launch.sandbox_dir,
         &layout.sandbox,
@@ -427,11 +471,23 @@ pub fn build_spec(launch: &LaunchSpec, ctx: &SpecContext) -> Result<Spec, SpecEr
             layout.host_root.as_deref(),
         )?);
     }
+    if let Some(host_root) = &layout.host_root {
+        mounts.extend(mounts::seal_hidden_dirs(&hidden, host_root));
+    }
 
     let mut linux = oci_spec::runtime::Linux::default();
     linux.set_namespaces(Some(namespaces));
     linux.set_cgroups_path(Some(PathBuf::from(&ctx.cgroups_path)));
-    linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|s| s.to_string()).collect()));
+    let mut masked: Vec<String> = MASKED_PATHS.iter().map(|s| s.to_string()).collect();
+    if layout.host_root.is_some() {
+        masked.extend(
+            ctx.hidden_host_files
+                .iter()
+                .filter(|f| f.is_absolute())
+                .map(|f| f.display().to_string()),
+        );
+    }
+    linux.set_masked_paths(Some(masked));
     linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|s| s.to_string()).collect()));
     linux.set_uid_mappings(None);
     linux.set_gid_mappings(None);

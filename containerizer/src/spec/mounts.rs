@@ -285,3 +285,53 @@ pub fn sandbox_volume_sources(
         .map(|v| volume_host_source(v, launch, ctx))
         .collect()
 }
+
+/// The agent's own directories a host-filesystem container must not see
+/// (`SpecContext::hidden_host_dirs`), as masks: absolute, not `/`, each
+/// given once, none below another (the outer mask hides it already).
+pub(crate) fn hidden_dirs(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = dirs
+        .iter()
+        .filter(|d| d.is_absolute() && d.parent().is_some())
+        .map(|d| d.components().collect())
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    let all = dirs.clone();
+    dirs.retain(|d| !all.iter().any(|outer| outer != d && d.starts_with(outer)));
+    dirs
+}
+
+/// Step one of hiding the agent's dirs: an empty tmpfs over each, before
+/// the sandbox and volumes are bound. It is writable only while the runtime
+/// creates their mount points in it; [`seal_hidden_dirs`] makes it
+/// read-only afterwards. Small on purpose: it only ever holds directories.
+pub(crate) fn mask_hidden_dirs(dirs: &[PathBuf]) -> Vec<Mount> {
+    dirs.iter()
+        .map(|dir| {
+            let mut m = mount(
+                "/",
+                "tmpfs",
+                "tmpfs",
+                &["nosuid", "nodev", "noexec", "mode=755", "size=64k"],
+            );
+            m.set_destination(dir.clone());
+            m
+        })
+        .collect()
+}
+
+/// Step two, after every other mount: each mask bound onto itself
+/// read-only. The bind is recursive, so the sandbox and volumes bound below
+/// it come along with their own flags (the sandbox stays writable); only
+/// the mask itself becomes read-only. The source is the mask as the runtime
+/// sees it before `pivot_root`: below the container's root, which for a
+/// host-filesystem container is the host's `/` rbound at `host_root`.
+pub(crate) fn seal_hidden_dirs(dirs: &[PathBuf], host_root: &Path) -> Vec<Mount> {
+    dirs.iter()
+        .map(|dir| {
+            let inside = host_root.join(dir.strip_prefix("/").unwrap_or(dir));
+            bind(&inside, dir, &["rbind", "ro", "nosuid", "nodev", "noexec"])
+        })
+        .collect()
+}

@@ -551,6 +551,104 @@ fn host_filesystem_containers_see_the_host_root_and_their_sandbox() {
     );
 }
 
+/// Where each mount sits in the spec (libcontainer applies them in order).
+fn mount_index(spec: &Spec, destination: &Path, typ: &str) -> usize {
+    spec.mounts()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .position(|m| m.destination() == destination && m.typ().as_deref() == Some(typ))
+        .unwrap_or_else(|| panic!("no {typ} mount at {}", destination.display()))
+}
+
+#[test]
+fn host_filesystem_containers_do_not_see_the_agents_dirs_but_their_sandbox() {
+    let f = Fixture::new();
+    let mut ctx = f.nested_ctx();
+    let work = f.path("sandboxes");
+    ctx.hidden_host_dirs = vec![
+        work.clone(),
+        // Below the work dir: the outer mask hides it already.
+        work.join("pod/meta"),
+        PathBuf::from("/run/tepui"),
+        PathBuf::from("/run/tepui/"),
+        // Never masked: not absolute, or the root itself.
+        PathBuf::from("relative/dir"),
+        PathBuf::from("/"),
+    ];
+    ctx.hidden_host_files = vec![PathBuf::from("/etc/tepui/executor.key")];
+    let mut task = f.task();
+    task.volumes = vec![sandbox_volume("shared", SandboxOf::Parent, "shared")];
+    let spec = build_spec(&task, &ctx).unwrap();
+    let masks: Vec<&Mount> = spec
+        .mounts()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter(|m| m.typ().as_deref() == Some("tmpfs") && m.destination() != Path::new("/dev"))
+        .filter(|m| !m.destination().starts_with("/sys") && !m.destination().starts_with("/dev"))
+        .collect();
+    let mut masked: Vec<&Path> = masks.iter().map(|m| m.destination().as_path()).collect();
+    masked.sort();
+    assert_eq!(masked, vec![Path::new("/run/tepui"), work.as_path()]);
+
+    // Mask, then the sandbox and volumes bound into it, then the mask
+    // sealed read-only (a recursive bind of itself, seen from below the
+    // root before pivot_root), so the sandbox stays writable.
+    let sandbox = f.path("sandboxes/pod/tasks/web");
+    let mask = mount_index(&spec, &work, "tmpfs");
+    let own = mount_index(&spec, &sandbox, "bind");
+    let volume = mount_index(&spec, &sandbox.join("shared"), "bind");
+    let seal = mount_index(&spec, &work, "bind");
+    assert!(
+        mask < own && own < volume && volume < seal,
+        "{mask} {own} {volume} {seal}"
+    );
+    let seal = &spec.mounts().as_ref().unwrap()[seal];
+    assert_eq!(
+        seal.source().as_deref(),
+        Some(
+            f.path("hostroot")
+                .join(work.strip_prefix("/").unwrap())
+                .as_path()
+        )
+    );
+    for option in ["rbind", "ro"] {
+        assert!(options(seal).contains(&option.to_string()), "{option}");
+    }
+    assert!(options(&spec.mounts().as_ref().unwrap()[own]).contains(&"rw".to_string()));
+    assert_eq!(
+        env_var(&spec, "MESOS_SANDBOX"),
+        Some(sandbox.display().to_string())
+    );
+
+    // The agent's secret files: /dev/null over each (maskedPaths).
+    let masked = spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .masked_paths()
+        .clone()
+        .unwrap();
+    assert!(masked.contains(&"/etc/tepui/executor.key".to_string()));
+    assert!(masked.contains(&"/proc/kcore".to_string()));
+
+    // An image container never sees the host's tree: nothing to mask.
+    task.rootfs = Some(f.path("image"));
+    let spec = build_spec(&task, &ctx).unwrap();
+    let masked = spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .masked_paths()
+        .clone()
+        .unwrap();
+    assert_eq!(masked.len(), MASKED_PATHS.len());
+    assert!(spec.mounts().as_ref().unwrap().iter().all(|m| {
+        !m.destination().starts_with(&work) && !m.destination().starts_with("/run/tepui")
+    }));
+}
+
 #[test]
 fn image_containers_get_the_sandbox_at_mnt_mesos_sandbox() {
     let f = Fixture::new();
