@@ -12,6 +12,7 @@ pub mod error;
 pub mod ha;
 mod http;
 mod link;
+mod maintenance;
 pub mod metrics;
 mod operations;
 mod operator_api;
@@ -20,6 +21,7 @@ pub mod registry;
 mod scheduler_api;
 pub mod state;
 mod v0;
+mod v0_maintenance;
 mod validation;
 
 use std::net::SocketAddr;

@@ -42,14 +42,11 @@ pub fn routes() -> Router<Arc<Shared>> {
             .route(&format!("{prefix}/roles.json"), get(roles))
             .route(&format!("{prefix}/redirect"), get(redirect))
             .route(&format!("{prefix}/flags"), get(flags))
-            .route(
-                &format!("{prefix}/maintenance/schedule"),
-                get(maintenance_schedule),
-            )
             .route(&format!("{prefix}/health"), get(|| async { "" }))
             .route(&format!("{prefix}/teardown"), axum::routing::post(teardown));
     }
-    r.route("/version", get(version))
+    r.merge(crate::v0_maintenance::routes())
+        .route("/version", get(version))
         .route("/metrics/snapshot", get(metrics_snapshot))
         .route("/metrics", get(prometheus))
 }
@@ -343,14 +340,6 @@ async fn flags(State(s): State<Arc<Shared>>) -> Response {
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
     json_response(json!({ "flags": flags }))
-}
-
-/// `/master/maintenance/schedule` (src/master/http.cpp,
-/// `Master::Http::getMaintenanceSchedule`): the schedule as JSON; tepui's
-/// master keeps no maintenance windows, so it is the empty schedule,
-/// written as Mesos writes an empty `maintenance::Schedule`: `{}`.
-async fn maintenance_schedule() -> Response {
-    json_response(json!({}))
 }
 
 async fn version() -> Response {
