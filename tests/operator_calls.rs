@@ -192,6 +192,66 @@ fn history_and_the_calls_mesos_answers() {
         assert_eq!(a["type"], kind, "{a}");
         assert!(a[key].is_object(), "{kind}: {a}");
     }
+
+    // A framework torn down while connected is unregistered when the
+    // master removes it (src/master/master.cpp, `Master::removeFramework`
+    // sets `unregisteredTime`), in v0 and in v1 (src/master/http.cpp,
+    // `model(const Framework&)`); 0 / absent before.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let scheduler = runtime.block_on(JsonScheduler::subscribe(
+        &format!("http://{master}"),
+        "torn",
+    ));
+    let id = scheduler.framework_id.clone();
+    let live = get_json(&master, "/master/frameworks")["frameworks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == json!(id))
+        .cloned()
+        .unwrap();
+    assert_eq!(live["unregistered_time"], json!(0.0), "{live}");
+    let secs = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let before = secs();
+    let (status, _, body) = common::mesos_cluster::http(
+        &master,
+        "POST",
+        "/master/teardown",
+        &format!("frameworkId={id}"),
+    );
+    assert_eq!(status, 200, "{body}");
+    let after = secs();
+    let completed = get_json(&master, "/master/frameworks")["completed_frameworks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == json!(id))
+        .cloned()
+        .unwrap();
+    let unregistered = completed["unregistered_time"].as_f64().unwrap();
+    assert!(
+        before <= unregistered && unregistered <= after,
+        "{before} <= {unregistered} <= {after}: {completed}"
+    );
+    let (_, a) = call(&master, "/api/v1", &json!({"type": "GET_FRAMEWORKS"}));
+    let v1 = a["get_frameworks"]["completed_frameworks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["framework_info"]["id"]["value"] == json!(id))
+        .cloned()
+        .unwrap();
+    let nanos = v1["unregistered_time"]["nanoseconds"].as_i64().unwrap();
+    assert!(
+        (nanos as f64 / 1e9 - unregistered).abs() < 1e-3,
+        "{v1} vs {unregistered}"
+    );
+    drop(scheduler);
 }
 
 /// The machine tests/common/mesos_cluster.rs's agent runs on: its

@@ -691,8 +691,13 @@ pub fn get_frameworks(m: &Master) -> response::GetFrameworks {
         completed_frameworks: m
             .completed_frameworks
             .iter()
+            // src/master/http.cpp, `model(const Framework&)`: completed
+            // frameworks carry their times too.
             .map(|f| response::get_frameworks::Framework {
                 framework_info: f.info.clone(),
+                registered_time: Some(crate::state::frameworks::time_info(f.registered_time)),
+                reregistered_time: f.reregistered_time.map(crate::state::frameworks::time_info),
+                unregistered_time: f.unregistered_time.map(crate::state::frameworks::time_info),
                 ..Default::default()
             })
             .collect(),

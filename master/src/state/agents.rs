@@ -86,6 +86,7 @@ impl Master {
                     completed_tasks: VecDeque::new(),
                     registered_time: now_secs(),
                     reregistered_time: None,
+                    unregistered_time: None,
                     recovered: true,
                 },
             );

@@ -100,6 +100,9 @@ pub struct Framework {
     pub completed_tasks: VecDeque<Task>,
     pub registered_time: f64,
     pub reregistered_time: Option<f64>,
+    /// When the master removed it (TEARDOWN, failover timeout):
+    /// `Master::removeFramework` sets `unregisteredTime` then, and only then.
+    pub unregistered_time: Option<f64>,
     /// Known only from agents' reports after a master failover.
     pub recovered: bool,
 }
