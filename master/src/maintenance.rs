@@ -562,4 +562,97 @@ mod tests {
             Err("List of machines is empty".into())
         );
     }
+
+    /// The three calls on a master with a registry in a work dir, as the
+    /// operator API drives them: a refused authorization or bad input
+    /// changes nothing, in memory or on disk; what was answered is in the
+    /// registry a restarted master reads back.
+    #[test]
+    fn calls_change_state_and_registry_only_when_accepted() {
+        use crate::config::{AuthConfig, MasterConfig};
+        use crate::registry::Registry;
+        use tepui_proto::auth::{Acls, Action};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let auth = AuthConfig {
+            acls: Acls::parse(
+                r#"{"permissive": false,
+                    "update_maintenance_schedules": [{"principals": {"values": ["ops"]}, "machines": {"type": "ANY"}}],
+                    "start_maintenances": [{"principals": {"values": ["ops"]}, "machines": {"type": "ANY"}}],
+                    "stop_maintenances": [{"principals": {"values": ["ops"]}, "machines": {"type": "ANY"}}]}"#,
+            )
+            .expect("acls"),
+            ..Default::default()
+        };
+        let mut master = Master::new(
+            MasterConfig::default(),
+            Registry::open(dir.path()).expect("registry"),
+        );
+        let stored = |dir: &std::path::Path| Registry::open(dir).expect("reopen").state.maintenance;
+        let as_ = |who: &'static str, action: Action| {
+            let auth = auth.clone();
+            move |_: &MachineId| auth.authorize(action, Some(who), None)
+        };
+        let id = machine("host-1", "10.0.0.1");
+        let schedule = Schedule {
+            windows: vec![window(vec![id.clone()], 10)],
+        };
+
+        let refused = master
+            .update_maintenance_schedule(
+                schedule.clone(),
+                as_("dev", Action::UpdateMaintenanceSchedules),
+            )
+            .expect_err("dev may not");
+        assert_eq!(refused.status, 403);
+        assert!(master.maintenance.machines.is_empty());
+        assert_eq!(stored(dir.path()), StoredMaintenance::default());
+
+        master
+            .update_maintenance_schedule(
+                schedule.clone(),
+                as_("ops", Action::UpdateMaintenanceSchedules),
+            )
+            .expect("ops may");
+        assert_eq!(
+            master.maintenance.mode(&MachineKey::of(&id)),
+            Mode::Draining
+        );
+        let status = master.maintenance_status(|_| true);
+        assert_eq!(status.draining_machines.len(), 1);
+        assert!(
+            master
+                .maintenance_status(|_| false)
+                .draining_machines
+                .is_empty()
+        );
+
+        let bad = master
+            .stop_maintenance(&[id.clone()], as_("ops", Action::StopMaintenances))
+            .expect_err("not DOWN");
+        assert_eq!(bad.status, 400);
+        let refused = master
+            .start_maintenance(&[id.clone()], as_("dev", Action::StartMaintenances))
+            .expect_err("dev may not");
+        assert_eq!(refused.status, 403);
+        assert_eq!(
+            master.maintenance.mode(&MachineKey::of(&id)),
+            Mode::Draining
+        );
+        master
+            .start_maintenance(&[id.clone()], as_("ops", Action::StartMaintenances))
+            .expect("down");
+
+        // A restarted master reads the same schedule and modes back.
+        let again = Maintenance::recover(&stored(dir.path()));
+        assert_eq!(again.schedule, Some(schedule));
+        assert_eq!(again.mode(&MachineKey::of(&id)), Mode::Down);
+
+        master
+            .stop_maintenance(&[id.clone()], as_("ops", Action::StopMaintenances))
+            .expect("up");
+        let again = Maintenance::recover(&stored(dir.path()));
+        assert_eq!(again.schedule, None);
+        assert!(again.machines.is_empty());
+    }
 }
