@@ -628,11 +628,17 @@ mod tests {
         );
 
         let bad = master
-            .stop_maintenance(&[id.clone()], as_("ops", Action::StopMaintenances))
+            .stop_maintenance(
+                std::slice::from_ref(&id),
+                as_("ops", Action::StopMaintenances),
+            )
             .expect_err("not DOWN");
         assert_eq!(bad.status, 400);
         let refused = master
-            .start_maintenance(&[id.clone()], as_("dev", Action::StartMaintenances))
+            .start_maintenance(
+                std::slice::from_ref(&id),
+                as_("dev", Action::StartMaintenances),
+            )
             .expect_err("dev may not");
         assert_eq!(refused.status, 403);
         assert_eq!(
@@ -640,7 +646,10 @@ mod tests {
             Mode::Draining
         );
         master
-            .start_maintenance(&[id.clone()], as_("ops", Action::StartMaintenances))
+            .start_maintenance(
+                std::slice::from_ref(&id),
+                as_("ops", Action::StartMaintenances),
+            )
             .expect("down");
 
         // A restarted master reads the same schedule and modes back.
@@ -649,7 +658,10 @@ mod tests {
         assert_eq!(again.mode(&MachineKey::of(&id)), Mode::Down);
 
         master
-            .stop_maintenance(&[id.clone()], as_("ops", Action::StopMaintenances))
+            .stop_maintenance(
+                std::slice::from_ref(&id),
+                as_("ops", Action::StopMaintenances),
+            )
             .expect("up");
         let again = Maintenance::recover(&stored(dir.path()));
         assert_eq!(again.schedule, None);
