@@ -412,6 +412,9 @@ impl Master {
             task.state = TaskState::TaskLost as i32;
             task.statuses.push(status.clone());
             fw.completed_tasks.push_back(task);
+            while fw.completed_tasks.len() > super::tasks::MAX_COMPLETED_TASKS {
+                fw.completed_tasks.pop_front();
+            }
             self.metrics.tasks_lost += 1;
             self.send_framework(&fid, update_event(status));
         }
