@@ -317,3 +317,148 @@ fn tasks_paging_follows_mesos() {
     let _ = run.kill();
     let _ = run.wait();
 }
+
+/// `mesos task attach` to tasks launched with a terminal
+/// (`ContainerInfo.tty_info`), under the command executor and the default
+/// executor: the CLI attaches its terminal (ATTACH_CONTAINER_OUTPUT, then
+/// ATTACH_CONTAINER_INPUT with the window size), a typed command runs in the
+/// task's shell and its output comes back, and Ctrl-P Ctrl-Q detaches
+/// (avmesos/cli/mesos.py, `TaskIO.attach`), leaving the task running.
+/// Mesos's I/O switchboard holds such a terminal
+/// (src/slave/containerizer/mesos/io/switchboard.cpp).
+#[test]
+fn task_attach_to_tty_tasks() {
+    let test = "task_attach_to_tty_tasks";
+    if !common::require_root(test) {
+        return;
+    }
+    assert!(
+        venv().join("bin/mesos-cli").exists(),
+        "{}: no Mesos CLI; run `. scripts/deps.sh; install_mesos_cli` (scripts/test.sh does)",
+        venv().display()
+    );
+    let cluster = Cluster::start();
+    let master = cluster.master_addr.clone();
+    wait_until("the agent to register", || {
+        std::net::TcpStream::connect(&master).is_ok()
+            && get_json(&master, "/master/slaves")["slaves"]
+                .as_array()
+                .is_some_and(|a| a.len() == 1 && a[0]["active"] == true)
+    });
+    let tty_task = |id: &str| {
+        json!({"name": id, "task_id": {"value": id},
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                          {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}],
+            "container": {"type": "MESOS",
+                          "tty_info": {"window_size": {"rows": 24, "columns": 80}}},
+            "command": {"value": "sh"}})
+    };
+    // The command executor's task (`--task`) and a task group's.
+    let task_file = cluster.dir.join("tty-task.json");
+    std::fs::write(&task_file, tty_task("tty-cmd").to_string()).unwrap();
+    let group_file = cluster.dir.join("tty-group.json");
+    std::fs::write(
+        &group_file,
+        json!({"tasks": [tty_task("tty-pod")]}).to_string(),
+    )
+    .unwrap();
+    let mut runs: Vec<std::process::Child> =
+        [("--task", &task_file), ("--task_group", &group_file)]
+            .into_iter()
+            .map(|(flag, file)| {
+                Command::new(common::tepui_bin())
+                    .args(["run", &format!("--master={master}"), flag])
+                    .arg(file)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+    wait_until("both terminal tasks to run", || {
+        let tasks = get_json(&master, "/master/tasks")["tasks"].clone();
+        tasks
+            .as_array()
+            .is_some_and(|t| t.len() == 2 && t.iter().all(|t| t["state"] == "TASK_RUNNING"))
+    });
+    let bin = venv().join("bin");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let venv_dir = venv().display().to_string();
+    let config = cluster.config.display().to_string();
+    let home = cluster.dir.display().to_string();
+    for (task, word) in [("tty-cmd", "cmd"), ("tty-pod", "pod")] {
+        let mut cli = common::pty::PtyCli::spawn_program(
+            &bin.join("mesos-cli"),
+            &["task".into(), "attach".into(), task.into()],
+            &[
+                ("PATH", &path),
+                ("VIRTUAL_ENV", &venv_dir),
+                ("MESOS_CLI_CONFIG", &config),
+                ("HOME", &home),
+            ],
+            24,
+            80,
+        );
+        // The shell echoes what is typed; only its output has the sum.
+        let expected = format!("{word}-{}", 6 * 7);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !cli.seen().contains(&expected) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{task}: no output: {}\nagent log:\n{}",
+                cli.seen(),
+                cluster.log("agent.log")
+            );
+            cli.type_text(&format!("echo {word}-$((6*7))\r"));
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        // Ctrl-P Ctrl-Q: the CLI's exit sequence detaches.
+        cli.type_text("\x10\x11");
+        assert_eq!(
+            cli.exit_code(std::time::Duration::from_secs(20)),
+            Some(0),
+            "{task}"
+        );
+        let state = get_json(&master, "/master/tasks")["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == task)
+            .map(|t| t["state"].clone());
+        assert_eq!(state, Some(json!("TASK_RUNNING")), "{task}");
+    }
+    // What the terminals showed is in the tasks' `stdout` logs, as the
+    // switchboard logs a TTY container's output.
+    fn logs(dir: &std::path::Path, out: &mut String) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                logs(&path, out);
+            } else if kind.is_file() && path.file_name().is_some_and(|n| n == "stdout") {
+                out.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+    }
+    let mut logged = String::new();
+    logs(&cluster.dir.join("agent/work"), &mut logged);
+    assert!(
+        logged.contains("cmd-42") && logged.contains("pod-42"),
+        "{logged}"
+    );
+    for framework in get_json(&master, "/master/frameworks")["frameworks"]
+        .as_array()
+        .unwrap()
+    {
+        let body = format!("frameworkId={}", framework["id"].as_str().unwrap());
+        assert_eq!(http(&master, "POST", "/master/teardown", &body).0, 200);
+    }
+    for run in &mut runs {
+        let _ = run.kill();
+        let _ = run.wait();
+    }
+}

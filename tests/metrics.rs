@@ -14,8 +14,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use common::json_scheduler::{JsonScheduler, launch_group};
 use common::mesos_cluster::{Cluster, get_json, group, http, wait_until};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn venv() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/prometheus/venv")
@@ -250,4 +251,111 @@ fn both_daemons_metrics_follow_mesos_and_parse_as_prometheus() {
     assert_eq!(http(&master, "POST", "/master/teardown", &body).0, 200);
     let _ = run.kill();
     let _ = run.wait();
+}
+
+/// A task's OOM kill is counted in its executor container's series
+/// (`mesos_container_mem_oom_kills`, a counter; tepui's addition, as Mesos's
+/// ResourceStatistics has no OOM count): the kernel's `oom_kill` counters
+/// of the pod's cgroups (v1 `memory.oom_control`, v2 `memory.events`) plus
+/// the containers that ended OOM-killed. The executor runs two task groups
+/// so that it outlives the one whose task OOMs; the series is labelled by
+/// framework and executor, and by no task, since two ran there.
+#[test]
+fn an_oom_kill_is_counted_in_its_containers_series() {
+    let test = "an_oom_kill_is_counted_in_its_containers_series";
+    if !common::require_root(test) {
+        return;
+    }
+    assert!(
+        venv().join("bin/python").exists(),
+        "{}: no Prometheus parser; run `. scripts/deps.sh; install_prometheus_parser`",
+        venv().display()
+    );
+    let cluster = Cluster::start();
+    let (master, agent) = (cluster.master_addr.clone(), cluster.agent_addr.clone());
+    wait_until("the agent to register", || {
+        std::net::TcpStream::connect(&master).is_ok()
+            && get_json(&master, "/master/slaves")["slaves"]
+                .as_array()
+                .is_some_and(|a| a.len() == 1)
+    });
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut s = runtime.block_on(JsonScheduler::subscribe(&format!("http://{master}"), "oom"));
+    let launch = |s: &mut JsonScheduler, tasks: &[(&str, &str, Option<&str>)]| {
+        let offers = runtime.block_on(s.next("OFFERS"));
+        let offer = offers["offers"]["offers"][0].clone();
+        let mut op = launch_group("pod", &offer["agent_id"], tasks);
+        // Each task in its own memory cgroup with its own limit: the OOM
+        // stays the oomer's (in a shared pod cgroup it would end the pod).
+        for t in op["launch_group"]["task_group"]["tasks"]
+            .as_array_mut()
+            .unwrap()
+        {
+            t["container"] = json!({"type": "MESOS", "linux_info": {"share_cgroups": false}});
+        }
+        // The same ExecutorInfo both times, as Mesos requires.
+        op["launch_group"]["executor"]["framework_id"] = json!({"value": s.framework_id});
+        let accept = json!({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]],
+            "operations": [op]}});
+        assert_eq!(runtime.block_on(s.call(accept)), 202);
+    };
+    launch(&mut s, &[("sleeper", "sleep 1000", None)]);
+    runtime.block_on(s.await_all(&["sleeper"], "TASK_RUNNING"));
+    // `tail` keeps a line without a newline whole: 400 MB in 32.
+    launch(&mut s, &[("oomer", "head -c 400m /dev/zero | tail", None)]);
+    let failed = loop {
+        let u = runtime.block_on(s.update());
+        if u["task_id"]["value"] == "oomer"
+            && !matches!(
+                u["state"].as_str(),
+                Some("TASK_STAGING" | "TASK_STARTING" | "TASK_RUNNING")
+            )
+        {
+            break u;
+        }
+    };
+    assert_eq!(failed["state"], "TASK_FAILED", "{failed}");
+    assert_eq!(
+        failed["reason"], "REASON_CONTAINER_LIMITATION_MEMORY",
+        "{failed}"
+    );
+
+    let framework = s.framework_id.clone();
+    let families = scrape(&agent);
+    let oom = family(&families, "mesos_container_mem_oom_kills");
+    assert_eq!(oom["type"], "counter", "{oom}");
+    let sample = oom["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["labels"]["executor_id"] == "pod")
+        .cloned()
+        .unwrap_or_else(|| panic!("no sample for the executor: {oom}"));
+    assert_eq!(
+        sample["labels"]["framework_id"],
+        json!(framework),
+        "{sample}"
+    );
+    assert!(sample["labels"].get("task_id").is_none(), "{sample}");
+    assert!(sample["value"].as_f64().unwrap() >= 1.0, "{sample}");
+    // The same count in the executor's `/monitor/statistics` entry.
+    let stats = get_json(&agent, "/monitor/statistics");
+    let entry = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["executor_id"] == "pod")
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "{stats}\n{}\n{}",
+                get_json(&agent, "/state")["completed_frameworks"],
+                cluster.log("agent.log")
+            )
+        });
+    assert!(
+        entry["statistics"]["mem_oom_kills"].as_u64().unwrap() >= 1,
+        "{entry}"
+    );
+    drop(s);
 }

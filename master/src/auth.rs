@@ -60,7 +60,15 @@ fn classify(path: &str) -> Class {
     };
     match path {
         "/api/v1/scheduler" => Class::Scheduler,
-        "/api/v1" => Class::Operator,
+        // The maintenance endpoints read (GET) or write (POST): their
+        // handlers decide, as the operator API's calls do.
+        "/api/v1"
+        | "/maintenance/schedule"
+        | "/master/maintenance/schedule"
+        | "/machine/down"
+        | "/master/machine/down"
+        | "/machine/up"
+        | "/master/machine/up" => Class::Operator,
         "/tepui/link/v1" => Class::Link,
         "/health" | "/master/health" | "/version" | "/redirect" | "/master/redirect" => Class::Open,
         _ => Class::ReadOnly,

@@ -13,6 +13,7 @@ pub mod error;
 pub mod ha;
 mod http;
 mod link;
+mod maintenance;
 pub mod metrics;
 mod operations;
 mod operator_api;
@@ -21,6 +22,7 @@ pub mod registry;
 mod scheduler_api;
 pub mod state;
 mod v0;
+mod v0_maintenance;
 mod validation;
 mod webui_dir;
 

@@ -354,17 +354,58 @@ fn serve(
         CallType::GetOperations => reply(RespType::GetOperations, &|r| {
             r.get_operations = Some(response::GetOperations::default());
         }),
-        // No maintenance schedule can be set on tepui's master (UPDATE_
-        // MAINTENANCE_SCHEDULE is not implemented), so the schedule and
-        // the cluster's maintenance status are empty, as Mesos answers
-        // before any schedule (`Master::Http::getMaintenanceSchedule`,
-        // `getMaintenanceStatus`).
-        CallType::GetMaintenanceSchedule => reply(RespType::GetMaintenanceSchedule, &|r| {
-            r.get_maintenance_schedule = Some(response::GetMaintenanceSchedule::default());
-        }),
-        CallType::GetMaintenanceStatus => reply(RespType::GetMaintenanceStatus, &|r| {
-            r.get_maintenance_status = Some(response::GetMaintenanceStatus::default());
-        }),
+        // src/master/http.cpp, `Master::Http::getMaintenanceSchedule` /
+        // `getMaintenanceStatus`: what the principal may see of each
+        // (the `get_maintenance_schedules` / `get_maintenance_statuses`
+        // ACLs, whose objects are given implicitly).
+        CallType::GetMaintenanceSchedule => {
+            let visible = auth.allowed(Action::GetMaintenanceSchedules, principal, None);
+            let schedule = master.maintenance_schedule(|_| visible);
+            reply(RespType::GetMaintenanceSchedule, &|r| {
+                r.get_maintenance_schedule = Some(response::GetMaintenanceSchedule {
+                    schedule: schedule.clone(),
+                });
+            })
+        }
+        CallType::GetMaintenanceStatus => {
+            let visible = auth.allowed(Action::GetMaintenanceStatuses, principal, None);
+            let status = master.maintenance_status(|_| visible);
+            reply(RespType::GetMaintenanceStatus, &|r| {
+                r.get_maintenance_status = Some(response::GetMaintenanceStatus {
+                    status: status.clone(),
+                });
+            })
+        }
+        // `Master::Http::updateMaintenanceSchedule`, `startMaintenance`,
+        // `stopMaintenance`: validated first (400), then authorized for
+        // every machine (403), then applied and written to the registry.
+        CallType::UpdateMaintenanceSchedule => {
+            let u = call
+                .update_maintenance_schedule
+                .ok_or_else(|| missing("update_maintenance_schedule"))?;
+            master.update_maintenance_schedule(u.schedule, |_| {
+                auth.authorize(Action::UpdateMaintenanceSchedules, principal, None)
+            })?;
+            None
+        }
+        CallType::StartMaintenance => {
+            let s = call
+                .start_maintenance
+                .ok_or_else(|| missing("start_maintenance"))?;
+            master.start_maintenance(&s.machines, |_| {
+                auth.authorize(Action::StartMaintenances, principal, None)
+            })?;
+            None
+        }
+        CallType::StopMaintenance => {
+            let s = call
+                .stop_maintenance
+                .ok_or_else(|| missing("stop_maintenance"))?;
+            master.stop_maintenance(&s.machines, |_| {
+                auth.authorize(Action::StopMaintenances, principal, None)
+            })?;
+            None
+        }
         CallType::GetLoggingLevel => reply(RespType::GetLoggingLevel, &|r| {
             r.get_logging_level = Some(response::GetLoggingLevel {
                 level: LOGGING_LEVEL.load(std::sync::atomic::Ordering::Relaxed),
@@ -650,8 +691,13 @@ pub fn get_frameworks(m: &Master) -> response::GetFrameworks {
         completed_frameworks: m
             .completed_frameworks
             .iter()
+            // src/master/http.cpp, `model(const Framework&)`: completed
+            // frameworks carry their times too.
             .map(|f| response::get_frameworks::Framework {
                 framework_info: f.info.clone(),
+                registered_time: Some(crate::state::frameworks::time_info(f.registered_time)),
+                reregistered_time: f.reregistered_time.map(crate::state::frameworks::time_info),
+                unregistered_time: f.unregistered_time.map(crate::state::frameworks::time_info),
                 ..Default::default()
             })
             .collect(),

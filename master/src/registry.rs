@@ -76,6 +76,19 @@ pub struct StoredAgent {
     pub draining: bool,
 }
 
+/// The maintenance schedule and the machines in it, as Mesos's registry
+/// keeps them (`Registry.schedules`, `Registry.machines`;
+/// src/master/maintenance.cpp): the schedule in Mesos JSON
+/// (`maintenance::Schedule`) and one `MachineInfo` (JSON) per machine that
+/// is not UP.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StoredMaintenance {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<serde_json::Value>,
+    #[serde(default)]
+    pub machines: Vec<serde_json::Value>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct RegistryState {
     #[serde(default)]
@@ -89,6 +102,8 @@ pub struct RegistryState {
     pub weights: BTreeMap<String, f64>,
     #[serde(default)]
     pub quotas: BTreeMap<String, StoredQuota>,
+    #[serde(default)]
+    pub maintenance: StoredMaintenance,
 }
 
 /// Where the registry is written.

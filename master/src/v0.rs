@@ -42,14 +42,11 @@ pub fn routes() -> Router<Arc<Shared>> {
             .route(&format!("{prefix}/roles.json"), get(roles))
             .route(&format!("{prefix}/redirect"), get(redirect))
             .route(&format!("{prefix}/flags"), get(flags))
-            .route(
-                &format!("{prefix}/maintenance/schedule"),
-                get(maintenance_schedule),
-            )
             .route(&format!("{prefix}/health"), get(|| async { "" }))
             .route(&format!("{prefix}/teardown"), axum::routing::post(teardown));
     }
-    r.route("/version", get(version))
+    r.merge(crate::v0_maintenance::routes())
+        .route("/version", get(version))
         .route("/metrics/snapshot", get(metrics_snapshot))
         .route("/metrics", get(prometheus))
 }
@@ -106,11 +103,6 @@ fn attribute_value(a: &tepui_proto::v1::Attribute) -> Value {
     }
 }
 
-/// Wall-clock seconds of a monotonic instant in the past.
-fn unix_secs_of(at: std::time::Instant) -> f64 {
-    crate::state::now_secs() - at.elapsed().as_secs_f64()
-}
-
 /// The executors a framework runs, as Mesos's `FullFrameworkWriter`
 /// lists them (src/master/readonly_handler.cpp): the model `ExecutorInfo`
 /// plus the `slave_id` it runs on. Sorted for stable output.
@@ -142,8 +134,8 @@ fn framework_executors(m: &Master, framework_id: &str) -> (Vec<Value>, Resources
 /// (src/master/readonly_handler.cpp, with `Summary<Framework>`): usage
 /// counts its executors, `resources` is used plus offered, `role` for a
 /// framework without MULTI_ROLE and `roles` for one with it, `principal`
-/// and `labels` only when set, `unregistered_time` always (0 while it has
-/// never been unregistered).
+/// and `labels` only when set, `unregistered_time` always (0 until the
+/// master removed it).
 fn framework_json(m: &Master, f: &crate::state::Framework, completed: bool) -> Value {
     let mut tasks = Vec::new();
     let mut used = Resources::new();
@@ -190,17 +182,9 @@ fn framework_json(m: &Master, f: &crate::state::Framework, completed: bool) -> V
     let multi_role = f.info.capabilities.iter().any(|c| {
         c.r#type == Some(tepui_proto::v1::framework_info::capability::Type::MultiRole as i32)
     });
-    let unregistered_time = match (completed, f.disconnected_at) {
-        (_, Some(at)) => unix_secs_of(at),
-        // Removed while connected: its last task's end is the closest
-        // moment tepui kept.
-        (true, None) => f
-            .completed_tasks
-            .iter()
-            .filter_map(|t| t.statuses.last().and_then(|s| s.timestamp))
-            .fold(f.registered_time, f64::max),
-        (false, None) => 0.0,
-    };
+    // src/master/readonly_handler.cpp writes `unregisteredTime`, which
+    // only `Master::removeFramework` sets: 0 until the framework is removed.
+    let unregistered_time = f.unregistered_time.unwrap_or(0.0);
     let mut total = used.clone();
     total += offered.clone();
     let mut v = json!({
@@ -343,14 +327,6 @@ async fn flags(State(s): State<Arc<Shared>>) -> Response {
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
     json_response(json!({ "flags": flags }))
-}
-
-/// `/master/maintenance/schedule` (src/master/http.cpp,
-/// `Master::Http::getMaintenanceSchedule`): the schedule as JSON; tepui's
-/// master keeps no maintenance windows, so it is the empty schedule,
-/// written as Mesos writes an empty `maintenance::Schedule`: `{}`.
-async fn maintenance_schedule() -> Response {
-    json_response(json!({}))
 }
 
 async fn version() -> Response {

@@ -109,6 +109,13 @@ fn check_executor(executor: &ExecutorInfo, ctx: &Context<'_>) -> Result<Resource
         let mut b = executor.clone();
         a.framework_id = None;
         b.framework_id = None;
+        // The running executor's resources carry the allocation info the
+        // master added; Mesos injects it into the new operation before
+        // comparing (src/master/master.cpp, `injectAllocationInfo`), so it
+        // is no difference.
+        for r in a.resources.iter_mut().chain(b.resources.iter_mut()) {
+            r.allocation_info = None;
+        }
         if a != b {
             return Err(format!(
                 "executor '{}' is already running with a different ExecutorInfo",

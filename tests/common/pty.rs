@@ -18,6 +18,17 @@ pub struct PtyCli {
 impl PtyCli {
     /// Runs `tepui args` on a `rows` x `cols` terminal with `env` added.
     pub fn spawn(args: &[String], env: &[(&str, &str)], rows: u16, cols: u16) -> Self {
+        Self::spawn_program(&super::tepui_bin(), args, env, rows, cols)
+    }
+
+    /// Runs `program args` on a `rows` x `cols` terminal with `env` added.
+    pub fn spawn_program(
+        program: &std::path::Path,
+        args: &[String],
+        env: &[(&str, &str)],
+        rows: u16,
+        cols: u16,
+    ) -> Self {
         let size = nix::pty::Winsize {
             ws_row: rows,
             ws_col: cols,
@@ -26,7 +37,7 @@ impl PtyCli {
         };
         let pty = nix::pty::openpty(Some(&size), None).unwrap();
         let slave = pty.slave.into_raw_fd();
-        let mut cmd = Command::new(super::tepui_bin());
+        let mut cmd = Command::new(program);
         cmd.args(args);
         for (k, v) in env {
             cmd.env(k, v);

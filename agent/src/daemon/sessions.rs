@@ -147,6 +147,21 @@ impl Sessions {
         container: ContainerPath,
         ends: SessionEnds,
     ) -> mpsc::Receiver<Chunk> {
+        self.start_with(container, ends, true)
+    }
+
+    /// [`Sessions::start`]; `eof_is_eot` says whether an empty input
+    /// record becomes EOT (^D) on a terminal. A task's terminal follows
+    /// Mesos's switchboard (`IOSwitchboardServerProcess::
+    /// attachContainerInput`): with a TTY an empty DATA record is no EOF,
+    /// the client sends EOT itself, so an attacher that detaches leaves the
+    /// task's shell running.
+    pub fn start_with(
+        self: &Arc<Self>,
+        container: ContainerPath,
+        ends: SessionEnds,
+        eof_is_eot: bool,
+    ) -> mpsc::Receiver<Chunk> {
         let (input_tx, input_rx) = mpsc::channel(16);
         let (primary_tx, primary_rx) = mpsc::channel(PRIMARY_BACKLOG);
         let tty = matches!(ends, SessionEnds::Terminal(_));
@@ -177,7 +192,7 @@ impl Sessions {
                 }
                 SessionEnds::Terminal(pty) => {
                     let pty = Arc::new(pty);
-                    let input = tokio::spawn(feed_terminal(pty.clone(), input_rx));
+                    let input = tokio::spawn(feed_terminal(pty.clone(), input_rx, eof_is_eot));
                     pump_terminal(&pty, &session, primary_tx).await;
                     input.abort();
                 }
@@ -253,11 +268,12 @@ async fn feed_pipe(mut stdin: tokio::net::unix::pipe::Sender, mut input: mpsc::R
     }
 }
 
-async fn feed_terminal(pty: Arc<PtyMaster>, mut input: mpsc::Receiver<Input>) {
+async fn feed_terminal(pty: Arc<PtyMaster>, mut input: mpsc::Receiver<Input>, eof_is_eot: bool) {
     while let Some(message) = input.recv().await {
         let result = match message {
             Input::Data(data) => pty.write_all(&data).await,
-            Input::Eof => pty.write_all(b"\x04").await,
+            Input::Eof if eof_is_eot => pty.write_all(b"\x04").await,
+            Input::Eof => Ok(()),
             Input::Resize(size) => pty.resize(size),
         };
         if let Err(e) = result {

@@ -60,6 +60,9 @@ struct TaskRun {
     grace: Duration,
     /// Set when a failing health check had it killed.
     unhealthy_kill: Option<String>,
+    /// Which LAUNCH_GROUP brought it: a group's tasks live and die
+    /// together, other groups of the same executor are left alone.
+    group: u64,
 }
 
 /// What the subscription task needs on re-subscribing.
@@ -78,6 +81,8 @@ struct Runner {
     pending: Arc<Mutex<Unacknowledged>>,
     inputs: mpsc::UnboundedSender<Input>,
     shutting_down: bool,
+    /// The group the next LAUNCH_GROUP's tasks get.
+    next_group: u64,
     /// Set when a task ran out of the group's shared memory: the reason
     /// and message its killed siblings end with.
     group_limitation: Option<(Reason, String)>,
@@ -108,6 +113,7 @@ pub async fn run(policy: Policy) -> Result<(), ExecutorError> {
         pending,
         inputs: tx,
         shutting_down: false,
+        next_group: 0,
         group_limitation: None,
     };
     while let Some(input) = rx.recv().await {
@@ -223,7 +229,7 @@ impl Runner {
                     let task = kill.task_id.value;
                     let grace = duration_of(kill.kill_policy.as_ref());
                     if self.policy == Policy::Group {
-                        self.kill_all(grace).await;
+                        self.kill_group(&task, grace).await;
                     } else {
                         self.kill(&task, grace).await;
                     }
@@ -261,6 +267,7 @@ impl Runner {
         if tasks.is_empty() {
             return;
         }
+        self.next_group += 1;
         let Some(own) = self.own.clone() else {
             for task in tasks {
                 let id = task.task_id.value.clone();
@@ -352,7 +359,7 @@ impl Runner {
                     )
                     .await;
                     if self.policy == Policy::Group {
-                        self.kill_all(None).await;
+                        self.kill_group(&id, None).await;
                     }
                 }
             }
@@ -391,6 +398,7 @@ impl Runner {
             killing: false,
             grace,
             unhealthy_kill: None,
+            group: self.next_group,
         }
     }
 
@@ -514,7 +522,7 @@ impl Runner {
                     ));
                 }
                 if self.policy == Policy::Group {
-                    self.kill_all(None).await;
+                    self.kill_group(task, None).await;
                 } else {
                     self.kill(task, None).await;
                 }
@@ -607,7 +615,26 @@ impl Runner {
         }
         self.update(task, state, reason, &message).await;
         if self.policy == Policy::Group && state != TaskState::TaskFinished {
-            self.kill_all(None).await;
+            self.kill_group(task, None).await;
+        }
+    }
+
+    /// The tasks of `task`'s group (src/launcher/default_executor.cpp,
+    /// `DefaultExecutor::waited` and `killTask`: a failed or killed task
+    /// takes down the rest of its task group, not the executor's other
+    /// groups).
+    async fn kill_group(&mut self, task: &str, grace: Option<Duration>) {
+        let Some(group) = self.tasks.get(task).map(|t| t.group) else {
+            return;
+        };
+        let live: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.group == group && !is_terminal(t.state) && !t.killing)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for task in live {
+            self.kill(&task, grace).await;
         }
     }
 

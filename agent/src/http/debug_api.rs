@@ -100,6 +100,10 @@ pub async fn read_file(agent: &Arc<Agent>, c: call::ReadFile) -> Result<AgentRes
 
 /// One entry per running container an executor owns, in Mesos's
 /// `/monitor/statistics` shape.
+/// The key of a container's OOM kill count in its `/monitor/statistics`
+/// entry's `statistics`.
+pub(super) const OOM_KILLS: &str = "mem_oom_kills";
+
 async fn container_entries(agent: &Arc<Agent>, with_status: bool) -> Vec<Value> {
     let owners = agent.container_owners().await;
     let mut out = Vec::new();
@@ -111,13 +115,22 @@ async fn container_entries(agent: &Arc<Agent>, with_status: bool) -> Vec<Value> 
         let Some((fw, ex, name)) = owners.get(id.pod()) else {
             continue;
         };
-        let statistics = match agent.containerizer.stats(id).await {
+        let mut statistics = match agent.containerizer.stats(id).await {
             Ok(mut s) => {
                 agent.add_disk_statistics(id, &mut s).await;
                 tepui_proto::json::to_value(&s)
             }
             Err(_) => json!({}),
         };
+        // Not a ResourceStatistics field (Mesos counts none): the pod's OOM
+        // kills (v1 `memory.oom_control`, v2 `memory.events` `oom_kill`),
+        // an extra key Mesos's clients ignore, for the Prometheus series.
+        if let (Some(n), Some(obj)) = (
+            agent.containerizer.oom_kills(id).await,
+            statistics.as_object_mut(),
+        ) {
+            obj.insert(OOM_KILLS.into(), json!(n));
+        }
         let mut entry = json!({
             "executor_id": ex,
             "executor_name": name.clone().unwrap_or_default(),

@@ -98,6 +98,61 @@ pub async fn launch_session(
     output_response(format, primary, Some((guard, Box::pin(waiter))), agent)
 }
 
+/// A task container launched with a terminal (`ContainerInfo.tty_info`,
+/// from either built-in executor's LAUNCH_CONTAINER). In Mesos the I/O
+/// switchboard holds the terminal (src/slave/containerizer/mesos/io/
+/// switchboard.cpp, `IOSwitchboardServerProcess`): everything the task
+/// writes goes to its `stdout` log (a terminal has one stream) and
+/// ATTACH_CONTAINER_INPUT / OUTPUT reach the terminal while it runs. Here
+/// the agent holds it as a session that no connection owns: the task lives
+/// until it ends or is killed, as any task. (The terminal does not survive
+/// an agent restart, unlike Mesos's switchboard process.)
+pub async fn launch_tty_task(
+    agent: &Arc<Agent>,
+    path: ContainerPath,
+    spec: LaunchSpec,
+) -> Response {
+    let log = spec.sandbox_dir.join("stdout");
+    // Run to the end even if the caller hangs up, as other launches do.
+    let launcher = agent.clone();
+    let launched =
+        tokio::spawn(async move { launcher.containerizer.launch_session(spec).await }).await;
+    let ends = match launched {
+        Ok(Ok((_, ends))) => ends,
+        Ok(Err(e)) => {
+            tracing::warn!(container = %path, "launch failed: {e}");
+            return containerizer_error(e);
+        }
+        Err(e) => return error(500, format!("the launch failed: {e}")),
+    };
+    tracing::info!(container = %path, "task launched with a terminal");
+    let mut output = agent.sessions.start_with(path.clone(), ends, false);
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let mut file = match tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .await
+        {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::warn!(container = %path, "cannot open {}: {e}", log.display());
+                None
+            }
+        };
+        while let Some(chunk) = output.recv().await {
+            if let Some(f) = file.as_mut()
+                && let Err(e) = f.write_all(&chunk.data).await
+            {
+                tracing::warn!(container = %path, "cannot write {}: {e}", log.display());
+                file = None;
+            }
+        }
+    });
+    StatusCode::OK.into_response()
+}
+
 /// Ends a session with its connection: kills the container if it still
 /// runs, and removes it a while after it ended.
 struct SessionGuard {

@@ -428,6 +428,9 @@ async fn launch(
     {
         return error(400, message);
     }
+    if spec.tty.is_some() && !path.is_top_level() {
+        return super::io_api::launch_tty_task(agent, path, spec).await;
+    }
     // Run to the end even if the caller hangs up (an executor killed by a
     // TEARDOWN mid-pull): a launch dropped half-way would leave its image
     // rootfs mounted with nobody to release it; finished, it either fails

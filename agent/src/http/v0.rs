@@ -182,7 +182,7 @@ pub async fn prometheus(State(agent): State<Arc<Agent>>) -> Response {
     let tasks = state.get_tasks.take().unwrap_or_default();
     let entries = super::debug_api::monitor_entries(&agent).await;
     // ResourceStatistics fields and their kinds (include/mesos/v1/mesos.proto).
-    const SERIES: [(&str, Kind, &str); 8] = [
+    const SERIES: [(&str, Kind, &str); 9] = [
         (
             "cpus_user_time_secs",
             Kind::Counter,
@@ -207,12 +207,21 @@ pub async fn prometheus(State(agent): State<Arc<Agent>>) -> Response {
         ("mem_rss_bytes", Kind::Gauge, "Resident memory"),
         ("mem_limit_bytes", Kind::Gauge, "Memory limit"),
         ("processes", Kind::Gauge, "Processes in the container"),
+        (
+            super::debug_api::OOM_KILLS,
+            Kind::Counter,
+            "Processes of the container (its nested containers included) the kernel OOM-killed",
+        ),
     ];
     for (field, kind, help) in SERIES {
         let mut family = Family {
             key: format!("container/{field}"),
             kind,
-            help: format!("{help} (ResourceStatistics.{field}), per executor container"),
+            help: if field == super::debug_api::OOM_KILLS {
+                format!("{help}, per executor container")
+            } else {
+                format!("{help} (ResourceStatistics.{field}), per executor container")
+            },
             samples: Vec::new(),
         };
         for e in &entries {
@@ -234,7 +243,25 @@ pub async fn prometheus(State(agent): State<Arc<Agent>>) -> Response {
                 ("framework_id".to_string(), fw.to_string()),
                 ("executor_id".to_string(), ex.to_string()),
             ];
-            if let [task] = mine.as_slice() {
+            // An OOM count stays with the pod after the task that OOMed
+            // ended: it names a task only when the executor never ran
+            // another (a live sibling must not take the blame).
+            let ever: Vec<&str> = if field == super::debug_api::OOM_KILLS {
+                tasks
+                    .launched_tasks
+                    .iter()
+                    .chain(&tasks.terminated_tasks)
+                    .chain(&tasks.completed_tasks)
+                    .filter(|t| {
+                        t.framework_id.value == fw
+                            && t.executor_id.as_ref().is_some_and(|x| x.value == ex)
+                    })
+                    .map(|t| t.task_id.value.as_str())
+                    .collect()
+            } else {
+                mine
+            };
+            if let [task] = ever.as_slice() {
                 labels.push(("task_id".to_string(), task.to_string()));
             }
             family.samples.push((labels, value));

@@ -150,6 +150,12 @@ pub trait Cgroups: Send + Sync + std::fmt::Debug {
     /// The `oom_kill` counter; `None` on v1 kernels before 4.13.
     fn oom_kill_count(&self, cgroup: &str) -> Result<Option<u64>, CgroupError>;
 
+    /// OOM kills anywhere in the subtree. v2's `memory.events` is
+    /// hierarchical, so its own counter says it; v1 overrides this.
+    fn subtree_oom_kills(&self, cgroup: &str) -> Result<Option<u64>, CgroupError> {
+        self.oom_kill_count(cgroup)
+    }
+
     /// CPU, memory and process statistics of the subtree, timestamped now.
     /// `cpus_soft_limit` is left to the caller, which knows the request.
     fn stats(&self, cgroup: &str) -> Result<ResourceStatistics, CgroupError>;

@@ -423,6 +423,23 @@ impl Cgroups for CgroupsV1 {
         Ok(stats::parse_oom_kill_count(&text))
     }
 
+    /// v1 counts a kill only in the victim's own memcg (the kernel's
+    /// `memcg_memory_event` does not walk up on v1), so every cgroup of the
+    /// subtree is summed.
+    fn subtree_oom_kills(&self, cgroup: &str) -> Result<Option<u64>, CgroupError> {
+        let rel = fs::validate(cgroup)?;
+        let mut total = None;
+        for dir in fs::subtree_leaf_first(cgroup, &self.memory.join(rel))? {
+            let Some(text) = fs::read_opt(cgroup, &dir.join("memory.oom_control"))? else {
+                continue;
+            };
+            if let Some(n) = stats::parse_oom_kill_count(&text) {
+                total = Some(total.unwrap_or(0) + n);
+            }
+        }
+        Ok(total)
+    }
+
     fn stats(&self, cgroup: &str) -> Result<ResourceStatistics, CgroupError> {
         let rel = fs::validate(cgroup)?;
         let cpu = self.cpu.join(rel);

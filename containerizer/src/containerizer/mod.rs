@@ -174,6 +174,9 @@ struct Pod {
     /// The agent's view of the pod's live tasks and their `share_cgroups`
     /// ([`Containerizer::size_pod`]); `None` until it says.
     sized: Option<(Vec<ResourceRequest>, bool)>,
+    /// Containers of the pod seen to end OOM-killed: the pod's OOM count
+    /// keeps them once their cgroups are gone.
+    oom_ended: std::collections::BTreeSet<ContainerPath>,
 }
 
 /// A container found by [`Containerizer::recover`].
@@ -617,6 +620,7 @@ impl Containerizer {
             share_cgroups: None,
             dead: BTreeMap::new(),
             sized: None,
+            oom_ended: Default::default(),
         }));
         let mut pod = entry
             .clone()
@@ -1019,7 +1023,14 @@ impl Containerizer {
                 .ok_or_else(|| ContainerizerError::Unknown(id.clone()))?
         };
         match client.wait(id).await {
-            Ok(t) => Ok(t),
+            Ok(t) => {
+                if t.oom_killed
+                    && let Some(entry) = self.pod(id.pod())
+                {
+                    entry.lock().await.oom_ended.insert(id.clone());
+                }
+                Ok(t)
+            }
             Err(e @ (SupervisorError::Io(_) | SupervisorError::Protocol { .. }))
                 if supervisor_gone(&client).await =>
             {
@@ -1361,6 +1372,31 @@ impl Containerizer {
         Ok(stats)
     }
 
+    /// OOM kills so far in a running top-level container's pod (its nested
+    /// containers included); `None` when the kernel does not count them.
+    ///
+    /// The kernel's counters live in the cgroups, and a container is
+    /// destroyed at its first OOM kill (its cgroup with it), so the count is
+    /// what the pod's cgroups still say plus one for each container that
+    /// ended OOM-killed and whose cgroup is gone.
+    pub async fn oom_kills(&self, id: &ContainerPath) -> Option<u64> {
+        let entry = self.pod(id.pod())?;
+        let ended: Vec<ContainerPath> = entry.lock().await.oom_ended.iter().cloned().collect();
+        let live = self
+            .cgroups
+            .subtree_oom_kills(&self.pod_cgroup(id.pod()))
+            .ok()
+            .flatten();
+        let gone = ended
+            .iter()
+            .filter(|c| !self.cgroups.exists(&self.container_cgroup(c)))
+            .count() as u64;
+        match (live, gone) {
+            (None, 0) => None,
+            (live, gone) => Some(live.unwrap_or(0) + gone),
+        }
+    }
+
     /// Every container of every pod, running or terminated-but-not-removed.
     /// Where the image rootfses of a pod's containers keep their writable
     /// layers (overlay `upper/` dirs); `None` without image support.
@@ -1460,6 +1496,7 @@ impl Containerizer {
                 share_cgroups: None,
                 dead: BTreeMap::new(),
                 sized: None,
+                oom_ended: Default::default(),
             };
             if recovered.client.is_none() {
                 let cgroups = self.cgroups.clone();

@@ -38,6 +38,20 @@ impl Master {
             Some(id) => id,
             None => self.new_agent_id(),
         };
+        // `Master::registerSlave` / `reregisterSlave`: no agent may
+        // (re-)register while the machine it runs on is DOWN.
+        let machine =
+            crate::maintenance::agent_machine_id(&sub.agent_info.hostname, sub.address.as_deref());
+        if self
+            .maintenance
+            .mode(&crate::maintenance::MachineKey::of(&machine))
+            == tepui_proto::v1::machine_info::Mode::Down
+        {
+            return Err(ApiError::forbidden(format!(
+                "the machine '{}' this agent runs on is `DOWN`",
+                tepui_proto::json::to_string(&machine)
+            )));
+        }
         let mut info = sub.agent_info.clone();
         info.id = Some(AgentId { value: id.clone() });
         let stream_id = uuid::Uuid::new_v4().to_string();
@@ -72,6 +86,7 @@ impl Master {
                     completed_tasks: VecDeque::new(),
                     registered_time: now_secs(),
                     reregistered_time: None,
+                    unregistered_time: None,
                     recovered: true,
                 },
             );
@@ -356,6 +371,79 @@ impl Master {
             }
             self.send_framework(&fid, update_event(status));
         }
+        self.publish(operator::Event {
+            r#type: Some(operator::event::Type::AgentRemoved as i32),
+            agent_removed: Some(operator::event::AgentRemoved {
+                agent_id: AgentId {
+                    value: agent_id.to_string(),
+                },
+            }),
+            ..Default::default()
+        });
+    }
+
+    /// `Master::removeSlave` (src/master/master.cpp, `_removeSlave`): the
+    /// master removes an agent it refuses (its machine went DOWN). Its
+    /// tasks are TASK_LOST with REASON_SLAVE_REMOVED whatever the
+    /// framework's capabilities, the frameworks hear the agent is lost
+    /// (`sendSlaveLost`: a FAILURE event), and the registry forgets it.
+    pub fn remove_agent_by_master(&mut self, agent_id: &str, cause: &str) {
+        self.rescind_agent_offers(agent_id);
+        let Some(agent) = self.agents.remove(agent_id) else {
+            return;
+        };
+        self.allocator.remove_agent(agent_id);
+        let message = format!("Agent {} removed: {cause}", agent.info.hostname);
+        for ((fid, tid), mut task) in agent.tasks {
+            let Some(fw) = self.frameworks.get_mut(&fid) else {
+                continue;
+            };
+            fw.tasks.remove(&tid);
+            if is_terminal(task.state) {
+                continue;
+            }
+            let status = master_status(
+                &tid,
+                Some(agent_id),
+                TaskState::TaskLost,
+                Reason::AgentRemoved,
+                message.clone(),
+            );
+            task.state = TaskState::TaskLost as i32;
+            task.statuses.push(status.clone());
+            fw.completed_tasks.push_back(task);
+            while fw.completed_tasks.len() > super::tasks::MAX_COMPLETED_TASKS {
+                fw.completed_tasks.pop_front();
+            }
+            self.metrics.tasks_lost += 1;
+            self.send_framework(&fid, update_event(status));
+        }
+        let connected: Vec<String> = self
+            .frameworks
+            .values()
+            .filter(|f| f.conn.is_some())
+            .map(|f| f.id.clone())
+            .collect();
+        for fid in connected {
+            self.send_framework(
+                &fid,
+                tepui_proto::v1::scheduler::Event {
+                    r#type: Some(tepui_proto::v1::scheduler::event::Type::Failure as i32),
+                    failure: Some(tepui_proto::v1::scheduler::event::Failure {
+                        agent_id: Some(AgentId {
+                            value: agent_id.to_string(),
+                        }),
+                        executor_id: None,
+                        status: None,
+                    }),
+                    ..Default::default()
+                },
+            );
+        }
+        self.recovering_agents.remove(agent_id);
+        self.registry.state.admitted.remove(agent_id);
+        self.registry.save();
+        self.registry.flush();
         self.publish(operator::Event {
             r#type: Some(operator::event::Type::AgentRemoved as i32),
             agent_removed: Some(operator::event::AgentRemoved {

@@ -155,6 +155,7 @@ impl Master {
                     completed_tasks: VecDeque::new(),
                     registered_time: now,
                     reregistered_time: None,
+                    unregistered_time: None,
                     recovered: false,
                 },
             );
@@ -305,6 +306,9 @@ impl Master {
         if let Some(conn) = fw.conn.take() {
             let _ = conn.tx.send(error_event("Framework removed"));
         }
+        // src/master/master.cpp, `Master::removeFramework`: the framework
+        // is unregistered now, whether or not it was connected.
+        fw.unregistered_time = Some(now_secs());
         fw.tasks.clear();
         self.allocator.remove_framework(framework_id);
         self.removed_frameworks.insert(framework_id.to_string());
@@ -407,7 +411,7 @@ impl Master {
             recovered: fw.is_some_and(|f| f.recovered),
             registered_time: fw.map(|f| time_info(f.registered_time)),
             reregistered_time: fw.and_then(|f| f.reregistered_time.map(time_info)),
-            unregistered_time: None,
+            unregistered_time: fw.and_then(|f| f.unregistered_time.map(time_info)),
             offers: fw
                 .map(|f| {
                     f.offers

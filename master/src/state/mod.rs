@@ -100,6 +100,9 @@ pub struct Framework {
     pub completed_tasks: VecDeque<Task>,
     pub registered_time: f64,
     pub reregistered_time: Option<f64>,
+    /// When the master removed it (TEARDOWN, failover timeout):
+    /// `Master::removeFramework` sets `unregisteredTime` then, and only then.
+    pub unregistered_time: Option<f64>,
     /// Known only from agents' reports after a master failover.
     pub recovered: bool,
 }
@@ -151,6 +154,8 @@ pub struct Master {
     pub offers: HashMap<String, OfferState>,
     pub allocator: Allocator,
     pub registry: Registry,
+    /// The maintenance schedule and machine modes (kept in the registry).
+    pub maintenance: crate::maintenance::Maintenance,
     pub operator_subscribers: Vec<OperatorSubscriber>,
     /// Frameworks torn down or failed over for good: they may not return.
     pub removed_frameworks: HashSet<String>,
@@ -232,6 +237,7 @@ impl Master {
             offers: HashMap::new(),
             allocator,
             registry,
+            maintenance: Default::default(),
             operator_subscribers: Vec::new(),
             removed_frameworks: HashSet::new(),
             completed_frameworks: VecDeque::new(),
@@ -258,6 +264,8 @@ impl Master {
         for (role, quota) in self.registry.state.quotas.clone() {
             self.allocator.set_quota(&role, Some(quota.to_quota()));
         }
+        self.maintenance =
+            crate::maintenance::Maintenance::recover(&self.registry.state.maintenance);
         let deadline = Instant::now() + self.config.agent_reregister_timeout;
         for agent in self.registry.state.admitted.keys() {
             self.recovering_agents.insert(agent.clone(), deadline);

@@ -97,6 +97,9 @@ impl Master {
             let url = agent_url(&agent.info, agent.address.as_deref());
             let attributes = agent.info.attributes.clone();
             let domain = agent.info.domain.clone();
+            // `Master::offer`: offers from a machine scheduled for
+            // maintenance say when it will be unavailable.
+            let unavailability = self.agent_unavailability(&grant.agent_id);
             let id = self.new_offer_id();
             let offer = Offer {
                 id: OfferId { value: id.clone() },
@@ -112,7 +115,7 @@ impl Master {
                 resources: grant.resources,
                 attributes,
                 executor_ids,
-                unavailability: None,
+                unavailability,
                 allocation_info: Some(resource::AllocationInfo {
                     role: Some(grant.role.clone()),
                 }),

@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::validation::{self, Context};
 
 /// Terminal tasks kept per framework for the state endpoints.
-const MAX_COMPLETED_TASKS: usize = 1000;
+pub(super) const MAX_COMPLETED_TASKS: usize = 1000;
 
 pub fn is_terminal(state: i32) -> bool {
     use TaskState::*;
