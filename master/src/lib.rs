@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod ha;
 mod http;
+mod libprocess;
 mod link;
 pub mod metrics;
 mod operations;

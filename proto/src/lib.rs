@@ -28,6 +28,7 @@ pub mod recordio;
 pub mod resources;
 #[cfg(feature = "server")]
 pub mod sd_notify;
+pub mod v0;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]
