@@ -28,13 +28,13 @@ pub mod recordio;
 pub mod resources;
 #[cfg(feature = "server")]
 pub mod sd_notify;
-pub mod v0;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]
 pub mod system_metrics;
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod v0;
 #[cfg(feature = "zk")]
 pub mod zk;
 

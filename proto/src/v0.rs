@@ -7,8 +7,8 @@
 //! drivers' generated code refuses a message that lacks one.
 
 use crate::v1::{
-    AgentId, AgentInfo, ExecutorId, ExecutorInfo, Filters, FrameworkId, FrameworkInfo,
-    KillPolicy, MasterInfo, Offer, OfferId, TaskId, TaskInfo, TaskStatus,
+    AgentId, AgentInfo, ExecutorId, ExecutorInfo, Filters, FrameworkId, FrameworkInfo, KillPolicy,
+    MasterInfo, Offer, OfferId, TaskId, TaskInfo, TaskStatus,
 };
 
 /// The prefix of every message name (libprocess names a message by its
@@ -242,20 +242,29 @@ pub struct ShutdownExecutorMessage {
     pub framework_id: Option<FrameworkId>,
 }
 
-/// The one field of the v0 `mesos.scheduler.Call` the v1 schema lacks:
-/// `subscribe.force` (include/mesos/scheduler/scheduler.proto), which a
-/// failing-over libmesos driver sets. Decoded from the same bytes as the
-/// v1 `Call`.
+/// A v0 `mesos.scheduler.Call` read for its SUBSCRIBE
+/// (include/mesos/scheduler/scheduler.proto): the v0 `Call.Subscribe` has
+/// `force` as field 2 and `suppressed_roles` as field 3, where v1 has
+/// `suppressed_roles` as field 2, so a SUBSCRIBE is not read as a v1
+/// `Call`. Every other field of `Call` is numbered alike.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct CallForce {
+pub struct SubscribeCall {
+    #[prost(message, optional, tag = "1")]
+    pub framework_id: Option<FrameworkId>,
+    #[prost(int32, optional, tag = "2")]
+    pub r#type: Option<i32>,
     #[prost(message, optional, tag = "3")]
-    pub subscribe: Option<SubscribeForce>,
+    pub subscribe: Option<Subscribe>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct SubscribeForce {
+pub struct Subscribe {
+    #[prost(message, required, tag = "1")]
+    pub framework_info: FrameworkInfo,
     #[prost(bool, optional, tag = "2")]
     pub force: Option<bool>,
+    #[prost(string, repeated, tag = "3")]
+    pub suppressed_roles: Vec<String>,
 }
 
 /// A libprocess process id, `name@ip:port` (3rdparty/libprocess/src/pid.cpp,
@@ -305,7 +314,14 @@ mod tests {
         assert_eq!(pid.id, "scheduler(1)");
         assert_eq!(pid.addr.port(), 5051);
         assert_eq!(pid.to_string(), "scheduler(1)@127.0.0.1:5051");
-        for bad in ["", "scheduler(1)", "@1.2.3.4:5", "a@host:5", "a@1.2.3.4", "a/b@1.2.3.4:5"] {
+        for bad in [
+            "",
+            "scheduler(1)",
+            "@1.2.3.4:5",
+            "a@host:5",
+            "a@1.2.3.4",
+            "a/b@1.2.3.4:5",
+        ] {
             assert!(bad.parse::<Upid>().is_err(), "{bad}");
         }
     }

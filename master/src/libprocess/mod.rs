@@ -89,7 +89,11 @@ pub async fn handle(
         Err(Refusal::UnknownName) => StatusCode::NOT_FOUND.into_response(),
         Err(Refusal::Undecodable(e)) => {
             tracing::warn!(%name, error = %e, "dropping a libprocess message that does not decode");
-            (StatusCode::BAD_REQUEST, format!("cannot decode {name}: {e}")).into_response()
+            (
+                StatusCode::BAD_REQUEST,
+                format!("cannot decode {name}: {e}"),
+            )
+                .into_response()
         }
     }
 }

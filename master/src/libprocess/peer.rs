@@ -103,11 +103,7 @@ pub fn encode(from: &str, to: &Upid, name: &str, body: &[u8]) -> Bytes {
 /// (`Some(reason)`). Requests not yet answered when a connection closes
 /// are sent again on the next one, so a message written as the peer
 /// closed an idle connection is not lost.
-async fn run(
-    to: Upid,
-    first: TcpStream,
-    mut rx: mpsc::Receiver<Bytes>,
-) -> Option<String> {
+async fn run(to: Upid, first: TcpStream, mut rx: mpsc::Receiver<Bytes>) -> Option<String> {
     let mut unanswered: VecDeque<Bytes> = VecDeque::new();
     let mut stream = Some(first);
     let mut fruitless = 0u32;
@@ -171,7 +167,10 @@ async fn run(
 
 /// Reads HTTP responses and reports their status codes in order; returns
 /// (dropping `answers`) when the connection closes or misbehaves.
-async fn read_responses(mut rd: tokio::net::tcp::OwnedReadHalf, answers: mpsc::UnboundedSender<u16>) {
+async fn read_responses(
+    mut rd: tokio::net::tcp::OwnedReadHalf,
+    answers: mpsc::UnboundedSender<u16>,
+) {
     let mut buf = BytesMut::with_capacity(4096);
     loop {
         let code = loop {
@@ -287,7 +286,12 @@ mod tests {
     #[test]
     fn requests_are_what_libprocess_receivers_parse() {
         let to: Upid = "scheduler(1)@127.0.0.1:4000".parse().unwrap();
-        let req = encode("master@127.0.0.1:5050", &to, "mesos.internal.X", b"\x0a\x00");
+        let req = encode(
+            "master@127.0.0.1:5050",
+            &to,
+            "mesos.internal.X",
+            b"\x0a\x00",
+        );
         let text = String::from_utf8_lossy(&req);
         assert!(text.starts_with("POST /scheduler(1)/mesos.internal.X HTTP/1.1\r\n"));
         assert!(text.contains("\r\nLibprocess-From: master@127.0.0.1:5050\r\n"));

@@ -25,9 +25,12 @@ pub fn receive(shared: &Arc<Shared>, from: Upid, name: &str, body: &[u8]) -> Res
     }
     let Some(short) = name.strip_prefix(v0::PREFIX) else {
         if name == v0::SCHEDULER_CALL {
-            let force: v0::CallForce = decode(body)?;
-            let force = force.subscribe.and_then(|s| s.force).unwrap_or(false);
-            return scheduler_call(shared, from, decode(body)?, force);
+            // SUBSCRIBE is read with the v0 schema (its fields differ).
+            let head: v0::SubscribeCall = decode(body)?;
+            if head.r#type == Some(CallType::Subscribe as i32) {
+                return subscribe_call(shared, from, head);
+            }
+            return scheduler_call(shared, from, decode(body)?);
         }
         return Err(Refusal::UnknownName);
     };
@@ -191,33 +194,34 @@ fn apply(shared: &Arc<Shared>, from: &Upid, framework_id: &str, call: Call) {
     }
 }
 
-/// `mesos.scheduler.Call` over libprocess: what Mesos 1.x's libmesos sends
-/// for everything (sched.cpp). SUBSCRIBE registers (`force` fails over),
-/// the rest are the same calls as over HTTP.
-fn scheduler_call(
+/// SUBSCRIBE over libprocess (sched.cpp `doReliableRegistration`): a
+/// registration; with the framework's id, `force` fails over.
+fn subscribe_call(
     shared: &Arc<Shared>,
     from: Upid,
-    call: Call,
-    force: bool,
+    call: v0::SubscribeCall,
 ) -> Result<(), Refusal> {
+    let Some(sub) = call.subscribe else {
+        tracing::warn!(%from, "dropping SUBSCRIBE without 'subscribe'");
+        return Ok(());
+    };
+    let info = sub.framework_info;
+    let how = match (&info.id, sub.force.unwrap_or(false)) {
+        (None, _) => Registration::New,
+        (Some(_), true) => Registration::Failover,
+        (Some(_), false) => Registration::Again,
+    };
+    spawn_register(shared, from, info, sub.suppressed_roles, how);
+    Ok(())
+}
+
+/// `mesos.scheduler.Call` over libprocess: what Mesos 1.x's libmesos sends
+/// for everything (sched.cpp); the same calls as over HTTP.
+fn scheduler_call(shared: &Arc<Shared>, from: Upid, call: Call) -> Result<(), Refusal> {
     let kind = call
         .r#type
         .and_then(|t| CallType::try_from(t).ok())
         .unwrap_or(CallType::Unknown);
-    if kind == CallType::Subscribe {
-        let Some(sub) = call.subscribe else {
-            tracing::warn!(%from, "dropping SUBSCRIBE without 'subscribe'");
-            return Ok(());
-        };
-        let info = sub.framework_info;
-        let how = match (&info.id, force) {
-            (None, _) => Registration::New,
-            (Some(_), true) => Registration::Failover,
-            (Some(_), false) => Registration::Again,
-        };
-        spawn_register(shared, from, info, sub.suppressed_roles, how);
-        return Ok(());
-    }
     let Some(framework_id) = call.framework_id.clone() else {
         tracing::warn!(%from, call = kind.as_str_name(), "dropping a call without 'framework_id'");
         return Ok(());
@@ -302,21 +306,28 @@ async fn register(
             Registration::Again => "FrameworkReregisteredMessage",
             _ => "FrameworkRegisteredMessage",
         };
-        let _ = peer.send(&me, &format!("{}{name}", v0::PREFIX), &reply.encode_to_vec());
+        let _ = peer.send(
+            &me,
+            &format!("{}{name}", v0::PREFIX),
+            &reply.encode_to_vec(),
+        );
         return;
     }
-    let (peer, exited) =
-        match Peer::open(from.clone(), shared.config.subscriber_queue).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(framework = %name, %from, error = %e, "not registering a libprocess framework: its pid cannot be reached");
-                return;
-            }
-        };
+    let (peer, exited) = match Peer::open(from.clone(), shared.config.subscriber_queue).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(framework = %name, %from, error = %e, "not registering a libprocess framework: its pid cannot be reached");
+            return;
+        }
+    };
     let refuse = |reason: String| {
         tracing::info!(framework = %name, %from, %reason, "refusing a libprocess framework");
         let m = v0::FrameworkErrorMessage { message: reason };
-        let _ = peer.send(&me, "mesos.internal.FrameworkErrorMessage", &m.encode_to_vec());
+        let _ = peer.send(
+            &me,
+            "mesos.internal.FrameworkErrorMessage",
+            &m.encode_to_vec(),
+        );
     };
     let auth = &shared.config.auth;
     if auth.authenticate_frameworks {
@@ -479,7 +490,11 @@ fn translate(
             one(name, &|| m.encode_to_vec())
         }
         event::Type::Offers => {
-            let offers = event.offers.as_ref().map(|o| o.offers.clone()).unwrap_or_default();
+            let offers = event
+                .offers
+                .as_ref()
+                .map(|o| o.offers.clone())
+                .unwrap_or_default();
             let pids = offers
                 .iter()
                 .map(|o| agent_pid(&o.agent_id.value).unwrap_or_default())
@@ -507,9 +522,7 @@ fn translate(
                     framework_id: fid(),
                     executor_id: status.executor_id.clone(),
                     slave_id: status.agent_id.clone(),
-                    timestamp: status
-                        .timestamp
-                        .unwrap_or_else(crate::state::now_secs),
+                    timestamp: status.timestamp.unwrap_or_else(crate::state::now_secs),
                     uuid: status.uuid.clone(),
                     latest_state: None,
                     status,
@@ -552,10 +565,18 @@ fn translate(
             }
         }
         event::Type::Error => {
-            let message = event.error.as_ref().map(|e| e.message.clone()).unwrap_or_default();
+            let message = event
+                .error
+                .as_ref()
+                .map(|e| e.message.clone())
+                .unwrap_or_default();
             // Not to a driver that unregistered, nor to the same driver
             // registering again (its new subscription replaced this one).
-            let current = shared.libprocess.lock().get(framework_id).map(|s| s.pid.clone());
+            let current = shared
+                .libprocess
+                .lock()
+                .get(framework_id)
+                .map(|s| s.pid.clone());
             if current.as_ref().is_none_or(|pid| pid == driver) {
                 return Vec::new();
             }

@@ -7,7 +7,7 @@
 // Commands (one per line):
 //   launch TASK_ID CPUS MEM SHELL...       a command task on a held offer
 //   launchexec TASK_ID EXECUTOR_PATH       a task on a custom executor
-//   decline                                declines every held offer
+//   decline                                declines every held offer (and says how many)
 //   kill TASK_ID
 //   reconcile [TASK_ID AGENT_ID]           implicit, or explicit for one task
 //   message EXECUTOR_ID AGENT_ID DATA      a framework message to an executor
@@ -216,12 +216,14 @@ func main() {
 			s.launch(driver, task, 0.1, 32)
 		case "decline":
 			s.mu.Lock()
+			declined := 0
 			for id, o := range s.offers {
 				_, _ = driver.DeclineOffer(o.Id, &mesos.Filters{RefuseSeconds: proto.Float64(0.2)})
 				delete(s.offers, id)
-				emit("declined", map[string]interface{}{"id": id})
+				declined++
 			}
 			s.mu.Unlock()
+			emit("declined", map[string]interface{}{"count": declined})
 		case "kill":
 			_, _ = driver.KillTask(util.NewTaskID(f[1]))
 		case "reconcile":

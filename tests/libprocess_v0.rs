@@ -1,0 +1,636 @@
+//! Frameworks built on libmesos's drivers, unchanged, against a real
+//! `tepui master` (and agent): mesos-go 0.0.6's `api/v0` scheduler driver
+//! (the Mesos project's pure-Go libmesos, from Debian's
+//! golang-github-mesos-mesos-go-dev, built here offline) over libprocess;
+//! a v1 HTTP framework on the same cluster at the same time; the
+//! `mesos.scheduler.Call`-over-libprocess path of Mesos 1.x's libmesos as a
+//! transcript written from src/sched/sched.cpp; and the bad input the
+//! libprocess endpoint must refuse.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::json_scheduler::{JsonScheduler, command_task};
+use common::mesos_cluster::{Cluster, free_port, get_json, wait_until};
+use prost::Message as _;
+use serde_json::{Value, json};
+use tepui_proto::v0;
+use tepui_proto::v1::scheduler::{Call, call};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds the Go program in tests/libprocess_v0/`name` offline (GOPATH
+/// mode against Debian's packages) into target/libprocess_v0/.
+fn build_go(name: &str) -> PathBuf {
+    let root = root();
+    let gopath = root.join("target/libprocess_v0/go");
+    let src = gopath.join(format!("src/v0{name}"));
+    std::fs::create_dir_all(&src).unwrap();
+    for entry in std::fs::read_dir(root.join("tests/libprocess_v0").join(name)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), src.join(entry.file_name())).unwrap();
+    }
+    let bin = root.join(format!("target/libprocess_v0/v0{name}"));
+    let out = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(&src)
+        .env("GO111MODULE", "off")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "")
+        .env("GOCACHE", root.join("target/libprocess_v0/go-cache"))
+        .env("GOPATH", format!("{}:/usr/share/gocode", gopath.display()))
+        .output()
+        .expect("go (golang-go; scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "go build {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bin
+}
+
+/// The mesos-go v0 scheduler program: commands in, JSON lines out.
+struct Driver {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: Arc<Mutex<Vec<Value>>>,
+    seen: usize,
+}
+
+impl Driver {
+    fn start(bin: &Path, args: &[&str], log: &Path) -> Driver {
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        });
+        Driver {
+            stdin: child.stdin.take(),
+            child,
+            events,
+            seen: 0,
+        }
+    }
+
+    fn send(&mut self, command: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{command}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next event (after the last one waited for) that `pred` accepts.
+    async fn wait(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            {
+                let events = self.events.lock().unwrap();
+                if let Some(i) = events[self.seen..].iter().position(&pred) {
+                    self.seen += i + 1;
+                    return events[self.seen - 1].clone();
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no {what}; driver events: {:#?}",
+                    &events[..]
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn event(&mut self, kind: &str) -> Value {
+        self.wait(kind, |e| e["event"] == kind).await
+    }
+
+    async fn status(&mut self, task: &str, state: &str) -> Value {
+        self.wait(&format!("{task} {state}"), |e| {
+            e["event"] == "status" && e["task_id"] == task && e["state"] == state
+        })
+        .await
+    }
+
+    /// Launches on an offer the driver holds, waiting for one as needed
+    /// (what the previous launch left comes back after its 0.2 s filter).
+    async fn launch(&mut self, command: &str, task: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            self.send(command);
+            let e = self
+                .wait(&format!("launch of {task}"), |e| {
+                    (e["event"] == "launched" || e["event"] == "launch_failed")
+                        && e["task_id"] == task
+                })
+                .await;
+            if e["event"] == "launched" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "cannot launch {task}: {e}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn framework(master: &str, id: &str) -> Option<Value> {
+    get_json(master, "/master/frameworks")["frameworks"]
+        .as_array()?
+        .iter()
+        .find(|f| f["id"] == id)
+        .cloned()
+}
+
+fn role(master: &str, name: &str) -> Value {
+    get_json(master, "/master/roles")["roles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_libmesos_scheduler_driver_runs_unchanged_next_to_a_v1_framework() {
+    let test = "a_libmesos_scheduler_driver_runs_unchanged_next_to_a_v1_framework";
+    if !common::require_root(test) {
+        return;
+    }
+    let sched_bin = build_go("sched");
+    let cluster = Cluster::start();
+    let master = cluster.master_addr.clone();
+    wait_until("the master serves", || TcpStream::connect(&master).is_ok());
+    wait_until("the agent registered", || {
+        get_json(&master, "/master/slaves")["slaves"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    });
+    let logs = cluster.dir.clone();
+
+    // Registration: the driver finds the leader through /state, POSTs
+    // RegisterFrameworkMessage and hears back from `master@ip:port`.
+    let mut d1 = Driver::start(&sched_bin, &[&master], &logs.join("driver1.log"));
+    let registered = d1.event("registered").await;
+    let fid = registered["framework_id"].as_str().unwrap().to_string();
+    assert_eq!(registered["master_pid"], format!("master@{master}"));
+    let offer = d1.event("offer").await;
+    let agent_id = offer["agent_id"].as_str().unwrap().to_string();
+    assert_eq!(offer["cpus"], 2.0);
+
+    // Two command tasks: one ends, one keeps running. Their updates are
+    // acknowledged by the driver (StatusUpdateAcknowledgementMessage):
+    // the master keeps an ended task as completed only once acknowledged.
+    d1.launch("launch t1 0.2 64 echo v0-one", "t1").await;
+    d1.status("t1", "TASK_FINISHED").await;
+    d1.launch("launch t2 0.2 64 sleep 300", "t2").await;
+    let running = d1.status("t2", "TASK_RUNNING").await;
+    assert_eq!(running["agent_id"], agent_id.as_str());
+    wait_until("t1 acknowledged and completed", || {
+        framework(&master, &fid).is_some_and(|f| {
+            f["completed_tasks"].as_array().is_some_and(|t| {
+                t.iter()
+                    .any(|t| t["id"] == "t1" && t["state"] == "TASK_FINISHED")
+            })
+        })
+    });
+
+    // Declining (LaunchTasksMessage without tasks).
+    loop {
+        d1.send("decline");
+        if d1.event("declined").await["count"].as_u64() > Some(0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Reconciliation, explicit and implicit: answered by the master.
+    d1.send(&format!("reconcile t2 {agent_id}"));
+    let r = d1
+        .wait("explicit reconciliation", |e| {
+            e["task_id"] == "t2" && e["reason"] == "REASON_RECONCILIATION"
+        })
+        .await;
+    assert_eq!(r["state"], "TASK_RUNNING");
+    assert_eq!(r["source"], "SOURCE_MASTER");
+    d1.send("reconcile");
+    d1.wait("implicit reconciliation", |e| {
+        e["task_id"] == "t2" && e["reason"] == "REASON_RECONCILIATION"
+    })
+    .await;
+
+    // A v1 framework on the same master, the same allocator: DRF shares
+    // count both.
+    let base = format!("http://{master}");
+    let mut v1 = JsonScheduler::subscribe(&base, "v1-next-to-v0").await;
+    let offers = v1.next("OFFERS").await;
+    let o = &offers["offers"]["offers"][0];
+    let launch = json!({"type": "ACCEPT", "accept": {
+        "offer_ids": [o["id"]],
+        "operations": [{"type": "LAUNCH", "launch": {"task_infos": [
+            command_task("v1-t", &o["agent_id"], "sleep 300")]}}]}});
+    assert_eq!(v1.call(launch).await, 202);
+    v1.await_all(&["v1-t"], "TASK_RUNNING").await;
+    wait_until("both roles hold resources and have a share", || {
+        let (v0r, v1r) = (role(&master, "v0"), role(&master, "*"));
+        v0r["allocated"]["cpus"].as_f64().is_some_and(|c| c >= 0.2)
+            && v1r["allocated"]["cpus"].as_f64().is_some_and(|c| c >= 0.2)
+            && v0r["share"].as_f64().is_some_and(|s| s > 0.0)
+            && v1r["share"].as_f64().is_some_and(|s| s > 0.0)
+    });
+
+    // Driver failover: the first driver dies without a word; the master
+    // sees its pid go (the framework disconnects, tasks stay); a second
+    // driver process re-registers with the framework id within the
+    // failover timeout and gets the framework with its running task.
+    d1.send("crash");
+    d1.event("crashing").await;
+    wait_until("the framework disconnected", || {
+        framework(&master, &fid).is_some_and(|f| f["active"] == false)
+    });
+    let mut d2 = Driver::start(&sched_bin, &[&master, &fid], &logs.join("driver2.log"));
+    d2.wait("re-registration", |e| {
+        e["event"] == "registered" || e["event"] == "reregistered"
+    })
+    .await;
+    wait_until("the framework is back with t2", || {
+        framework(&master, &fid).is_some_and(|f| {
+            f["active"] == true
+                && f["tasks"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|t| t["id"] == "t2"))
+        })
+    });
+    d2.send(&format!("reconcile t2 {agent_id}"));
+    d2.wait("t2 after failover", |e| {
+        e["task_id"] == "t2" && e["state"] == "TASK_RUNNING"
+    })
+    .await;
+
+    // Kill, then teardown (UnregisterFrameworkMessage).
+    d2.send("kill t2");
+    d2.status("t2", "TASK_KILLED").await;
+    d2.send("stop");
+    d2.event("stopped").await;
+    wait_until("the framework is torn down", || {
+        framework(&master, &fid).is_none()
+            && get_json(&master, "/master/frameworks")["completed_frameworks"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|f| f["id"] == fid))
+    });
+    // The v1 framework is untouched.
+    assert!(framework(&master, &v1.framework_id).is_some_and(|f| f["active"] == true));
+    drop(d1);
+    drop(d2);
+}
+
+/// A master only (no agent): what the libprocess endpoint refuses.
+struct MasterOnly {
+    child: Child,
+    addr: String,
+    log: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl MasterOnly {
+    fn start() -> MasterOnly {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let log = dir.path().join("master.log");
+        let child = Command::new(common::tepui_bin())
+            .args([
+                "master".to_string(),
+                "--ip=127.0.0.1".into(),
+                format!("--port={port}"),
+                "--allocation_interval=100ms".into(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        wait_until("the master serves", || TcpStream::connect(&addr).is_ok());
+        MasterOnly {
+            child,
+            addr,
+            log,
+            dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn frameworks(&self) -> Vec<Value> {
+        get_json(&self.addr, "/master/frameworks")["frameworks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for MasterOnly {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = self.dir.path();
+    }
+}
+
+/// One POST: its status code.
+fn post(addr: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+fn register_body(name: &str) -> Vec<u8> {
+    v0::RegisterFrameworkMessage {
+        framework: tepui_proto::v1::FrameworkInfo {
+            user: "root".into(),
+            name: name.into(),
+            ..Default::default()
+        },
+    }
+    .encode_to_vec()
+}
+
+/// A libprocess message received by a fake driver: (path, sender, body).
+fn receive(listener: &TcpListener) -> (String, String, Vec<u8>) {
+    let (mut s, _) = listener.accept().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap();
+    let path = head.split(' ').nth(1).unwrap().to_string();
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_default()
+    };
+    let from = header("libprocess-from");
+    let mut body = vec![0; header("content-length").parse().unwrap()];
+    s.read_exact(&mut body).unwrap();
+    s.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+        .unwrap();
+    (path, from, body)
+}
+
+#[test]
+fn the_libprocess_endpoint_refuses_what_libprocess_would() {
+    let m = MasterOnly::start();
+    let me = "scheduler(1)@127.0.0.1:1";
+    let from = [("Libprocess-From", me)];
+    // Unknown process, unknown message name: 404.
+    assert_eq!(
+        post(
+            &m.addr,
+            "/nosuch(1)/mesos.internal.RegisterFrameworkMessage",
+            &from,
+            &register_body("x")
+        ),
+        404
+    );
+    assert_eq!(
+        post(&m.addr, "/master/mesos.internal.NoSuchMessage", &from, b""),
+        404
+    );
+    // Not a libprocess message at all (no sender): no such HTTP route.
+    assert_eq!(
+        post(
+            &m.addr,
+            "/master/mesos.internal.RegisterFrameworkMessage",
+            &[],
+            &register_body("x")
+        ),
+        404
+    );
+    // A body that does not decode: 400, nothing registered.
+    assert_eq!(
+        post(
+            &m.addr,
+            "/master/mesos.internal.RegisterFrameworkMessage",
+            &from,
+            b"\xff\xff\xff"
+        ),
+        400
+    );
+    // A sender that does not parse: 400, nothing registered.
+    assert_eq!(
+        post(
+            &m.addr,
+            "/master/mesos.internal.RegisterFrameworkMessage",
+            &[("Libprocess-From", "not a pid")],
+            &register_body("x")
+        ),
+        400
+    );
+    // A sender tepui cannot reach: accepted as libprocess does (202), but
+    // not registered, and the log says why.
+    let dead = free_port();
+    let unreachable = format!("scheduler(1)@127.0.0.1:{dead}");
+    assert_eq!(
+        post(
+            &m.addr,
+            "/master/mesos.internal.RegisterFrameworkMessage",
+            &[("Libprocess-From", &unreachable)],
+            &register_body("unreachable")
+        ),
+        202
+    );
+    wait_until("the log says why", || {
+        m.log().contains("its pid cannot be reached")
+    });
+    assert!(m.frameworks().is_empty(), "{:?}", m.frameworks());
+    // The legacy `User-Agent: libprocess/<pid>` form registers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let pid = format!("scheduler(1)@{}", listener.local_addr().unwrap());
+    let ua = format!("libprocess/{pid}");
+    assert_eq!(
+        post(
+            &m.addr,
+            "/master/mesos.internal.RegisterFrameworkMessage",
+            &[("User-Agent", &ua)],
+            &register_body("legacy")
+        ),
+        202
+    );
+    let (path, sender, body) = receive(&listener);
+    assert_eq!(
+        path,
+        "/scheduler(1)/mesos.internal.FrameworkRegisteredMessage"
+    );
+    assert_eq!(sender, format!("master@{}", m.addr));
+    let reg = v0::FrameworkRegisteredMessage::decode(&body[..]).unwrap();
+    assert_eq!(m.frameworks().len(), 1);
+    assert_eq!(m.frameworks()[0]["id"], reg.framework_id.value);
+}
+
+/// Mesos 1.x's libmesos sends `mesos.scheduler.Call` to the master's pid
+/// for everything (src/sched/sched.cpp: `doReliableRegistration` sends
+/// SUBSCRIBE, with `force` when failing over; `stop()` TEARDOWN) and takes
+/// the master's v0 messages back. This is that exchange, byte for byte as
+/// sched.cpp composes it (no libmesos is installable here).
+#[test]
+fn the_mesos_1x_scheduler_call_path_over_libprocess() {
+    let m = MasterOnly::start();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let pid = format!("scheduler(1)@{}", listener.local_addr().unwrap());
+    let from = [("Libprocess-From", pid.as_str())];
+    let info = tepui_proto::v1::FrameworkInfo {
+        user: "root".into(),
+        name: "libmesos-1x".into(),
+        failover_timeout: Some(60.0),
+        ..Default::default()
+    };
+    // The v0 `Call` sched.cpp sends: its `Subscribe` has `force` as field
+    // 2 and `suppressed_roles` as field 3.
+    let subscribe = |info: tepui_proto::v1::FrameworkInfo, force: Option<bool>| v0::SubscribeCall {
+        r#type: Some(call::Type::Subscribe as i32),
+        framework_id: info.id.clone(),
+        subscribe: Some(v0::Subscribe {
+            framework_info: info,
+            force,
+            suppressed_roles: Vec::new(),
+        }),
+    };
+    assert_eq!(
+        post(
+            &m.addr,
+            "/master/mesos.scheduler.Call",
+            &from,
+            &subscribe(info.clone(), None).encode_to_vec()
+        ),
+        202
+    );
+    let (path, sender, body) = receive(&listener);
+    assert_eq!(
+        path,
+        "/scheduler(1)/mesos.internal.FrameworkRegisteredMessage"
+    );
+    assert_eq!(sender, format!("master@{}", m.addr));
+    let reg = v0::FrameworkRegisteredMessage::decode(&body[..]).unwrap();
+    let fid = reg.framework_id.clone();
+    assert_eq!(
+        reg.master_info.pid.as_deref(),
+        Some(format!("master@{}", m.addr).as_str())
+    );
+
+    // A call from another pid for this framework is dropped.
+    let teardown = Call {
+        r#type: Some(call::Type::Teardown as i32),
+        framework_id: Some(fid.clone()),
+        ..Default::default()
+    };
+    let other = "scheduler(2)@127.0.0.1:1".to_string();
+    assert_eq!(
+        post(
+            &m.addr,
+            "/master/mesos.scheduler.Call",
+            &[("Libprocess-From", &other)],
+            &teardown.encode_to_vec()
+        ),
+        202
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(m.frameworks().len(), 1);
+
+    // A failover (SUBSCRIBE with the id and `force`) from a new pid.
+    let listener2 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let pid2 = format!("scheduler(1)@{}", listener2.local_addr().unwrap());
+    let mut again = info.clone();
+    again.id = Some(fid.clone());
+    let bytes = subscribe(again, Some(true)).encode_to_vec();
+    assert_eq!(
+        post(
+            &m.addr,
+            "/master/mesos.scheduler.Call",
+            &[("Libprocess-From", &pid2)],
+            &bytes
+        ),
+        202
+    );
+    let (path, _, body) = receive(&listener2);
+    assert_eq!(
+        path,
+        "/scheduler(1)/mesos.internal.FrameworkRegisteredMessage"
+    );
+    assert_eq!(
+        v0::FrameworkRegisteredMessage::decode(&body[..])
+            .unwrap()
+            .framework_id,
+        fid
+    );
+    // The old driver is told (Mesos: `FrameworkErrorMessage` "Framework
+    // failed over").
+    let (path, _, body) = receive(&listener);
+    assert_eq!(path, "/scheduler(1)/mesos.internal.FrameworkErrorMessage");
+    let err = v0::FrameworkErrorMessage::decode(&body[..]).unwrap();
+    assert!(err.message.contains("failed over"), "{}", err.message);
+
+    // TEARDOWN from the current driver removes the framework.
+    assert_eq!(
+        post(
+            &m.addr,
+            "/master/mesos.scheduler.Call",
+            &[("Libprocess-From", &pid2)],
+            &teardown.encode_to_vec()
+        ),
+        202
+    );
+    wait_until("the framework is removed", || m.frameworks().is_empty());
+}
