@@ -17,7 +17,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::json_scheduler::{JsonScheduler, command_task};
+use common::json_scheduler::{JsonScheduler, command_task, offered};
 use common::mesos_cluster::{Cluster, free_port, get_json, wait_until};
 use prost::Message as _;
 use serde_json::{Value, json};
@@ -124,6 +124,26 @@ impl Driver {
         }
     }
 
+    /// Any event so far or to come that `pred` accepts, in whatever order
+    /// it arrived relative to the others (the cursor stays).
+    async fn saw(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            {
+                let events = self.events.lock().unwrap();
+                if let Some(e) = events.iter().find(|e| pred(e)) {
+                    return e.clone();
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no {what}; driver events: {:#?}",
+                    &events[..]
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn event(&mut self, kind: &str) -> Value {
         self.wait(kind, |e| e["event"] == kind).await
     }
@@ -188,6 +208,7 @@ async fn a_libmesos_scheduler_driver_runs_unchanged_next_to_a_v1_framework() {
         return;
     }
     let sched_bin = build_go("sched");
+    let exec_bin = build_go("exec");
     let cluster = Cluster::start();
     let master = cluster.master_addr.clone();
     wait_until("the master serves", || TcpStream::connect(&master).is_ok());
@@ -249,12 +270,84 @@ async fn a_libmesos_scheduler_driver_runs_unchanged_next_to_a_v1_framework() {
     })
     .await;
 
+    // A task on a custom executor built on mesos-go's v0 executor driver:
+    // it registers with the agent at MESOS_SLAVE_PID over libprocess, gets
+    // the task (RunTaskMessage), reports it running (StatusUpdateMessage,
+    // acknowledged back to it), and speaks first (ExecutorToFrameworkMessage
+    // through the agent and the master).
+    d1.launch(&format!("launchexec t3 {}", exec_bin.display()), "t3")
+        .await;
+    let running = d1.status("t3", "TASK_RUNNING").await;
+    assert_eq!(running["executor_id"], "exec-t3");
+    assert_eq!(running["source"], "SOURCE_EXECUTOR");
+    let hello = d1
+        .saw("the executor's message", |e| {
+            e["event"] == "message" && e["data"] == "started t3 with hello executor"
+        })
+        .await;
+    assert_eq!(hello["executor_id"], "exec-t3");
+    assert_eq!(hello["agent_id"], agent_id.as_str());
+    // The scheduler's framework message goes to the agent's pid it learnt
+    // from the offer (FrameworkToExecutorMessage), the executor answers.
+    d1.send(&format!("message exec-t3 {agent_id} ping 1"));
+    d1.saw("the executor's answer", |e| {
+        e["event"] == "message" && e["data"] == "pong 1"
+    })
+    .await;
+    d1.send("kill t3");
+    d1.status("t3", "TASK_KILLED").await;
+    // The agent acknowledged the executor's updates over libprocess
+    // (StatusUpdateAcknowledgementMessage; mesos-go logs each one).
+    let sandbox_stderr = || {
+        let out = Command::new("find")
+            .arg(cluster.dir.join("agent/work"))
+            .args(["-path", "*/executors/exec-t3/runs/*/stderr"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect::<String>()
+    };
+    wait_until("the executor saw both acknowledgements", || {
+        sandbox_stderr()
+            .matches("Receiving status update acknowledgement")
+            .count()
+            >= 2
+    });
+
     // A v1 framework on the same master, the same allocator: DRF shares
     // count both.
     let base = format!("http://{master}");
     let mut v1 = JsonScheduler::subscribe(&base, "v1-next-to-v0").await;
-    let offers = v1.next("OFFERS").await;
-    let o = &offers["offers"]["offers"][0];
+    // An offer that fits (what tasks ended left may come in small ones).
+    // The v0 driver holds what it was offered: it declines, and DRF
+    // offers the freed resources to the v1 framework (share 0) first.
+    let o = loop {
+        d1.send("decline");
+        let offers = v1.next("OFFERS").await;
+        let fits = offers["offers"]["offers"].as_array().and_then(|a| {
+            a.iter()
+                .find(|o| {
+                    let (cpus, mem) = offered(&json!([o]));
+                    cpus >= 0.2 && mem >= 64.0
+                })
+                .cloned()
+        });
+        if let Some(o) = fits {
+            break o;
+        }
+        let ids: Vec<Value> = offers["offers"]["offers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| o["id"].clone())
+            .collect();
+        let decline = json!({"type": "DECLINE", "decline": {"offer_ids": ids,
+            "filters": {"refuse_seconds": 0.1}}});
+        assert_eq!(v1.call(decline).await, 202);
+    };
+    let o = &o;
     let launch = json!({"type": "ACCEPT", "accept": {
         "offer_ids": [o["id"]],
         "operations": [{"type": "LAUNCH", "launch": {"task_infos": [

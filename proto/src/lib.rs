@@ -22,6 +22,8 @@ pub mod ids;
 pub mod json;
 #[cfg(feature = "server")]
 pub mod libprocess;
+#[cfg(feature = "server")]
+pub mod libprocess_peer;
 pub mod model;
 pub mod prometheus;
 pub mod recordio;

@@ -88,6 +88,8 @@ pub struct Agent {
     pub(crate) authenticator: tepui_proto::auth::Authenticator,
     /// Signs executor tokens; `None` when executors get none.
     pub(crate) executor_key: Option<Vec<u8>>,
+    /// Executors registered over libprocess (libmesos executor drivers).
+    pub(crate) v0_executors: crate::http::libprocess::Executors,
 }
 
 #[derive(Debug, Default)]
@@ -256,6 +258,7 @@ impl Agent {
         Ok(Arc::new(Self {
             authenticator,
             executor_key,
+            v0_executors: Default::default(),
             config,
             work,
             containerizer,

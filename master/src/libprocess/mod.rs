@@ -2,11 +2,10 @@
 //! `MesosSchedulerDriver` (and its re-implementations) POST protobuf
 //! messages to `/master/<message name>` with a `Libprocess-From` header
 //! naming their own pid, and receive the master's messages as POSTs to
-//! that pid ([`peer`]). What they send is translated into the v1 calls
+//! that pid (`tepui_proto::libprocess_peer`). What they send is translated into the v1 calls
 //! of the scheduler API ([`scheduler`]): one master state, one allocator,
 //! one set of ACLs for both generations of frameworks.
 
-mod peer;
 mod scheduler;
 
 use std::collections::HashMap;
@@ -20,7 +19,7 @@ use tepui_proto::v0::Upid;
 
 use crate::state::Shared;
 
-pub use peer::Peer;
+pub use tepui_proto::libprocess_peer::Peer;
 
 /// The frameworks that registered over libprocess, by framework id.
 #[derive(Default)]

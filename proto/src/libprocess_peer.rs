@@ -14,8 +14,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use crate::v0::Upid;
 use bytes::{Bytes, BytesMut};
-use tepui_proto::v0::Upid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
