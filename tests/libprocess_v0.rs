@@ -183,6 +183,34 @@ impl Drop for Driver {
     }
 }
 
+/// Stops the cluster's agent (SIGTERM: its pods live on) and starts it
+/// again on the same work directory and address.
+fn restart_agent(cluster: &mut Cluster) {
+    let mut agent = cluster.agent.take().unwrap();
+    // SAFETY: kill has no memory preconditions; the pid is our child.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    agent.wait().unwrap();
+    let port = cluster.agent_addr.rsplit(':').next().unwrap().to_string();
+    let dir = &cluster.dir;
+    let agent = Command::new(common::tepui_bin())
+        .args([
+            "agent".to_string(),
+            format!("--master={}", cluster.master_addr),
+            "--ip=127.0.0.1".into(),
+            "--hostname=127.0.0.1".into(),
+            format!("--port={port}"),
+            format!("--work_dir={}", dir.join("agent/work").display()),
+            format!("--runtime_dir={}", dir.join("agent/run").display()),
+            format!("--cgroups_root={}", cluster.cgroup_root),
+            "--resources=cpus:2;mem:2048;disk:1024".into(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("agent-restarted.log")).unwrap())
+        .spawn()
+        .unwrap();
+    cluster.agent = Some(agent);
+}
+
 fn framework(master: &str, id: &str) -> Option<Value> {
     get_json(master, "/master/frameworks")["frameworks"]
         .as_array()?
@@ -209,7 +237,7 @@ async fn a_libmesos_scheduler_driver_runs_unchanged_next_to_a_v1_framework() {
     }
     let sched_bin = build_go("sched");
     let exec_bin = build_go("exec");
-    let cluster = Cluster::start();
+    let mut cluster = Cluster::start();
     let master = cluster.master_addr.clone();
     wait_until("the master serves", || TcpStream::connect(&master).is_ok());
     wait_until("the agent registered", || {
@@ -292,6 +320,20 @@ async fn a_libmesos_scheduler_driver_runs_unchanged_next_to_a_v1_framework() {
     d1.send(&format!("message exec-t3 {agent_id} ping 1"));
     d1.saw("the executor's answer", |e| {
         e["event"] == "message" && e["data"] == "pong 1"
+    })
+    .await;
+    // The agent restarts: it asks the recovered executor, at the pid it
+    // checkpointed, to re-register (ReconnectExecutorMessage); the executor
+    // re-registers (ReregisterExecutorMessage) and talks on.
+    restart_agent(&mut cluster);
+    wait_until("the executor re-registered", || {
+        std::fs::read_to_string(cluster.dir.join("agent-restarted.log"))
+            .unwrap_or_default()
+            .contains("libprocess executor registered")
+    });
+    d1.send(&format!("message exec-t3 {agent_id} ping 2"));
+    d1.saw("the executor's answer after the agent restart", |e| {
+        e["event"] == "message" && e["data"] == "pong 2"
     })
     .await;
     d1.send("kill t3");

@@ -211,6 +211,12 @@ pub struct ExecutorReregisteredMessage {
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
+pub struct ReconnectExecutorMessage {
+    #[prost(message, required, tag = "1")]
+    pub slave_id: AgentId,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
 pub struct ReregisterExecutorMessage {
     #[prost(message, required, tag = "1")]
     pub executor_id: ExecutorId,

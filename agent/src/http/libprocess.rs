@@ -317,6 +317,7 @@ async fn register(agent: Arc<Agent>, from: Upid, subscribe: executor::Call, agai
         .v0_executors
         .lock()
         .insert((fw.clone(), ex.clone()), (from.clone(), generation));
+    checkpoint_pid(&agent, &fw, &ex, &from).await;
     tracing::info!(framework = %fw, executor = %ex, %from, "libprocess executor registered");
     forward(agent, fw, ex, generation, events, peer, exited, again).await;
 }
@@ -447,4 +448,73 @@ async fn forward(
     {
         registered.remove(&(fw, ex));
     }
+}
+
+/// Where an executor's libprocess pid is checkpointed, as Mesos keeps it
+/// (src/slave/paths.cpp, `getLibprocessPidPath`: `runs/<container>/pids/
+/// libprocess.pid`), so that a restarted agent can ask it to re-register.
+fn pid_file(agent: &Agent, fw: &str, ex: &str, container: &str) -> std::path::PathBuf {
+    agent
+        .work
+        .run_meta(fw, ex, container)
+        .join("pids")
+        .join("libprocess.pid")
+}
+
+async fn checkpoint_pid(agent: &Agent, fw: &str, ex: &str, pid: &Upid) {
+    let container = {
+        let state = agent.state.lock().await;
+        state.executor(fw, ex).map(|e| e.container_id.clone())
+    };
+    let Some(container) = container else { return };
+    let file = pid_file(agent, fw, ex, &container);
+    let written = match file.parent() {
+        Some(dir) => match tokio::fs::create_dir_all(dir).await {
+            Ok(()) => tokio::fs::write(&file, pid.to_string()).await,
+            Err(e) => Err(e),
+        },
+        None => Ok(()),
+    };
+    if let Err(e) = written {
+        tracing::warn!(framework = %fw, executor = %ex, error = %e, "cannot checkpoint the executor's pid: it will not be asked to re-register after an agent restart");
+    }
+}
+
+/// After an agent restart, a recovered executor that registered over
+/// libprocess is told to re-register (slave.cpp, `Slave::_recover`:
+/// `ReconnectExecutorMessage` to each checkpointed pid); it answers with
+/// ReregisterExecutorMessage. HTTP executors reconnect by themselves.
+pub(crate) fn reconnect(agent: &Arc<Agent>, fw: &str, ex: &str, container: &str) {
+    let Ok(text) = std::fs::read_to_string(pid_file(agent, fw, ex, container)) else {
+        return;
+    };
+    let pid: Upid = match text.parse() {
+        Ok(pid) => pid,
+        Err(e) => {
+            tracing::warn!(framework = %fw, executor = %ex, error = %e, "unreadable checkpointed executor pid");
+            return;
+        }
+    };
+    let agent = agent.clone();
+    let (fw, ex) = (fw.to_string(), ex.to_string());
+    tokio::spawn(async move {
+        match Peer::open(pid.clone(), 1).await {
+            Ok((peer, _exited)) => {
+                let m = v0::ReconnectExecutorMessage {
+                    slave_id: AgentId {
+                        value: agent.agent_id(),
+                    },
+                };
+                let _ = peer.send(
+                    &agent_pid(&agent),
+                    "mesos.internal.ReconnectExecutorMessage",
+                    &m.encode_to_vec(),
+                );
+                tracing::info!(framework = %fw, executor = %ex, %pid, "asked a libprocess executor to re-register");
+            }
+            Err(e) => {
+                tracing::warn!(framework = %fw, executor = %ex, %pid, error = %e, "cannot reach a recovered libprocess executor");
+            }
+        }
+    });
 }

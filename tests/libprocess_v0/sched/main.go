@@ -162,6 +162,7 @@ func main() {
 		User:            proto.String("root"),
 		Name:            proto.String("tepui-v0-go"),
 		FailoverTimeout: proto.Float64(60),
+		Checkpoint:      proto.Bool(true),
 		Role:            proto.String("v0"),
 	}
 	if len(args) > 1 {
