@@ -195,7 +195,7 @@ async fn read_responses(
 
 /// Takes one complete response off the front of `buf`: its status code,
 /// `None` while incomplete, `Err` when it is not HTTP.
-pub fn parse_response(buf: &mut BytesMut) -> Result<Option<u16>, ()> {
+fn parse_response(buf: &mut BytesMut) -> Result<Option<u16>, ()> {
     let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
         return Ok(None);
     };
