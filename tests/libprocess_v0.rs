@@ -459,6 +459,10 @@ struct MasterOnly {
 
 impl MasterOnly {
     fn start() -> MasterOnly {
+        Self::start_with(&[])
+    }
+
+    fn start_with(flags: &[&str]) -> MasterOnly {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let log = dir.path().join("master.log");
@@ -469,6 +473,7 @@ impl MasterOnly {
                 format!("--port={port}"),
                 "--allocation_interval=100ms".into(),
             ])
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -501,6 +506,65 @@ impl Drop for MasterOnly {
         let _ = self.child.wait();
         let _ = self.dir.path();
     }
+}
+
+/// The status code of the next response on `s` (bodies are empty).
+fn response_code(s: &mut TcpStream) -> Option<u16> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.trim().parse().ok())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    s.read_exact(&mut body).ok()?;
+    head.split(' ').nth(1)?.parse().ok()
+}
+
+/// libmesos's drivers keep one connection to a peer and take its close for
+/// the peer's exit (an executor driver then shuts its executor down): a
+/// connection that carries libprocess messages is not closed for idling,
+/// where any other keep-alive connection is, after `--http_header_timeout`.
+#[test]
+fn a_libprocess_connection_is_not_closed_for_idling() {
+    let m = MasterOnly::start_with(&["--http_header_timeout=1secs"]);
+    let message = |s: &mut TcpStream| {
+        s.write_all(
+            b"POST /master/mesos.internal.ResourceRequestMessage HTTP/1.1\r\nHost: m\r\n\
+              Libprocess-From: scheduler(1)@127.0.0.1:1\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        response_code(s)
+    };
+    let mut linked = TcpStream::connect(&m.addr).unwrap();
+    linked
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(message(&mut linked), Some(202));
+    let mut other = TcpStream::connect(&m.addr).unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    other
+        .write_all(b"GET /health HTTP/1.1\r\nHost: m\r\n\r\n")
+        .unwrap();
+    assert_eq!(response_code(&mut other), Some(200));
+    std::thread::sleep(Duration::from_millis(2500));
+    // The idle HTTP connection was closed; the libprocess one still serves.
+    let _ = other.write_all(b"GET /health HTTP/1.1\r\nHost: m\r\n\r\n");
+    assert_eq!(response_code(&mut other), None);
+    assert_eq!(message(&mut linked), Some(202));
 }
 
 /// One POST: its status code.

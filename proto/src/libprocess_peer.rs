@@ -283,6 +283,52 @@ mod tests {
         assert_eq!(parse_response(&mut junk), Err(()));
     }
 
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_fills_its_bounded_queue() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let to: Upid = format!("scheduler(1)@{}", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        // Accepts, then never reads a byte.
+        let held = tokio::spawn(async move {
+            let (conn, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(conn);
+        });
+        let (peer, _exited) = Peer::open(to, 4).await.unwrap();
+        let body = vec![0u8; 1 << 20];
+        let mut sent = 0;
+        let full = loop {
+            match peer.send("master@127.0.0.1:1", "mesos.internal.X", &body) {
+                Ok(()) => sent += 1,
+                Err(Full) => break true,
+            }
+            assert!(sent < 256, "the queue never filled");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        assert!(full);
+        held.abort();
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_cannot_be_reached_again_has_exited() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let to: Upid = format!("scheduler(1)@{}", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let (peer, exited) = Peer::open(to, 4).await.unwrap();
+        // The process is gone: its listening socket and connection close.
+        let (conn, _) = listener.accept().await.unwrap();
+        drop(conn);
+        drop(listener);
+        let reason = tokio::time::timeout(Duration::from_secs(10), exited)
+            .await
+            .expect("the exit is noticed")
+            .expect("a reason");
+        assert!(reason.contains("cannot reconnect"), "{reason}");
+        drop(peer);
+    }
+
     #[test]
     fn requests_are_what_libprocess_receivers_parse() {
         let to: Upid = "scheduler(1)@127.0.0.1:4000".parse().unwrap();
