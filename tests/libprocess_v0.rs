@@ -719,6 +719,40 @@ fn the_libprocess_endpoint_refuses_what_libprocess_would() {
     assert_eq!(m.frameworks()[0]["id"], reg.framework_id.value);
 }
 
+/// With `--authenticate_frameworks` a libprocess driver would have to
+/// authenticate with CRAM-MD5 over libprocess, which tepui does not speak:
+/// it is refused with a FrameworkErrorMessage saying so, never let in
+/// unauthenticated.
+#[test]
+fn libprocess_drivers_are_refused_when_frameworks_must_authenticate() {
+    let creds = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        creds.path(),
+        r#"{"credentials": [{"principal": "fw", "secret": "s"}]}"#,
+    )
+    .unwrap();
+    let m = MasterOnly::start_with(&[
+        "--authenticate_frameworks",
+        &format!("--credentials={}", creds.path().display()),
+    ]);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let pid = format!("scheduler(1)@{}", listener.local_addr().unwrap());
+    assert_eq!(
+        post(
+            &m.addr,
+            "/master/mesos.internal.RegisterFrameworkMessage",
+            &[("Libprocess-From", &pid)],
+            &register_body("needs-auth")
+        ),
+        202
+    );
+    let (path, _, body) = receive(&listener);
+    assert_eq!(path, "/scheduler(1)/mesos.internal.FrameworkErrorMessage");
+    let err = v0::FrameworkErrorMessage::decode(&body[..]).unwrap();
+    assert!(err.message.contains("CRAM-MD5"), "{}", err.message);
+    assert!(m.frameworks().is_empty());
+}
+
 /// Mesos 1.x's libmesos sends `mesos.scheduler.Call` to the master's pid
 /// for everything (src/sched/sched.cpp: `doReliableRegistration` sends
 /// SUBSCRIBE, with `force` when failing over; `stop()` TEARDOWN) and takes
