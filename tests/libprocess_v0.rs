@@ -338,6 +338,14 @@ async fn a_libmesos_scheduler_driver_runs_unchanged_next_to_a_v1_framework() {
     .await;
     d1.send("kill t3");
     d1.status("t3", "TASK_KILLED").await;
+    // The executor dies on its own: ExitedExecutorMessage to the scheduler.
+    d1.send(&format!("message exec-t3 {agent_id} exit"));
+    let lost = d1
+        .saw("the executor's exit", |e| e["event"] == "executor_lost")
+        .await;
+    assert_eq!(lost["executor_id"], "exec-t3");
+    assert_eq!(lost["agent_id"], agent_id.as_str());
+    assert_ne!(lost["status"], 0);
     // The agent acknowledged the executor's updates over libprocess
     // (StatusUpdateAcknowledgementMessage; mesos-go logs each one).
     let sandbox_stderr = || {

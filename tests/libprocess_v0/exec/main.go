@@ -1,7 +1,8 @@
 // A custom executor on mesos-go 0.0.6's api/v0 executor driver (the
 // pure-Go libmesos): it registers with the agent named by MESOS_SLAVE_PID
 // over libprocess, runs each task until killed, and talks to its
-// scheduler with framework messages ("ping X" is answered "pong X").
+// scheduler with framework messages ("ping X" is answered "pong X";
+// "exit" makes it exit with status 3).
 package main
 
 import (
@@ -50,6 +51,11 @@ func (executor) KillTask(d exec.ExecutorDriver, id *mesos.TaskID) {
 func (executor) FrameworkMessage(d exec.ExecutorDriver, msg string) {
 	if strings.HasPrefix(msg, "ping ") {
 		_, _ = d.SendFrameworkMessage("pong " + strings.TrimPrefix(msg, "ping "))
+	}
+	if msg == "exit" {
+		// Dies on its own: the scheduler hears of it (ExitedExecutorMessage).
+		fmt.Fprintln(os.Stderr, "exiting on request")
+		os.Exit(3)
 	}
 }
 
