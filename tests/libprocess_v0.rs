@@ -575,6 +575,25 @@ fn a_libprocess_connection_is_not_closed_for_idling() {
     assert_eq!(message(&mut linked), Some(202));
 }
 
+/// A message as libprocess's `MessageEncoder::encode`
+/// (3rdparty/libprocess/src/encoder.hpp) writes it: both sender headers,
+/// `Host` the receiver's address, the body in one chunk. Its status code.
+fn libprocess_post(addr: &str, from: &str, to: &str, name: &str, body: &[u8]) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!(
+        "POST /{to}/{name} HTTP/1.1\r\nUser-Agent: libprocess/{from}\r\n\
+         Libprocess-From: {from}\r\nConnection: Keep-Alive\r\nHost: {addr}\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    req.extend_from_slice(b"\r\n0\r\n\r\n");
+    s.write_all(&req).unwrap();
+    response_code(&mut s).unwrap_or(0)
+}
+
 /// One POST: its status code.
 fn post(addr: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> u16 {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -771,7 +790,6 @@ fn the_mesos_1x_scheduler_call_path_over_libprocess() {
     let m = MasterOnly::start();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let pid = format!("scheduler(1)@{}", listener.local_addr().unwrap());
-    let from = [("Libprocess-From", pid.as_str())];
     let info = tepui_proto::v1::FrameworkInfo {
         user: "root".into(),
         name: "libmesos-1x".into(),
@@ -789,11 +807,13 @@ fn the_mesos_1x_scheduler_call_path_over_libprocess() {
             suppressed_roles: Vec::new(),
         }),
     };
+    // SUBSCRIBE exactly as libprocess encodes a message.
     assert_eq!(
-        post(
+        libprocess_post(
             &m.addr,
-            "/master/mesos.scheduler.Call",
-            &from,
+            &pid,
+            "master",
+            "mesos.scheduler.Call",
             &subscribe(info.clone(), None).encode_to_vec()
         ),
         202
