@@ -69,7 +69,8 @@ fn serve(
         .as_ref()
         .map(|f| f.value.clone())
         .ok_or_else(|| ApiError::bad_request("expecting 'framework_id' to be present"))?;
-    let master = shared.lock();
+    let mut master = shared.lock();
+    master.metrics.scheduler_calls += 1;
     {
         let Some(fw) = master.frameworks.get(&framework_id) else {
             return Err(ApiError::forbidden("framework is not subscribed"));
@@ -113,7 +114,6 @@ pub(crate) fn apply(
     call: Call,
 ) -> Result<u16, ApiError> {
     let framework_id = framework_id.to_string();
-    master.metrics.scheduler_calls += 1;
     let missing = |what: &str| ApiError::bad_request(format!("expecting '{what}' to be present"));
     let mut wake = false;
     match kind {

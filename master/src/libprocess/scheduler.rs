@@ -169,7 +169,8 @@ fn apply(shared: &Arc<Shared>, from: &Upid, framework_id: &str, call: Call) {
         .r#type
         .and_then(|t| CallType::try_from(t).ok())
         .unwrap_or(CallType::Unknown);
-    let master = shared.lock();
+    let mut master = shared.lock();
+    master.metrics.scheduler_calls += 1;
     let registered = shared.libprocess.lock().get(framework_id).cloned();
     let Some(session) = registered.filter(|s| &s.pid == from) else {
         tracing::warn!(framework = %framework_id, %from, call = kind.as_str_name(), "dropping a libprocess call: not from the framework's registered driver");
