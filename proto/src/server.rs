@@ -178,8 +178,13 @@ fn spawn_connection(
         let peer = conn.peer;
         let Some(tls) = tls else {
             let mut http = http;
-            if starts_with_libprocess_message(&stream.stream, header_timeout).await {
-                http.header_read_timeout(None);
+            match first_request(&stream.stream, header_timeout).await {
+                // The head did not come in time: closed, as hyper would.
+                FirstRequest::TimedOut => return,
+                FirstRequest::Libprocess => {
+                    http.header_read_timeout(None);
+                }
+                FirstRequest::Other => {}
             }
             return drive(TokioIo::new(stream), &abort, conn, http, router, stopped).await;
         };
@@ -195,27 +200,43 @@ fn spawn_connection(
     });
 }
 
-/// Whether the first request on `stream` is a libprocess message (a POST
-/// with `Libprocess-From`, or `User-Agent: libprocess/...`), looked at
-/// without consuming it. libprocess peers (libmesos's drivers) keep one
-/// connection per peer and take its close for the peer's exit
-/// (`link()`; src/exec/exec.cpp `exited`: an executor driver shuts its
-/// executor down when its agent "exits"), so such a connection is not
-/// closed for idling between messages. Its first head still has to
-/// arrive within `wait`.
-async fn starts_with_libprocess_message(stream: &TcpStream, wait: Duration) -> bool {
+/// What the first request on a plain connection is.
+enum FirstRequest {
+    /// A libprocess message (a POST with `Libprocess-From`, or
+    /// `User-Agent: libprocess/...`). libprocess peers (libmesos's drivers)
+    /// keep one connection per peer and take its close for the peer's exit
+    /// (`link()`; src/exec/exec.cpp `exited`: an executor driver shuts its
+    /// executor down when its agent "exits"), so such a connection is not
+    /// closed for idling between messages.
+    Libprocess,
+    Other,
+    /// No whole head within the header timeout (slowloris).
+    TimedOut,
+}
+
+/// Looks at the first request head on `stream` without consuming it.
+async fn first_request(stream: &TcpStream, wait: Duration) -> FirstRequest {
     let deadline = tokio::time::Instant::now() + wait;
     let mut buf = vec![0u8; 8192];
     loop {
         let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => n,
-            _ => return false,
+            // Closed or failed: hyper finds out.
+            Ok(_) => return FirstRequest::Other,
+            Err(_) => return FirstRequest::TimedOut,
         };
         if let Some(end) = buf[..n].windows(4).position(|w| w == b"\r\n\r\n") {
-            return is_libprocess_head(&buf[..end]);
+            return if is_libprocess_head(&buf[..end]) {
+                FirstRequest::Libprocess
+            } else {
+                FirstRequest::Other
+            };
         }
-        if n == buf.len() || tokio::time::Instant::now() >= deadline {
-            return false;
+        if n == buf.len() {
+            return FirstRequest::Other;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return FirstRequest::TimedOut;
         }
         // The head is still arriving: peek returns at once while there is
         // data, so wait a moment instead of spinning.
