@@ -55,6 +55,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let router = api
         // The link reads its own body: its cap depends on who calls.
         .route("/tepui/link/v1", post(crate::link::handle))
+        // libprocess messages to the master process (libmesos drivers).
+        .route("/master/{name}", post(crate::libprocess::handle))
         .merge(crate::v0::routes())
         .layer(axum::middleware::from_fn(tepui_proto::libprocess::jsonp))
         .layer(axum::middleware::from_fn_with_state(

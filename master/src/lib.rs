@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod ha;
 mod http;
+mod libprocess;
 mod link;
 mod maintenance;
 pub mod metrics;

@@ -98,6 +98,22 @@ fn serve(
             )));
         }
     }
+    apply(shared, master, principal, &framework_id, kind, call).map(status)
+}
+
+/// Applies a call of a subscribed framework whose caller was checked
+/// (HTTP: stream id and principal; libprocess: the framework's pid), with
+/// the state locked; the status to answer (202, or 200 for
+/// UPDATE_FRAMEWORK, which is applied rather than queued).
+pub(crate) fn apply(
+    shared: &Arc<Shared>,
+    mut master: std::sync::MutexGuard<'_, crate::state::Master>,
+    principal: Option<&str>,
+    framework_id: &str,
+    kind: CallType,
+    call: Call,
+) -> Result<u16, ApiError> {
+    let framework_id = framework_id.to_string();
     let missing = |what: &str| ApiError::bad_request(format!("expecting '{what}' to be present"));
     let mut wake = false;
     match kind {
@@ -163,7 +179,7 @@ fn serve(
             // Mesos answers UPDATE_FRAMEWORK with 200: it is applied, not queued.
             drop(master);
             shared.allocate_now.notify_one();
-            return Ok(status(200));
+            return Ok(200);
         }
         CallType::AcceptInverseOffers | CallType::DeclineInverseOffers => {
             // No maintenance schedules, so no inverse offers to answer.
@@ -180,7 +196,7 @@ fn serve(
     if wake {
         shared.allocate_now.notify_one();
     }
-    Ok(status(202))
+    Ok(202)
 }
 
 fn check_roles(
@@ -318,7 +334,7 @@ pub fn reservation_roles(resources: &[tepui_proto::v1::Resource]) -> Vec<String>
 
 #[allow(deprecated)] // the legacy `role` fields.
 /// The roles a FrameworkInfo asks for (MULTI_ROLE or the legacy `role`).
-fn requested_roles(info: &tepui_proto::v1::FrameworkInfo) -> Vec<String> {
+pub(crate) fn requested_roles(info: &tepui_proto::v1::FrameworkInfo) -> Vec<String> {
     if !info.roles.is_empty() {
         return info.roles.clone();
     }

@@ -22,6 +22,8 @@ pub mod ids;
 pub mod json;
 #[cfg(feature = "server")]
 pub mod libprocess;
+#[cfg(feature = "server")]
+pub mod libprocess_peer;
 pub mod model;
 pub mod prometheus;
 pub mod recordio;
@@ -34,6 +36,7 @@ pub mod server;
 pub mod system_metrics;
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod v0;
 #[cfg(feature = "zk")]
 pub mod zk;
 

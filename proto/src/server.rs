@@ -144,6 +144,7 @@ pub async fn serve(
         let stream = WriteDeadline::new(stream, limits.write_timeout, Arc::clone(&abort));
         spawn_connection(
             stream,
+            limits.header_read_timeout,
             abort,
             Connection::new(peer, local),
             slot,
@@ -163,6 +164,7 @@ pub async fn serve(
 #[allow(clippy::too_many_arguments)]
 fn spawn_connection(
     stream: WriteDeadline,
+    header_timeout: Duration,
     abort: Arc<AtomicBool>,
     conn: Connection,
     slot: Slot,
@@ -175,6 +177,15 @@ fn spawn_connection(
         let _slot = slot;
         let peer = conn.peer;
         let Some(tls) = tls else {
+            let mut http = http;
+            match first_request(&stream.stream, header_timeout).await {
+                // The head did not come in time: closed, as hyper would.
+                FirstRequest::TimedOut => return,
+                FirstRequest::Libprocess => {
+                    http.header_read_timeout(None);
+                }
+                FirstRequest::Other => {}
+            }
             return drive(TokioIo::new(stream), &abort, conn, http, router, stopped).await;
         };
         // In the connection's own task: a slow handshake holds up nobody,
@@ -187,6 +198,68 @@ fn spawn_connection(
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
         }
     });
+}
+
+/// What the first request on a plain connection is.
+enum FirstRequest {
+    /// A libprocess message (a POST with `Libprocess-From`, or
+    /// `User-Agent: libprocess/...`). libprocess peers (libmesos's drivers)
+    /// keep one connection per peer and take its close for the peer's exit
+    /// (`link()`; src/exec/exec.cpp `exited`: an executor driver shuts its
+    /// executor down when its agent "exits"), so such a connection is not
+    /// closed for idling between messages.
+    Libprocess,
+    Other,
+    /// No whole head within the header timeout (slowloris).
+    TimedOut,
+}
+
+/// Looks at the first request head on `stream` without consuming it.
+async fn first_request(stream: &TcpStream, wait: Duration) -> FirstRequest {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut buf = vec![0u8; 8192];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            // Closed or failed: hyper finds out.
+            Ok(_) => return FirstRequest::Other,
+            Err(_) => return FirstRequest::TimedOut,
+        };
+        if let Some(end) = buf[..n].windows(4).position(|w| w == b"\r\n\r\n") {
+            return if is_libprocess_head(&buf[..end]) {
+                FirstRequest::Libprocess
+            } else {
+                FirstRequest::Other
+            };
+        }
+        if n == buf.len() {
+            return FirstRequest::Other;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return FirstRequest::TimedOut;
+        }
+        // The head is still arriving: peek returns at once while there is
+        // data, so wait a moment instead of spinning.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn is_libprocess_head(head: &[u8]) -> bool {
+    let Ok(head) = std::str::from_utf8(head) else {
+        return false;
+    };
+    let mut lines = head.split("\r\n");
+    if !lines.next().is_some_and(|l| l.starts_with("POST ")) {
+        return false;
+    }
+    lines.any(|line| {
+        let Some((name, value)) = line.split_once(':') else {
+            return false;
+        };
+        let value = value.trim();
+        name.eq_ignore_ascii_case("libprocess-from")
+            || (name.eq_ignore_ascii_case("user-agent") && value.starts_with("libprocess/"))
+    })
 }
 
 /// The TCP connection a request came on, in every request's extensions:
@@ -402,6 +475,22 @@ impl AsyncWrite for WriteDeadline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn libprocess_messages_are_told_apart_by_their_head() {
+        assert!(is_libprocess_head(
+            b"POST /master/mesos.internal.X HTTP/1.1\r\nHost: a\r\nLibprocess-From: scheduler(1)@127.0.0.1:9"
+        ));
+        assert!(is_libprocess_head(
+            b"POST /slave(1)/mesos.internal.X HTTP/1.1\r\nUser-Agent: libprocess/executor(1)@127.0.0.1:9"
+        ));
+        assert!(!is_libprocess_head(
+            b"GET /master/state HTTP/1.1\r\nLibprocess-From: scheduler(1)@127.0.0.1:9"
+        ));
+        assert!(!is_libprocess_head(
+            b"POST /api/v1/scheduler HTTP/1.1\r\nUser-Agent: curl/8"
+        ));
+    }
 
     #[test]
     fn admits_up_to_the_caps() {

@@ -91,6 +91,8 @@ pub struct Agent {
     pub(crate) executor_key: Option<Vec<u8>>,
     /// `disk/xfs`: sandboxes' project quotas.
     pub(crate) xfs: Option<xfs::XfsDisk>,
+    /// Executors registered over libprocess (libmesos executor drivers).
+    pub(crate) v0_executors: crate::http::libprocess::Executors,
 }
 
 #[derive(Debug, Default)]
@@ -284,6 +286,7 @@ impl Agent {
             authenticator,
             executor_key,
             xfs,
+            v0_executors: Default::default(),
             config,
             work,
             containerizer,

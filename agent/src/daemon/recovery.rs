@@ -289,6 +289,7 @@ impl Agent {
             self.schedule_gc(&fw, &ex, &container);
         }
         for (fw, ex, container) in to_watch {
+            crate::http::libprocess::reconnect(self, &fw, &ex, &container);
             self.watch_executor(fw.clone(), ex.clone(), container.clone());
             self.reregistration_timer(fw, ex, container);
         }

@@ -363,6 +363,12 @@ impl Agent {
             ("MESOS_DIRECTORY".to_string(), sandbox.clone()),
             ("MESOS_SANDBOX".to_string(), sandbox),
             ("MESOS_AGENT_ENDPOINT".to_string(), self.endpoint()),
+            // What libmesos's executor driver registers with
+            // (src/slave/slave.cpp, `executorEnvironment`): the agent's pid.
+            (
+                "MESOS_SLAVE_PID".to_string(),
+                format!("slave(1)@{}", self.endpoint()),
+            ),
             ("MESOS_SLAVE_ID".to_string(), self.agent_id()),
             ("MESOS_AGENT_ID".to_string(), self.agent_id()),
             (

@@ -118,6 +118,9 @@ fn classify(path: &str) -> Class {
     // `/slave(1)/x` is `/x`: the routes of the agent's libprocess process.
     match path.strip_prefix("/slave(1)").unwrap_or(path) {
         "/api/v1/executor" => Class::Executor,
+        // libprocess messages (libmesos executor drivers): the handler
+        // checks who may speak for which executor.
+        p if p.starts_with("/mesos.internal.") => Class::Executor,
         "/api/v1" => Class::Operator,
         "/health" | "/version" => Class::Open,
         _ => Class::ReadOnly,

@@ -11,6 +11,7 @@ mod executor_api;
 mod files;
 mod images_api;
 mod io_api;
+pub(crate) mod libprocess;
 pub(crate) mod operator_api;
 mod state_model;
 mod tenancy;
@@ -62,6 +63,9 @@ pub fn router(agent: Arc<Agent>) -> Router {
             )
             .route(&format!("{prefix}/containers"), get(debug_api::containers));
     }
+    // libprocess messages to the agent's process (libmesos executor
+    // drivers; scheduler drivers' framework messages).
+    let slave = slave.route("/slave(1)/{name}", post(libprocess::handle));
     let router = slave
         .route("/version", get(v0::version))
         .route("/metrics/snapshot", get(v0::metrics_snapshot))

@@ -38,6 +38,9 @@ pub struct Shared {
     pub config: MasterConfig,
     /// Set with `--zk`: leadership and the current leader.
     pub ha: Option<crate::ha::Ha>,
+    /// Frameworks registered over libprocess (libmesos drivers). Locked
+    /// after the state when both are.
+    pub libprocess: crate::libprocess::Sessions,
 }
 
 impl Shared {
@@ -48,6 +51,7 @@ impl Shared {
             allocate_now: Notify::new(),
             config,
             ha: None,
+            libprocess: Default::default(),
         })
     }
 
@@ -59,6 +63,7 @@ impl Shared {
             allocate_now: Notify::new(),
             config,
             ha: Some(ha),
+            libprocess: Default::default(),
         })
     }
 
