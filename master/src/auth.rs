@@ -60,9 +60,12 @@ fn classify(path: &str) -> Class {
     };
     match path {
         "/api/v1/scheduler" => Class::Scheduler,
-        "/api/v1" => Class::Operator,
+        // Both decide per request whether authentication is needed.
+        "/api/v1" | "/webui/access" => Class::Operator,
         "/tepui/link/v1" => Class::Link,
         "/health" | "/master/health" | "/version" | "/redirect" | "/master/redirect" => Class::Open,
+        // The web UI's own files: the page asks for credentials itself.
+        p if crate::webui::is_asset(p) => Class::Open,
         _ => Class::ReadOnly,
     }
 }

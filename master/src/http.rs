@@ -55,6 +55,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         // The link reads its own body: its cap depends on who calls.
         .route("/tepui/link/v1", post(crate::link::handle))
         .merge(crate::v0::routes())
+        .merge(crate::webui::routes())
         .layer(axum::middleware::from_fn(tepui_proto::libprocess::jsonp))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),

@@ -21,6 +21,7 @@ mod scheduler_api;
 pub mod state;
 mod v0;
 mod validation;
+mod webui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
