@@ -62,6 +62,8 @@ fn classify(path: &str) -> Class {
         "/api/v1/scheduler" => Class::Scheduler,
         // Both decide per request whether authentication is needed.
         "/api/v1" | "/webui/access" => Class::Operator,
+        // The terminal's websocket authenticates its first message.
+        p if p.starts_with("/webui/agents/") && p.ends_with("/exec") => Class::Operator,
         "/tepui/link/v1" => Class::Link,
         "/health" | "/master/health" | "/version" | "/redirect" | "/master/redirect" => Class::Open,
         // The web UI's own files: the page asks for credentials itself.

@@ -22,6 +22,7 @@ pub mod state;
 mod v0;
 mod validation;
 mod webui;
+mod webui_exec;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

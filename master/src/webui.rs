@@ -30,10 +30,12 @@ const INDEX: &[u8] = include_bytes!("../../webui/dist/index.html");
 const APP_JS: &[u8] = include_bytes!("../../webui/dist/app.js");
 const APP_CSS: &[u8] = include_bytes!("../../webui/dist/app.css");
 
-/// The page's policy: scripts and styles from this origin only (no inline
-/// script, so injected markup could not run even if it reached the DOM),
-/// requests to this origin only, no framing.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+/// The page's policy: scripts from this origin only (no inline script, so
+/// injected markup could not run even if it reached the DOM), requests to
+/// this origin only (its websocket included), no framing. Inline styles are
+/// allowed: xterm.js sizes its terminal with a `<style>` element it writes;
+/// styles cannot run code.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                    img-src 'self' data:; connect-src 'self'; font-src 'self'; \
                    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
@@ -74,6 +76,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         )
         .route("/webui/agents/{agent}/{*endpoint}", get(proxy))
         .route("/webui/access", get(access))
+        .route("/webui/agents/{agent}/exec", get(crate::webui_exec::handle))
 }
 
 fn asset(body: &'static [u8], content_type: &'static str, revalidate: bool) -> Response {
@@ -126,6 +129,18 @@ async fn access(
     let body = serde_json::json!({ "principal": principal, "view": sees }).to_string();
     let code = if sees { 200 } else { 403 };
     crate::http::body_response(code, "application/json", body.into_bytes())
+}
+
+/// `host:port` of the agent's HTTP server (plain HTTP: an agent serving
+/// HTTPS only is not reachable through the UI's proxy yet).
+pub fn agent_address(shared: &Shared, agent: &str) -> Option<String> {
+    let m = shared.lock();
+    let a = m.agents.get(agent)?;
+    Some(
+        a.address
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", a.info.hostname, a.info.port.unwrap_or(5051))),
+    )
 }
 
 async fn proxy(

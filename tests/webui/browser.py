@@ -14,7 +14,7 @@ import sys
 import time
 
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -37,8 +37,15 @@ def driver():
 
 
 def wait(d, what, cond, timeout=30):
+    def attempt(_):
+        # The page re-renders as events arrive: an element read a moment
+        # ago may be gone; try again.
+        try:
+            return cond()
+        except StaleElementReferenceException:
+            return None
     try:
-        return WebDriverWait(d, timeout, poll_frequency=0.2).until(lambda _: cond())
+        return WebDriverWait(d, timeout, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException]).until(attempt)
     except TimeoutException:
         shot(d, "failed")
         raise AssertionError(f"timed out waiting for {what}") from None
@@ -72,6 +79,14 @@ def row_with(d, table, needle):
         if needle in tr.text:
             return tr
     return None
+
+
+def open_row(d, table, needle, what):
+    """Follows the link of the row mentioning `needle` (by its href: rows are
+    re-rendered live, so the element itself may be replaced any moment)."""
+    href = wait(d, what, lambda: (r := row_with(d, table, needle)) and
+                r.find_element(By.CSS_SELECTOR, "a").get_attribute("href"))
+    go(d, href[href.index("#"):])
 
 
 def go(d, route):
@@ -113,8 +128,7 @@ def journey():
         shot(d, "tasks")
 
         # The failed task: its reason and message.
-        row = wait(d, "the failed task in the ended list", lambda: row_with(d, "ended-tasks", "failer"))
-        row.find_element(By.CSS_SELECTOR, "a").click()
+        open_row(d, "ended-tasks", "failer", "the failed task in the ended list")
         wait(d, "the failed task's message", lambda: "exited with status 3" in (text(d, "#task-message") or ""))
         assert "FAILED" in text(d, "#task-state")
         history = text(d, "#history")
@@ -125,8 +139,7 @@ def journey():
 
         # The ticker: sandbox, live log, chart.
         go(d, "#/tasks")
-        row = wait(d, "the ticker", lambda: row_with(d, "live-tasks", "ticker"))
-        row.find_element(By.CSS_SELECTOR, "a").click()
+        open_row(d, "live-tasks", "ticker", "the ticker")
         wait(d, "the sandbox listing", lambda: {"stdout", "stderr"} <= {
             a.get_attribute("data-name") for a in d.find_elements(By.CSS_SELECTOR, "#files a.file")})
         wait(d, "the log tail", lambda: "tick" in (text(d, "#log") or ""))
@@ -143,10 +156,19 @@ def journey():
         assert d.find_elements(By.CSS_SELECTOR, "#usage-chart canvas"), "no chart canvas"
         shot(d, "task-ticker")
 
+        # A shell in the running task, typed into the terminal.
+        wait(d, "the shell button", lambda: d.find_element(By.ID, "open-terminal").click() or True)
+        wait(d, "the shell connected", lambda: text(d, "#term-status") == "connected")
+        d.find_element(By.CSS_SELECTOR, "#terminal .xterm-helper-textarea").send_keys("echo webui-$((6*7))\n")
+        wait(d, "the command's output in the terminal", lambda: "webui-42" in d.execute_script(
+            "return document.querySelector('#terminal .xterm-rows').textContent"))
+        shot(d, "terminal")
+        d.find_element(By.CSS_SELECTOR, "#terminal .xterm-helper-textarea").send_keys("exit 7\n")
+        wait(d, "the shell's exit status", lambda: "exited with status 7" in (text(d, "#term-status") or ""))
+
         # A task group's task: its siblings.
         go(d, "#/tasks")
-        row = wait(d, "a task group task", lambda: row_with(d, "live-tasks", "web"))
-        row.find_element(By.CSS_SELECTOR, "a").click()
+        open_row(d, "live-tasks", "web", "a task group task")
         wait(d, "its sibling", lambda: "db" in (text(d, "#siblings") or ""))
         wait(d, "the group task's sandbox", lambda: "stdout" in (text(d, "#files") or ""))
         shot(d, "task-group")

@@ -6,6 +6,7 @@ import { scalar, fmtRes, fmtTime, short, RESOURCES, roleOf } from './format.js';
 import { call } from './api.js';
 import { sandbox } from './sandbox.js';
 import { usageChart } from './charts.js';
+import { terminal } from './terminal.js';
 
 const STATES = ['TASK_STAGING', 'TASK_STARTING', 'TASK_RUNNING', 'TASK_KILLING', 'TASK_FINISHED',
   'TASK_FAILED', 'TASK_KILLED', 'TASK_ERROR', 'TASK_LOST', 'TASK_UNREACHABLE', 'TASK_DROPPED',
@@ -244,6 +245,16 @@ export function task(id, frameworkId, live) {
     live.sandbox = sandbox(t, executorId, siblings.length > 0 || Boolean(t.executor_id && t.executor_id.value !== t.task_id.value));
   }
   page.appendChild(section('Sandbox', live.sandbox.el));
+  if (t.state === 'TASK_RUNNING' && containerId) {
+    if (!live.terminal || live.terminal.key !== taskKey(t)) {
+      live.terminal && live.terminal.stop();
+      live.terminal = terminal(t, containerId);
+    }
+    page.appendChild(section('Shell', live.terminal.el));
+  } else if (live.terminal) {
+    live.terminal.stop();
+    delete live.terminal;
+  }
   return page;
 }
 
