@@ -56,6 +56,8 @@ async function render() {
   if (my !== rendering) return; // a newer render won
   if (page !== 'tasks' || !args[0]) stopLive();
   main.replaceChildren(el);
+  // For scripts/webui-bench.py: when the first page with data was drawn.
+  if (!performance.getEntriesByName('tepui:first-render').length) performance.mark('tepui:first-render');
 }
 
 async function roleList() {
@@ -133,7 +135,11 @@ async function connect() {
         attempt = 0;
         setConn('live', 'live');
       }
-      if (apply(ev)) schedule();
+      if (apply(ev)) {
+        // The first state is drawn at once; later bursts are batched.
+        if (ev.type === 'SUBSCRIBED') render();
+        else schedule();
+      }
     }, mine.signal);
     throw new Error('the master closed the stream');
   } catch (e) {
