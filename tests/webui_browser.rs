@@ -3,7 +3,8 @@
 //! master and agent and asserts on the rendered DOM (overview counts, a
 //! task's state arriving live, a failed task's message, the sandbox and the
 //! live log tail, a chart with data points, a task named like markup shown
-//! as text, sign-in and the 403 page). Screenshots go to
+//! as text, sign-in, the 403 page, "reconnecting" when the master goes
+//! away). Screenshots go to
 //! target/webui-screens/. Chromium, chromedriver and the Selenium venv come
 //! from scripts/deps.sh (`install_webui_browser`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -152,6 +153,8 @@ fn the_web_ui_asks_for_credentials_and_shows_403_without_view_rights() {
                 ("SECRET", "ops-secret".into()),
                 ("NOBODY", "nobody".into()),
                 ("NOBODY_SECRET", "nobody-secret".into()),
+                // browser.py kills it to see the page notice.
+                ("MASTER_PID", master.id().to_string()),
             ],
         )
     });

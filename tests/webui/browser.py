@@ -9,6 +9,7 @@ that is not). Exits non-zero with the failed check on stderr.
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -222,6 +223,16 @@ def auth():
         d.find_element(By.CSS_SELECTOR, "#login button").click()
         wait(d, "the 403 page", lambda: "403" in (text(d, "#forbidden") or ""))
         shot(d, "forbidden")
+        # Signed in again, then the master goes away: the page says so.
+        d.find_element(By.CSS_SELECTOR, "#forbidden button").click()
+        wait(d, "the sign-in form", lambda: d.find_elements(By.ID, "login"))
+        d.find_element(By.ID, "user").send_keys(os.environ["UI_USER"])
+        d.find_element(By.ID, "password").send_keys(os.environ["SECRET"])
+        d.find_element(By.CSS_SELECTOR, "#login button").click()
+        wait(d, "live again", lambda: d.find_element(By.ID, "conn").get_attribute("data-state") == "live")
+        os.kill(int(os.environ["MASTER_PID"]), signal.SIGKILL)
+        wait(d, "the reconnecting state", lambda: d.find_element(By.ID, "conn").text.startswith("reconnecting"))
+        shot(d, "reconnecting")
         print("auth: ok")
     finally:
         d.quit()
