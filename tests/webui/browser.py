@@ -118,6 +118,8 @@ def journey():
         wait(d, "the failed task counted", lambda: int(text(d, "[data-state=TASK_FAILED]") or 0) >= 1)
         assert int(text(d, "#frameworks-count")) >= 3, text(d, "#frameworks-count")
         assert "cpus" in text(d, "#resources")
+        wait(d, "the per-role allocation chart", lambda: int(
+            d.find_element(By.ID, "role-chart").get_attribute("data-points")) >= 2)
         shot(d, "overview")
 
         go(d, "#/tasks")

@@ -7,6 +7,7 @@ import { call } from './api.js';
 import { sandbox } from './sandbox.js';
 import { usageChart } from './charts.js';
 import { terminal } from './terminal.js';
+import { roleChart } from './roles_chart.js';
 
 const STATES = ['TASK_STAGING', 'TASK_STARTING', 'TASK_RUNNING', 'TASK_KILLING', 'TASK_FINISHED',
   'TASK_FAILED', 'TASK_KILLED', 'TASK_ERROR', 'TASK_LOST', 'TASK_UNREACHABLE', 'TASK_DROPPED',
@@ -78,6 +79,7 @@ export function overview() {
     section('Allocation by role',
       table(['Role', 'Tasks', ...used], [...roles.entries()].map(([role, r]) =>
         [link(role, 'roles'), r.tasks, ...used.map((n) => fmtRes(n, r[n] || 0))]), { id: 'role-alloc' })),
+    section('CPUs allocated by role, since this page opened', roleChart()),
     section('Tasks by state',
       table(['State', 'Tasks'], STATES.filter((s) => byState[s]).map((s) =>
         [stateBadge(s), h('span', { 'data-state': s }, byState[s])]), { id: 'task-states' })),
