@@ -150,6 +150,9 @@ def journey():
         assert "start red" in log and "end" in log, log
         raw = d.execute_script("return document.getElementById('log').textContent")
         assert "\x1b" not in raw, "an escape sequence reached the page"
+        # Every line whole: the byte that is not UTF-8 did not shift the tail.
+        ticks = [w for w in raw.splitlines() if "tick" in w]
+        assert all(w.startswith("tick ") for w in ticks), ticks
         first = max(int(w.split()[1]) for w in raw.splitlines() if w.startswith("tick "))
         wait(d, "the log to grow live", lambda: max(
             int(w.split()[1]) for w in d.execute_script("return document.getElementById('log').textContent").splitlines()

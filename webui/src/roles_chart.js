@@ -37,29 +37,30 @@ setInterval(sample, EVERY);
 
 /** The chart's element, made once and kept across re-renders. */
 export function roleChart() {
-  if (chart && chart.roles === series.size) return chart.el;
-  if (chart) chart.plot.destroy();
-  const box = h('div', { class: 'chart', id: 'role-chart', 'data-points': String(times.length) });
+  if (!chart) {
+    const box = h('div', { class: 'chart', id: 'role-chart', 'data-points': '0' });
+    chart = { el: box, plot: null, roles: [], update };
+    update();
+  }
+  return chart.el;
+}
+
+function update() {
   const roles = [...series.keys()];
-  const plot = new uPlot({
-    width: 640,
-    height: 200,
-    scales: { x: { time: true } },
-    series: [{}, ...roles.map((r, i) => ({ label: r, stroke: COLORS[i], width: 2 }))],
-    axes: [{}, { label: 'cpus' }],
-  }, [times, ...roles.map((r) => series.get(r))], box);
-  chart = {
-    el: box,
-    plot,
-    roles: series.size,
-    update() {
-      if (series.size !== this.roles) {
-        // A new role: rebuilt on the next render of the overview.
-        return;
-      }
-      plot.setData([times, ...roles.map((r) => series.get(r))]);
-      box.setAttribute('data-points', String(times.length));
-    },
-  };
-  return box;
+  const data = [times, ...roles.map((r) => series.get(r))];
+  if (!chart.plot || roles.length !== chart.roles.length) {
+    // A new role is a new series: draw the chart again in the same place.
+    if (chart.plot) chart.plot.destroy();
+    chart.roles = roles;
+    chart.plot = new uPlot({
+      width: 640,
+      height: 200,
+      scales: { x: { time: true } },
+      series: [{}, ...roles.map((r, i) => ({ label: r, stroke: COLORS[i], width: 2 }))],
+      axes: [{}, { label: 'cpus' }],
+    }, data, chart.el);
+  } else {
+    chart.plot.setData(data);
+  }
+  chart.el.setAttribute('data-points', String(times.length));
 }

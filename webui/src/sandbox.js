@@ -63,17 +63,21 @@ export function sandbox(t, executorId, grouped) {
     async function poll() {
       if (done || stopped) return;
       try {
-        for (;;) {
-          const r = await getJSON(`${base}/files/read?path=${encodeURIComponent(path)}&offset=${offset}&length=${PAGE}`);
+        // The size first (offset=-1, as Mesos's pailer asks), then exactly
+        // the bytes up to it: the offset advances by bytes read, never by
+        // the length of the decoded text (invalid UTF-8 comes back as
+        // U+FFFD, which is longer than the byte it replaces).
+        const size = (await getJSON(`${base}/files/read?path=${encodeURIComponent(path)}&offset=-1`)).offset;
+        if (size < offset) offset = 0; // truncated or rotated: start over
+        while (offset < size) {
+          const length = Math.min(PAGE, size - offset);
+          const r = await getJSON(`${base}/files/read?path=${encodeURIComponent(path)}&offset=${offset}&length=${length}`);
           if (done) return;
-          if (r.data.length) {
-            // Text only: control sequences dropped, never markup.
-            pre.appendChild(document.createTextNode(plain(r.data)));
-            offset = r.offset + new TextEncoder().encode(r.data).length;
-            if (pre.textContent.length > KEEP) pre.textContent = pre.textContent.slice(-KEEP / 2);
-            pre.scrollTop = pre.scrollHeight;
-          }
-          if (r.data.length < PAGE) break;
+          // Text only: control sequences dropped, never markup.
+          pre.appendChild(document.createTextNode(plain(r.data)));
+          offset += length;
+          if (pre.textContent.length > KEEP) pre.textContent = pre.textContent.slice(-KEEP / 2);
+          pre.scrollTop = pre.scrollHeight;
         }
         state.textContent = 'following';
       } catch (e) {
