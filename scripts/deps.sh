@@ -104,6 +104,21 @@ install_prometheus_parser() {
   "$venv/bin/python" -c 'import prometheus_client.parser'
 }
 
+# The web UI's browser tests (tests/webui_browser.rs): Debian's headless
+# Chromium and its chromedriver, and Selenium from PyPI in a venv.
+install_webui_browser() {
+  install_apt_packages python3-venv chromium chromium-driver
+  local venv="$PWD/target/webui/venv"
+  if "$venv/bin/pip" show selenium 2>/dev/null | grep -qx 'Version: 4.27.1'; then
+    return 0
+  fi
+  echo "== installing selenium into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q selenium==4.27.1
+  "$venv/bin/python" -c 'import selenium.webdriver'
+}
+
 install_mesos_cli() {
   install_apt_packages python3-venv
   local venv="$PWD/target/mesos-cli/venv"

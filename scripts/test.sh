@@ -16,6 +16,7 @@ install_zookeeper
 install_journey_clients
 install_mesos_cli
 install_prometheus_parser
+install_webui_browser
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy 2>/dev/null || true
 
 # --- stage 1: fast and unprivileged ---------------------------------------------
@@ -28,6 +29,15 @@ stage_done() { timings+=("$1: $((SECONDS - stage_started)) s"); stage_started=$S
 
 log "stage 1: cargo fmt --check"
 cargo fmt --all -- --check
+log "stage 1: the web UI bundle is what webui/src and its lockfile build"
+# The bundle (webui/dist) is checked in and embedded in the binary, so the
+# build needs no npm. With npm on the machine, rebuild it from the lockfile
+# and compare; without npm this check is skipped (the CI image has none).
+if command -v npm >/dev/null 2>&1; then
+  scripts/build-webui.sh --check
+else
+  echo "npm not installed: skipping the webui/dist rebuild check"
+fi
 log "stage 1: cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "stage 1: unit tests (no root needed)"

@@ -60,17 +60,23 @@ fn classify(path: &str) -> Class {
     };
     match path {
         "/api/v1/scheduler" => Class::Scheduler,
-        // The maintenance endpoints read (GET) or write (POST): their
-        // handlers decide, as the operator API's calls do.
+        // Both decide per request whether authentication is needed. The
+        // maintenance endpoints read (GET) or write (POST): their handlers
+        // decide, as the operator API's calls do.
         "/api/v1"
+        | "/webui/access"
         | "/maintenance/schedule"
         | "/master/maintenance/schedule"
         | "/machine/down"
         | "/master/machine/down"
         | "/machine/up"
         | "/master/machine/up" => Class::Operator,
+        // The terminal's websocket authenticates its first message.
+        p if p.starts_with("/webui/agents/") && p.ends_with("/exec") => Class::Operator,
         "/tepui/link/v1" => Class::Link,
         "/health" | "/master/health" | "/version" | "/redirect" | "/master/redirect" => Class::Open,
+        // The web UI's own files: the page asks for credentials itself.
+        p if crate::webui::is_asset(p) => Class::Open,
         _ => Class::ReadOnly,
     }
 }

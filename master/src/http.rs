@@ -58,6 +58,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         // libprocess messages to the master process (libmesos drivers).
         .route("/master/{name}", post(crate::libprocess::handle))
         .merge(crate::v0::routes())
+        .merge(crate::webui::routes(webui_dir.is_none()))
         .layer(axum::middleware::from_fn(tepui_proto::libprocess::jsonp))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),

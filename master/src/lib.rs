@@ -25,7 +25,9 @@ pub mod state;
 mod v0;
 mod v0_maintenance;
 mod validation;
+mod webui;
 mod webui_dir;
+mod webui_exec;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

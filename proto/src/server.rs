@@ -333,7 +333,8 @@ async fn drive<I>(
         inner: TowerToHyperService::new(router),
         conn,
     };
-    let conn = http.serve_connection(io, service);
+    // Upgrades: the master's web UI terminal is a websocket.
+    let conn = http.serve_connection(io, service).with_upgrades();
     let mut conn = std::pin::pin!(conn);
     let result = tokio::select! {
         result = conn.as_mut() => result,

@@ -123,9 +123,12 @@ fn holder(proc: &Path, inode: u64, uid: u32) -> Option<u32> {
     };
     let first = pids.iter().filter(|(_, same)| *same);
     let then = pids.iter().filter(|(_, same)| !*same);
+    // Last, the agent's own process: in `tepui dev` the master runs in it,
+    // and its web UI proxy calls the agent (a host process, no tenant).
     first
         .chain(then)
         .map(|(pid, _)| *pid)
+        .chain(std::iter::once(me))
         .find(|pid| holds(*pid))
 }
 
@@ -211,6 +214,20 @@ mod tests {
             identify(peer, addr, "tepui-test-no-such-root"),
             Origin::Unidentified
         );
+    }
+
+    /// A client in the agent's own process (`tepui dev`'s master proxying
+    /// the web UI's calls) is the host, not an unidentified caller.
+    #[test]
+    fn a_client_in_our_own_process_is_host() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let (_conn, peer) = listener.accept().unwrap();
+        match identify(peer, addr, "tepui-test-no-such-root") {
+            Origin::Host { pid, .. } => assert_eq!(pid, Some(std::process::id())),
+            other => panic!("expected the host, got {other:?}"),
+        }
     }
 
     /// Our own test process, seen through a loopback connection from a
