@@ -56,7 +56,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
         // The link reads its own body: its cap depends on who calls.
         .route("/tepui/link/v1", post(crate::link::handle))
         // libprocess messages to the master process (libmesos drivers).
-        .route("/master/{name}", post(crate::libprocess::handle))
+        .route(
+            "/master/{name}",
+            post(crate::libprocess::handle)
+                .fallback(|| async { tepui_proto::libprocess::no_route() }),
+        )
         .merge(crate::v0::routes())
         .merge(crate::webui::routes(webui_dir.is_none()))
         .layer(axum::middleware::from_fn(tepui_proto::libprocess::jsonp))

@@ -16,6 +16,16 @@ use hyper_util::service::TowerToHyperService;
 #[derive(Clone, Copy)]
 struct NoRoute;
 
+/// The 404 of a path no route takes: also the answer to any method but
+/// POST on a libprocess message route (`/master/{name}`), so that a GET of
+/// an unknown path is a 404 as in libprocess, not a 405, and the other
+/// candidate paths are still tried.
+pub fn no_route() -> Response {
+    let mut r = StatusCode::NOT_FOUND.into_response();
+    r.extensions_mut().insert(NoRoute);
+    r
+}
+
 /// Where a daemon's processes are: `delegate` takes every path whose first
 /// segment names no process (libprocess `ProcessManager::handle` with a
 /// delegate: `/state` is `/master/state`), `processes` are the first
@@ -36,11 +46,7 @@ const REPLAY_BODY_BYTES: usize = 64 << 20;
 /// inside its process (`/master/frameworks/x/` -> `/master/frameworks/x`,
 /// `/master/frameworks`); the first that exists answers, else 404.
 pub fn routing(router: Router, processes: Processes) -> Router {
-    let inner = router.clone().fallback(|| async {
-        let mut r = StatusCode::NOT_FOUND.into_response();
-        r.extensions_mut().insert(NoRoute);
-        r
-    });
+    let inner = router.clone().fallback(|| async { no_route() });
     router.fallback(move |req: Request| resolve(inner.clone(), processes, req))
 }
 

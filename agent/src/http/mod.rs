@@ -65,7 +65,10 @@ pub fn router(agent: Arc<Agent>) -> Router {
     }
     // libprocess messages to the agent's process (libmesos executor
     // drivers; scheduler drivers' framework messages).
-    let slave = slave.route("/slave(1)/{name}", post(libprocess::handle));
+    let slave = slave.route(
+        "/slave(1)/{name}",
+        post(libprocess::handle).fallback(|| async { tepui_proto::libprocess::no_route() }),
+    );
     let router = slave
         .route("/version", get(v0::version))
         .route("/metrics/snapshot", get(v0::metrics_snapshot))
