@@ -186,6 +186,7 @@ impl Agent {
         cz.supervisor_binary = config.tepui_binary.clone();
         cz.log = config.log;
         cz.images = images_config(&config, &work)?;
+        cz.cni = config.cni.clone();
         let containerizer = Containerizer::new(cz)?;
         // What the host made of the cgroup flags, beside them in /flags.
         let mut config = config;
