@@ -227,9 +227,17 @@ impl Cluster {
 
     /// Nothing of any pod is left: no CNI dir (netns file), lease, veth.
     fn assert_released(&self) {
-        wait_until("the pods' CNI state is released", || {
-            self.cni_pods().is_empty() && self.leases().is_empty() && self.veths().is_empty()
-        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !(self.cni_pods().is_empty() && self.leases().is_empty() && self.veths().is_empty()) {
+            assert!(
+                Instant::now() < deadline,
+                "left: pods {:?}, leases {:?}, veths {:?}",
+                self.cni_pods(),
+                self.leases(),
+                self.veths()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn script_plugin(&self, name: &str, body: &str) {
@@ -554,8 +562,19 @@ async fn a_pod_that_died_while_the_agent_was_down_is_released_at_recovery() {
     let ip = ip_of(&running, &cluster.network);
     assert_eq!(cluster.leases(), [ip.clone()]);
     cluster.kill_agent();
-    // The whole pod dies meanwhile: supervisor, executor, task.
-    common::kill_leftovers(&cluster.dir.join("agent/run"), &cluster.cgroup_root);
+    // The whole pod dies meanwhile: supervisor, executor, task (its
+    // netns stays bound, as after any crash short of a reboot).
+    for (pid, _) in common::processes_mentioning(&cluster.dir.join("agent/run").to_string_lossy()) {
+        // SAFETY: signalling a pid just read from /proc.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    for cgroup in common::cgroups_named(&cluster.cgroup_root) {
+        for pid in std::fs::read_to_string(cgroup.join("cgroup.procs")).unwrap_or_default().lines() {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid.trim().parse().unwrap_or(0), libc::SIGKILL) };
+        }
+    }
+    wait_until("the pod is dead", || !common::sleeping_in(&cluster.cgroup_root));
     assert_eq!(cluster.leases(), [ip], "nothing released it yet");
     cluster.start_agent();
     let ended = loop {

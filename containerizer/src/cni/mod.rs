@@ -365,12 +365,15 @@ impl Cni {
         let result: Option<Value> = std::fs::read(network_dir.join(&ifname).join("network.info"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
-        // A netns already gone (a reboot) is still named: plugins must
-        // release what they hold outside it (leases, iptables rules).
+        // A netns already gone (a reboot, or unmounted by hand) is passed
+        // empty, as the CNI spec allows for DEL: plugins then still release
+        // what they hold outside it (leases, iptables rules) instead of
+        // failing on a file that is no namespace.
+        let bound = netns::is_bound(ns);
         let call = exec::Invocation {
             command: "DEL",
             container_id: pod,
-            netns: ns,
+            netns: if bound { ns } else { Path::new("") },
             ifname: &ifname,
             plugin_path: &self.config.plugins_dir,
             timeout: self.config.plugin_timeout,
