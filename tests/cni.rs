@@ -620,7 +620,7 @@ async fn bad_networks_fail_the_launch_naming_network_plugin_and_error() {
         "40-failing.conf",
         r#"{"cniVersion":"1.0.0","name":"failing","type":"failing"}"#,
     );
-    cluster.script_plugin("hanging", "exec sleep 600");
+    cluster.script_plugin("hanging", "sleep 600; sleep 600");
     cluster.add_network(
         "50-hanging.conf",
         r#"{"cniVersion":"1.0.0","name":"hanging","type":"hanging"}"#,
@@ -677,7 +677,11 @@ async fn bad_networks_fail_the_launch_naming_network_plugin_and_error() {
     assert_eq!(cluster.cni_pods().len(), 1, "{:?}", cluster.cni_pods());
     assert_eq!(cluster.leases().len(), 1);
     assert_eq!(cluster.veths().len(), 1);
-    assert!(common::processes_mentioning(&cluster.plugins.to_string_lossy()).is_empty());
+    let hanging = cluster.plugins.join("hanging");
+    assert!(
+        common::processes_mentioning(&hanging.to_string_lossy()).is_empty(),
+        "the hanging plugin was killed"
+    );
     let teardown = json!({"type": "TEARDOWN"});
     assert_eq!(s.call(teardown).await, 202);
     cluster.assert_released();

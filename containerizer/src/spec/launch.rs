@@ -542,7 +542,12 @@ impl LaunchSpec {
             )));
         }
         self.hostname = info.hostname.clone();
-        self.networks = NetworkRequest::from_mesos(&info.network_infos);
+        // A nested container is in its pod's network namespace whatever
+        // it names (a command task's ContainerInfo reaches its executor's
+        // pod and the task alike): only a top-level one joins networks.
+        if self.kind.is_top_level() {
+            self.networks = NetworkRequest::from_mesos(&info.network_infos);
+        }
         if let Some(image) = info.mesos.as_ref().and_then(|m| m.image.as_ref()) {
             self.image = Some(ImageRequest::from_mesos(image)?);
         }
