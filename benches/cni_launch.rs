@@ -69,7 +69,8 @@ fn main() {
             let id = ContainerPath::new(vec![format!("p{i}-{on_network}")]).unwrap();
             let command =
                 tepui_containerizer::spec::Command::exec("/bin/true", vec!["/bin/true".into()]);
-            let mut spec = LaunchSpec::new(id.clone(), ContainerKind::Standalone, command, &sandbox);
+            let mut spec =
+                LaunchSpec::new(id.clone(), ContainerKind::Standalone, command, &sandbox);
             if on_network {
                 spec.networks = vec![NetworkRequest {
                     name: network.clone(),
@@ -109,7 +110,10 @@ fn main() {
     );
     println!(
         "{:<28} {:>14.2} {:>22.2} {:>9.2}x",
-        "CNI bridge + host-local", cni_launch, cni_total, cni_launch / host_launch
+        "CNI bridge + host-local",
+        cni_launch,
+        cni_total,
+        cni_launch / host_launch
     );
 
     let _ = std::process::Command::new("ip")

@@ -49,17 +49,30 @@ pub(crate) fn bytes(flag: &str, value: &str) -> anyhow::Result<u64> {
 
 /// The CNI flags `tepui agent` and `tepui dev` share. Both dirs or none,
 /// as Mesos's `NetworkCniIsolatorProcess::create` requires.
-pub(crate) fn apply_cni_flags(config: &mut AgentConfig, args: NetworkCniArgs) -> anyhow::Result<()> {
-    let timeout = duration("network_cni_plugin_timeout", &args.network_cni_plugin_timeout)?;
-    let (config_dir, plugins_dir) = match (args.network_cni_config_dir, args.network_cni_plugins_dir) {
+pub(crate) fn apply_cni_flags(
+    config: &mut AgentConfig,
+    args: NetworkCniArgs,
+) -> anyhow::Result<()> {
+    let timeout = duration(
+        "network_cni_plugin_timeout",
+        &args.network_cni_plugin_timeout,
+    )?;
+    let (config_dir, plugins_dir) = match (
+        args.network_cni_config_dir,
+        args.network_cni_plugins_dir,
+    ) {
         (None, None) => return Ok(()),
         (Some(c), Some(p)) => (c, p),
         _ => bail!(
             "--network_cni_config_dir and --network_cni_plugins_dir go together (one without the other configures no network)"
         ),
     };
-    std::fs::read_dir(&config_dir)
-        .with_context(|| format!("--network_cni_config_dir: cannot read {}", config_dir.display()))?;
+    std::fs::read_dir(&config_dir).with_context(|| {
+        format!(
+            "--network_cni_config_dir: cannot read {}",
+            config_dir.display()
+        )
+    })?;
     let root_dir = if args.network_cni_root_dir_persist {
         config.work_dir.join("cni")
     } else {

@@ -96,7 +96,10 @@ impl Cluster {
                 &format!("--work_dir={}", dir.join("master").display()),
                 "--allocation_interval=100ms",
             ])
-            .env("TEPUI_LOG", std::env::var("CNI_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "TEPUI_LOG",
+                std::env::var("CNI_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("master.log")).unwrap())
             .spawn()
@@ -114,7 +117,10 @@ impl Cluster {
             "--image_providers=docker".into(),
             format!("--docker_insecure_registries={}", registry()),
             format!("--network_cni_config_dir={}", config.display()),
-            format!("--network_cni_plugins_dir={}:/usr/lib/cni", plugins.display()),
+            format!(
+                "--network_cni_plugins_dir={}:/usr/lib/cni",
+                plugins.display()
+            ),
             "--network_cni_plugin_timeout=3secs".into(),
             "--executor_shutdown_grace_period=1secs".into(),
         ];
@@ -151,7 +157,10 @@ impl Cluster {
         self.agent = Some(
             Command::new(common::tepui_bin())
                 .args(&self.agent_args)
-                .env("TEPUI_LOG", std::env::var("CNI_TEST_LOG").unwrap_or_else(|_| "info".into()))
+                .env(
+                    "TEPUI_LOG",
+                    std::env::var("CNI_TEST_LOG").unwrap_or_else(|_| "info".into()),
+                )
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
@@ -272,12 +281,18 @@ impl Drop for Cluster {
             eprintln!("{}", String::from_utf8_lossy(&out.stdout));
             let agent = format!("127.0.0.1:{}", self.agent_port);
             let state = std::panic::catch_unwind(|| get_json(&agent, "/state"));
-            eprintln!("agent state: {:?}", state.map(|s| s["frameworks"].to_string()));
+            eprintln!(
+                "agent state: {:?}",
+                state.map(|s| s["frameworks"].to_string())
+            );
             let m = self.master_addr.clone();
             let tasks = std::panic::catch_unwind(move || get_json(&m, "/master/tasks"));
             eprintln!("master tasks: {:?}", tasks.map(|t| t.to_string()));
             let master = std::fs::read_to_string(self.dir.join("master.log")).unwrap_or_default();
-            eprintln!("master log: {}", master.lines().rev().take(80).collect::<Vec<_>>().join("\n"));
+            eprintln!(
+                "master log: {}",
+                master.lines().rev().take(80).collect::<Vec<_>>().join("\n")
+            );
         }
         let frameworks = std::panic::catch_unwind(|| {
             get_json(&self.master_addr, "/master/frameworks")["frameworks"].clone()
@@ -404,11 +419,18 @@ async fn until(s: &mut JsonScheduler, task: &str, state: &str) -> Value {
 
 /// Updates until every task of `tasks` reached `state` (the updates of
 /// one are not lost while waiting for another); their updates.
-async fn all(s: &mut JsonScheduler, tasks: &[&str], state: &str) -> std::collections::BTreeMap<String, Value> {
+async fn all(
+    s: &mut JsonScheduler,
+    tasks: &[&str],
+    state: &str,
+) -> std::collections::BTreeMap<String, Value> {
     let mut reached = std::collections::BTreeMap::new();
     while reached.len() < tasks.len() {
         let u = s.update().await;
-        let id = u["task_id"]["value"].as_str().unwrap_or_default().to_string();
+        let id = u["task_id"]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if !tasks.contains(&id.as_str()) {
             continue;
         }
@@ -479,8 +501,7 @@ fn server(name: &str) -> String {
 /// kill runs DEL (no lease, veth, NAT chain or netns left).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_pods_on_one_network_get_their_own_addresses_and_port_mappings() {
-    if !common::require_root("two_pods_on_one_network_get_their_own_addresses_and_port_mappings")
-    {
+    if !common::require_root("two_pods_on_one_network_get_their_own_addresses_and_port_mappings") {
         return;
     }
     let cluster = Cluster::start((10, 50));
@@ -492,8 +513,24 @@ async fn two_pods_on_one_network_get_their_own_addresses_and_port_mappings() {
         &mut s,
         &offer,
         vec![
-            pod("pod-a", &agent, &cluster.network, &[(host_port, 8080)], "web-a", &server("a"), Some(&image)),
-            pod("pod-b", &agent, &cluster.network, &[], "web-b", &server("b"), Some(&image)),
+            pod(
+                "pod-a",
+                &agent,
+                &cluster.network,
+                &[(host_port, 8080)],
+                "web-a",
+                &server("a"),
+                Some(&image),
+            ),
+            pod(
+                "pod-b",
+                &agent,
+                &cluster.network,
+                &[],
+                "web-b",
+                &server("b"),
+                Some(&image),
+            ),
         ],
     )
     .await;
@@ -505,7 +542,10 @@ async fn two_pods_on_one_network_get_their_own_addresses_and_port_mappings() {
     );
     assert_ne!(ip_a, ip_b);
     for ip in [&ip_a, &ip_b] {
-        assert!(ip.starts_with(&format!("{}.", cluster.subnet)), "{ip}: {running_a}");
+        assert!(
+            ip.starts_with(&format!("{}.", cluster.subnet)),
+            "{ip}: {running_a}"
+        );
     }
     let labels = &running_a["container_status"]["network_infos"][0]["labels"]["labels"][0];
     assert_eq!(labels["value"], "pod-a", "{running_a}");
@@ -521,8 +561,14 @@ async fn two_pods_on_one_network_get_their_own_addresses_and_port_mappings() {
     // /master/state shows the address in the task's statuses.
     let state = get_json(&cluster.master_addr, "/master/state");
     let text = state.to_string();
-    assert!(text.contains(&format!("\"ip_address\":\"{ip_a}\"")), "{text}");
-    assert!(text.contains(&format!("\"ip_address\":\"{ip_b}\"")), "{text}");
+    assert!(
+        text.contains(&format!("\"ip_address\":\"{ip_a}\"")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("\"ip_address\":\"{ip_b}\"")),
+        "{text}"
+    );
 
     // Killing pod a's task ends its group: DEL releases its address, veth
     // and port mapping; pod b keeps serving.
@@ -531,9 +577,14 @@ async fn two_pods_on_one_network_get_their_own_addresses_and_port_mappings() {
     assert_eq!(s.call(kill).await, 202);
     until(&mut s, "web-a", "TASK_KILLED").await;
     wait_until("pod a's lease and veth are released", || {
-        cluster.leases() == [ip_b.clone()] && cluster.veths().len() == 1 && cluster.cni_pods().len() == 1
+        cluster.leases() == [ip_b.clone()]
+            && cluster.veths().len() == 1
+            && cluster.cni_pods().len() == 1
     });
-    assert!(cluster.dnat_chains() < chains_before, "portmap's chain of pod a is gone");
+    assert!(
+        cluster.dnat_chains() < chains_before,
+        "portmap's chain of pod a is gone"
+    );
     assert!(fetch(&format!("127.0.0.1:{host_port}")).is_empty());
     eventually_serves(&format!("{ip_b}:8080"), "hello from b");
 
@@ -555,7 +606,15 @@ async fn a_pod_that_died_while_the_agent_was_down_is_released_at_recovery() {
     launch(
         &mut s,
         &offer,
-        vec![pod("pod-r", &agent, &cluster.network, &[], "sleeper", "sleep 1000", None)],
+        vec![pod(
+            "pod-r",
+            &agent,
+            &cluster.network,
+            &[],
+            "sleeper",
+            "sleep 1000",
+            None,
+        )],
     )
     .await;
     let running = until(&mut s, "sleeper", "TASK_RUNNING").await;
@@ -569,12 +628,17 @@ async fn a_pod_that_died_while_the_agent_was_down_is_released_at_recovery() {
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     }
     for cgroup in common::cgroups_named(&cluster.cgroup_root) {
-        for pid in std::fs::read_to_string(cgroup.join("cgroup.procs")).unwrap_or_default().lines() {
+        for pid in std::fs::read_to_string(cgroup.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+        {
             // SAFETY: as above.
             unsafe { libc::kill(pid.trim().parse().unwrap_or(0), libc::SIGKILL) };
         }
     }
-    wait_until("the pod is dead", || !common::sleeping_in(&cluster.cgroup_root));
+    wait_until("the pod is dead", || {
+        !common::sleeping_in(&cluster.cgroup_root)
+    });
     assert_eq!(cluster.leases(), [ip], "nothing released it yet");
     cluster.start_agent();
     let ended = loop {
@@ -586,7 +650,10 @@ async fn a_pod_that_died_while_the_agent_was_down_is_released_at_recovery() {
         }
     };
     assert!(
-        matches!(ended["state"].as_str(), Some("TASK_FAILED" | "TASK_LOST" | "TASK_GONE")),
+        matches!(
+            ended["state"].as_str(),
+            Some("TASK_FAILED" | "TASK_LOST" | "TASK_GONE")
+        ),
         "{ended}"
     );
     cluster.assert_released();
@@ -660,17 +727,39 @@ async fn bad_networks_fail_the_launch_naming_network_plugin_and_error() {
             assert!(message.contains(part), "{id}: {message:?} lacks {part:?}");
         }
     };
-    expect("unknown", &["'no-such-network'", "20-broken.conf", "not JSON"]);
-    expect("missing", &["'missing-plugin'", "'no-such-plugin'", "not found"]);
-    expect("failing", &["'failing'", "plugin 'failing'", "the test plugin refuses (on purpose)"]);
+    expect(
+        "unknown",
+        &["'no-such-network'", "20-broken.conf", "not JSON"],
+    );
+    expect(
+        "missing",
+        &["'missing-plugin'", "'no-such-plugin'", "not found"],
+    );
+    expect(
+        "failing",
+        &[
+            "'failing'",
+            "plugin 'failing'",
+            "the test plugin refuses (on purpose)",
+        ],
+    );
     expect("hanging", &["'hanging'", "plugin 'hanging'", "timed out"]);
     // The range's only address is taken: the next pod cannot have one.
     let (agent, offer) = agent_of(&mut s).await;
-    launch(&mut s, &offer, vec![command_on("second", &agent, &cluster.network, "sleep 1000")]).await;
+    launch(
+        &mut s,
+        &offer,
+        vec![command_on("second", &agent, &cluster.network, "sleep 1000")],
+    )
+    .await;
     let u = until(&mut s, "second", "TASK_FAILED").await;
     let message = u["message"].as_str().unwrap();
     assert_eq!(u["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{u}");
-    for part in [cluster.network.as_str(), "plugin 'bridge'", "no IP addresses available"] {
+    for part in [
+        cluster.network.as_str(),
+        "plugin 'bridge'",
+        "no IP addresses available",
+    ] {
         assert!(message.contains(part), "{message:?} lacks {part:?}");
     }
     // Only the first pod holds anything; no hanging plugin is left.
@@ -704,16 +793,33 @@ async fn a_pod_on_a_cni_network_is_no_operator_of_the_agent() {
     launch(
         &mut s,
         &offer,
-        vec![pod("victim", &agent, &cluster.network, &[], "victim-task", "sleep 1000", None)],
+        vec![pod(
+            "victim",
+            &agent,
+            &cluster.network,
+            &[],
+            "victim-task",
+            "sleep 1000",
+            None,
+        )],
     )
     .await;
     let victim = until(&mut s, "victim-task", "TASK_RUNNING").await;
     let victim_container = victim["container_status"]["container_id"].clone();
-    let victim_pod = victim_container["parent"]["value"].as_str().unwrap().to_string();
+    let victim_pod = victim_container["parent"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let agent_ip = {
         let state = get_json(&cluster.master_addr, "/master/state");
         let pid = state["slaves"][0]["pid"].as_str().unwrap().to_string();
-        pid.split('@').nth(1).unwrap().split(':').next().unwrap().to_string()
+        pid.split('@')
+            .nth(1)
+            .unwrap()
+            .split(':')
+            .next()
+            .unwrap()
+            .to_string()
     };
     let url = format!("http://{agent_ip}:{}", cluster.agent_port);
     let post = |body: Value| {
@@ -736,7 +842,15 @@ async fn a_pod_on_a_cni_network_is_no_operator_of_the_agent() {
     launch(
         &mut s,
         &offer,
-        vec![pod("attacker", &agent, &cluster.network, &[], "attacker-task", &format!("{attacks}; sleep 1000"), Some(&image))],
+        vec![pod(
+            "attacker",
+            &agent,
+            &cluster.network,
+            &[],
+            "attacker-task",
+            &format!("{attacks}; sleep 1000"),
+            Some(&image),
+        )],
     )
     .await;
     let attacker = until(&mut s, "attacker-task", "TASK_RUNNING").await;
@@ -749,7 +863,10 @@ async fn a_pod_on_a_cni_network_is_no_operator_of_the_agent() {
         if out.contains("DONE") {
             break out;
         }
-        assert!(Instant::now() < deadline, "the attacker's calls never ended: {out}");
+        assert!(
+            Instant::now() < deadline,
+            "the attacker's calls never ended: {out}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     // busybox wget prints the status line of a refusal.

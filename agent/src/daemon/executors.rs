@@ -296,7 +296,10 @@ impl Agent {
             // The pod's own addresses, as Mesos's CNI isolator reports them
             // (`NetworkCniIsolatorProcess::status`): one NetworkInfo per
             // network, its name, addresses, labels and port mappings.
-            cs.network_infos = networks.iter().map(super::views::cni_network_info).collect();
+            cs.network_infos = networks
+                .iter()
+                .map(super::views::cni_network_info)
+                .collect();
         } else if cs.network_infos.is_empty() {
             cs.network_infos.push(NetworkInfo {
                 ip_addresses: vec![network_info::IpAddress {

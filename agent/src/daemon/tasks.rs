@@ -433,9 +433,8 @@ impl Agent {
             ExecutorKind::Command => tasks.first().and_then(|t| t.container.as_ref()),
         };
         if let Some(container) = container {
-            spec.networks = tepui_containerizer::spec::NetworkRequest::from_mesos(
-                &container.network_infos,
-            );
+            spec.networks =
+                tepui_containerizer::spec::NetworkRequest::from_mesos(&container.network_infos);
             if !spec.networks.is_empty() && spec.hostname.is_none() {
                 spec.hostname = container.hostname.clone();
             }

@@ -123,7 +123,9 @@ pub fn valid_name(name: &str) -> bool {
         && name.len() <= 255
         && name != "."
         && name != ".."
-        && !name.chars().any(|c| c == '/' || c == '\\' || c.is_control())
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control())
 }
 
 fn chain(file: &Path, name: String, object: Map<String, Value>) -> Result<NetworkConfig, String> {
@@ -184,17 +186,33 @@ mod tests {
         )
         .unwrap();
         let list = list.unwrap();
-        let types: Vec<&str> = list.plugins.iter().map(NetworkConfig::plugin_type).collect();
+        let types: Vec<&str> = list
+            .plugins
+            .iter()
+            .map(NetworkConfig::plugin_type)
+            .collect();
         assert_eq!(types, ["bridge", "portmap"]);
         assert_eq!(list.cni_version, "1.0.0");
     }
 
     #[test]
     fn broken_files_are_named_and_bad_chains_name_their_network() {
-        assert!(parse(Path::new("x"), b"{not json").unwrap_err().contains("not JSON"));
-        assert!(parse(Path::new("x"), br#"{"type":"bridge"}"#).unwrap_err().contains("no 'name'"));
+        assert!(
+            parse(Path::new("x"), b"{not json")
+                .unwrap_err()
+                .contains("not JSON")
+        );
+        assert!(
+            parse(Path::new("x"), br#"{"type":"bridge"}"#)
+                .unwrap_err()
+                .contains("no 'name'")
+        );
         assert!(parse(Path::new("x"), br#"{"name":"../etc","type":"bridge"}"#).is_err());
-        let (_, bad) = parse(Path::new("x"), br#"{"name":"n","plugins":[{"type":"a/b"}]}"#).unwrap();
+        let (_, bad) = parse(
+            Path::new("x"),
+            br#"{"name":"n","plugins":[{"type":"a/b"}]}"#,
+        )
+        .unwrap();
         assert!(bad.unwrap_err().contains("invalid type"));
         let (_, bad) = parse(Path::new("x"), br#"{"name":"n"}"#).unwrap();
         assert!(bad.unwrap_err().contains("no 'type'"));
@@ -203,14 +221,25 @@ mod tests {
     #[test]
     fn loading_a_dir_keeps_the_first_file_per_name_and_lists_broken_ones() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("10-a.conf"), br#"{"name":"n","type":"bridge"}"#).unwrap();
-        std::fs::write(dir.path().join("20-b.conf"), br#"{"name":"n","type":"ptp"}"#).unwrap();
+        std::fs::write(
+            dir.path().join("10-a.conf"),
+            br#"{"name":"n","type":"bridge"}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("20-b.conf"),
+            br#"{"name":"n","type":"ptp"}"#,
+        )
+        .unwrap();
         std::fs::write(dir.path().join("30-c.conflist"), b"garbage").unwrap();
         std::fs::write(dir.path().join("README"), b"ignored").unwrap();
         let loaded = load_dir(dir.path()).unwrap();
         let n = loaded.get("n", dir.path()).unwrap();
         assert_eq!(NetworkConfig::plugin_type(&n.plugins[0]), "bridge");
         let err = loaded.get("other", dir.path()).unwrap_err().to_string();
-        assert!(err.contains("'other'") && err.contains("30-c.conflist"), "{err}");
+        assert!(
+            err.contains("'other'") && err.contains("30-c.conflist"),
+            "{err}"
+        );
     }
 }

@@ -35,12 +35,17 @@ pub enum CniError {
     },
     #[error("CNI: the pod's network namespace {path}: {message}")]
     Netns { path: PathBuf, message: String },
-    #[error("CNI networks are not enabled on this agent (--network_cni_config_dir and --network_cni_plugins_dir): cannot join network '{0}'")]
+    #[error(
+        "CNI networks are not enabled on this agent (--network_cni_config_dir and --network_cni_plugins_dir): cannot join network '{0}'"
+    )]
     Disabled(String),
 }
 
 impl CniError {
-    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+    pub(crate) fn io(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| CniError::Io { what, path, source }
     }

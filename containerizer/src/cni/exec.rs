@@ -95,18 +95,14 @@ pub async fn run(kind: &str, config: &Value, call: &Invocation<'_>) -> Result<Va
                     nix::sys::signal::Signal::SIGKILL,
                 );
             }
-            return Err(format!(
-                "timed out after {:?} (killed)",
-                call.timeout
-            ));
+            return Err(format!("timed out after {:?} (killed)", call.timeout));
         }
     };
     let stdout: Value = if output.stdout.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
-            Value::String(String::from_utf8_lossy(&output.stdout).into_owned())
-        })
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&output.stdout).into_owned()))
     };
     if output.status.success() {
         return match stdout {
@@ -141,7 +137,14 @@ fn plugin_error(stdout: &Value, status: std::process::ExitStatus, stderr: &str) 
         },
     };
     if !stderr.is_empty() {
-        let tail: String = stderr.chars().rev().take(500).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: String = stderr
+            .chars()
+            .rev()
+            .take(500)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         message.push_str(&format!("; stderr: {tail}"));
     }
     message
@@ -178,9 +181,13 @@ mod tests {
             r#"in=$(cat); printf '{"cniVersion":"1.0.0","env":"%s %s %s %s %s","in":%s}' "$CNI_COMMAND" "$CNI_CONTAINERID" "$CNI_NETNS" "$CNI_IFNAME" "$CNI_PATH" "$in""#,
         );
         let d = dir.path().to_str().unwrap();
-        let out = run("echoer", &serde_json::json!({"name": "n"}), &call(d, Duration::from_secs(5)))
-            .await
-            .unwrap();
+        let out = run(
+            "echoer",
+            &serde_json::json!({"name": "n"}),
+            &call(d, Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
         assert_eq!(out["env"], format!("ADD c1 /run/x/ns eth0 {d}"));
         assert_eq!(out["in"]["name"], "n");
     }
@@ -195,12 +202,21 @@ mod tests {
         );
         script(dir.path(), "hangs", "sleep 30 & sleep 30");
         let d = dir.path().to_str().unwrap();
-        let err = run("fails", &Value::Null, &call(d, Duration::from_secs(5))).await.unwrap_err();
-        assert!(err.contains("no IP addresses available (range full) [CNI error code 11]"), "{err}");
-        let err = run("absent", &Value::Null, &call(d, Duration::from_secs(5))).await.unwrap_err();
+        let err = run("fails", &Value::Null, &call(d, Duration::from_secs(5)))
+            .await
+            .unwrap_err();
+        assert!(
+            err.contains("no IP addresses available (range full) [CNI error code 11]"),
+            "{err}"
+        );
+        let err = run("absent", &Value::Null, &call(d, Duration::from_secs(5)))
+            .await
+            .unwrap_err();
         assert!(err.contains("not found in"), "{err}");
         let started = std::time::Instant::now();
-        let err = run("hangs", &Value::Null, &call(d, Duration::from_millis(300))).await.unwrap_err();
+        let err = run("hangs", &Value::Null, &call(d, Duration::from_millis(300)))
+            .await
+            .unwrap_err();
         assert!(err.contains("timed out"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
     }

@@ -82,8 +82,10 @@ pub struct Cni {
 
 impl Cni {
     pub fn new(config: CniConfig) -> Result<Self, CniError> {
-        std::fs::create_dir_all(&config.root_dir)
-            .map_err(CniError::io("cannot create the CNI root dir", &config.root_dir))?;
+        std::fs::create_dir_all(&config.root_dir).map_err(CniError::io(
+            "cannot create the CNI root dir",
+            &config.root_dir,
+        ))?;
         Ok(Self {
             paths: CniPaths::new(&config.root_dir),
             config,
@@ -107,12 +109,7 @@ impl Cni {
     pub fn etc_files(&self, pod: &str) -> Vec<(PathBuf, PathBuf)> {
         ["hosts", "hostname", "resolv.conf"]
             .iter()
-            .map(|name| {
-                (
-                    self.paths.etc_file(pod, name),
-                    Path::new("/etc").join(name),
-                )
-            })
+            .map(|name| (self.paths.etc_file(pod, name), Path::new("/etc").join(name)))
             .filter(|(host, _)| host.exists())
             .collect()
     }
@@ -151,7 +148,10 @@ impl Cni {
         {
             let mut subnets = self.subnets.lock().unwrap_or_else(|e| e.into_inner());
             for a in attached.iter().flat_map(|n| &n.addresses) {
-                if !subnets.iter().any(|s| s.prefix == a.prefix && s.contains(a.ip)) {
+                if !subnets
+                    .iter()
+                    .any(|s| s.prefix == a.prefix && s.contains(a.ip))
+                {
                     subnets.push(*a);
                 }
             }
@@ -194,7 +194,10 @@ impl Cni {
         let loaded = config::load_dir(&self.config.config_dir)?;
         let mut configs = Vec::new();
         for request in requests {
-            if configs.iter().any(|(r, _): &(&NetworkRequest, _)| r.name == request.name) {
+            if configs
+                .iter()
+                .any(|(r, _): &(&NetworkRequest, _)| r.name == request.name)
+            {
                 return Err(CniError::Network {
                     network: request.name.clone(),
                     message: "named twice in the container's network_infos".into(),
@@ -290,7 +293,8 @@ impl Cni {
             write_atomic(&path, text).map_err(CniError::io("cannot write", &path))
         };
         write("hostname", format!("{hostname}\n").as_bytes())?;
-        let mut hosts = String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n");
+        let mut hosts =
+            String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n");
         if let Some(ip) = attached
             .iter()
             .flat_map(|n| &n.addresses)
@@ -432,7 +436,10 @@ impl Cni {
             .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
             .unwrap_or_default();
         for dir in dirs {
-            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let conf: Value = std::fs::read(dir.join("network.conf"))
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())
@@ -455,7 +462,10 @@ impl Cni {
                     name: name.clone(),
                     ifname,
                     addresses: result::parse(&result).addresses,
-                    labels: request.as_ref().map(|r| r.labels.clone()).unwrap_or_default(),
+                    labels: request
+                        .as_ref()
+                        .map(|r| r.labels.clone())
+                        .unwrap_or_default(),
                     port_mappings: request.map(|r| r.port_mappings).unwrap_or_default(),
                 });
             }
@@ -516,7 +526,10 @@ fn chain_for(network: &config::NetworkConfig, request: &NetworkRequest) -> Resul
     for plugin in &network.plugins {
         let mut conf: Map<String, Value> = plugin.clone();
         conf.insert("name".into(), Value::String(network.name.clone()));
-        conf.insert("cniVersion".into(), Value::String(network.cni_version.clone()));
+        conf.insert(
+            "cniVersion".into(),
+            Value::String(network.cni_version.clone()),
+        );
         let mut args = match conf.remove("args") {
             None => Map::new(),
             Some(Value::Object(args)) => args,
@@ -527,7 +540,10 @@ fn chain_for(network: &config::NetworkConfig, request: &NetworkRequest) -> Resul
                 "'org.apache.mesos' in 'args' is reserved for the agent".into(),
             ));
         }
-        args.insert("org.apache.mesos".into(), json!({"network_info": network_info}));
+        args.insert(
+            "org.apache.mesos".into(),
+            json!({"network_info": network_info}),
+        );
         conf.insert("args".into(), Value::Object(args));
         let wants_ports = conf
             .get("capabilities")
@@ -593,19 +609,33 @@ mod tests {
             plugins[1]["runtimeConfig"]["portMappings"][0],
             json!({"hostPort": 18080, "containerPort": 8080, "protocol": "tcp"})
         );
-        let (_, plain) = config::parse(Path::new("p.conf"), br#"{"name":"p","type":"bridge"}"#).unwrap();
-        let err = chain_for(&plain.unwrap(), &NetworkRequest { name: "p".into(), ..request.clone() })
-            .unwrap_err()
-            .to_string();
+        let (_, plain) =
+            config::parse(Path::new("p.conf"), br#"{"name":"p","type":"bridge"}"#).unwrap();
+        let err = chain_for(
+            &plain.unwrap(),
+            &NetworkRequest {
+                name: "p".into(),
+                ..request.clone()
+            },
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("portMappings"), "{err}");
         let (_, reserved) = config::parse(
             Path::new("r.conf"),
             br#"{"name":"r","type":"bridge","args":{"org.apache.mesos":{}}}"#,
         )
         .unwrap();
-        let err = chain_for(&reserved.unwrap(), &NetworkRequest { name: "r".into(), labels: vec![], port_mappings: vec![] })
-            .unwrap_err()
-            .to_string();
+        let err = chain_for(
+            &reserved.unwrap(),
+            &NetworkRequest {
+                name: "r".into(),
+                labels: vec![],
+                port_mappings: vec![],
+            },
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("reserved"), "{err}");
     }
 }

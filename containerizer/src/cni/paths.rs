@@ -52,6 +52,8 @@ impl CniPaths {
     }
 
     pub fn network_info(&self, pod: &str, network: &str, ifname: &str) -> PathBuf {
-        self.network_dir(pod, network).join(ifname).join("network.info")
+        self.network_dir(pod, network)
+            .join(ifname)
+            .join("network.info")
     }
 }

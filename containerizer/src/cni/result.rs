@@ -32,11 +32,15 @@ impl Address {
     pub fn contains(&self, other: IpAddr) -> bool {
         match (self.ip, other) {
             (IpAddr::V4(a), IpAddr::V4(b)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(a) & mask == u32::from(b) & mask
             }
             (IpAddr::V6(a), IpAddr::V6(b)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(a) & mask == u128::from(b) & mask
             }
             _ => false,
@@ -90,7 +94,12 @@ pub struct Parsed {
 fn strings(value: Option<&Value>) -> Vec<String> {
     value
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -105,7 +114,10 @@ pub fn parse(result: &Value) -> Parsed {
         );
     }
     for old in ["ip4", "ip6"] {
-        if let Some(ip) = result.get(old).and_then(|v| v.get("ip")).and_then(Value::as_str)
+        if let Some(ip) = result
+            .get(old)
+            .and_then(|v| v.get("ip"))
+            .and_then(Value::as_str)
             && let Some(a) = Address::parse(ip)
         {
             addresses.push(a);
@@ -140,8 +152,17 @@ mod tests {
             "ips": [{"address": "10.88.3.7/24", "gateway": "10.88.3.1", "interface": 0}],
             "dns": {"nameservers": ["10.0.0.53"], "search": ["a.local", "b.local"]}
         }));
-        assert_eq!(new.addresses, [Address { ip: "10.88.3.7".parse().unwrap(), prefix: 24 }]);
-        assert_eq!(new.dns.resolv_conf(), "nameserver 10.0.0.53\nsearch a.local b.local\n");
+        assert_eq!(
+            new.addresses,
+            [Address {
+                ip: "10.88.3.7".parse().unwrap(),
+                prefix: 24
+            }]
+        );
+        assert_eq!(
+            new.dns.resolv_conf(),
+            "nameserver 10.0.0.53\nsearch a.local b.local\n"
+        );
         let old = parse(&json!({"cniVersion": "0.2.0", "ip4": {"ip": "10.1.0.9/16"}}));
         assert_eq!(old.addresses[0].ip, "10.1.0.9".parse::<IpAddr>().unwrap());
         assert!(old.dns.is_empty());
@@ -154,6 +175,10 @@ mod tests {
         assert!(!a.contains("10.88.4.1".parse().unwrap()));
         assert!(!a.contains("::1".parse().unwrap()));
         assert!(Address::parse("10.0.0.1/33").is_none());
-        assert!(Address::parse("fd00::5/64").unwrap().contains("fd00::9".parse().unwrap()));
+        assert!(
+            Address::parse("fd00::5/64")
+                .unwrap()
+                .contains("fd00::9".parse().unwrap())
+        );
     }
 }

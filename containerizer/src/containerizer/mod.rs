@@ -744,7 +744,13 @@ impl Containerizer {
         };
         // Mesos names the container after its id when the task names no
         // hostname (`NetworkCniIsolatorProcess::_isolate`).
-        if spec.hostname.is_none() && id.pod().len() <= 63 && id.pod().chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        if spec.hostname.is_none()
+            && id.pod().len() <= 63
+            && id
+                .pod()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
             spec.hostname = Some(id.pod().to_string());
         }
         let hostname = spec.hostname.clone().unwrap_or_else(|| "localhost".into());

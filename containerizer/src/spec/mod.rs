@@ -75,8 +75,8 @@ pub use capabilities::{DEFAULT_CAPABILITIES, capability_name, capability_sets, p
 pub use error::SpecError;
 pub use launch::{
     Command, ContainerKind, ImageRequest, IpcMode, LaunchSpec, Limit, LinuxOptions, NetworkRequest,
-    PortMapping, Propagation, RLimit, ResourceRequest, SandboxOf, SeccompMode, Tty, VolumeMode, VolumeSource, VolumeSpec,
-    WindowSize,
+    PortMapping, Propagation, RLimit, ResourceRequest, SandboxOf, SeccompMode, Tty, VolumeMode,
+    VolumeSource, VolumeSpec, WindowSize,
 };
 pub(crate) use mounts::volume_host_source;
 pub use mounts::{MASKED_PATHS, READONLY_PATHS, sandbox_volume_sources, shm_tmpfs_options};
