@@ -60,7 +60,7 @@ pub enum Command {
     Agent(Box<AgentArgs>),
     /// Run a master and an agent in one process on loopback, with a temporary work dir;
     /// on SIGTERM or Ctrl-C its pods are destroyed and the temporary work dir removed.
-    Dev(DevArgs),
+    Dev(Box<DevArgs>),
     /// List tasks and containers with state, cpu, memory and limits.
     Ps(PsArgs),
     /// Run a command in a debug container inside a task's namespaces; its exit code is ours.

@@ -619,7 +619,7 @@ async fn a_pod_that_died_while_the_agent_was_down_is_released_at_recovery() {
     .await;
     let running = until(&mut s, "sleeper", "TASK_RUNNING").await;
     let ip = ip_of(&running, &cluster.network);
-    assert_eq!(cluster.leases(), [ip.clone()]);
+    assert_eq!(cluster.leases(), std::slice::from_ref(&ip));
     cluster.kill_agent();
     // The whole pod dies meanwhile: supervisor, executor, task (its
     // netns stays bound, as after any crash short of a reboot).
