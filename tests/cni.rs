@@ -569,6 +569,16 @@ async fn two_pods_on_one_network_get_their_own_addresses_and_port_mappings() {
         text.contains(&format!("\"ip_address\":\"{ip_b}\"")),
         "{text}"
     );
+    // ... and so does the agent's own state (the host's caller is an operator).
+    let agent_state = get_json(
+        &format!("127.0.0.1:{}", cluster.agent_port),
+        "/slave(1)/state",
+    )
+    .to_string();
+    assert!(
+        agent_state.contains(&format!("\"ip_address\":\"{ip_a}\"")),
+        "{agent_state}"
+    );
 
     // Killing pod a's task ends its group: DEL releases its address, veth
     // and port mapping; pod b keeps serving.
