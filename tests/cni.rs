@@ -926,3 +926,105 @@ fn find_file(root: &Path, task: &str) -> PathBuf {
     });
     found.unwrap()
 }
+
+/// The journey with a scheduler tepui did not write: pymesos (PyPI, JSON
+/// codec; tests/journeys/pymesos/journey.py, which scripts/deps.sh installs
+/// as `install_journey_clients`) launches a task group whose executor
+/// names the network; the pod serves at its own address, which
+/// /master/state reports, and its teardown releases it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pymesos_framework_puts_a_pod_on_a_cni_network() {
+    if !common::require_root("a_pymesos_framework_puts_a_pod_on_a_cni_network") {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("target/journeys/venv/bin/python3");
+    assert!(
+        python.exists(),
+        "pymesos is missing: run scripts/deps.sh (install_journey_clients)"
+    );
+    let cluster = Cluster::start((10, 50));
+    let image = format!("{}/busybox:latest", registry());
+    let mut driver = Command::new(&python)
+        .arg(root.join("tests/journeys/pymesos/journey.py"))
+        .arg(&cluster.master_addr)
+        .arg("cni-pymesos")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(cluster.dir.join("pymesos.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    let stdout = driver.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Ok(event) = serde_json::from_str(&line)
+                && tx.send(event).is_err()
+            {
+                return;
+            }
+        }
+    });
+    let next = |what: &dyn Fn(&Value) -> bool| loop {
+        let event = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("pymesos said nothing more\n{}", cluster.log()));
+        assert_ne!(event["type"], "error", "{event}");
+        if what(&event) {
+            return event;
+        }
+    };
+    next(&|e| e["type"] == "subscribed");
+    let group = pod(
+        "py-pod",
+        &Value::Null,
+        &cluster.network,
+        &[],
+        "py-web",
+        &server("py"),
+        Some(&image),
+    );
+    let executor = group["launch_group"]["executor"].clone();
+    let mut task = group["launch_group"]["task_group"]["tasks"][0].clone();
+    task.as_object_mut().unwrap().remove("agent_id");
+    let command = json!({"op": "launch", "cells": [
+        {"cell": "cni", "launch": "LAUNCH_GROUP", "executor": executor, "tasks": [task]}]});
+    let mut stdin = driver.stdin.take().unwrap();
+    writeln!(stdin, "{command}").unwrap();
+    let running = next(&|e| {
+        e["type"] == "update" && e["task_id"] == "py-web" && {
+            assert!(
+                matches!(e["state"].as_str(), Some("TASK_STARTING" | "TASK_RUNNING")),
+                "{e}"
+            );
+            e["state"] == "TASK_RUNNING"
+        }
+    });
+    assert_eq!(running["source"], "SOURCE_EXECUTOR");
+    // pymesos reports no container_status: the address comes from the
+    // master's state, as a service discovery tool would read it.
+    let state = get_json(&cluster.master_addr, "/master/state");
+    let ip = state["frameworks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["tasks"].as_array().cloned().unwrap_or_default())
+        .find(|t| t["id"] == "py-web")
+        .map(|t| {
+            ip_of(
+                t["statuses"].as_array().unwrap().last().unwrap(),
+                &cluster.network,
+            )
+        })
+        .expect("the task in /master/state");
+    assert!(ip.starts_with(&format!("{}.", cluster.subnet)), "{ip}");
+    eventually_serves(&format!("{ip}:8080"), "hello from py on py-pod");
+    writeln!(stdin, "{}", json!({"op": "teardown"})).unwrap();
+    next(&|e| e["type"] == "torn_down");
+    let _ = driver.wait();
+    cluster.assert_released();
+}
