@@ -580,6 +580,47 @@ mod tests {
     use crate::spec::PortMapping;
 
     #[test]
+    fn an_address_names_its_pod_and_the_rest_of_the_subnet_names_no_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let cni = Cni::new(CniConfig {
+            config_dir: dir.path().join("conf"),
+            plugins_dir: String::new(),
+            root_dir: dir.path().join("root"),
+            plugin_timeout: Duration::from_secs(1),
+        })
+        .unwrap();
+        let attached = |ip: &str| Attached {
+            name: "n".into(),
+            ifname: "eth0".into(),
+            addresses: vec![Address::parse(ip).unwrap()],
+            labels: Vec::new(),
+            port_mappings: Vec::new(),
+        };
+        cni.remember("pod-a", vec![attached("10.88.7.10/24")]);
+        cni.remember("pod-b", vec![attached("10.88.7.11/24")]);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            cni.owner_of(ip("10.88.7.10")),
+            AddressOwner::Pod("pod-a".into())
+        );
+        assert_eq!(
+            cni.owner_of(ip("10.88.7.11")),
+            AddressOwner::Pod("pod-b".into())
+        );
+        // Another address of the bridge's subnet (a pod that changed its
+        // own address, or one of another agent's): no operator.
+        assert_eq!(cni.owner_of(ip("10.88.7.99")), AddressOwner::Network);
+        assert_eq!(cni.owner_of(ip("192.0.2.7")), AddressOwner::NotOurs);
+        // A removed pod's address is no one's, but still of the network.
+        cni.pods.lock().unwrap().remove("pod-a");
+        assert_eq!(cni.owner_of(ip("10.88.7.10")), AddressOwner::Network);
+        assert_eq!(
+            canonical_ip("::ffff:10.88.7.11".parse().unwrap()),
+            ip("10.88.7.11")
+        );
+    }
+
+    #[test]
     fn the_chain_carries_mesos_args_and_port_mappings_to_capable_plugins_only() {
         let (_, network) = config::parse(
             Path::new("n.conflist"),
