@@ -12,6 +12,9 @@ log() { printf '\n== %s\n' "$*"; }
 . scripts/deps.sh
 need_cargo
 install_apt_packages "${TEST_PACKAGES[@]}"
+# Container networks (issue 22, tests/cni.rs): Debian's CNI plugins
+# (/usr/lib/cni: bridge, host-local, portmap, ...) and the iptables they run.
+install_apt_packages containernetworking-plugins iptables
 install_zookeeper
 install_journey_clients
 install_mesos_cli

@@ -6,7 +6,7 @@ use tepui_agent::{AgentConfig, RecoverMode};
 use tepui_containerizer::cgroups::CgroupMode;
 use tepui_proto::duration::parse_duration;
 
-use crate::cli::{AgentArgs, CgroupsFlag, ExitStatus, ImageArgs, RecoverFlag};
+use crate::cli::{AgentArgs, CgroupsFlag, ExitStatus, ImageArgs, NetworkCniArgs, RecoverFlag};
 
 /// Mesos reads any flag value `file:///path` from that file.
 pub(crate) fn from_file(flag: &str, value: Option<String>) -> anyhow::Result<Option<String>> {
@@ -45,6 +45,46 @@ pub(crate) fn bytes(flag: &str, value: &str) -> anyhow::Result<u64> {
         _ => bail!("--{flag}: unknown unit '{unit}' in '{value}' (B, KB, MB, GB, TB)"),
     };
     Ok(number.saturating_mul(scale))
+}
+
+/// The CNI flags `tepui agent` and `tepui dev` share. Both dirs or none,
+/// as Mesos's `NetworkCniIsolatorProcess::create` requires.
+pub(crate) fn apply_cni_flags(
+    config: &mut AgentConfig,
+    args: NetworkCniArgs,
+) -> anyhow::Result<()> {
+    let timeout = duration(
+        "network_cni_plugin_timeout",
+        &args.network_cni_plugin_timeout,
+    )?;
+    let (config_dir, plugins_dir) = match (
+        args.network_cni_config_dir,
+        args.network_cni_plugins_dir,
+    ) {
+        (None, None) => return Ok(()),
+        (Some(c), Some(p)) => (c, p),
+        _ => bail!(
+            "--network_cni_config_dir and --network_cni_plugins_dir go together (one without the other configures no network)"
+        ),
+    };
+    std::fs::read_dir(&config_dir).with_context(|| {
+        format!(
+            "--network_cni_config_dir: cannot read {}",
+            config_dir.display()
+        )
+    })?;
+    let root_dir = if args.network_cni_root_dir_persist {
+        config.work_dir.join("cni")
+    } else {
+        config.runtime_dir.join("cni")
+    };
+    config.cni = Some(tepui_containerizer::cni::CniConfig {
+        config_dir,
+        plugins_dir,
+        root_dir,
+        plugin_timeout: timeout,
+    });
+    Ok(())
 }
 
 /// The image flags `tepui agent` and `tepui dev` share.
@@ -130,6 +170,7 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     config.strict = args.strict;
     config.default_role = args.default_role;
     apply_image_flags(&mut config, args.images)?;
+    apply_cni_flags(&mut config, args.network_cni)?;
     config.fetcher_cache_dir = args.fetcher_cache_dir;
     config.fetcher_cache_size_bytes = bytes("fetcher_cache_size", &args.fetcher_cache_size)?;
     config.image_gc_max_bytes = args

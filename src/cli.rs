@@ -60,7 +60,7 @@ pub enum Command {
     Agent(Box<AgentArgs>),
     /// Run a master and an agent in one process on loopback, with a temporary work dir;
     /// on SIGTERM or Ctrl-C its pods are destroyed and the temporary work dir removed.
-    Dev(DevArgs),
+    Dev(Box<DevArgs>),
     /// List tasks and containers with state, cpu, memory and limits.
     Ps(PsArgs),
     /// Run a command in a debug container inside a task's namespaces; its exit code is ours.
@@ -738,6 +738,8 @@ pub struct DevArgs {
     #[command(flatten)]
     pub images: ImageArgs,
     #[command(flatten)]
+    pub network_cni: NetworkCniArgs,
+    #[command(flatten)]
     pub tls: TlsArgs,
 }
 
@@ -799,6 +801,25 @@ pub struct ImageArgs {
     /// CA certificates (PEM file) trusted for https registries, besides the system's.
     #[arg(long = "docker_registry_ca_file")]
     pub docker_registry_ca_file: Option<std::path::PathBuf>,
+}
+
+/// Container networks through CNI (Mesos's `network/cni` isolator flags),
+/// shared by `tepui agent` and `tepui dev`. No network exists unless the
+/// operator gives both dirs.
+#[derive(Debug, Default, Args)]
+pub struct NetworkCniArgs {
+    /// Dir of CNI network configs (`*.conf`, `*.conflist`, `*.json`); a task's `NetworkInfo.name` picks one by its `name`.
+    #[arg(long = "network_cni_config_dir")]
+    pub network_cni_config_dir: Option<std::path::PathBuf>,
+    /// Dir(s) of CNI plugin executables, `:`-separated (Debian: /usr/lib/cni).
+    #[arg(long = "network_cni_plugins_dir")]
+    pub network_cni_plugins_dir: Option<String>,
+    /// Keep pods' CNI state under the work dir instead of the runtime dir, so IPAM leases are released after a reboot too.
+    #[arg(long = "network_cni_root_dir_persist", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
+    pub network_cni_root_dir_persist: bool,
+    /// Bound on each CNI plugin run (tepui's; Mesos has none): a plugin still running then is killed and the launch fails.
+    #[arg(long = "network_cni_plugin_timeout", default_value = "1mins")]
+    pub network_cni_plugin_timeout: String,
 }
 
 /// `tepui agent`: Mesos's agent flags (also read from `MESOS_<FLAG>` /
@@ -868,6 +889,8 @@ pub struct AgentArgs {
     pub default_role: String,
     #[command(flatten)]
     pub images: ImageArgs,
+    #[command(flatten)]
+    pub network_cni: NetworkCniArgs,
     #[arg(long = "fetcher_cache_dir")]
     pub fetcher_cache_dir: Option<std::path::PathBuf>,
     /// Bytes, or with a unit: `2GB`, `512MB`.

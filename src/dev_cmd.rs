@@ -51,6 +51,7 @@ fn agent_config(args: &mut DevArgs, work: &Path) -> anyhow::Result<AgentConfig> 
     )?;
     let images = std::mem::take(&mut args.images);
     apply_image_flags(&mut agent, images)?;
+    crate::agent_cmd::apply_cni_flags(&mut agent, std::mem::take(&mut args.network_cni))?;
     agent.tepui_binary =
         std::env::current_exe().context("cannot find the tepui binary for executors")?;
     agent.destroy_pods_on_shutdown = true;

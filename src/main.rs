@@ -100,7 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitStatus::Success.into())
         }
         Command::Agent(args) => agent_cmd::run_agent(*args).map(Into::into),
-        Command::Dev(args) => dev_cmd::run_dev(args).map(Into::into),
+        Command::Dev(args) => dev_cmd::run_dev(*args).map(Into::into),
         Command::Executor(cli::ExecutorKind::Command) => {
             agent_cmd::run_executor(false).map(Into::into)
         }

@@ -58,6 +58,8 @@ pub struct AgentConfig {
     /// layers), enforced after each pull; `None`: no limit.
     pub image_gc_max_bytes: Option<u64>,
     pub fetcher_stall_timeout: Duration,
+    /// `--network_cni_*`: container networks; `None` = none.
+    pub cni: Option<tepui_containerizer::cni::CniConfig>,
     pub frameworks_home: Option<PathBuf>,
     pub log: LogPolicy,
     /// The binary built-in executors and supervisors run from.
@@ -153,6 +155,7 @@ impl AgentConfig {
             fetcher_cache_size_bytes: 2 << 30,
             image_gc_max_bytes: None,
             fetcher_stall_timeout: Duration::from_secs(60),
+            cni: None,
             frameworks_home: None,
             log: LogPolicy::default(),
             tepui_binary: PathBuf::from("/proc/self/exe"),

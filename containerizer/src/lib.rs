@@ -8,6 +8,7 @@
 
 pub mod atomic;
 pub mod cgroups;
+pub mod cni;
 mod container_path;
 pub mod containerizer;
 pub mod images;

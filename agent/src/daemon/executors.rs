@@ -291,7 +291,16 @@ impl Agent {
         if cs.executor_pid.is_none() {
             cs.executor_pid = pid.and_then(|p| u32::try_from(p).ok());
         }
-        if cs.network_infos.is_empty() {
+        let networks = self.containerizer.pod_networks(executor_container);
+        if !networks.is_empty() {
+            // The pod's own addresses, as Mesos's CNI isolator reports them
+            // (`NetworkCniIsolatorProcess::status`): one NetworkInfo per
+            // network, its name, addresses, labels and port mappings.
+            cs.network_infos = networks
+                .iter()
+                .map(super::views::cni_network_info)
+                .collect();
+        } else if cs.network_infos.is_empty() {
             cs.network_infos.push(NetworkInfo {
                 ip_addresses: vec![network_info::IpAddress {
                     ip_address: Some(self.advertised_ip().to_string()),

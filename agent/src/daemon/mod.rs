@@ -215,6 +215,7 @@ impl Agent {
             .chain(config.hidden_host_dirs.iter().cloned())
             .collect();
         cz.hidden_host_files = config.hidden_host_files.clone();
+        cz.cni = config.cni.clone();
         let containerizer = Containerizer::new(cz)?;
         // What the host made of the cgroup flags, beside them in /flags.
         let mut config = config;

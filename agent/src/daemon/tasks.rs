@@ -277,7 +277,9 @@ impl Agent {
 
         let spec = match not_checkpointed {
             Some(message) => Err(message),
-            None => self.executor_launch_spec(&framework, &info, kind, &container_id, &directory),
+            None => self
+                .executor_launch_spec(&framework, &info, kind, &container_id, &directory)
+                .and_then(|spec| self.with_networks(spec, &info, kind, &tasks)),
         };
         let agent = self.clone();
         tokio::spawn(async move {
@@ -416,6 +418,54 @@ impl Agent {
         }
         spec.env = env;
         Ok((spec, command_info.uris.clone()))
+    }
+
+    /// The pod's CNI networks: the executor's `ContainerInfo.network_infos`
+    /// (the default executor's pod), or a command task's own (Mesos copies
+    /// a command task's ContainerInfo onto its executor, `getExecutorInfo`
+    /// in src/slave/slave.cpp); a custom executor's came with its
+    /// ContainerInfo already. The executor then reaches the agent at an
+    /// address routable from the pod's namespace, not loopback.
+    fn with_networks(
+        &self,
+        (mut spec, uris): (LaunchSpec, Vec<tepui_fetcher::Uri>),
+        info: &ExecutorInfo,
+        kind: ExecutorKind,
+        tasks: &[TaskInfo],
+    ) -> Result<(LaunchSpec, Vec<tepui_fetcher::Uri>), String> {
+        let container = match kind {
+            ExecutorKind::Custom => None,
+            ExecutorKind::Default => info.container.as_ref(),
+            ExecutorKind::Command => tasks.first().and_then(|t| t.container.as_ref()),
+        };
+        if let Some(container) = container {
+            spec.networks =
+                tepui_containerizer::spec::NetworkRequest::from_mesos(&container.network_infos);
+            if !spec.networks.is_empty() && spec.hostname.is_none() {
+                spec.hostname = container.hostname.clone();
+            }
+        }
+        if spec.networks.is_empty() {
+            return Ok((spec, uris));
+        }
+        let ip = if self.config.ip.is_unspecified() {
+            self.advertised_ip()
+        } else {
+            self.config.ip
+        };
+        if ip.is_loopback() {
+            return Err(format!(
+                "the executor of a pod on CNI network '{}' cannot reach the agent at {ip} (loopback): run the agent with --ip 0.0.0.0 or a host address",
+                spec.networks[0].name
+            ));
+        }
+        let endpoint = std::net::SocketAddr::new(ip, self.config.port).to_string();
+        for (name, value) in spec.env.iter_mut() {
+            if name == "MESOS_AGENT_ENDPOINT" {
+                *value = endpoint.clone();
+            }
+        }
+        Ok((spec, uris))
     }
 
     async fn launch_executor(

@@ -293,3 +293,46 @@ pub(super) fn completed_executor(
         tasks,
     }
 }
+
+/// A CNI attachment as Mesos's `NetworkInfo` (`NetworkCniIsolatorProcess::
+/// status` in isolators/network/cni/cni.cpp).
+pub(crate) fn cni_network_info(
+    network: &tepui_containerizer::cni::Attached,
+) -> tepui_proto::v1::NetworkInfo {
+    use tepui_proto::v1::{Label, Labels, NetworkInfo, network_info};
+    NetworkInfo {
+        name: Some(network.name.clone()),
+        ip_addresses: network
+            .addresses
+            .iter()
+            .map(|a| network_info::IpAddress {
+                protocol: Some(if a.ip.is_ipv4() {
+                    network_info::Protocol::IPv4 as i32
+                } else {
+                    network_info::Protocol::IPv6 as i32
+                }),
+                ip_address: Some(a.ip.to_string()),
+            })
+            .collect(),
+        labels: (!network.labels.is_empty()).then(|| Labels {
+            labels: network
+                .labels
+                .iter()
+                .map(|(k, v)| Label {
+                    key: k.clone(),
+                    value: Some(v.clone()),
+                })
+                .collect(),
+        }),
+        port_mappings: network
+            .port_mappings
+            .iter()
+            .map(|p| network_info::PortMapping {
+                host_port: p.host_port,
+                container_port: p.container_port,
+                protocol: p.protocol.clone(),
+            })
+            .collect(),
+        ..Default::default()
+    }
+}

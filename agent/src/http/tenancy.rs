@@ -19,6 +19,7 @@ use super::auth::Confinement;
 use super::error;
 use crate::daemon::Agent;
 use crate::peer::{self, Origin};
+use tepui_containerizer::cni::AddressOwner;
 
 /// The connection's origin, found once per connection and kept with it.
 pub async fn origin(agent: &Agent, conn: Option<Connection>) -> Origin {
@@ -31,9 +32,31 @@ pub async fn origin(agent: &Agent, conn: Option<Connection>) -> Origin {
     let (peer, local) = (conn.peer, conn.local);
     let root = agent.config.cgroups_root.clone();
     let started = std::time::Instant::now();
-    let found = tokio::task::spawn_blocking(move || peer::identify(peer, local, &root))
-        .await
-        .unwrap_or(Origin::Remote);
+    // A pod on a CNI network reaches the agent over its bridge from an
+    // address of its own, in a network namespace sock_diag does not see
+    // from here: the address the agent gave it names it. Any other caller
+    // from one of the agent's CNI subnets is no operator either.
+    let cni = agent
+        .containerizer
+        .address_owner(tepui_containerizer::cni::canonical_ip(peer.ip()));
+    let found = match cni {
+        // (The process is not known: uid and pid of a caller in another
+        // network namespace are not the kernel's to tell here.)
+        AddressOwner::Pod(pod) => Origin::Pod {
+            pod,
+            uid: u32::MAX,
+            pid: 0,
+        },
+        owner => {
+            let found = tokio::task::spawn_blocking(move || peer::identify(peer, local, &root))
+                .await
+                .unwrap_or(Origin::Remote);
+            match (found, owner) {
+                (Origin::Remote, AddressOwner::Network) => Origin::Unidentified,
+                (found, _) => found,
+            }
+        }
+    };
     tracing::debug!(%peer, origin = ?found, took_us = started.elapsed().as_micros() as u64, "caller identified");
     let _ = conn.memo.set(Arc::new(found.clone()));
     found

@@ -90,6 +90,9 @@ pub struct ContainerizerConfig {
     /// Host files they must not read either (the agent's secrets given by
     /// flags; `SpecContext::hidden_host_files`).
     pub hidden_host_files: Vec<PathBuf>,
+    /// CNI networks (`--network_cni_*`); `None` refuses containers that
+    /// name a network.
+    pub cni: Option<crate::cni::CniConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -119,6 +122,7 @@ impl ContainerizerConfig {
             images: None,
             hidden_host_dirs: Vec::new(),
             hidden_host_files: Vec::new(),
+            cni: None,
         }
     }
 }
@@ -209,6 +213,7 @@ pub struct Containerizer {
     images: Option<Arc<ImageStore>>,
     /// `SpecContext::hidden_host_dirs`, resolved once.
     hidden_host_dirs: Vec<PathBuf>,
+    cni: Option<Arc<crate::cni::Cni>>,
 }
 
 impl std::fmt::Debug for Containerizer {
@@ -270,11 +275,19 @@ impl Containerizer {
             )),
             None => None,
         };
+        let cni = match &config.cni {
+            Some(cni) => Some(Arc::new(
+                crate::cni::Cni::new(cni.clone())
+                    .map_err(|e| ContainerizerError::Setup(e.to_string()))?,
+            )),
+            None => None,
+        };
         let hidden_host_dirs = hidden_host_dirs(&config);
         Ok(Self {
             rt: RuntimeDir::new(&config.runtime_dir),
             images,
             hidden_host_dirs,
+            cni,
             config,
             cgroups,
             layout,
@@ -286,6 +299,22 @@ impl Containerizer {
 
     pub fn runtime_dir(&self) -> &RuntimeDir {
         &self.rt
+    }
+
+    /// The CNI networks a live pod is attached to (empty: the host's).
+    pub fn pod_networks(&self, pod: &str) -> Vec<crate::cni::Attached> {
+        self.cni
+            .as_ref()
+            .map(|c| c.networks_of(pod))
+            .unwrap_or_default()
+    }
+
+    /// Whose address `ip` is among the agent's CNI networks: how the agent
+    /// tells a pod calling it over its bridge from a remote client.
+    pub fn address_owner(&self, ip: std::net::IpAddr) -> crate::cni::AddressOwner {
+        self.cni
+            .as_ref()
+            .map_or(crate::cni::AddressOwner::NotOurs, |c| c.owner_of(ip))
     }
 
     pub fn cgroup_mode(&self) -> CgroupMode {
@@ -693,6 +722,9 @@ impl Containerizer {
                 .apply(&pod_cgroup, &split.parent)
                 .map_err(cgroup_err)?;
         }
+        if !spec.networks.is_empty() {
+            self.attach_networks(spec).await?;
+        }
         self.write_spec(spec)?;
         let supervisor_cgroup = self.layout.supervisor(id.pod());
         let scope = self
@@ -747,6 +779,38 @@ impl Containerizer {
             })?;
         pod.client = Some(client.clone());
         self.send_launch(&client, spec, None).await
+    }
+
+    /// The pod's netns and CNI networks, before its supervisor starts (so
+    /// the netns bind is in the supervisor's mount namespace). Undone by
+    /// `cleanup_pod` with the rest of the pod on a later failure.
+    async fn attach_networks(&self, spec: &mut LaunchSpec) -> Result<(), ContainerizerError> {
+        let id = spec.container_id.clone();
+        let Some(cni) = &self.cni else {
+            return Err(ContainerizerError::Launch {
+                container: id,
+                message: crate::cni::CniError::Disabled(spec.networks[0].name.clone()).to_string(),
+            });
+        };
+        // Mesos names the container after its id when the task names no
+        // hostname (`NetworkCniIsolatorProcess::_isolate`).
+        if spec.hostname.is_none()
+            && id.pod().len() <= 63
+            && id
+                .pod()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            spec.hostname = Some(id.pod().to_string());
+        }
+        let hostname = spec.hostname.clone().unwrap_or_else(|| "localhost".into());
+        cni.attach(id.pod(), &spec.networks, &hostname)
+            .await
+            .map(|_| ())
+            .map_err(|e| ContainerizerError::Launch {
+                container: id,
+                message: e.to_string(),
+            })
     }
 
     async fn launch_nested(
@@ -854,6 +918,15 @@ impl Containerizer {
         };
         let mut context = SpecContext::new(cgroup.clone(), PathBuf::new());
         context.host_network = self.config.host_network;
+        if let Some(cni) = &self.cni
+            && spec.kind != ContainerKind::Debug
+            && let Some(netns) = cni.netns_of(id.pod())
+        {
+            if id.is_top_level() {
+                context.netns = Some(netns);
+            }
+            context.etc_files = cni.etc_files(id.pod());
+        }
         context.sandbox_mount_point = self.config.sandbox_mount_point.clone();
         context.host_memory_bytes = Some(self.host_memory_bytes);
         context.cfs_quota_from_request = self.config.cfs_quota_from_request;
@@ -1233,6 +1306,9 @@ impl Containerizer {
         // scope's own cgroup is systemd's: it goes when the scope is empty).
         let supervisor =
             Some(self.layout.supervisor(pod)).filter(|_| self.layout.scope_unit(pod).is_some());
+        if let Some(cni) = &self.cni {
+            cni.detach(pod).await;
+        }
         let dir = self.rt.pod(pod);
         let images = self.images.clone();
         let pod_name = pod.to_string();
@@ -1535,6 +1611,19 @@ impl Containerizer {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(recovered.pod, Arc::new(Mutex::new(pod)));
+        }
+        if let Some(cni) = &self.cni {
+            // Pods still known keep their networks until removed (the
+            // agent removes the dead ones, DEL then runs); networks of pods
+            // with no runtime dir left are released now.
+            let live: Vec<String> = self
+                .pods
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .cloned()
+                .collect();
+            cni.recover(&live).await;
         }
         Ok(found)
     }

@@ -379,6 +379,11 @@ pub struct LaunchSpec {
     /// `ContainerInfo.hostname` (top-level containers only).
     #[serde(default)]
     pub hostname: Option<String>,
+    /// `ContainerInfo.network_infos` that name a CNI network (top-level
+    /// containers only): the pod gets a network namespace of its own,
+    /// attached to each (`crate::cni`). Empty: the host's network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<NetworkRequest>,
     #[serde(default)]
     pub linux: LinuxOptions,
     #[serde(default)]
@@ -389,6 +394,59 @@ pub struct LaunchSpec {
     pub tty: Option<Tty>,
     #[serde(default)]
     pub resources: ResourceRequest,
+}
+
+/// A CNI network a pod joins (`NetworkInfo` with a `name`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRequest {
+    pub name: String,
+    /// `NetworkInfo.labels`, handed to the plugins in `args`.
+    #[serde(default)]
+    pub labels: Vec<(String, String)>,
+    /// `NetworkInfo.port_mappings`: `runtimeConfig.portMappings`.
+    #[serde(default)]
+    pub port_mappings: Vec<PortMapping>,
+}
+
+/// A host port forwarded to a container port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    pub host_port: u32,
+    pub container_port: u32,
+    /// `tcp` (default) or `udp`.
+    #[serde(default)]
+    pub protocol: Option<String>,
+}
+
+impl NetworkRequest {
+    /// The named networks of `ContainerInfo.network_infos`. A NetworkInfo
+    /// without a name is the host's network (Mesos's `network/cni`
+    /// isolator skips those too).
+    pub fn from_mesos(infos: &[tepui_proto::v1::NetworkInfo]) -> Vec<Self> {
+        infos
+            .iter()
+            .filter_map(|network| {
+                Some(NetworkRequest {
+                    name: network.name.clone()?,
+                    labels: network
+                        .labels
+                        .iter()
+                        .flat_map(|l| &l.labels)
+                        .map(|l| (l.key.clone(), l.value.clone().unwrap_or_default()))
+                        .collect(),
+                    port_mappings: network
+                        .port_mappings
+                        .iter()
+                        .map(|p| PortMapping {
+                            host_port: p.host_port,
+                            container_port: p.container_port,
+                            protocol: p.protocol.clone(),
+                        })
+                        .collect(),
+                })
+            })
+            .collect()
+    }
 }
 
 impl LaunchSpec {
@@ -412,6 +470,7 @@ impl LaunchSpec {
             working_dir: None,
             image: None,
             hostname: None,
+            networks: Vec::new(),
             linux: LinuxOptions::default(),
             rlimits: Vec::new(),
             volumes: Vec::new(),
@@ -483,6 +542,12 @@ impl LaunchSpec {
             )));
         }
         self.hostname = info.hostname.clone();
+        // A nested container is in its pod's network namespace whatever
+        // it names (a command task's ContainerInfo reaches its executor's
+        // pod and the task alike): only a top-level one joins networks.
+        if self.kind.is_top_level() {
+            self.networks = NetworkRequest::from_mesos(&info.network_infos);
+        }
         if let Some(image) = info.mesos.as_ref().and_then(|m| m.image.as_ref()) {
             self.image = Some(ImageRequest::from_mesos(image)?);
         }
@@ -620,6 +685,40 @@ impl LaunchSpec {
             return Err(SpecError::Unsupported(format!(
                 "a relative rootfs path {rootfs:?}"
             )));
+        }
+        if !self.networks.is_empty() {
+            if !self.kind.is_top_level() {
+                return Err(SpecError::KindMismatch {
+                    kind,
+                    reason: "cannot join CNI networks (it shares its parent's network namespace)",
+                });
+            }
+            if let Some(bad) = self
+                .networks
+                .iter()
+                .find(|n| !crate::cni::config::valid_name(&n.name))
+            {
+                return Err(SpecError::Unsupported(format!(
+                    "the network name '{}'",
+                    bad.name
+                )));
+            }
+            for mapping in self.networks.iter().flat_map(|n| &n.port_mappings) {
+                let protocol_ok = mapping
+                    .protocol
+                    .as_deref()
+                    .is_none_or(|p| p.eq_ignore_ascii_case("tcp") || p.eq_ignore_ascii_case("udp"));
+                if mapping.host_port == 0
+                    || mapping.host_port > 65535
+                    || mapping.container_port == 0
+                    || mapping.container_port > 65535
+                    || !protocol_ok
+                {
+                    return Err(SpecError::Unsupported(format!(
+                        "the port mapping {mapping:?} (ports 1-65535, protocol tcp or udp)"
+                    )));
+                }
+            }
         }
         if let Some(hostname) = &self.hostname {
             if !self.kind.is_top_level() {

@@ -88,9 +88,9 @@ pub use crate::ContainerPath;
 pub use capabilities::{DEFAULT_CAPABILITIES, capability_name, capability_sets, parse_capability};
 pub use error::SpecError;
 pub use launch::{
-    Command, ContainerKind, ImageRequest, IpcMode, LaunchSpec, Limit, LinuxOptions, Propagation,
-    RLimit, ResourceRequest, SandboxOf, SeccompMode, Tty, VolumeMode, VolumeSource, VolumeSpec,
-    WindowSize,
+    Command, ContainerKind, ImageRequest, IpcMode, LaunchSpec, Limit, LinuxOptions, NetworkRequest,
+    PortMapping, Propagation, RLimit, ResourceRequest, SandboxOf, SeccompMode, Tty, VolumeMode,
+    VolumeSource, VolumeSpec, WindowSize,
 };
 pub(crate) use mounts::volume_host_source;
 pub use mounts::{MASKED_PATHS, READONLY_PATHS, sandbox_volume_sources, shm_tmpfs_options};
@@ -155,6 +155,15 @@ pub struct SpecContext {
     /// Top-level containers share the host's network and UTS namespaces
     /// instead of getting new ones (Mesos's behaviour without a CNI network).
     pub host_network: bool,
+    /// A top-level container of a pod on CNI networks joins this network
+    /// namespace (the bound netns file, `crate::cni::netns`) and gets a
+    /// UTS namespace of its own; it overrides `host_network`.
+    #[serde(default)]
+    pub netns: Option<PathBuf>,
+    /// Files bound over the container's `/etc/hosts`, `/etc/hostname`,
+    /// `/etc/resolv.conf` (a pod on CNI networks): (host file, path inside).
+    #[serde(default)]
+    pub etc_files: Vec<(PathBuf, PathBuf)>,
     /// Total host memory: needed for the OOM score of nested containers whose
     /// memory request is below their limit.
     pub host_memory_bytes: Option<u64>,
@@ -211,6 +220,8 @@ impl SpecContext {
             parent: None,
             shm_dir: None,
             host_network: false,
+            netns: None,
+            etc_files: Vec::new(),
             host_memory_bytes: None,
             cfs_quota_from_request: false,
             cgroup_v1_binds: Vec::new(),
@@ -380,7 +391,10 @@ fn namespaces(
         if !launch.linux.share_pid_namespace {
             list.push(namespace(Pid, None));
         }
-        if ctx.host_network {
+        if let Some(netns) = &ctx.netns {
+            list.push(namespace(Network, Some(netns.clone())));
+            list.push(namespace(Uts, None));
+        } else if ctx.host_network {
             if launch.hostname.is_some() {
                 return Err(SpecError::Unsupported(
                     "a hostname for a container on the host network".into(),
@@ -462,6 +476,9 @@ pub fn build_spec(launch: &LaunchSpec, ctx: &SpecContext) -> Result<Spec, SpecEr
         &layout.sandbox,
         &["rbind", "rw"],
     ));
+    for (host, inside) in &ctx.etc_files {
+        mounts.push(mounts::bind(host, inside, &["bind", "rw"]));
+    }
     for volume in &launch.volumes {
         mounts.push(mounts::volume_mount(
             volume,

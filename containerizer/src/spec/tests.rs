@@ -451,6 +451,96 @@ fn host_network_and_host_pid_for_top_level_containers() {
 }
 
 #[test]
+fn a_pod_on_cni_networks_joins_its_bound_netns_with_its_own_uts_and_etc_files() {
+    let f = Fixture::new();
+    let mut ctx = f.ctx();
+    // The agent's default: the host's network, unless the pod has a netns.
+    ctx.host_network = true;
+    ctx.netns = Some(PathBuf::from("/run/tepui/cni/pod/ns"));
+    ctx.etc_files = vec![(
+        PathBuf::from("/run/tepui/cni/pod/hosts"),
+        PathBuf::from("/etc/hosts"),
+    )];
+    let mut executor = f.executor();
+    executor.hostname = Some("web-1".into());
+    let spec = build_spec(&executor, &ctx).unwrap();
+    assert_eq!(
+        ns(&spec, LinuxNamespaceType::Network),
+        Some(Some(PathBuf::from("/run/tepui/cni/pod/ns")))
+    );
+    assert_eq!(ns(&spec, LinuxNamespaceType::Uts), Some(None));
+    assert_eq!(spec.hostname().as_deref(), Some("web-1"));
+    let hosts = spec
+        .mounts()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.destination() == Path::new("/etc/hosts"))
+        .expect("/etc/hosts bound");
+    assert_eq!(
+        hosts.source().as_deref(),
+        Some(Path::new("/run/tepui/cni/pod/hosts"))
+    );
+}
+
+#[test]
+fn only_top_level_containers_take_network_infos() {
+    let f = Fixture::new();
+    let info = tepui_proto::v1::ContainerInfo {
+        r#type: tepui_proto::v1::container_info::Type::Mesos as i32,
+        network_infos: vec![
+            tepui_proto::v1::NetworkInfo {
+                name: Some("pods".into()),
+                port_mappings: vec![tepui_proto::v1::network_info::PortMapping {
+                    host_port: 31000,
+                    container_port: 80,
+                    protocol: None,
+                }],
+                ..Default::default()
+            },
+            // No name: the host's network, nothing to join.
+            tepui_proto::v1::NetworkInfo::default(),
+        ],
+        ..Default::default()
+    };
+    let command = tepui_proto::v1::CommandInfo {
+        value: Some("true".into()),
+        ..Default::default()
+    };
+    let top = tepui_proto::v1::ContainerId {
+        value: "pod".into(),
+        parent: None,
+    };
+    let launch = LaunchSpec::from_mesos(
+        &top,
+        ContainerKind::Executor,
+        &command,
+        Some(&info),
+        f.path("sandboxes/pod"),
+    )
+    .unwrap();
+    assert_eq!(launch.networks.len(), 1);
+    assert_eq!(launch.networks[0].name, "pods");
+    assert_eq!(launch.networks[0].port_mappings[0].host_port, 31000);
+    let nested = tepui_proto::v1::ContainerId {
+        value: "task".into(),
+        parent: Some(Box::new(top)),
+    };
+    let launch = LaunchSpec::from_mesos(
+        &nested,
+        ContainerKind::Task,
+        &command,
+        Some(&info),
+        f.path("sandboxes/pod"),
+    )
+    .unwrap();
+    assert!(
+        launch.networks.is_empty(),
+        "a task stays in its pod's netns"
+    );
+}
+
+#[test]
 fn nested_containers_join_their_parent() {
     let f = Fixture::new();
     let mut task = f.task();

@@ -30,7 +30,7 @@ pub fn bring_up_in_netns_of(pid: i32) -> Result<(), String> {
     result
 }
 
-fn set_lo_up() -> Result<(), String> {
+pub(crate) fn set_lo_up() -> Result<(), String> {
     // SAFETY: plain socket(2); the fd is owned by the File below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {

@@ -8,7 +8,7 @@
 
 pub mod client;
 pub mod logs;
-mod loopback;
+pub(crate) mod loopback;
 mod memory;
 pub mod protocol;
 mod runtime;
