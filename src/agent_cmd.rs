@@ -184,6 +184,7 @@ pub fn config(args: AgentArgs) -> anyhow::Result<AgentConfig> {
     config.log.keep = args.container_logs_max_files;
     config.gc_delay = duration("gc_delay", &args.gc_delay)?;
     config.switch_user = args.switch_user && !args.no_switch_user;
+    config.trust_remote_operators = args.trust_remote_operators;
     config.enforce_container_disk_quota = args.enforce_container_disk_quota;
     config.xfs_project_range = args.xfs_project_range.clone();
     config.container_disk_watch_interval = duration(

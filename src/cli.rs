@@ -933,6 +933,11 @@ pub struct AgentArgs {
     /// Mesos's spelling of `--switch_user=false`.
     #[arg(long = "no-switch_user")]
     pub no_switch_user: bool,
+    /// Treat unauthenticated callers from other hosts as operators, as Mesos does without
+    /// `--authenticate_http_*`. Off (the default), they may read state, metrics and sandboxes,
+    /// but not control containers or speak for executors: they may be another host's tasks.
+    #[arg(long = "trust_remote_operators", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_remote_operators: bool,
     /// Require executors to authenticate to the executor API with their token.
     #[arg(long = "authenticate_http_executors", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
     pub authenticate_http_executors: bool,

@@ -73,6 +73,12 @@ pub struct AgentConfig {
     /// `--switch_user` (Mesos's default true): tasks run as their user
     /// (`command.user`, else `FrameworkInfo.user`); false: as the agent's.
     pub switch_user: bool,
+    /// `--trust_remote_operators` (default false): an unauthenticated
+    /// caller from another host is an operator, as in Mesos without
+    /// `--authenticate_http_*`. Off, it may read (state, metrics, files)
+    /// but not control containers or speak for executors: it could be
+    /// another host's task.
+    pub trust_remote_operators: bool,
     /// `--enforce_container_disk_quota` (Mesos's default false): a pod
     /// whose sandbox outgrows its `disk` is killed.
     pub enforce_container_disk_quota: bool,
@@ -163,6 +169,7 @@ impl AgentConfig {
             flags: Vec::new(),
             gc_delay: Duration::from_secs(7 * 24 * 3600),
             switch_user: true,
+            trust_remote_operators: false,
             enforce_container_disk_quota: false,
             xfs_project_range: "[5000-10000]".to_string(),
             container_disk_watch_interval: Duration::from_secs(15),

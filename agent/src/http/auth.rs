@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use tepui_proto::auth::{Action, Principal};
@@ -28,6 +28,9 @@ pub struct Caller {
     pub error: Option<String>,
     /// Where the connection comes from, asked of the kernel.
     pub origin: Origin,
+    /// `--trust_remote_operators`: a caller from another host counts as an
+    /// operator without credentials.
+    pub remote_trusted: bool,
 }
 
 impl Default for Caller {
@@ -36,6 +39,7 @@ impl Default for Caller {
             principal: None,
             error: None,
             origin: Origin::Remote,
+            remote_trusted: false,
         }
     }
 }
@@ -51,6 +55,10 @@ pub enum Confinement<'a> {
     /// A client on this host the kernel could not tie to a process
     /// (`Origin::Unidentified`): it owns nothing.
     Unidentified,
+    /// An unauthenticated client on another host (`Origin::Remote`,
+    /// without `--trust_remote_operators`): it may read what an operator
+    /// reads, but control nothing, since it may be another host's task.
+    Remote,
 }
 
 impl Caller {
@@ -66,6 +74,7 @@ impl Caller {
             _ if operator => Confinement::Operator,
             Origin::Pod { pod, .. } => Confinement::Pod(pod),
             Origin::Unidentified => Confinement::Unidentified,
+            Origin::Remote if !self.remote_trusted => Confinement::Remote,
             _ => Confinement::Operator,
         }
     }
@@ -212,6 +221,7 @@ pub async fn middleware(State(agent): State<Arc<Agent>>, req: Request, next: Nex
     };
     let mut caller = Caller {
         origin: tenancy::origin(&agent, req.extensions().get().cloned()).await,
+        remote_trusted: agent.config.trust_remote_operators,
         ..Caller::default()
     };
     if required {
@@ -235,13 +245,23 @@ pub async fn middleware(State(agent): State<Arc<Agent>>, req: Request, next: Nex
         }
     }
     let confinement = caller.confinement();
-    if confinement != Confinement::Operator
-        && let Err(response) = tenancy::check_v0(confinement, class == Class::ReadOnly, &path)
+    let readonly_class = class == Class::ReadOnly;
+    if confinement == Confinement::Remote
+        && readonly_class
+        && !matches!(*req.method(), Method::GET | Method::HEAD)
+    {
+        return tenancy::refused_remote(&format!("{} {path}", req.method()));
+    }
+    if !matches!(confinement, Confinement::Operator | Confinement::Remote)
+        && let Err(response) = tenancy::check_v0(confinement, readonly_class, &path)
     {
         return response;
     }
     let scope = match confinement {
-        Confinement::Operator => None,
+        // A remote reader sees sandboxes as operators do (Mesos's web UI
+        // reads them from the browser); `--authenticate_http_readonly`
+        // and `access_sandboxes` ACLs restrict that.
+        Confinement::Operator | Confinement::Remote => None,
         tenant => Some(tenancy::files_scope(&agent, tenant).await),
     };
     super::files::REQUEST_SCOPE
@@ -482,12 +502,18 @@ pub async fn authorize_call(
     let readonly =
         kind.as_str_name().starts_with("GET_") || matches!(kind, Type::ListFiles | Type::ReadFile);
     let confinement = caller.confinement();
-    if confinement != Confinement::Operator {
+    if confinement == Confinement::Remote && !readonly && kind != Type::WaitContainer {
+        return Err(tenancy::refused_remote(&format!(
+            "make {} calls",
+            kind.as_str_name()
+        )));
+    }
+    if !matches!(confinement, Confinement::Operator | Confinement::Remote) {
         // A process in a pod is identified by the kernel: it needs no
         // token, and may only act on what is its own.
         tenancy::check_call(agent, confinement, kind, call).await?;
     }
-    let principal = if confinement != Confinement::Operator {
+    let principal = if !matches!(confinement, Confinement::Operator | Confinement::Remote) {
         caller.principal.as_ref()
     } else {
         caller.authenticated(if readonly {

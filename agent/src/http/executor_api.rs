@@ -28,7 +28,9 @@ pub async fn handle(
         Ok(decoded) => decoded,
         Err(response) => return response,
     };
-    if caller.origin == Origin::Unidentified
+    let untied = caller.origin == Origin::Unidentified
+        || caller.confinement() == super::auth::Confinement::Remote;
+    if untied
         && caller
             .principal
             .as_ref()
@@ -39,10 +41,11 @@ pub async fn handle(
             })
     {
         // Gone before it could be identified (a task sending and resetting
-        // at once): only its executor's token can speak for an executor.
+        // at once), or on another host (executors run on this one): only
+        // its executor's token can speak for an executor.
         return error(
             403,
-            "the calling process could not be identified: an executor call needs its executor's token or a live connection",
+            "the calling process could not be identified as this executor (gone, or on another host): an executor call needs its executor's token or a live connection from its own container",
         );
     }
     if let Origin::Pod { pod, .. } = &caller.origin {

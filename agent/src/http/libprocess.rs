@@ -65,6 +65,9 @@ fn sender(headers: &HeaderMap) -> Option<Result<Upid, String>> {
 /// none): a process in a pod only for that pod's executor; with executor
 /// authentication on, nobody else.
 async fn may_speak_for(agent: &Agent, caller: &Caller, fw: &str, ex: &str) -> Result<(), String> {
+    if caller.confinement() == super::auth::Confinement::Remote {
+        return Err("a caller on another host may not speak for an executor of this agent".into());
+    }
     match &caller.origin {
         Origin::Unidentified => Err("the calling process could not be identified".into()),
         Origin::Pod { pod, .. } => {

@@ -67,6 +67,17 @@ pub async fn pod_owner(agent: &Agent, pod: &str) -> Option<(String, String)> {
     agent.state.lock().await.containers.get(pod).cloned()
 }
 
+/// 403 for an unauthenticated caller from another host that asks for more
+/// than reading: it could be a task on another agent.
+pub fn refused_remote(what: &str) -> Response {
+    error(
+        403,
+        format!(
+            "a caller from another host without credentials may only read, not {what}: run the command on the agent's host, authenticate (--authenticate_http_readwrite with --credentials), or start the agent with --trust_remote_operators"
+        ),
+    )
+}
+
 fn refused(who: Confinement<'_>, what: &str) -> Response {
     let message = match who {
         Confinement::Pod(pod) => {
