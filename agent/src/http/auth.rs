@@ -585,6 +585,7 @@ mod tests {
             principal,
             error: None,
             origin,
+            remote_trusted: false,
         }
     }
 
@@ -600,9 +601,21 @@ mod tests {
             caller(Origin::Unidentified, None).confinement(),
             Confinement::Unidentified
         );
-        for origin in [Origin::Remote, Origin::Host { uid: 0, pid: None }] {
-            assert_eq!(caller(origin, None).confinement(), Confinement::Operator);
-        }
+        assert_eq!(
+            caller(Origin::Host { uid: 0, pid: None }, None).confinement(),
+            Confinement::Operator
+        );
+        // Another host: a reader unless trusted (`--trust_remote_operators`)
+        // or authenticated as an operator.
+        assert_eq!(
+            caller(Origin::Remote, None).confinement(),
+            Confinement::Remote
+        );
+        let trusted = Caller {
+            remote_trusted: true,
+            ..caller(Origin::Remote, None)
+        };
+        assert_eq!(trusted.confinement(), Confinement::Operator);
         // An operator's credential lifts the confinement, from a pod too.
         let operator = Some(Principal::named("ops"));
         assert_eq!(
