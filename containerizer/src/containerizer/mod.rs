@@ -918,6 +918,10 @@ impl Containerizer {
         };
         let mut context = SpecContext::new(cgroup.clone(), PathBuf::new());
         context.host_network = self.config.host_network;
+        context.pod_on_cni_network = self
+            .cni
+            .as_ref()
+            .is_some_and(|cni| cni.netns_of(id.pod()).is_some());
         if let Some(cni) = &self.cni
             && spec.kind != ContainerKind::Debug
             && let Some(netns) = cni.netns_of(id.pod())

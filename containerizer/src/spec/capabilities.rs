@@ -130,6 +130,30 @@ fn to_caps(names: &BTreeSet<&'static str>) -> HashSet<Capability> {
         .collect()
 }
 
+/// `caps` without `cap` in any set.
+pub fn without(caps: &mut LinuxCapabilities, cap: Capability) {
+    let drop = |set: Option<&HashSet<Capability>>| {
+        set.map(|s| {
+            s.iter()
+                .copied()
+                .filter(|c| *c != cap)
+                .collect::<HashSet<_>>()
+        })
+    };
+    let (b, e, p, i, a) = (
+        drop(caps.bounding().as_ref()),
+        drop(caps.effective().as_ref()),
+        drop(caps.permitted().as_ref()),
+        drop(caps.inheritable().as_ref()),
+        drop(caps.ambient().as_ref()),
+    );
+    caps.set_bounding(b);
+    caps.set_effective(e);
+    caps.set_permitted(p);
+    caps.set_inheritable(i);
+    caps.set_ambient(a);
+}
+
 /// The process's capability sets, following Mesos:
 /// - nothing specified: Docker's default set (bounding = effective =
 ///   permitted; no inheritable or ambient capabilities, so a non-root user
@@ -186,6 +210,17 @@ mod tests {
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn without_drops_one_capability_from_every_set() {
+        let mut caps = capability_sets(None, None).unwrap();
+        without(&mut caps, Capability::NetRaw);
+        for set in [caps.bounding(), caps.effective(), caps.permitted()] {
+            let set = set.clone().unwrap();
+            assert!(!set.contains(&Capability::NetRaw));
+            assert!(set.contains(&Capability::Chown));
+        }
     }
 
     #[test]

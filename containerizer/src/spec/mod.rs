@@ -164,6 +164,13 @@ pub struct SpecContext {
     /// `/etc/resolv.conf` (a pod on CNI networks): (host file, path inside).
     #[serde(default)]
     pub etc_files: Vec<(PathBuf, PathBuf)>,
+    /// The pod has a network namespace of its own on a CNI network: its
+    /// containers lose `NET_RAW` from the default capabilities, since the
+    /// agent knows a pod's calls by its source address and raw sockets
+    /// could forge another pod's (ARP/IP spoofing on the bridge). A
+    /// container that names its capabilities keeps what it names.
+    #[serde(default)]
+    pub pod_on_cni_network: bool,
     /// Total host memory: needed for the OOM score of nested containers whose
     /// memory request is below their limit.
     pub host_memory_bytes: Option<u64>,
@@ -222,6 +229,7 @@ impl SpecContext {
             host_network: false,
             netns: None,
             etc_files: Vec::new(),
+            pod_on_cni_network: false,
             host_memory_bytes: None,
             cfs_quota_from_request: false,
             cgroup_v1_binds: Vec::new(),
@@ -293,11 +301,18 @@ fn resolve(launch: &LaunchSpec, db: &UserDb) -> Result<ResolvedUser, SpecError> 
 
 fn process_capabilities(
     launch: &LaunchSpec,
+    ctx: &SpecContext,
 ) -> Result<oci_spec::runtime::LinuxCapabilities, SpecError> {
-    capability_sets(
+    let mut caps = capability_sets(
         launch.linux.effective_capabilities.as_deref(),
         launch.linux.bounding_capabilities.as_deref(),
-    )
+    )?;
+    let named = launch.linux.effective_capabilities.is_some()
+        || launch.linux.bounding_capabilities.is_some();
+    if ctx.pod_on_cni_network && !named {
+        capabilities::without(&mut caps, oci_spec::runtime::Capability::NetRaw);
+    }
+    Ok(caps)
 }
 
 /// The OCI process of a container. For a DEBUG container this is its
@@ -319,7 +334,7 @@ pub fn build_process(launch: &LaunchSpec, ctx: &SpecContext) -> Result<Process, 
                 sandbox: None,
                 cwd: parent.cwd.clone().unwrap_or_else(|| PathBuf::from("/")),
                 user: resolve(launch, &db)?,
-                capabilities: process_capabilities(launch)?,
+                capabilities: process_capabilities(launch, ctx)?,
                 oom_score_adj: None,
             },
         );
@@ -354,7 +369,7 @@ fn container_process(
                 _ => layout.sandbox.clone(),
             },
             user: resolve(launch, &layout.user_db)?,
-            capabilities: process_capabilities(launch)?,
+            capabilities: process_capabilities(launch, ctx)?,
             oom_score_adj,
         },
     )
