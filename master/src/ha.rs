@@ -205,11 +205,23 @@ fn depose(shared: &Arc<Shared>, reason: String) {
     drop(old);
 }
 
-/// Paths a standby serves itself, as Mesos's do.
+/// Paths a standby serves itself, as Mesos's do; and the web UI's page at
+/// `/webui/` with the contenders list: a page whose leader died navigates
+/// to a standby's `/webui/` (`/` there would redirect to the dead leader
+/// until its ZooKeeper session expires) and waits there, reading
+/// `/webui/masters`, until a live master leads.
 fn served_by_standby(path: &str) -> bool {
     matches!(
         path,
-        "/health" | "/master/health" | "/version" | "/metrics" | "/metrics/snapshot"
+        "/health"
+            | "/master/health"
+            | "/version"
+            | "/metrics"
+            | "/metrics/snapshot"
+            | "/webui/"
+            | "/webui/app.js"
+            | "/webui/app.css"
+            | "/webui/masters"
     )
 }
 
