@@ -85,6 +85,13 @@ fn the_web_ui_shows_the_cluster_live_in_a_browser() {
             .as_array()
             .is_some_and(|a| a.len() == 1)
     });
+    // Without --zk the master lists itself alone, as the leader.
+    let masters = get_json(&cluster.master_addr, "/webui/masters")["masters"].clone();
+    assert_eq!(
+        masters,
+        json!([{"id": masters[0]["id"], "address": cluster.master_addr, "scheme": "http",
+            "leader": true, "self": true}]),
+    );
     let task = |name: &str, command: &str| {
         json!({"name": name, "task_id": {"value": format!("{name}-task")},
             "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
@@ -189,6 +196,10 @@ fn ha_master(zk: &str, port: u16, dir: &Path, name: &str) -> std::process::Child
 
 /// The status of `GET target` (0 when nothing answers).
 fn status(addr: &str, target: &str) -> u16 {
+    // Checked first so that a master not listening yet panics nowhere.
+    if std::net::TcpStream::connect(addr).is_err() {
+        return 0;
+    }
     std::panic::catch_unwind(|| common::mesos_cluster::http(addr, "GET", target, "").0).unwrap_or(0)
 }
 
@@ -239,6 +250,26 @@ fn the_web_ui_follows_the_new_leader_when_its_master_dies() {
             .as_array()
             .is_some_and(|s| s.len() == 1)
     });
+    // The standby answers the list itself (the page waits on it there):
+    // the leader first, then the standby.
+    let listed = get_json(&b, "/webui/masters")["masters"].clone();
+    let row = |m: &serde_json::Value| {
+        (
+            m["address"].as_str().unwrap_or_default().to_string(),
+            m["leader"] == true,
+            m["self"] == true,
+        )
+    };
+    assert_eq!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(row)
+            .collect::<Vec<_>>(),
+        vec![(a.clone(), true, false), (b.clone(), false, true)],
+        "{listed}"
+    );
     let result = std::panic::catch_unwind(|| {
         browser(
             &python,
