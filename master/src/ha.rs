@@ -41,6 +41,10 @@ pub struct Ha {
     leading: AtomicBool,
     leader: watch::Receiver<Option<Leader>>,
     deposed: watch::Sender<Option<String>>,
+    /// The session and contenders' path, to list every contender for the
+    /// web UI (`/webui/masters`).
+    client: Client,
+    path: String,
 }
 
 impl Ha {
@@ -61,6 +65,16 @@ impl Ha {
     /// Resolves with the reason once this master is deposed.
     pub fn deposed(&self) -> watch::Receiver<Option<String>> {
         self.deposed.subscribe()
+    }
+
+    /// Every contender, leader first, then the standbys in election order.
+    pub async fn contenders(&self) -> Result<Vec<Leader>, tepui_proto::zk::ZkError> {
+        tepui_proto::zk::contenders(&self.client, &self.path).await
+    }
+
+    /// Whether `child` is this master's znode.
+    pub fn is_me(&self, child: &str) -> bool {
+        self.child == child
     }
 
     fn is_deposed(&self) -> bool {
@@ -86,6 +100,8 @@ pub(crate) async fn start(
         leading: AtomicBool::new(false),
         leader: leader_rx,
         deposed,
+        client: client.clone(),
+        path: url.path.clone(),
     };
     let mut master = master;
     master.elected = false;
@@ -189,11 +205,23 @@ fn depose(shared: &Arc<Shared>, reason: String) {
     drop(old);
 }
 
-/// Paths a standby serves itself, as Mesos's do.
+/// Paths a standby serves itself, as Mesos's do; and the web UI's page at
+/// `/webui/` with the contenders list: a page whose leader died navigates
+/// to a standby's `/webui/` (`/` there would redirect to the dead leader
+/// until its ZooKeeper session expires) and waits there, reading
+/// `/webui/masters`, until a live master leads.
 fn served_by_standby(path: &str) -> bool {
     matches!(
         path,
-        "/health" | "/master/health" | "/version" | "/metrics" | "/metrics/snapshot"
+        "/health"
+            | "/master/health"
+            | "/version"
+            | "/metrics"
+            | "/metrics/snapshot"
+            | "/webui/"
+            | "/webui/app.js"
+            | "/webui/app.css"
+            | "/webui/masters"
     )
 }
 

@@ -77,6 +77,7 @@ pub fn routes(at_root: bool) -> Router<Arc<Shared>> {
         )
         .route("/webui/agents/{agent}/{*endpoint}", get(proxy))
         .route("/webui/access", get(access))
+        .route("/webui/masters", get(masters))
         .route("/webui/agents/{agent}/exec", get(crate::webui_exec::handle))
 }
 
@@ -130,6 +131,48 @@ async fn access(
     let body = serde_json::json!({ "principal": principal, "view": sees }).to_string();
     let code = if sees { 200 } else { 403 };
     crate::http::body_response(code, "application/json", body.into_bytes())
+}
+
+/// The masters contending in ZooKeeper, leader first then the standbys in
+/// election order, with the address each advertises (`--zk`); without
+/// `--zk` this master alone. The page remembers the list so that when its
+/// leader dies it can navigate to another master (its CSP lets it fetch
+/// from its own origin only; navigation is not limited), and the overview
+/// shows the standbys beside the leader. MasterInfo carries no scheme: the
+/// masters of one cluster share their TLS settings, so this master's own
+/// scheme is given for all.
+async fn masters(State(shared): State<Arc<Shared>>) -> Response {
+    let scheme = shared.config.tls.scheme();
+    let entry = |info: &tepui_proto::v1::MasterInfo, leader: bool, me: bool| {
+        serde_json::json!({
+            "id": info.id,
+            "address": tepui_proto::zk::info_endpoint(info),
+            "scheme": scheme,
+            "leader": leader,
+            "self": me,
+        })
+    };
+    let list: Vec<serde_json::Value> = match &shared.ha {
+        None => {
+            let info = shared.lock().info.clone();
+            vec![entry(&info, true, true)]
+        }
+        Some(ha) => match ha.contenders().await {
+            Ok(all) => all
+                .iter()
+                .enumerate()
+                .map(|(i, c)| entry(&c.info, i == 0, ha.is_me(&c.child)))
+                .collect(),
+            Err(e) => {
+                return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response();
+            }
+        },
+    };
+    let body = serde_json::json!({ "masters": list }).to_string();
+    let mut r = crate::http::body_response(200, "application/json", body.into_bytes());
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// `host:port` of the agent's HTTP server (plain HTTP: an agent serving

@@ -1,7 +1,7 @@
 """tepui's web UI in headless Chromium (Selenium + Debian's chromedriver),
 against a real master and agent that tests/webui_browser.rs started.
 
-Usage: browser.py journey|auth  (env: MASTER=host:port, TEPUI=the binary,
+Usage: browser.py journey|auth|ha  (env: MASTER=host:port, TEPUI=the binary,
 SCREENS=dir for screenshots, GROUP=a task group JSON file; for auth:
 UI_USER/SECRET of a principal allowed to view, NOBODY/NOBODY_SECRET of one
 that is not). Exits non-zero with the failed check on stderr.
@@ -243,5 +243,48 @@ def auth():
         d.quit()
 
 
+def master_rows(d):
+    """(address, role) of the overview's masters table."""
+    out = []
+    for tr in d.find_elements(By.CSS_SELECTOR, "#masters tbody tr"):
+        cells = [td.text for td in tr.find_elements(By.CSS_SELECTOR, "td")]
+        out.append((cells[0], cells[1]))
+    return out
+
+
+def ha():
+    """ZooKeeper HA: the page on the leader lists leader and standby; the
+    leader is SIGKILLed and the page must be live on the standby (now the
+    leader) within 45 s, its route kept and the agent active there."""
+    standby = os.environ["STANDBY"]
+    d = driver()
+    try:
+        d.get(BASE + "/")
+        wait(d, "the live stream", lambda: d.find_element(By.ID, "conn").get_attribute("data-state") == "live")
+        wait(d, "leader and standby listed",
+             lambda: master_rows(d) == [(MASTER, "leader"), (standby, "standby")])
+        wait(d, "one agent", lambda: text(d, "[data-agent-state=active]") == "1")
+        shot(d, "masters")
+        go(d, "#/agents")
+        wait(d, "the agents page", lambda: "active" in (text(d, "#agents") or ""))
+        os.kill(int(os.environ["LEADER_PID"]), signal.SIGKILL)
+        killed = time.monotonic()
+        wait(d, "the reconnecting state", lambda: d.find_element(By.ID, "conn").text.startswith("reconnecting"))
+        wait(d, "the page on the other master",
+             lambda: d.execute_script("return location.host") == standby, timeout=45)
+        wait(d, "live on the new leader", lambda: d.find_element(By.ID, "conn").get_attribute("data-state") == "live",
+             timeout=max(1, 45 - (time.monotonic() - killed)))
+        took = time.monotonic() - killed
+        assert d.execute_script("return location.hash") == "#/agents", d.current_url
+        wait(d, "the agent active on the new leader", lambda: "active" in (text(d, "#agents") or ""))
+        go(d, "#/")
+        wait(d, "the new leader alone listed", lambda: master_rows(d) == [(standby, "leader")])
+        wait(d, "one agent on the new leader", lambda: text(d, "[data-agent-state=active]") == "1")
+        shot(d, "failover")
+        print(f"ha: ok (live on {standby} {took:.1f}s after the leader was killed)")
+    finally:
+        d.quit()
+
+
 if __name__ == "__main__":
-    {"journey": journey, "auth": auth}[sys.argv[1]]()
+    {"journey": journey, "auth": auth, "ha": ha}[sys.argv[1]]()

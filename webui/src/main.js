@@ -4,6 +4,7 @@ import { h } from './dom.js';
 import { store, apply } from './store.js';
 import { subscribe, call, getJSON, setCredentials, HttpError } from './api.js';
 import * as pages from './pages.js';
+import * as masters from './masters.js';
 
 const main = document.getElementById('main');
 const conn = document.getElementById('conn');
@@ -134,6 +135,8 @@ async function connect() {
       if (ev.type === 'SUBSCRIBED') {
         attempt = 0;
         setConn('live', 'live');
+        masters.clearFailed();
+        refreshMasters();
       }
       if (apply(ev)) {
         // The first state is drawn at once; later bursts are batched.
@@ -147,25 +150,65 @@ async function connect() {
     if (e instanceof HttpError && (e.status === 401 || e.status === 403)) return refused(e);
     attempt++;
     setConn('reconnecting', 'reconnecting…');
-    await followLeader();
+    if (await followLeader()) return;
+    // After a few retries, a master that does not answer at all is dead:
+    // move on to the next known one, waiting longer the more were dead.
+    if (attempt >= 3 && !(await masters.selfAlive())) {
+      const m = masters.next();
+      if (m) {
+        setConn('reconnecting', `reconnecting… trying ${m.address}`);
+        setTimeout(() => masters.go(m, true), Math.min(10000, 1000 * (1 + masters.failed().length)));
+        return;
+      }
+    }
     setTimeout(connect, Math.min(5000, 500 * attempt));
   }
 }
 
+async function refreshMasters() {
+  try {
+    await masters.refresh();
+    schedule();
+  } catch {
+    // Kept from the last read.
+  }
+}
+
 /**
- * When this master no longer leads but still runs, it answers with a
- * redirect to the leader: go there, keeping the page's route (a redirect
- * without a fragment keeps the one of the URL it came from).
+ * When this master no longer leads but still runs, go to the leader,
+ * keeping the page's route. A standby lists the contenders itself: the
+ * leader it names may be one this page saw die (its ZooKeeper session has
+ * not expired yet): then wait here. Without the list (signed-in masters
+ * refusing it), a standby's redirect decides.
  */
 async function followLeader() {
+  let list = null;
+  try {
+    list = await masters.refresh();
+  } catch {
+    // Not reachable, or not allowed: the redirect below decides.
+  }
+  if (list && list.length) {
+    const leader = list.find((m) => m.leader);
+    if (leader && !leader.self && !masters.failed().includes(leader.address)) {
+      setConn('reconnecting', `reconnecting… trying ${leader.address}`);
+      masters.go(leader, false);
+      return true;
+    }
+    return false;
+  }
   try {
     const r = await fetch('/master/redirect', { redirect: 'manual', cache: 'no-store' });
-    if (r.type !== 'opaqueredirect') return;
+    if (r.type !== 'opaqueredirect') return false;
     const probe = await fetch('/master/state', { redirect: 'manual', cache: 'no-store' });
-    if (probe.type === 'opaqueredirect') location.replace('/master/redirect' + location.hash);
+    if (probe.type === 'opaqueredirect') {
+      location.replace('/master/redirect' + location.hash);
+      return true;
+    }
   } catch {
     // Not reachable right now: keep retrying here.
   }
+  return false;
 }
 
 function reconnect() {
@@ -180,4 +223,8 @@ setInterval(() => {
   const { page } = route();
   if (page === 'roles' || page === 'maintenance') render();
 }, 5000);
+// The standbys change as masters come and go: read them again now and then.
+setInterval(() => {
+  if (conn.dataset.state === 'live') refreshMasters();
+}, 10000);
 connect();

@@ -8,6 +8,7 @@ import { sandbox } from './sandbox.js';
 import { usageChart } from './charts.js';
 import { terminal } from './terminal.js';
 import { roleChart } from './roles_chart.js';
+import { known as knownMasters } from './masters.js';
 
 const STATES = ['TASK_STAGING', 'TASK_STARTING', 'TASK_RUNNING', 'TASK_KILLING', 'TASK_FINISHED',
   'TASK_FAILED', 'TASK_KILLED', 'TASK_ERROR', 'TASK_LOST', 'TASK_UNREACHABLE', 'TASK_DROPPED',
@@ -66,6 +67,10 @@ export function overview() {
       h('span', { id: 'leader' }, mi ? `${mi.hostname}:${mi.port}` : 'unknown'),
       mi ? ` (id ${mi.id}, version ${mi.version})` : '',
       store.master && store.master.elected_time ? ` elected ${fmtTime(store.master.elected_time)}` : ''),
+    section('Masters',
+      table(['Master', 'Role', ''], knownMasters().map((m) => [
+        m.address, m.leader ? 'leader' : 'standby', m.self ? 'this page\'s master' : '',
+      ]), { id: 'masters' })),
     h('div', { class: 'cards' },
       card('Agents', agents.length, 'agents-count'),
       card('Frameworks', store.frameworks.size, 'frameworks-count'),

@@ -212,6 +212,34 @@ pub async fn current_leader(client: &Client, path: &str) -> Result<Option<Leader
     }
 }
 
+/// Every contender, leader first then the standbys in election order
+/// (lowest sequence number first): what the web UI lists and follows when
+/// its leader dies. A contender whose znode vanishes between the listing
+/// and the read (its session ended) is left out.
+pub async fn contenders(client: &Client, path: &str) -> Result<Vec<Leader>, ZkError> {
+    let mut children = match client.list_children(path).await {
+        Ok(c) => c,
+        Err(zk::Error::NoNode) => return Ok(Vec::new()),
+        Err(e) => return Err(op("list", path)(e)),
+    };
+    children.retain(|c| sequence_of(c).is_some());
+    children.sort_by_key(|c| sequence_of(c));
+    let mut out = Vec::with_capacity(children.len());
+    for child in children {
+        let node = format!("{path}/{child}");
+        match client.get_data(&node).await {
+            Ok((data, _)) => {
+                if let Some(info) = decode_info(&data) {
+                    out.push(Leader { child, info });
+                }
+            }
+            Err(zk::Error::NoNode) => continue,
+            Err(e) => return Err(op("get", &node)(e)),
+        }
+    }
+    Ok(out)
+}
+
 /// Follows the leader on an open session until the session ends: every
 /// change of `path`'s children re-reads the leader into `tx`.
 pub async fn follow_leader(
