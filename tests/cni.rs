@@ -488,11 +488,32 @@ fn eventually_serves(addr: &str, expected: &str) {
     }
 }
 
-/// A busybox server on :8080 answering `name` to each connection.
+/// A busybox server on :8080 answering `name`, its host name and its
+/// effective capabilities (`CapEff`, hex) to each connection.
 fn server(name: &str) -> String {
     format!(
-        "while true; do printf 'HTTP/1.0 200 OK\\r\\n\\r\\nhello from {name} on %s\\n' \"$(hostname)\" | nc -l -p 8080; done"
+        "while true; do printf 'HTTP/1.0 200 OK\\r\\n\\r\\nhello from {name} on %s\\ncaps %s\\n' \"$(hostname)\" \"$(grep CapEff /proc/self/status | cut -f2)\" | nc -l -p 8080; done"
     )
+}
+
+/// A pod on a CNI network runs without NET_RAW (it could forge another
+/// pod's source address, which names callers to the agent) but keeps the
+/// rest of the default set.
+fn assert_no_net_raw(addr: &str) {
+    let got = fetch(addr);
+    let caps = got
+        .lines()
+        .find_map(|l| l.strip_prefix("caps "))
+        .unwrap_or_else(|| panic!("{addr}: no caps line in {got:?}"));
+    let caps = u64::from_str_radix(caps.trim(), 16).unwrap();
+    const NET_RAW: u64 = 1 << 13;
+    const CHOWN: u64 = 1;
+    assert_eq!(caps & NET_RAW, 0, "{addr}: CapEff {caps:x} has NET_RAW");
+    assert_ne!(
+        caps & CHOWN,
+        0,
+        "{addr}: CapEff {caps:x} lost the default set"
+    );
 }
 
 /// The journey: two pods on one bridge network, both listening on :8080,
@@ -555,6 +576,7 @@ async fn two_pods_on_one_network_get_their_own_addresses_and_port_mappings() {
     // Same port, own address, own hostname (ContainerInfo.hostname).
     eventually_serves(&format!("{ip_a}:8080"), "hello from a on pod-a");
     eventually_serves(&format!("{ip_b}:8080"), "hello from b on pod-b");
+    assert_no_net_raw(&format!("{ip_a}:8080"));
     // portmap: host port -> pod a's :8080, from the host's loopback.
     eventually_serves(&format!("127.0.0.1:{host_port}"), "hello from a");
 
