@@ -272,23 +272,12 @@ fn a_caller_on_another_host_reads_but_controls_nothing_without_credentials() {
         &container_call("KILL_CONTAINER", "kill_container", "trusted"),
     );
     assert_eq!(status, 200, "{body}");
-    for id in ["trusted"] {
-        let (status, body) = call_from(
-            None,
-            &local,
-            "POST",
-            "/api/v1",
-            &container_call("WAIT_CONTAINER", "wait_container", id),
-        );
-        assert_eq!(status, 200, "{id}: {body}");
-        let (status, body) = call_from(
-            None,
-            &local,
-            "POST",
-            "/api/v1",
-            &container_call("REMOVE_CONTAINER", "remove_container", id),
-        );
-        assert_eq!(status, 200, "{id}: {body}");
+    for call in [
+        container_call("WAIT_CONTAINER", "wait_container", "trusted"),
+        container_call("REMOVE_CONTAINER", "remove_container", "trusted"),
+    ] {
+        let (status, body) = call_from(None, &local, "POST", "/api/v1", &call);
+        assert_eq!(status, 200, "{body}");
     }
     let _ = daemon.kill();
     let _ = daemon.wait();
