@@ -186,6 +186,9 @@ def journey():
             wait(d, name, lambda css=css: d.find_elements(By.CSS_SELECTOR, css))
             shot(d, name)
         assert "*" in text(d, "#roles") if d.find_elements(By.ID, "roles") else True
+        # Frameworks list their outstanding offers (read by GET_FRAMEWORKS).
+        go(d, "#/frameworks")
+        wait(d, "the offers columns", lambda: "Offered CPUs" in (text(d, "#frameworks") or ""))
         go(d, "#/agents")
         wait(d, "the agent row", lambda: "active" in (text(d, "#agents") or ""))
         go(d, "#/tasks/no-such-task")

@@ -43,7 +43,9 @@ async function render() {
   try {
     switch (page) {
       case '': el = pages.overview(); break;
-      case 'frameworks': el = args[0] ? pages.framework(args[0]) : pages.frameworks(await roleList()); break;
+      case 'frameworks': el = args[0]
+        ? pages.framework(args[0], await offerList())
+        : pages.frameworks(await roleList(), await offerList()); break;
       case 'agents': el = args[0] ? pages.agent(args[0]) : pages.agents(); break;
       case 'tasks': el = args[0] ? pages.task(args[0], args[1], live) : pages.tasks(); break;
       case 'roles': el = await pages.roles(); break;
@@ -59,6 +61,18 @@ async function render() {
   main.replaceChildren(el);
   // For scripts/webui-bench.py: when the first page with data was drawn.
   if (!performance.getEntriesByName('tepui:first-render').length) performance.mark('tepui:first-render');
+}
+
+// Outstanding offers by framework id: GET_FRAMEWORKS (the stream carries
+// no offer events, so the frameworks pages read them and refresh).
+async function offerList() {
+  try {
+    const r = await call('GET_FRAMEWORKS');
+    const list = (r.get_frameworks && r.get_frameworks.frameworks) || [];
+    return new Map(list.map((f) => [f.framework_info.id.value, f.offers || []]));
+  } catch {
+    return new Map();
+  }
 }
 
 async function roleList() {
@@ -218,10 +232,11 @@ function reconnect() {
 }
 
 window.addEventListener('hashchange', render);
-// Pages that are not fed by the stream (roles, maintenance) refresh themselves.
+// Pages that are not fed by the stream (roles, maintenance, the offers on
+// the frameworks pages) refresh themselves.
 setInterval(() => {
   const { page } = route();
-  if (page === 'roles' || page === 'maintenance') render();
+  if (page === 'roles' || page === 'maintenance' || page === 'frameworks') render();
 }, 5000);
 // The standbys change as masters come and go: read them again now and then.
 setInterval(() => {

@@ -103,7 +103,13 @@ function bar(frac) {
   return h('span', { class: 'bar', title: pct + '%' }, h('meter', { min: 0, max: 100, value: pct }), ` ${pct}%`);
 }
 
-export function frameworks(roles) {
+/// Outstanding offers of a framework: count and offered cpus/mem.
+function offered(offers) {
+  const resources = offers.flatMap((o) => o.resources || []);
+  return [offers.length, fmtRes('cpus', scalar(resources, 'cpus')), fmtRes('mem', scalar(resources, 'mem'))];
+}
+
+export function frameworks(roles, offers) {
   const roleInfo = new Map((roles || []).map((r) => [r.name, r]));
   const rows = [];
   for (const [active, map] of [[true, store.frameworks], [false, store.completedFrameworks]]) {
@@ -119,14 +125,16 @@ export function frameworks(roles) {
         live.length, tasks.length - live.length,
         fmtRes('cpus', sum(live, (t) => scalar(t.resources, 'cpus'))),
         fmtRes('mem', sum(live, (t) => scalar(t.resources, 'mem'))),
+        ...offered((offers && offers.get(id)) || []),
       ]);
     }
   }
   return h('div', {}, h('h1', {}, 'Frameworks'),
-    table(['ID', 'Name', 'Roles', 'Weights', 'State', 'Live tasks', 'Ended tasks', 'CPUs', 'Mem'], rows, { id: 'frameworks' }));
+    table(['ID', 'Name', 'Roles', 'Weights', 'State', 'Live tasks', 'Ended tasks', 'CPUs', 'Mem',
+      'Offers', 'Offered CPUs', 'Offered mem'], rows, { id: 'frameworks' }));
 }
 
-export function framework(id) {
+export function framework(id, offers) {
   const f = store.frameworks.get(id) || store.completedFrameworks.get(id);
   if (!f) return notFound('framework', id);
   const info = f.framework_info;
@@ -136,7 +144,11 @@ export function framework(id) {
       ['Principal', info.principal], ['Hostname', info.hostname],
       ['Registered', f.registered_time ? fmtTime(f.registered_time.nanoseconds / 1e9) : ''],
       ['Capabilities', (info.capabilities || []).map((c) => c.type).join(', ')]]),
-    section('Tasks', taskTable(tasks)));
+    section('Tasks', taskTable(tasks)),
+    section('Outstanding offers', table(['Offer', 'Agent', 'CPUs', 'Mem', 'Disk'],
+      ((offers && offers.get(id)) || []).map((o) => [o.id.value, o.hostname || o.agent_id.value,
+        ...['cpus', 'mem', 'disk'].map((n) => fmtRes(n, scalar(o.resources || [], n)))]),
+      { id: 'framework-offers' })));
 }
 
 export function agents() {
