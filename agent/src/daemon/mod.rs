@@ -19,7 +19,7 @@ pub mod state;
 mod tasks;
 mod teardown;
 mod views;
-mod volumes;
+pub(crate) mod volumes;
 pub mod xfs;
 
 use std::path::Path;

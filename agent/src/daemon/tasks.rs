@@ -437,19 +437,7 @@ impl Agent {
             .chain(tasks.iter().flat_map(|t| t.resources.iter()))
             .cloned()
             .collect();
-        let owner = match spec.user.as_deref() {
-            Some(user) => {
-                let db = tepui_containerizer::spec::UserDb::Files {
-                    passwd: "/etc/passwd".into(),
-                    group: "/etc/group".into(),
-                };
-                let u = tepui_containerizer::spec::resolve_user(user, &db)
-                    .map_err(|e| format!("the user '{user}' does not exist on this agent: {e}"))?;
-                Some((u.uid, u.gid))
-            }
-            None => None,
-        };
-        let volumes = super::volumes::mounts(self.work.root(), &resources, owner)?;
+        let volumes = super::volumes::mounts(self.work.root(), &resources, spec.user.as_deref())?;
         spec.volumes.extend(volumes);
         Ok((spec, uris))
     }

@@ -87,8 +87,20 @@ pub fn apply(
 pub fn mounts(
     work_dir: &Path,
     resources: &[Resource],
-    owner: Option<(u32, u32)>,
+    user: Option<&str>,
 ) -> Result<Vec<VolumeSpec>, String> {
+    let owner = match user {
+        Some(user) => {
+            let db = tepui_containerizer::spec::UserDb::Files {
+                passwd: "/etc/passwd".into(),
+                group: "/etc/group".into(),
+            };
+            let u = tepui_containerizer::spec::resolve_user(user, &db)
+                .map_err(|e| format!("the user '{user}' does not exist on this agent: {e}"))?;
+            Some((u.uid, u.gid))
+        }
+        None => None,
+    };
     let mut out = Vec::new();
     for r in resources {
         let Some(disk) = r.disk.as_ref() else {
@@ -188,7 +200,10 @@ mod tests {
             Path::new("/w/volumes/roles/eng web/v1")
         );
         for bad in ["..", "a/b", "."] {
-            assert!(volume_path(work, &volume("web", bad, "data")).is_err(), "{bad}");
+            assert!(
+                volume_path(work, &volume("web", bad, "data")).is_err(),
+                "{bad}"
+            );
         }
     }
 
