@@ -4,6 +4,8 @@
 //! back; the volume cannot be destroyed while a task uses it, and once
 //! destroyed its directory is gone. Bad input is refused 400/409.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::PathBuf;
