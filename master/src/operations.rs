@@ -61,8 +61,115 @@ pub fn convert(
             let from = parse(&volumes)?;
             Ok((from.clone(), unpersisted(&from)))
         }
+        OpType::GrowVolume => {
+            let g = op
+                .grow_volume
+                .as_ref()
+                .ok_or("GROW_VOLUME needs 'grow_volume'")?;
+            grow(&g.volume, &g.addition)
+        }
+        OpType::ShrinkVolume => {
+            let s = op
+                .shrink_volume
+                .as_ref()
+                .ok_or("SHRINK_VOLUME needs 'shrink_volume'")?;
+            shrink(&s.volume, s.subtract.value)
+        }
         other => Err(format!("operation {other:?} is not supported")),
     }
+}
+
+/// The one persistent `disk` volume a GROW/SHRINK resizes (Mesos's
+/// `validateGrowVolume`/`validateShrinkVolume`: a non-shared persistent
+/// volume of scalar disk, not of a MOUNT or BLOCK source, which cannot be
+/// resized).
+fn resizable(volume: &tepui_proto::v1::Resource, op: &str) -> Result<Resources, String> {
+    let v = parse(std::slice::from_ref(volume))?;
+    let r = &v.as_slice()[0];
+    if r.name != "disk" || !r.is_persistent_volume() {
+        return Err(format!(
+            "{op} needs a persistent volume (disk.persistence set)"
+        ));
+    }
+    if r.shared.is_some() {
+        return Err(format!("{op} cannot resize a shared persistent volume"));
+    }
+    if r.disk.as_ref().and_then(|d| d.source.as_ref()).is_some() {
+        return Err(format!(
+            "{op} cannot resize a volume of a MOUNT or BLOCK disk"
+        ));
+    }
+    Ok(v)
+}
+
+fn with_size(volume: &Resources, size: f64) -> Resources {
+    volume
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            if let Some(s) = r.scalar.as_mut() {
+                s.value = size;
+            }
+            r
+        })
+        .collect()
+}
+
+fn size(volume: &Resources) -> f64 {
+    volume
+        .iter()
+        .filter_map(|r| r.scalar.as_ref())
+        .map(|s| s.value)
+        .sum()
+}
+
+/// GROW_VOLUME consumes the volume and `addition` (plain disk of the same
+/// reservation, Mesos's `validateGrowVolume`) and yields the bigger volume.
+fn grow(
+    volume: &tepui_proto::v1::Resource,
+    addition: &tepui_proto::v1::Resource,
+) -> Result<(Resources, Resources), String> {
+    let v = resizable(volume, "GROW_VOLUME")?;
+    let add = parse(std::slice::from_ref(addition))?;
+    let a = &add.as_slice()[0];
+    if a.name != "disk"
+        || a.is_persistent_volume()
+        || a.disk.as_ref().and_then(|d| d.source.as_ref()).is_some()
+    {
+        return Err("GROW_VOLUME's addition must be plain disk (not a volume)".into());
+    }
+    if a.scalar.as_ref().is_none_or(|s| s.value <= 0.0) {
+        return Err("GROW_VOLUME's addition must be a positive amount of disk".into());
+    }
+    if a.reservations != v.as_slice()[0].reservations {
+        return Err("GROW_VOLUME's addition must have the volume's reservations".into());
+    }
+    let to = with_size(&v, size(&v) + size(&add));
+    let mut from = v;
+    from += add;
+    Ok((from, to))
+}
+
+/// SHRINK_VOLUME consumes the volume and yields the smaller volume plus
+/// the freed disk; `subtract` must leave some of it (Mesos's
+/// `validateShrinkVolume`).
+fn shrink(
+    volume: &tepui_proto::v1::Resource,
+    subtract: f64,
+) -> Result<(Resources, Resources), String> {
+    let v = resizable(volume, "SHRINK_VOLUME")?;
+    let have = size(&v);
+    if !subtract.is_finite() || subtract <= 0.0 {
+        return Err("SHRINK_VOLUME's 'subtract' must be positive".into());
+    }
+    if subtract >= have {
+        return Err(format!(
+            "SHRINK_VOLUME's 'subtract' ({subtract}) must be less than the volume's size ({have})"
+        ));
+    }
+    let mut to = with_size(&v, have - subtract);
+    to += with_size(&unpersisted(&v), subtract);
+    Ok((v, to))
 }
 
 fn parse(resources: &[tepui_proto::v1::Resource]) -> Result<Resources, String> {
@@ -199,5 +306,48 @@ mod tests {
                 .map_or_else(|e| !e.contains("persistence.id"), |_| true),
             "{e:?}"
         );
+    }
+
+    fn volume(id: &str, mb: f64) -> Resource {
+        let mut v = create(id).create.unwrap().volumes.remove(0);
+        v.scalar.as_mut().unwrap().value = mb;
+        v
+    }
+
+    #[test]
+    fn grow_consumes_the_addition_and_yields_the_bigger_volume() {
+        let addition = tepui_proto::resources::parse_resources("disk(web):36", "*")
+            .unwrap()
+            .into_vec()[0]
+            .clone();
+        let (from, to) = grow(&volume("v", 64.0), &addition).unwrap();
+        assert_eq!(from.disk(), Some(100.0));
+        assert_eq!(to.disk(), Some(100.0));
+        assert_eq!(to.persistent_volumes().len(), 1);
+        assert_eq!(to.persistent_volumes().disk(), Some(100.0));
+        // An addition of another role, or a volume, is refused.
+        let other = tepui_proto::resources::parse_resources("disk(db):36", "*")
+            .unwrap()
+            .into_vec()[0]
+            .clone();
+        assert!(grow(&volume("v", 64.0), &other).is_err());
+        assert!(grow(&volume("v", 64.0), &volume("w", 8.0)).is_err());
+    }
+
+    #[test]
+    fn shrink_frees_the_difference_and_keeps_some_volume() {
+        let (from, to) = shrink(&volume("v", 64.0), 16.0).unwrap();
+        assert_eq!(from.disk(), Some(64.0));
+        assert_eq!(to.persistent_volumes().disk(), Some(48.0));
+        assert_eq!(to.disk(), Some(64.0));
+        for bad in [0.0, -1.0, 64.0, 100.0, f64::NAN] {
+            assert!(shrink(&volume("v", 64.0), bad).is_err(), "{bad}");
+        }
+        let plain = tepui_proto::resources::parse_resources("disk(web):64", "*")
+            .unwrap()
+            .into_vec()[0]
+            .clone();
+        let e = shrink(&plain, 1.0).unwrap_err();
+        assert!(e.contains("persistent volume"), "{e}");
     }
 }

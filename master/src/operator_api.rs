@@ -300,6 +300,20 @@ fn serve(
             master.operator_operation(&agent_id, op)?;
             None
         }
+        CallType::CreateVolumes
+        | CallType::DestroyVolumes
+        | CallType::GrowVolume
+        | CallType::ShrinkVolume => {
+            let (agent_id, op, action) = volume_operation(call)?;
+            // Mesos's `Master::authorizeCreateVolume` & co.: the object is
+            // each volume's role.
+            let resources = volume_resources(&op);
+            for role in crate::scheduler_api::reservation_roles(&resources) {
+                auth.authorize(action, principal, Some(&role))?;
+            }
+            master.operator_operation(&agent_id, op)?;
+            None
+        }
         CallType::DrainAgent => {
             let d = call.drain_agent.ok_or_else(|| missing("drain_agent"))?;
             master.set_agent_mode(&d.agent_id.value, None, Some(true))?;
@@ -455,6 +469,75 @@ fn serve(
     })
 }
 
+/// CREATE_VOLUMES, DESTROY_VOLUMES, GROW_VOLUME and SHRINK_VOLUME as the
+/// offer operation they apply (Mesos's `Master::Http::createVolumes` & co.
+/// build the same `Offer::Operation`), with the ACL action that governs it.
+fn volume_operation(call: v1::master::Call) -> Result<(String, Operation, Action), ApiError> {
+    let missing = |f: &str| ApiError::bad_request(format!("Expecting '{f}' to be present"));
+    let agent = |id: Option<v1::AgentId>| {
+        id.map(|a| a.value)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| missing("agent_id"))
+    };
+    let kind = call.r#type();
+    let op = |t: OpType| Operation {
+        r#type: Some(t as i32),
+        ..Default::default()
+    };
+    Ok(match kind {
+        CallType::CreateVolumes => {
+            let c = call
+                .create_volumes
+                .ok_or_else(|| missing("create_volumes"))?;
+            let mut o = op(OpType::Create);
+            o.create = Some(v1::offer::operation::Create { volumes: c.volumes });
+            (agent(Some(c.agent_id))?, o, Action::CreateVolumes)
+        }
+        CallType::DestroyVolumes => {
+            let d = call
+                .destroy_volumes
+                .ok_or_else(|| missing("destroy_volumes"))?;
+            let mut o = op(OpType::Destroy);
+            o.destroy = Some(v1::offer::operation::Destroy { volumes: d.volumes });
+            (agent(Some(d.agent_id))?, o, Action::DestroyVolumes)
+        }
+        CallType::GrowVolume => {
+            let g = call.grow_volume.ok_or_else(|| missing("grow_volume"))?;
+            let mut o = op(OpType::GrowVolume);
+            o.grow_volume = Some(v1::offer::operation::GrowVolume {
+                volume: g.volume,
+                addition: g.addition,
+            });
+            (agent(g.agent_id)?, o, Action::ResizeVolume)
+        }
+        _ => {
+            let s = call.shrink_volume.ok_or_else(|| missing("shrink_volume"))?;
+            let mut o = op(OpType::ShrinkVolume);
+            o.shrink_volume = Some(v1::offer::operation::ShrinkVolume {
+                volume: s.volume,
+                subtract: s.subtract,
+            });
+            (agent(s.agent_id)?, o, Action::ResizeVolume)
+        }
+    })
+}
+
+fn volume_resources(op: &Operation) -> Vec<v1::Resource> {
+    if let Some(c) = &op.create {
+        return c.volumes.clone();
+    }
+    if let Some(d) = &op.destroy {
+        return d.volumes.clone();
+    }
+    if let Some(g) = &op.grow_volume {
+        return vec![g.volume.clone()];
+    }
+    op.shrink_volume
+        .as_ref()
+        .map(|s| vec![s.volume.clone()])
+        .unwrap_or_default()
+}
+
 /// Mesos's `quota::validate`: a quota value is a finite, non-negative
 /// number (`validateInputScalarValue`) no larger than 1 exabyte (in MB) for
 /// `mem` and `disk` and 1 trillion for anything else.
@@ -540,7 +623,26 @@ impl Master {
             .get(agent_id)
             .map(|a| a.total.clone())
             .unwrap_or_default();
-        if !total.contains(&from) {
+        // What tasks and executors hold is not free: Mesos's `_operation`
+        // checks the agent's available resources, so a volume in use
+        // cannot be destroyed (`validateDestroy`'s in-use check).
+        let mut free = total.clone();
+        if let Some(a) = self.agents.get(agent_id) {
+            let mut used: Resources = a
+                .tasks
+                .values()
+                .filter(|t| !is_terminal(t.state))
+                .flat_map(|t| t.resources.iter().cloned())
+                .collect();
+            used += a
+                .executors
+                .values()
+                .flat_map(|e| e.resources.iter().cloned())
+                .collect::<Resources>();
+            used.unallocate();
+            free -= &used;
+        }
+        if !free.contains(&from) {
             return Err(ApiError::new(
                 409,
                 format!(

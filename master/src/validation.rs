@@ -316,7 +316,9 @@ pub fn check_operations(ops: &[tepui_proto::v1::offer::Operation]) -> Result<(),
             | OpType::Reserve
             | OpType::Unreserve
             | OpType::Create
-            | OpType::Destroy => {}
+            | OpType::Destroy
+            | OpType::GrowVolume
+            | OpType::ShrinkVolume => {}
             OpType::Unknown => return Err(format!("'{field}' must not be UNKNOWN")),
             other => {
                 return Err(format!(

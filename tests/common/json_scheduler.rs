@@ -25,18 +25,33 @@ impl JsonScheduler {
     /// SUBSCRIBE, as the framework `id` when given (a failed-over
     /// scheduler re-subscribing).
     pub async fn subscribe_as(base: &str, name: &str, id: Option<&str>) -> JsonScheduler {
-        Self::subscribe_full(base, name, id, "root").await
+        Self::subscribe_full(base, name, id, "root", &[]).await
+    }
+
+    /// SUBSCRIBE as a MULTI_ROLE framework of `roles`.
+    pub async fn subscribe_with_roles(base: &str, name: &str, roles: &[&str]) -> JsonScheduler {
+        Self::subscribe_full(base, name, None, "root", roles).await
     }
 
     /// SUBSCRIBE with `FrameworkInfo.user` = `user`.
     pub async fn subscribe_with_user(base: &str, name: &str, user: &str) -> JsonScheduler {
-        Self::subscribe_full(base, name, None, user).await
+        Self::subscribe_full(base, name, None, user, &[]).await
     }
 
-    async fn subscribe_full(base: &str, name: &str, id: Option<&str>, user: &str) -> JsonScheduler {
+    async fn subscribe_full(
+        base: &str,
+        name: &str,
+        id: Option<&str>,
+        user: &str,
+        roles: &[&str],
+    ) -> JsonScheduler {
         let client = reqwest::Client::new();
         let mut info = json!({"user": user, "name": name, "failover_timeout": 300.0,
             "checkpoint": true, "capabilities": [{"type": "PARTITION_AWARE"}]});
+        if !roles.is_empty() {
+            info["roles"] = json!(roles);
+            info["capabilities"] = json!([{"type": "PARTITION_AWARE"}, {"type": "MULTI_ROLE"}]);
+        }
         let mut call = json!({"type": "SUBSCRIBE"});
         if let Some(id) = id {
             info["id"] = json!({"value": id});

@@ -235,7 +235,12 @@ impl Agent {
                 let message = event.error.map(|e| e.message).unwrap_or_default();
                 tracing::error!("the master refused this agent: {message}");
             }
-            Some(Type::ApplyOperation) | Some(Type::Unknown) | None => {
+            Some(Type::ApplyOperation) => {
+                if let Some(apply) = event.apply_operation {
+                    self.apply_operation(&apply.operation).await;
+                }
+            }
+            Some(Type::Unknown) | None => {
                 tracing::debug!(?kind, "master event not handled");
             }
         }

@@ -19,6 +19,7 @@ pub mod state;
 mod tasks;
 mod teardown;
 mod views;
+pub(crate) mod volumes;
 pub mod xfs;
 
 use std::path::Path;

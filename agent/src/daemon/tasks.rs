@@ -279,7 +279,8 @@ impl Agent {
             Some(message) => Err(message),
             None => self
                 .executor_launch_spec(&framework, &info, kind, &container_id, &directory)
-                .and_then(|spec| self.with_networks(spec, &info, kind, &tasks)),
+                .and_then(|spec| self.with_networks(spec, &info, kind, &tasks))
+                .and_then(|spec| self.with_volumes(spec, &info, &tasks)),
         };
         let agent = self.clone();
         tokio::spawn(async move {
@@ -418,6 +419,27 @@ impl Agent {
         }
         spec.env = env;
         Ok((spec, command_info.uris.clone()))
+    }
+
+    /// The persistent volumes of the executor's and its first tasks'
+    /// resources, bind-mounted in its sandbox (Mesos mounts a container's
+    /// volumes as its resources grow, `filesystem/linux` `update`; tepui
+    /// only at the container's launch).
+    fn with_volumes(
+        &self,
+        (mut spec, uris): (LaunchSpec, Vec<tepui_fetcher::Uri>),
+        info: &ExecutorInfo,
+        tasks: &[TaskInfo],
+    ) -> Result<(LaunchSpec, Vec<tepui_fetcher::Uri>), String> {
+        let resources: Vec<_> = info
+            .resources
+            .iter()
+            .chain(tasks.iter().flat_map(|t| t.resources.iter()))
+            .cloned()
+            .collect();
+        let volumes = super::volumes::mounts(self.work.root(), &resources, spec.user.as_deref())?;
+        spec.volumes.extend(volumes);
+        Ok((spec, uris))
     }
 
     /// The pod's CNI networks: the executor's `ContainerInfo.network_infos`

@@ -402,6 +402,13 @@ async fn launch(
     };
     spec.env
         .push(("MESOS_CONTAINER_ID".to_string(), path.leaf().to_string()));
+    // A task's persistent volumes, at their container path in its sandbox
+    // (a command task's is its executor's): the executors launch tasks
+    // here with the task's resources.
+    match crate::daemon::volumes::mounts(agent.work.root(), &resources, spec.user.as_deref()) {
+        Ok(volumes) => spec.volumes.extend(volumes),
+        Err(e) => return error(400, format!("Invalid persistent volume: {e}")),
+    }
     if agent.containerizer.knows(&path).await {
         return StatusCode::ACCEPTED.into_response();
     }

@@ -171,7 +171,12 @@ impl Master {
                         );
                     }
                 }
-                OpType::Reserve | OpType::Unreserve | OpType::Create | OpType::Destroy => {
+                OpType::Reserve
+                | OpType::Unreserve
+                | OpType::Create
+                | OpType::Destroy
+                | OpType::GrowVolume
+                | OpType::ShrinkVolume => {
                     if let Err(message) =
                         self.apply_operation(framework_id, &agent_id, &op, kind, &mut remaining)
                     {
@@ -450,7 +455,8 @@ impl Master {
         });
     }
 
-    /// RESERVE, UNRESERVE, CREATE, DESTROY on offered resources.
+    /// RESERVE, UNRESERVE, CREATE, DESTROY, GROW_VOLUME, SHRINK_VOLUME on
+    /// offered resources.
     fn apply_operation(
         &mut self,
         framework_id: &str,

@@ -34,6 +34,7 @@ actions! {
     UnreserveResources => "unreserve_resources",
     CreateVolumes => "create_volumes",
     DestroyVolumes => "destroy_volumes",
+    ResizeVolume => "resize_volumes",
     SetQuotas => "set_quotas",
     UpdateQuotas => "update_quotas",
     GetQuotas => "get_quotas",
