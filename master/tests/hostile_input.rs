@@ -250,7 +250,8 @@ async fn accept_refuses_unknown_operation_types_before_using_the_offer() {
         None,
         Some(99),
         Some(operation::Type::Unknown as i32),
-        Some(operation::Type::GrowVolume as i32),
+        // Resource-provider operations: not applied by this master.
+        Some(operation::Type::CreateDisk as i32),
     ] {
         let op = Operation {
             r#type: kind,
