@@ -500,11 +500,21 @@ fn server(name: &str) -> String {
 /// pod's source address, which names callers to the agent) but keeps the
 /// rest of the default set.
 fn assert_no_net_raw(addr: &str) {
-    let got = fetch(addr);
-    let caps = got
-        .lines()
-        .find_map(|l| l.strip_prefix("caps "))
-        .unwrap_or_else(|| panic!("{addr}: no caps line in {got:?}"));
+    // The busybox loop restarts `nc` after each answer: retry until one
+    // comes (as `eventually_serves` does).
+    eventually_serves(addr, "caps ");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let caps = loop {
+        let got = fetch(addr);
+        if let Some(caps) = got.lines().find_map(|l| l.strip_prefix("caps ")) {
+            break caps.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{addr}: no caps line (last: {got:?})"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let caps = u64::from_str_radix(caps.trim(), 16).unwrap();
     const NET_RAW: u64 = 1 << 13;
     const CHOWN: u64 = 1;
