@@ -192,6 +192,39 @@ fn history_and_the_calls_mesos_answers() {
         assert_eq!(a["type"], kind, "{a}");
         assert!(a[key].is_object(), "{kind}: {a}");
     }
+    // Resource provider configs: answered as a Mesos agent without
+    // --resource_provider_config_dir answers (tepui runs no local resource
+    // providers), after the presence check; no call is left at 501.
+    let info = json!({"type": "org.apache.mesos.rp.local.storage", "name": "lvm"});
+    for (kind, key, body) in [
+        (
+            "ADD_RESOURCE_PROVIDER_CONFIG",
+            "add_resource_provider_config",
+            json!({"info": info}),
+        ),
+        (
+            "UPDATE_RESOURCE_PROVIDER_CONFIG",
+            "update_resource_provider_config",
+            json!({"info": info}),
+        ),
+        (
+            "REMOVE_RESOURCE_PROVIDER_CONFIG",
+            "remove_resource_provider_config",
+            json!({"type": "org.apache.mesos.rp.local.storage", "name": "lvm"}),
+        ),
+    ] {
+        let (status, _) = call(&agent, "/api/v1", &json!({ "type": kind }));
+        assert_eq!(status, 400, "{kind} without '{key}'");
+        let (status, _) = call(&agent, "/api/v1", &json!({ "type": kind, key: body }));
+        assert_eq!(status, 500, "{kind}");
+    }
+    let (status, a) = call(
+        &agent,
+        "/api/v1",
+        &json!({"type": "MARK_RESOURCE_PROVIDER_GONE",
+                "mark_resource_provider_gone": {"resource_provider_id": {"value": "rp-1"}}}),
+    );
+    assert_eq!(status, 200, "{a}");
 
     // A framework torn down while connected is unregistered when the
     // master removes it (src/master/master.cpp, `Master::removeFramework`

@@ -573,6 +573,20 @@ pub async fn authorize_call(
     if kind == Type::SetLoggingLevel && !agent.allowed(Action::SetLogLevel, principal, None) {
         return Err(forbidden(Action::SetLogLevel, principal, None));
     }
+    // src/slave/http.cpp `addResourceProviderConfig` and friends:
+    // MODIFY_RESOURCE_PROVIDER_CONFIG and MARK_RESOURCE_PROVIDER_GONE.
+    let provider_action = match kind {
+        Type::AddResourceProviderConfig
+        | Type::UpdateResourceProviderConfig
+        | Type::RemoveResourceProviderConfig => Some(Action::ModifyResourceProviderConfigs),
+        Type::MarkResourceProviderGone => Some(Action::MarkResourceProvidersGone),
+        _ => None,
+    };
+    if let Some(action) = provider_action
+        && !agent.allowed(action, principal, None)
+    {
+        return Err(forbidden(action, principal, None));
+    }
     Ok(())
 }
 

@@ -231,6 +231,43 @@ pub async fn handle(
             get_resource_providers: Some(Default::default()),
             ..Default::default()
         }),
+        // tepui runs no local resource providers (Mesos's CSI storage
+        // providers need `--resource_provider_config_dir`): the config
+        // calls answer as a Mesos agent without that flag does
+        // (src/resource_provider/daemon.cpp, `LocalResourceProviderDaemonProcess::add`
+        // / `update` / `remove`: "Missing required flag"), after the same
+        // presence check; marking an unknown provider gone is a no-op
+        // (`Slave::markResourceProviderGone` on a provider with no
+        // resources).
+        Some(
+            kind @ (Type::AddResourceProviderConfig
+            | Type::UpdateResourceProviderConfig
+            | Type::RemoveResourceProviderConfig),
+        ) => {
+            let (present, field) = match kind {
+                Type::AddResourceProviderConfig => (
+                    call.add_resource_provider_config.is_some(),
+                    "add_resource_provider_config",
+                ),
+                Type::UpdateResourceProviderConfig => (
+                    call.update_resource_provider_config.is_some(),
+                    "update_resource_provider_config",
+                ),
+                _ => (
+                    call.remove_resource_provider_config.is_some(),
+                    "remove_resource_provider_config",
+                ),
+            };
+            if present {
+                error(500, "Missing required flag --resource_provider_config_dir")
+            } else {
+                error(400, format!("Expecting '{field}' to be present"))
+            }
+        }
+        Some(Type::MarkResourceProviderGone) => match call.mark_resource_provider_gone {
+            Some(_) => StatusCode::OK.into_response(),
+            None => error(400, "Expecting 'mark_resource_provider_gone' to be present"),
+        },
         Some(Type::SetLoggingLevel) => match call.set_logging_level {
             Some(c) => {
                 debug_api::set_logging_level(&c);
@@ -251,13 +288,6 @@ pub async fn handle(
             None => error(400, "Expecting 'read_file' to be present"),
         },
         Some(Type::Unknown) | None => error(400, "Expecting 'type' to be present"),
-        Some(other) => error(
-            501,
-            format!(
-                "{} is not implemented by this agent yet",
-                other.as_str_name()
-            ),
-        ),
     }
 }
 

@@ -35,6 +35,8 @@ actions! {
     CreateVolumes => "create_volumes",
     DestroyVolumes => "destroy_volumes",
     ResizeVolume => "resize_volumes",
+    ModifyResourceProviderConfigs => "modify_resource_provider_configs",
+    MarkResourceProvidersGone => "mark_resource_providers_gone",
     SetQuotas => "set_quotas",
     UpdateQuotas => "update_quotas",
     GetQuotas => "get_quotas",
