@@ -286,15 +286,17 @@ impl Master {
         Ok(())
     }
 
-    /// START_MAINTENANCE and `POST /master/machine/down`
-    /// (`Master::Http::_startMaintenance`): scheduled DRAINING machines go
-    /// DOWN; their agents are told to shut down and removed, their tasks
-    /// LOST (`Master::removeSlave`), and may not register again while the
-    /// machine is DOWN.
-    pub fn start_maintenance(
-        &mut self,
+    /// The checks START and STOP_MAINTENANCE share, in Mesos's order
+    /// (`Master::Http::_startMaintenance` / `_stopMaintenance`): valid ids,
+    /// each scheduled and in `from` mode, each authorized; nothing changes
+    /// until all pass.
+    fn check_transition(
+        &self,
         ids: &[MachineId],
-        authorize: impl Fn(&MachineId) -> Result<(), ApiError>,
+        from: Mode,
+        from_name: &str,
+        direction: &str,
+        authorize: &impl Fn(&MachineId) -> Result<(), ApiError>,
     ) -> Result<(), ApiError> {
         validate_machines(ids).map_err(ApiError::bad_request)?;
         for id in ids {
@@ -305,14 +307,28 @@ impl Master {
                     name(id)
                 )));
             }
-            if self.maintenance.mode(&key) != Mode::Draining {
+            if self.maintenance.mode(&key) != from {
                 return Err(ApiError::bad_request(format!(
-                    "Machine '{}' is not in DRAINING mode and cannot be brought down",
+                    "Machine '{}' is not in {from_name} mode and cannot be brought {direction}",
                     name(id)
                 )));
             }
             authorize(id)?;
         }
+        Ok(())
+    }
+
+    /// START_MAINTENANCE and `POST /master/machine/down`
+    /// (`Master::Http::_startMaintenance`): scheduled DRAINING machines go
+    /// DOWN; their agents are told to shut down and removed, their tasks
+    /// LOST (`Master::removeSlave`), and may not register again while the
+    /// machine is DOWN.
+    pub fn start_maintenance(
+        &mut self,
+        ids: &[MachineId],
+        authorize: impl Fn(&MachineId) -> Result<(), ApiError>,
+    ) -> Result<(), ApiError> {
+        self.check_transition(ids, Mode::Draining, "DRAINING", "down", &authorize)?;
         let keys: Vec<MachineKey> = ids.iter().map(MachineKey::of).collect();
         for key in &keys {
             if let Some(m) = self.maintenance.machines.get_mut(key) {
@@ -383,23 +399,7 @@ impl Master {
         ids: &[MachineId],
         authorize: impl Fn(&MachineId) -> Result<(), ApiError>,
     ) -> Result<(), ApiError> {
-        validate_machines(ids).map_err(ApiError::bad_request)?;
-        for id in ids {
-            let key = MachineKey::of(id);
-            if !self.maintenance.machines.contains_key(&key) {
-                return Err(ApiError::bad_request(format!(
-                    "Machine '{}' is not part of a maintenance schedule",
-                    name(id)
-                )));
-            }
-            if self.maintenance.mode(&key) != Mode::Down {
-                return Err(ApiError::bad_request(format!(
-                    "Machine '{}' is not in DOWN mode and cannot be brought up",
-                    name(id)
-                )));
-            }
-            authorize(id)?;
-        }
+        self.check_transition(ids, Mode::Down, "DOWN", "up", &authorize)?;
         let keys: std::collections::HashSet<MachineKey> = ids.iter().map(MachineKey::of).collect();
         for key in &keys {
             self.maintenance.machines.remove(key);

@@ -18,7 +18,7 @@ use tepui_proto::v1::maintenance::Schedule;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::state::Shared;
+use crate::state::{Master, Shared};
 
 pub fn routes() -> Router<Arc<Shared>> {
     let mut r = Router::new();
@@ -129,15 +129,13 @@ async fn machine_down(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Response {
-    let result = (|| {
-        let auth = &s.config.auth;
-        let principal = caller.authenticated(auth.authenticate_http_readwrite)?;
-        let ids = machines(&body)?;
-        s.lock().start_maintenance(&ids, |_| {
-            auth.authorize(Action::StartMaintenances, principal, None)
-        })
-    })();
-    answer(&s, result)
+    machines_call(
+        &s,
+        &caller,
+        &body,
+        Action::StartMaintenances,
+        |m, ids, auth| m.start_maintenance(ids, auth),
+    )
 }
 
 /// `Master::Http::machineUp`.
@@ -146,13 +144,35 @@ async fn machine_up(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Response {
+    machines_call(
+        &s,
+        &caller,
+        &body,
+        Action::StopMaintenances,
+        |m, ids, auth| m.stop_maintenance(ids, auth),
+    )
+}
+
+/// A machines body (`machine/down`, `machine/up`) applied by `apply` under
+/// `action`'s ACL, as the v1 START/STOP_MAINTENANCE calls are.
+fn machines_call(
+    s: &Arc<Shared>,
+    caller: &Caller,
+    body: &Bytes,
+    action: Action,
+    apply: impl FnOnce(
+        &mut Master,
+        &[MachineId],
+        &dyn Fn(&MachineId) -> Result<(), ApiError>,
+    ) -> Result<(), ApiError>,
+) -> Response {
     let result = (|| {
         let auth = &s.config.auth;
         let principal = caller.authenticated(auth.authenticate_http_readwrite)?;
-        let ids = machines(&body)?;
-        s.lock().stop_maintenance(&ids, |_| {
-            auth.authorize(Action::StopMaintenances, principal, None)
+        let ids = machines(body)?;
+        apply(&mut s.lock(), &ids, &|_| {
+            auth.authorize(action, principal, None)
         })
     })();
-    answer(&s, result)
+    answer(s, result)
 }
